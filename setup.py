@@ -1,0 +1,32 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="sidecar",
+    version="0.1.0",
+    description="Peer-to-peer service discovery on Twisted: gossip, health checks, HAProxy.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["sidecar", "sidecar.*"]) + ["twisted.plugins"],
+    package_data={"twisted": ["plugins/sidecar_plugin.py"]},
+    include_package_data=True,
+    install_requires=[
+        "twisted>=23.10",
+        "treq>=23.11",
+        "docker>=7.0",
+        "jinja2>=3.1",
+        "zope.interface>=6.0",
+        "service-identity>=23.1",
+        "msgpack>=1.0",
+        "cryptography>=42",
+    ],
+    extras_require={
+        "test": ["hypothesis>=6.100"],
+        "lint": ["ruff>=0.5", "mypy>=1.10"],
+    },
+    entry_points={},
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+    ],
+)

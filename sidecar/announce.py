@@ -1,0 +1,98 @@
+"""
+L{LocalAnnouncer}: turns what the discoverers find on this host into this
+node's own records in the catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from twisted.application.service import Service as TwistedService
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from sidecar.catalog import Service, ServicesState
+from sidecar.catalog.local import LocalService
+from sidecar.interfaces import IDiscoveryListener
+
+# Peers forget a record they have not heard of for 80 s; refreshing well
+# inside that window survives two lost rounds.
+REFRESH_INTERVAL = 25.0
+
+
+@implementer(IDiscoveryListener)
+class LocalAnnouncer(TwistedService):
+    """
+    Keeps the catalog's local records equal to the union of what every
+    discoverer reports: new and changed services are announced at once,
+    vanished ones are withdrawn (tombstoned), and all are refreshed every
+    C{refreshInterval} seconds so that peers never expire them.
+
+    When two discoverers report the same service ID, the one that reported
+    it first keeps it.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        state: ServicesState,
+        clock: IReactorTime,
+        refreshInterval: float = REFRESH_INTERVAL,
+    ) -> None:
+        self._state = state
+        self._bySource: dict[str, dict[str, LocalService]] = {}
+        self._refresh = LoopingCall(self._refreshAll)
+        self._refresh.clock = clock
+        self._refreshInterval = refreshInterval
+
+    def servicesDiscovered(self, source: str, services: Sequence[LocalService]) -> None:
+        self._bySource[source] = {local.service.id: local for local in services}
+        self._reconcile()
+
+    def wanted(self) -> dict[str, LocalService]:
+        """
+        The services discovery currently reports, by ID.
+        """
+        merged: dict[str, LocalService] = {}
+        for found in self._bySource.values():
+            for serviceID, local in found.items():
+                merged.setdefault(serviceID, local)
+        return merged
+
+    def startService(self) -> None:
+        super().startService()
+        self._refresh.start(self._refreshInterval, now=False)
+
+    def stopService(self) -> None:
+        if self._refresh.running:
+            self._refresh.stop()
+        super().stopService()
+
+    def _reconcile(self) -> None:
+        wanted = self.wanted()
+        for local in wanted.values():
+            current = self._state.get(self._state.hostname, local.service.id)
+            if current is None or not current.sameContentAs(local.service):
+                self._announce(local.service)
+        for record in self._state.localServices():
+            if record.id not in wanted:
+                self._state.withdrawLocal(record.id)
+                self.log.info(
+                    "service {name} {id} is gone", name=record.name, id=record.id
+                )
+
+    def _announce(self, service: Service) -> None:
+        record = self._state.announceLocal(service)
+        self.log.info(
+            "announcing service {name} {id} as {status}",
+            name=record.name,
+            id=record.id,
+            status=record.status.label,
+        )
+
+    def _refreshAll(self) -> None:
+        for local in self.wanted().values():
+            self._state.announceLocal(local.service)

@@ -1,0 +1,27 @@
+"""
+The cluster catalog: service records, the rules that merge them, and their
+JSON.  Pure: it imports nothing else of ours and does no I/O; time comes
+from an injected L{twisted.internet.interfaces.IReactorTime}.
+"""
+
+from .codec import DecodeError, decodeService, decodeStateServices, encodeService
+from .interfaces import IBroadcaster, ICatalogObserver
+from .service import Port, Service, Status
+from .state import ChangeEvent, Lifespans, ServicesState, TombstoneResend, recordOrder
+
+__all__ = [
+    "ChangeEvent",
+    "DecodeError",
+    "IBroadcaster",
+    "ICatalogObserver",
+    "Lifespans",
+    "Port",
+    "Service",
+    "ServicesState",
+    "Status",
+    "TombstoneResend",
+    "decodeService",
+    "decodeStateServices",
+    "encodeService",
+    "recordOrder",
+]

@@ -1,0 +1,464 @@
+"""
+L{ServicesState}: this node's copy of the whole cluster's catalog, and the
+rules by which records from anywhere are merged into it.
+
+The merge is deterministic: a record replaces another for the same
+(hostname, ID) only when it sorts later by L{recordOrder} (newer C{Updated},
+then a fixed tie-break), so any delivery order of the same records, with
+duplicates, ends in the same catalog.  The Go Sidecar's "sticky DRAINING"
+rule (a DRAINING instance stays DRAINING when a later ALIVE arrives) is kept
+in an order-independent form: each entry remembers the newest DRAINING stamp
+and the newest stamp of any other non-ALIVE status it has seen, and an ALIVE
+winner reads as DRAINING while the drain is the more recent of the two.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from .codec import encodeService
+from .interfaces import IBroadcaster, ICatalogObserver
+from .service import Service, Status
+from .timestamps import NANOSECONDS
+
+SECOND = NANOSECONDS
+# The tolerance when a timer fires: float seconds from a reactor may land a
+# few hundred nanoseconds short of an integer deadline.
+_TIMER_SLACK = 1_000
+
+
+@dataclass(frozen=True)
+class Lifespans:
+    """
+    How long records live without a refresh, in nanoseconds.
+
+    @ivar alive: a remote ALIVE, UNHEALTHY or UNKNOWN record.
+    @ivar draining: a remote DRAINING record.
+    @ivar tombstone: any tombstone, before it is forgotten.
+    @ivar ghostMargin: a received record older than C{tombstone +
+        ghostMargin} is dropped on arrival: it can only be a ghost.
+    """
+
+    alive: int = 80 * SECOND
+    draining: int = 10 * 60 * SECOND
+    tombstone: int = 3 * 3600 * SECOND
+    ghostMargin: int = 60 * SECOND
+
+
+@dataclass(frozen=True)
+class TombstoneResend:
+    """
+    How a withdrawn local service's tombstone is repeated to peers:
+    C{initial} copies at once, then one every C{interval} for C{duration}.
+    """
+
+    initial: int = 2
+    interval: float = 1.0
+    duration: float = 10.0
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """
+    An effective change: C{service} as it now stands, the status it had
+    before (UNKNOWN for an instance new to this node, as in Go), and when.
+    """
+
+    service: Service
+    previousStatus: Status
+    time: int
+
+
+def recordOrder(service: Service) -> tuple[int, int, bytes]:
+    """
+    The total order in which records for one (hostname, ID) supersede each
+    other: C{Updated} first; a tie goes to the higher status, then to the
+    larger encoding, so every node picks the same winner.
+    """
+    return (service.updated, int(service.status), encodeService(service))
+
+
+@dataclass
+class _Entry:
+    """
+    What the catalog knows of one instance: the winning record and the two
+    stamps the sticky-DRAINING rule needs.
+    """
+
+    winner: Service
+    drainedAt: int | None = None
+    interruptedAt: int | None = None
+
+    def absorb(self, record: Service) -> None:
+        if record.status is Status.DRAINING:
+            self.drainedAt = _newest(self.drainedAt, record.updated)
+        elif record.status is not Status.ALIVE:
+            self.interruptedAt = _newest(self.interruptedAt, record.updated)
+
+    def effective(self, sticky: bool) -> Service:
+        winner = self.winner
+        if (
+            sticky
+            and winner.status is Status.ALIVE
+            and self.drainedAt is not None
+            and (self.interruptedAt is None or self.drainedAt > self.interruptedAt)
+        ):
+            return winner.withStatus(Status.DRAINING, winner.updated)
+        return winner
+
+
+def _newest(stamp: int | None, candidate: int) -> int:
+    return candidate if stamp is None or candidate > stamp else stamp
+
+
+@dataclass
+class Server:
+    """
+    One host's part of the catalog, with Go's bookkeeping stamps: when a
+    record of it was last accepted, and when one last changed.
+    """
+
+    name: str
+    entries: dict[str, _Entry] = field(default_factory=dict)
+    lastUpdated: int = 0
+    lastChanged: int = 0
+
+
+class ServicesState:
+    """
+    The cluster catalog: hostname -> service ID -> record.
+
+    Pure apart from time: the clock is an injected L{IReactorTime}, used to
+    stamp local records and to run the lifespans (remote records expire,
+    tombstones are forgotten) on exact deadlines.
+
+    @ivar hostname: this node's name, the C{Hostname} of its own services.
+    @ivar clusterName: the cluster's name, reported in the JSON.
+    @ivar lastChanged: when this node last saw an effective change.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        hostname: str,
+        clock: IReactorTime,
+        clusterName: str = "default",
+        lifespans: Lifespans = Lifespans(),
+        tombstoneResend: TombstoneResend = TombstoneResend(),
+    ) -> None:
+        self.hostname = hostname
+        self.clusterName = clusterName
+        self.lastChanged = 0
+        self._clock = clock
+        self._lifespans = lifespans
+        self._resend = tombstoneResend
+        self._servers: dict[str, Server] = {}
+        self._localIDs: set[str] = set()
+        self._observers: list[ICatalogObserver] = []
+        self._broadcasters: list[IBroadcaster] = []
+        self._deadlines: list[tuple[int, str, str]] = []
+        self._timer: IDelayedCall | None = None
+        self._resends: dict[str, list[IDelayedCall]] = {}
+        self.ghostsDropped = 0
+
+    # -- time ---------------------------------------------------------------
+
+    def now(self) -> int:
+        """
+        The injected clock's time, in nanoseconds since the epoch.
+        """
+        return round(self._clock.seconds() * NANOSECONDS)
+
+    # -- subscribers --------------------------------------------------------
+
+    def addObserver(self, observer: ICatalogObserver) -> None:
+        self._observers.append(observer)
+
+    def removeObserver(self, observer: ICatalogObserver) -> None:
+        self._observers.remove(observer)
+
+    def addBroadcaster(self, broadcaster: IBroadcaster) -> None:
+        self._broadcasters.append(broadcaster)
+
+    def removeBroadcaster(self, broadcaster: IBroadcaster) -> None:
+        self._broadcasters.remove(broadcaster)
+
+    # -- reading ------------------------------------------------------------
+
+    def get(self, hostname: str, serviceID: str) -> Service | None:
+        server = self._servers.get(hostname)
+        entry = server.entries.get(serviceID) if server else None
+        return None if entry is None else self._effective(entry)
+
+    def services(self) -> Iterator[Service]:
+        """
+        Every record in the catalog, tombstones included.
+        """
+        for server in self._servers.values():
+            for entry in server.entries.values():
+                yield self._effective(entry)
+
+    def servers(self) -> Iterator[Server]:
+        return iter(self._servers.values())
+
+    def serverServices(self, server: Server) -> list[Service]:
+        return [self._effective(e) for e in server.entries.values()]
+
+    def localServices(self) -> list[Service]:
+        """
+        The records this node announced itself and has not withdrawn.
+        """
+        server = self._servers.get(self.hostname)
+        if server is None:
+            return []
+        return [self._effective(server.entries[i]) for i in sorted(self._localIDs)]
+
+    def byName(self) -> dict[str, list[Service]]:
+        """
+        Records grouped by service name, each group oldest C{Updated} first
+        (the Go Sidecar's C{ByService}).
+        """
+        groups: dict[str, list[Service]] = {}
+        for service in self.services():
+            groups.setdefault(service.name, []).append(service)
+        for group in groups.values():
+            group.sort(key=recordOrder)
+        return dict(sorted(groups.items()))
+
+    # -- writing ------------------------------------------------------------
+
+    def merge(self, record: Service) -> bool:
+        """
+        Merge a record from elsewhere (gossip, anti-entropy).  A record that
+        wins is passed on to the broadcasters, so news spreads.
+
+        @return: whether the record changed the catalog.
+        """
+        if (
+            record.updated
+            < self.now() - self._lifespans.tombstone - self._lifespans.ghostMargin
+        ):
+            self.ghostsDropped += 1
+            self.log.debug(
+                "dropped ghost record {id} of {hostname}, updated {updated}",
+                id=record.id,
+                hostname=record.hostname,
+                updated=record.updated,
+            )
+            return False
+        accepted = self._store(record)
+        if accepted is not None:
+            self._broadcast([accepted])
+        return accepted is not None
+
+    def mergeAll(self, records: Iterable[Service]) -> int:
+        """
+        Merge many records; return how many changed the catalog.
+        """
+        return sum(self.merge(record) for record in records)
+
+    def announceLocal(self, service: Service) -> Service:
+        """
+        Publish or refresh one of this node's own services.  It is stamped
+        now (later than any record already held for it, so it wins), and
+        sent to peers.
+
+        @return: the record as stored.
+        """
+        if service.hostname != self.hostname:
+            raise ValueError(
+                f"service {service.id} belongs to {service.hostname!r}, "
+                f"not to this node {self.hostname!r}"
+            )
+        current = self.get(service.hostname, service.id)
+        stamp = self.now()
+        if current is not None and stamp <= current.updated:
+            stamp = current.updated + 1
+        record = service.withStatus(service.status, stamp)
+        self._cancelResends(service.id)
+        self._localIDs.add(service.id)
+        self._store(record)
+        self._broadcast([record])
+        return record
+
+    def withdrawLocal(self, serviceID: str) -> Service | None:
+        """
+        Tombstone one of this node's own services: it is gone.  The
+        tombstone goes to peers twice at once, then once a second for ten
+        seconds, so that it outruns any stale copy still in flight.
+
+        @return: the tombstone, or L{None} if there was no such service.
+        """
+        current = self.get(self.hostname, serviceID)
+        if serviceID not in self._localIDs or current is None:
+            return None
+        self._localIDs.discard(serviceID)
+        tombstone = current.tombstone(max(self.now(), current.updated + 1))
+        self._store(tombstone)
+        self._broadcast([tombstone] * self._resend.initial)
+        repeats = round(self._resend.duration / self._resend.interval)
+        self._resends[serviceID] = [
+            self._clock.callLater(
+                self._resend.interval * n, self._broadcast, [tombstone]
+            )
+            for n in range(1, repeats + 1)
+        ]
+        return tombstone
+
+    def stop(self) -> None:
+        """
+        Cancel every pending timer (lifespans and tombstone re-sends).
+        """
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        for serviceID in list(self._resends):
+            self._cancelResends(serviceID)
+
+    # -- internals ----------------------------------------------------------
+
+    def _effective(self, entry: _Entry) -> Service:
+        # This node's own records are what it says they are; the sticky
+        # rule only guards against a remote origin's ALIVE refreshes.
+        own = entry.winner.hostname == self.hostname
+        return entry.effective(sticky=not (own and entry.winner.id in self._localIDs))
+
+    def _store(self, record: Service) -> Service | None:
+        """
+        Apply the merge rule to one record; on a change, do the Go
+        bookkeeping, notify observers and re-arm the lifespan timer.
+
+        @return: the effective record when C{record} won, else L{None}.
+        """
+        server = self._servers.get(record.hostname)
+        if server is None:
+            server = self._servers[record.hostname] = Server(record.hostname)
+        entry = server.entries.get(record.id)
+        before: Service | None = None
+        if entry is None:
+            entry = server.entries[record.id] = _Entry(record)
+            won = True
+        else:
+            before = self._effective(entry)
+            won = recordOrder(record) > recordOrder(entry.winner)
+            if won:
+                entry.winner = record
+        # A record that loses can still matter: a late DRAINING record
+        # makes an ALIVE winner read as DRAINING.
+        entry.absorb(record)
+        after = self._effective(entry)
+        changed = before is None or not before.sameContentAs(after)
+        if won:
+            server.lastUpdated = max(server.lastUpdated, record.updated)
+        if changed:
+            server.lastChanged = after.updated
+            self.lastChanged = after.updated
+            self._notify(
+                ChangeEvent(
+                    service=after,
+                    previousStatus=Status.UNKNOWN if before is None else before.status,
+                    time=after.updated,
+                )
+            )
+        if not (won or changed):
+            return None
+        self._schedule(server, record.id)
+        return after
+
+    def _notify(self, event: ChangeEvent) -> None:
+        for observer in list(self._observers):
+            try:
+                observer.serviceChanged(event)
+            except Exception:
+                self.log.failure(
+                    "catalog observer {observer!r} failed on {id}",
+                    observer=observer,
+                    id=event.service.id,
+                )
+
+    def _broadcast(self, records: Sequence[Service]) -> None:
+        for broadcaster in list(self._broadcasters):
+            try:
+                broadcaster.broadcast(records)
+            except Exception:
+                self.log.failure(
+                    "broadcaster {broadcaster!r} failed", broadcaster=broadcaster
+                )
+
+    def _cancelResends(self, serviceID: str) -> None:
+        for call in self._resends.pop(serviceID, []):
+            if call.active():
+                call.cancel()
+
+    # -- lifespans ----------------------------------------------------------
+
+    def _deadline(self, service: Service) -> int | None:
+        """
+        When C{service} next needs attention: a tombstone is forgotten, a
+        remote record not refreshed expires; this node's own live records
+        live as long as discovery says.
+        """
+        if service.isTombstone:
+            return service.updated + self._lifespans.tombstone
+        if service.hostname == self.hostname and service.id in self._localIDs:
+            return None
+        if service.status is Status.DRAINING:
+            return service.updated + self._lifespans.draining
+        return service.updated + self._lifespans.alive
+
+    def _schedule(self, server: Server, serviceID: str) -> None:
+        deadline = self._deadline(self._effective(server.entries[serviceID]))
+        if deadline is None:
+            return
+        heapq.heappush(self._deadlines, (deadline, server.name, serviceID))
+        self._armTimer()
+
+    def _armTimer(self) -> None:
+        if not self._deadlines:
+            return
+        due = self._deadlines[0][0]
+        delay = max(0.0, (due - self.now()) / NANOSECONDS)
+        if self._timer is not None and self._timer.active():
+            if self._timer.getTime() <= self._clock.seconds() + delay:
+                return
+            self._timer.cancel()
+        self._timer = self._clock.callLater(delay, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = self.now() + _TIMER_SLACK
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, hostname, serviceID = heapq.heappop(self._deadlines)
+            server = self._servers.get(hostname)
+            entry = server.entries.get(serviceID) if server else None
+            if server is None or entry is None:
+                continue
+            service = self._effective(entry)
+            if self._deadline(service) != deadline:
+                continue  # superseded since this deadline was set
+            if service.isTombstone:
+                self._forget(server, serviceID)
+            else:
+                # One second after the last word, not "now": a fresher
+                # record seen elsewhere still beats this tombstone (as Go).
+                tombstone = service.tombstone(service.updated + SECOND)
+                self.log.info(
+                    "service {name} {id} of {hostname} expired",
+                    name=service.name,
+                    id=serviceID,
+                    hostname=hostname,
+                )
+                if self._store(tombstone) is not None:
+                    self._broadcast([tombstone])
+        self._armTimer()
+
+    def _forget(self, server: Server, serviceID: str) -> None:
+        del server.entries[serviceID]
+        if not server.entries:
+            del self._servers[server.name]

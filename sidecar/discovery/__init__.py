@@ -1,0 +1,3 @@
+"""
+Discovery: finding the services that run on this host.
+"""

@@ -1,0 +1,135 @@
+"""
+The composition: one function, L{makeService}, builds a whole node from a
+L{Config}.  The twistd plugin calls it, and so can any Twisted program that
+embeds a node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from twisted.application.service import MultiService
+from twisted.internet.interfaces import IReactorTCP, IReactorTime
+from zope.interface import implementer
+
+from sidecar.announce import LocalAnnouncer
+from sidecar.catalog import ServicesState
+from sidecar.config import Config, ConfigError
+from sidecar.discovery.static import StaticDiscoverer
+from sidecar.interfaces import IDiscoverer, IMembership
+from sidecar.web.server import APIService, makeSite
+
+
+@implementer(IMembership)
+class SoloMembership:
+    """
+    The membership of a node that gossips with no one: itself alone.
+    """
+
+    def __init__(self, name: str, clusterName: str) -> None:
+        self.name = name
+        self.clusterName = clusterName
+
+    def memberNames(self) -> list[str]:
+        return [self.name]
+
+
+class SidecarNode(MultiService):
+    """
+    A running node: its catalog, its discoverers, the announcer that
+    publishes what they find, and the status API.
+
+    @ivar state: the catalog, L{ServicesState}; read it, observe it.
+    @ivar discoverers: the L{IDiscoverer}s in configured order.
+    @ivar api: the L{APIService}; C{api.port} is its listening port.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        state: ServicesState,
+        announcer: LocalAnnouncer,
+        discoverers: Sequence[IDiscoverer],
+        api: APIService,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.state = state
+        self.announcer = announcer
+        self.discoverers = list(discoverers)
+        self.api = api
+        # Start order is the order of addition: the announcer must listen
+        # before discoverers report, and the API comes last.
+        announcer.setServiceParent(self)
+        for discoverer in discoverers:
+            discoverer.setServiceParent(self)  # type: ignore[attr-defined]
+        api.setServiceParent(self)
+
+    def reload(self) -> None:
+        """
+        Re-read what can be re-read without a restart (the static file).
+        """
+        for discoverer in self.discoverers:
+            discoverer.reload()
+
+    def stopService(self):  # type: ignore[no-untyped-def]
+        d = super().stopService()
+        d.addBoth(self._stopCatalog)
+        return d
+
+    def _stopCatalog(self, result: object) -> object:
+        self.state.stop()
+        return result
+
+
+def makeService(config: Config, reactor: object = None) -> SidecarNode:
+    """
+    Build a node from C{config}.
+
+    @param reactor: the reactor to run on (an L{IReactorTime} and
+        L{IReactorTCP}); the global reactor when L{None}.
+    @raise ConfigError: when the configuration asks for a part this
+        version does not have.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as globalReactor
+
+        reactor = globalReactor
+    clock: IReactorTime = reactor  # type: ignore[assignment]
+    tcp: IReactorTCP = reactor  # type: ignore[assignment]
+    _refuseMissingParts(config)
+    node = config.node
+    advertise = node.advertiseAddress
+    state = ServicesState(node.name, clock, clusterName=node.clusterName)
+    announcer = LocalAnnouncer(state, clock)
+    discoverers = [
+        StaticDiscoverer(
+            config.discovery.staticFile,
+            node.name,
+            advertise.host,
+            announcer,
+            clock,
+            pollInterval=config.discovery.staticPollInterval,
+        )
+        for backend in config.discovery.backends
+        if backend == "static"
+    ]
+    site = makeSite(state, SoloMembership(node.name, node.clusterName))
+    api = APIService(tcp, site, config.api.listen.host, config.api.listen.port)
+    return SidecarNode(config, state, announcer, discoverers, api)
+
+
+def _refuseMissingParts(config: Config) -> None:
+    source = config.source or "configuration"
+    if "docker" in config.discovery.backends:
+        raise ConfigError(
+            source, "discovery.backends", "the docker backend is not available yet"
+        )
+    if config.haproxy.enabled:
+        raise ConfigError(
+            source, "haproxy.enabled", "HAProxy management is not available yet"
+        )
+    if config.listeners.urls:
+        raise ConfigError(
+            source, "listeners.urls", "change listeners are not available yet"
+        )

@@ -1,0 +1,107 @@
+"""
+The JSON status API, with the Go Sidecar's paths and shapes:
+C{/api/state.json}, C{/api/services.json}, C{/api/services/<name>.json}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+from twisted.logger import Logger
+from twisted.web.http import BAD_REQUEST, NOT_ALLOWED, NOT_FOUND
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from sidecar.catalog import ServicesState
+from sidecar.catalog.codec import dumps
+from sidecar.catalog.documents import (
+    serviceDocument,
+    servicesDocument,
+    stateDocument,
+)
+from sidecar.interfaces import IMembership
+
+_READ_METHODS = (b"GET", b"HEAD")
+
+
+class APIError(Exception):
+    """
+    A request the API refuses: an HTTP status and a message for the
+    C{{"status": "error", "message": ...}} body.
+    """
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class APIResource(Resource):
+    """
+    C{/api/...}: answers from the catalog; reads only.
+    """
+
+    isLeaf = True
+    log = Logger()
+
+    def __init__(self, state: ServicesState, membership: IMembership) -> None:
+        super().__init__()
+        self._state = state
+        self._membership = membership
+
+    def render(self, request: Request) -> bytes:  # type: ignore[override]
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Access-Control-Allow-Origin", b"*")
+        try:
+            if request.method not in _READ_METHODS:
+                request.setHeader(b"Allow", b", ".join(_READ_METHODS))
+                raise APIError(NOT_ALLOWED, "method not allowed")
+            document, indent = self._route(_segments(request))
+        except APIError as e:
+            self.log.debug(
+                "refused {method} {uri}: {message}",
+                method=request.method,
+                uri=request.uri,
+                message=e.message,
+            )
+            request.setResponseCode(e.code)
+            return dumps({"status": "error", "message": e.message})
+        return dumps(document, indent=indent)
+
+    def _route(self, segments: list[str]) -> tuple[Any, int | None]:
+        match [_splitExtension(segment) for segment in segments]:
+            case [("state", extension)]:
+                _requireJSON(extension)
+                return stateDocument(self._state), None
+            case [("services", extension)]:
+                _requireJSON(extension)
+                names = self._membership.memberNames()
+                return servicesDocument(self._state, names), 2
+            case [("services", ""), (name, extension)]:
+                _requireJSON(extension)
+                document = serviceDocument(self._state, name)
+                if document is None:
+                    raise APIError(NOT_FOUND, f"no instances of {name} found")
+                return document, 2
+        raise APIError(NOT_FOUND, f"no such resource: /api/{'/'.join(segments)}")
+
+
+def _splitExtension(segment: str) -> tuple[str, str]:
+    stem, dot, extension = segment.rpartition(".")
+    return (stem, extension) if dot else (segment, "")
+
+
+def _requireJSON(extension: str) -> None:
+    if extension != "json":
+        raise APIError(NOT_FOUND, "Not Found - Invalid content type extension")
+
+
+def _segments(request: Request) -> list[str]:
+    try:
+        return [
+            unquote(segment.decode("ascii"), errors="strict")
+            for segment in request.postpath
+        ]
+    except UnicodeDecodeError:
+        raise APIError(BAD_REQUEST, "the path is not valid UTF-8") from None

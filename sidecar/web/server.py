@@ -1,0 +1,71 @@
+"""
+L{APIService}: the HTTP server for the status API, as a Twisted service.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import Service
+from twisted.internet.interfaces import IListeningPort, IReactorTCP
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from sidecar.catalog import ServicesState
+from sidecar.interfaces import IMembership
+
+from .api import APIResource
+
+
+def makeSite(state: ServicesState, membership: IMembership) -> Site:
+    """
+    The site behind the API: C{/api/...} for the JSON endpoints.
+    """
+    root = Resource()
+    root.putChild(b"api", APIResource(state, membership))
+    return Site(root)
+
+
+class APIService(Service):
+    """
+    Listens for HTTP on C{host:port} while running.  Like Twisted's own
+    C{TCPServer}, it binds in L{privilegedStartService} when twistd calls it,
+    so that a port that cannot be had fails the start, not a later moment.
+
+    @ivar port: the listening port while running, else L{None}.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor: IReactorTCP, site: Site, host: str, port: int) -> None:
+        self.port: IListeningPort | None = None
+        self._reactor = reactor
+        self._site = site
+        self._host = host
+        self._portNumber = port
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self._listen()
+
+    def startService(self) -> None:
+        super().startService()
+        self._listen()
+
+    def stopService(self):  # type: ignore[no-untyped-def]
+        super().stopService()
+        port, self.port = self.port, None
+        if port is not None:
+            return port.stopListening()
+        return None
+
+    def _listen(self) -> None:
+        if self.port is None:
+            self.port = self._reactor.listenTCP(
+                self._portNumber, self._site, interface=self._host
+            )
+            address = self.port.getHost()
+            self.log.info(
+                "status API on http://{host}:{port}/api/",
+                host=address.host,
+                port=address.port,
+            )

@@ -1,0 +1,189 @@
+"""
+The status API's endpoints, paths and JSON shapes, through treq's in-memory
+HTTP client.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from treq.testing import StubTreq
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from sidecar.catalog import Port, Service, ServicesState, Status
+from sidecar.catalog.timestamps import formatTimestamp
+from sidecar.interfaces import IMembership
+from sidecar.web.server import makeSite
+
+SECOND = 1_000_000_000
+
+
+@implementer(IMembership)
+class Members:
+    clusterName = "test-cluster"
+
+    def __init__(self, *names: str) -> None:
+        self.names = list(names)
+
+    def memberNames(self) -> list[str]:
+        return self.names
+
+
+def record(
+    serviceID: str, name: str, hostname: str, updated: int, **kw: Any
+) -> Service:
+    return Service(
+        id=serviceID,
+        name=name,
+        image="img:1",
+        created=SECOND,
+        hostname=hostname,
+        ports=(Port("tcp", 8080, 10001, "127.0.1.1"),),
+        updated=updated,
+        proxyMode="http",
+        **kw,
+    )
+
+
+class APITests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.state = ServicesState("node-a", self.clock, clusterName="test-cluster")
+        now = round(self.clock.seconds() * SECOND)
+        self.state.merge(record("bbbbbbbbbbbb", "web", "node-b", now - 5 * SECOND))
+        self.state.merge(record("aaaaaaaaaaaa", "web", "node-c", now - 9 * SECOND))
+        self.state.merge(
+            record("cccccccccccc", "db", "node-b", now, status=Status.UNHEALTHY)
+        )
+        self.members = Members("node-a", "node-b", "node-c")
+        self.client = StubTreq(makeSite(self.state, self.members).resource)
+        self.addCleanup(self.state.stop)
+
+    def request(self, method: str, path: str) -> tuple[int, dict[str, Any], Any]:
+        response = self.successResultOf(
+            self.client.request(method, "http://node-a" + path)
+        )
+        body = self.successResultOf(response.content())
+        headers = {
+            k.decode().lower(): [v.decode() for v in vs]
+            for k, vs in response.headers.getAllRawHeaders()
+        }
+        return response.code, headers, json.loads(body) if body else None
+
+    def test_stateIsTheGoServicesStateDocument(self) -> None:
+        code, headers, body = self.request("GET", "/api/state.json")
+        self.assertEqual(code, 200)
+        self.assertEqual(headers["content-type"], ["application/json"])
+        self.assertEqual(headers["access-control-allow-origin"], ["*"])
+        self.assertEqual(
+            list(body), ["Servers", "LastChanged", "ClusterName", "Hostname"]
+        )
+        self.assertEqual(body["ClusterName"], "test-cluster")
+        self.assertEqual(body["Hostname"], "node-a")
+        self.assertEqual(sorted(body["Servers"]), ["node-b", "node-c"])
+        server = body["Servers"]["node-b"]
+        self.assertEqual(
+            list(server), ["Name", "Services", "LastUpdated", "LastChanged"]
+        )
+        self.assertEqual(sorted(server["Services"]), ["bbbbbbbbbbbb", "cccccccccccc"])
+        self.assertEqual(server["Services"]["cccccccccccc"]["Status"], 2)
+
+    def test_stateIsCompact(self) -> None:
+        response = self.successResultOf(self.client.get("http://node-a/api/state.json"))
+        body = self.successResultOf(response.content())
+        self.assertNotIn(b"\n", body)
+        self.assertTrue(body.startswith(b'{"Servers":{"node-b":{"Name":"node-b",'))
+
+    def test_servicesGroupsByNameOldestFirstWithMembers(self) -> None:
+        code, _, body = self.request("GET", "/api/services.json")
+        self.assertEqual(code, 200)
+        self.assertEqual(list(body), ["Services", "ClusterMembers", "ClusterName"])
+        self.assertEqual(sorted(body["Services"]), ["db", "web"])
+        self.assertEqual(
+            [s["ID"] for s in body["Services"]["web"]],
+            ["aaaaaaaaaaaa", "bbbbbbbbbbbb"],
+        )
+        self.assertEqual(
+            body["ClusterMembers"]["node-b"],
+            {
+                "Name": "node-b",
+                "LastUpdated": formatTimestamp(self.state.now()),
+                "ServiceCount": 2,
+            },
+        )
+        self.assertEqual(
+            body["ClusterMembers"]["node-a"],
+            {
+                "Name": "node-a",
+                "LastUpdated": "1970-01-01T00:00:00Z",
+                "ServiceCount": 0,
+            },
+        )
+
+    def test_servicesIsIndentedLikeGoMarshalIndent(self) -> None:
+        response = self.successResultOf(
+            self.client.get("http://node-a/api/services.json")
+        )
+        body = self.successResultOf(response.content())
+        self.assertTrue(body.startswith(b'{\n  "Services": {\n    "db": [\n'))
+
+    def test_oneServiceByName(self) -> None:
+        code, _, body = self.request("GET", "/api/services/web.json")
+        self.assertEqual(code, 200)
+        self.assertEqual(list(body), ["Services", "ClusterName"])
+        self.assertEqual(list(body["Services"]), ["web"])
+        self.assertEqual(len(body["Services"]["web"]), 2)
+
+    def test_unknownServiceIs404WithGoErrorBody(self) -> None:
+        code, headers, body = self.request("GET", "/api/services/nope.json")
+        self.assertEqual(code, 404)
+        self.assertEqual(headers["content-type"], ["application/json"])
+        self.assertEqual(
+            body, {"status": "error", "message": "no instances of nope found"}
+        )
+
+    def test_otherExtensionIs404InvalidContentType(self) -> None:
+        for path in ("/api/state.yaml", "/api/services.xml", "/api/services/web.txt"):
+            code, _, body = self.request("GET", path)
+            self.assertEqual(code, 404, path)
+            self.assertEqual(
+                body,
+                {
+                    "status": "error",
+                    "message": "Not Found - Invalid content type extension",
+                },
+            )
+
+    def test_unknownPathIs404Json(self) -> None:
+        code, _, body = self.request("GET", "/api/nothing/here")
+        self.assertEqual(code, 404)
+        self.assertEqual(body["status"], "error")
+        self.assertIn("/api/nothing/here", body["message"])
+
+    def test_writesAreRefusedWith405(self) -> None:
+        for method in ("POST", "PUT", "DELETE"):
+            code, headers, body = self.request(method, "/api/state.json")
+            self.assertEqual(code, 405, method)
+            self.assertEqual(headers["allow"], ["GET, HEAD"])
+            self.assertEqual(body["status"], "error")
+
+    def test_percentEncodedNamesAreDecoded(self) -> None:
+        self.state.merge(record("dddddddddddd", "my svc", "node-b", self.state.now()))
+        code, _, body = self.request("GET", "/api/services/my%20svc.json")
+        self.assertEqual(code, 200)
+        self.assertEqual(list(body["Services"]), ["my svc"])
+
+    def test_badPercentEncodingIs400(self) -> None:
+        code, _, body = self.request("GET", "/api/services/%FF%FE.json")
+        self.assertEqual(code, 400)
+        self.assertEqual(body["status"], "error")
+
+    def test_readsDoNotChangeTheCatalog(self) -> None:
+        before = sorted(self.state.services(), key=lambda s: s.id)
+        for path in ("/api/state.json", "/api/services.json", "/api/services/web.json"):
+            self.request("GET", path)
+        self.assertEqual(sorted(self.state.services(), key=lambda s: s.id), before)
