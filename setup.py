@@ -22,7 +22,7 @@ setup(
     ],
     extras_require={
         "test": ["hypothesis>=6.100"],
-        "lint": ["ruff>=0.5", "mypy>=1.10"],
+        "lint": ["ruff>=0.5", "mypy>=1.10", "mypy-zope>=1.0"],
     },
     entry_points={},
     classifiers=[

@@ -75,7 +75,9 @@ class TwistdNode(MultiService):
 
         signal.signal(
             signal.SIGHUP,
-            lambda signum, frame: reactor.callFromThread(self._reload),
+            lambda signum, frame: reactor.callFromThread(  # type: ignore[attr-defined]
+                self._reload
+            ),
         )
 
     def stopService(self):  # type: ignore[no-untyped-def]

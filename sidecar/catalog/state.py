@@ -83,6 +83,16 @@ def recordOrder(service: Service) -> tuple[int, int, bytes]:
     return (service.updated, int(service.status), encodeService(service))
 
 
+def _supersedes(record: Service, other: Service) -> bool:
+    """
+    Whether C{record} sorts after C{other} in L{recordOrder}, encoding
+    them only when their stamps and statuses tie.
+    """
+    if (record.updated, record.status) != (other.updated, other.status):
+        return (record.updated, record.status) > (other.updated, other.status)
+    return record != other and encodeService(record) > encodeService(other)
+
+
 @dataclass
 class _Entry:
     """
@@ -346,7 +356,7 @@ class ServicesState:
             won = True
         else:
             before = self._effective(entry)
-            won = recordOrder(record) > recordOrder(entry.winner)
+            won = _supersedes(record, entry.winner)
             if won:
                 entry.winner = record
         # A record that loses can still matter: a late DRAINING record

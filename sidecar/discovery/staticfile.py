@@ -171,7 +171,8 @@ def _portNumber(value: Any, where: str, minimum: int) -> int:
     return value
 
 
+_KINDS: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
+
+
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string"}.get(
-        type(value), repr(value)[:60]
-    )
+    return _KINDS.get(type(value), repr(value)[:60])

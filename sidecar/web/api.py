@@ -101,7 +101,7 @@ def _segments(request: Request) -> list[str]:
     try:
         return [
             unquote(segment.decode("ascii"), errors="strict")
-            for segment in request.postpath
+            for segment in request.postpath or []
         ]
     except UnicodeDecodeError:
         raise APIError(BAD_REQUEST, "the path is not valid UTF-8") from None

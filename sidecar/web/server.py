@@ -5,6 +5,7 @@ L{APIService}: the HTTP server for the status API, as a Twisted service.
 from __future__ import annotations
 
 from twisted.application.service import Service
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IListeningPort, IReactorTCP
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -61,9 +62,12 @@ class APIService(Service):
     def _listen(self) -> None:
         if self.port is None:
             self.port = self._reactor.listenTCP(
-                self._portNumber, self._site, interface=self._host
+                self._portNumber,
+                self._site,  # type: ignore[arg-type]
+                interface=self._host,
             )
             address = self.port.getHost()
+            assert isinstance(address, IPv4Address | IPv6Address)
             self.log.info(
                 "status API on http://{host}:{port}/api/",
                 host=address.host,

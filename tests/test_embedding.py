@@ -1,0 +1,89 @@
+"""
+Embedding a node in another Twisted program, as docs/embedding.md shows:
+this test runs the document's own code block on the real reactor.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import treq
+from twisted.internet import reactor
+from twisted.trial.unittest import TestCase
+
+from sidecar.catalog import Status
+
+from .processes import REPO
+
+DOC = REPO / "docs" / "embedding.md"
+
+
+def embeddingExample() -> dict[str, Any]:
+    """
+    Execute the Python block of docs/embedding.md (not as __main__) and
+    return its namespace.
+    """
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.DOTALL)
+    namespace: dict[str, Any] = {"__name__": "embedding_example"}
+    exec(compile(blocks[0], str(DOC), "exec"), namespace)
+    return namespace
+
+
+class EmbeddingTests(TestCase):
+    def setUp(self) -> None:
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        (directory / "static.json").write_text(
+            json.dumps(
+                [
+                    {
+                        "Service": {
+                            "Name": "embedded-svc",
+                            "Ports": [{"Port": 19000, "ServicePort": 10009}],
+                        }
+                    }
+                ]
+            )
+        )
+        self.configPath = directory / "node.toml"
+        self.configPath.write_text(
+            '[node]\nname = "embedder"\nbind = "127.0.0.1:0"\n'
+            '[api]\nlisten = "127.0.0.1:0"\n'
+            '[discovery]\nstatic_file = "static.json"\n'
+        )
+
+    async def test_documentedEmbeddingRunsAndSeesTheCatalog(self) -> None:
+        example = embeddingExample()
+        node, changes = example["embedNode"](reactor, str(self.configPath))
+        try:
+            [service] = node.state.localServices()
+            self.assertEqual(service.name, "embedded-svc")
+            self.assertEqual(service.hostname, "embedder")
+            self.assertEqual(service.status, Status.ALIVE)
+            self.assertEqual([e.service.name for e in changes.events], ["embedded-svc"])
+            port = node.api.port.getHost().port
+            response = await treq.get(
+                f"http://127.0.0.1:{port}/api/services.json", persistent=False
+            )
+            body = await response.json()
+            self.assertEqual(
+                [s["ID"] for s in body["Services"]["embedded-svc"]], [service.id]
+            )
+        finally:
+            await node.stopService()
+        self.assertIsNone(node.api.port)
+        self.assertEqual(
+            [c for c in reactor.getDelayedCalls() if c.active()],
+            [],  # type: ignore[attr-defined]
+        )
+
+    async def test_documentedMainRunsToCompletion(self) -> None:
+        example = embeddingExample()
+        printed: list[str] = []
+        example["print"] = lambda *args: printed.append(" ".join(map(str, args)))
+        await example["main"](reactor, str(self.configPath))
+        self.assertIn("1 change(s) seen", printed)
+        self.assertTrue(any("embedded-svc" in line for line in printed), printed)

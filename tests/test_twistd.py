@@ -1,0 +1,139 @@
+"""
+C{twistd -n sidecar --config=FILE} as a user runs it: a real process, a
+real HTTP request, a clean stop on SIGTERM, one-line configuration errors.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+import treq
+from twisted.internet import reactor
+from twisted.internet.protocol import Factory
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import TestCase
+
+from .processes import TWISTD, startNode, twistdEnvironment
+
+STATIC = [
+    {
+        "Service": {
+            "Name": "twistd-web",
+            "Image": "example/web:1",
+            "Ports": [{"Type": "tcp", "Port": 18080, "ServicePort": 10001}],
+        }
+    }
+]
+
+
+class TwistdTests(TestCase):
+    def writeConfig(self, text: str, static: object = STATIC) -> str:
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        (directory / "static.json").write_text(json.dumps(static))
+        path = directory / "node.toml"
+        path.write_text(text)
+        return str(path)
+
+    async def test_nodeServesItsStaticServiceAndStopsOnSIGTERM(self) -> None:
+        path = self.writeConfig(
+            '[node]\nname = "twistd-node"\nbind = "127.0.0.1:0"\n'
+            '[api]\nlisten = "127.0.0.1:0"\n'
+            '[discovery]\nbackends = ["static"]\nstatic_file = "static.json"\n'
+        )
+        node = startNode(path)
+        try:
+            port = await node.listening
+            response = await treq.get(
+                f"http://127.0.0.1:{port}/api/state.json", persistent=False
+            )
+            state = await response.json()
+        finally:
+            node.transport.signalProcess(signal.SIGTERM)  # type: ignore[union-attr]
+            code = await node.ended
+        services = state["Servers"]["twistd-node"]["Services"]
+        self.assertEqual([s["Name"] for s in services.values()], ["twistd-web"], state)
+        self.assertEqual(state["Hostname"], "twistd-node")
+        self.assertEqual(code, 0, node.errors.decode())
+        self.assertIn(b"Main loop terminated", node.output)
+
+    async def test_jsonLogFormatWritesOneObjectPerLine(self) -> None:
+        path = self.writeConfig(
+            '[node]\nname = "json-node"\n[api]\nlisten = "127.0.0.1:0"\n'
+            '[log]\nformat = "json"\n'
+        )
+        node = startNode(path)
+        try:
+            await node.listening
+        finally:
+            node.transport.signalProcess(signal.SIGTERM)  # type: ignore[union-attr]
+            await node.ended
+        events = [json.loads(line) for line in node.output.splitlines()]
+        formats = [event.get("log_format", "") for event in events]
+        self.assertIn("announcing service {name} {id} as {status}", formats)
+        announced = events[formats.index("announcing service {name} {id} as {status}")]
+        self.assertEqual(announced["name"], "twistd-web")
+
+    async def assertConfigError(self, text: str, *expected: str) -> None:
+        path = self.writeConfig(text)
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable,
+            [*TWISTD, "-n", "--pidfile=", "sidecar", f"--config={path}"],
+            env=twistdEnvironment(),
+        )
+        lines = err.decode().strip().splitlines()
+        self.assertNotEqual(code, 0)
+        self.assertEqual(len(lines), 1, err.decode())
+        self.assertNotIn("Traceback", err.decode())
+        for fragment in (path, *expected):
+            self.assertIn(fragment, lines[0])
+
+    async def test_unknownKeyExitsWithOneLineNamingFileAndKey(self) -> None:
+        await self.assertConfigError(
+            '[node]\nclustr_name = "x"\n', "node.clustr_name", "cluster_name"
+        )
+
+    async def test_badAddressExitsWithOneLine(self) -> None:
+        await self.assertConfigError('[node]\nbind = "nowhere"\n', "node.bind")
+
+    async def test_badDurationExitsWithOneLine(self) -> None:
+        await self.assertConfigError(
+            '[discovery]\nstatic_poll_interval = "soon"\n',
+            "discovery.static_poll_interval",
+        )
+
+    async def test_wrongTypeExitsWithOneLine(self) -> None:
+        await self.assertConfigError("[api]\nlisten = 7777\n", "api.listen")
+
+    async def test_invalidTomlExitsWithOneLine(self) -> None:
+        await self.assertConfigError("[node\nname = 1\n", "line 1")
+
+    async def test_missingFileExitsWithOneLine(self) -> None:
+        missing = str(Path(self.mktemp()) / "absent.toml")
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable,
+            [*TWISTD, "-n", "--pidfile=", "sidecar", f"--config={missing}"],
+            env=twistdEnvironment(),
+        )
+        self.assertNotEqual(code, 0)
+        self.assertEqual(len(err.decode().strip().splitlines()), 1, err.decode())
+        self.assertIn(missing, err.decode())
+        self.assertIn("No such file", err.decode())
+
+    async def test_portInUseExitsWithOneLine(self) -> None:
+        taken = reactor.listenTCP(  # type: ignore[attr-defined]
+            0, Factory(), interface="127.0.0.1"
+        )
+        self.addCleanup(taken.stopListening)
+        port = taken.getHost().port
+        path = self.writeConfig(f'[api]\nlisten = "127.0.0.1:{port}"\n')
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable,
+            [*TWISTD, "-n", "--pidfile=", "sidecar", f"--config={path}"],
+            env=twistdEnvironment(),
+        )
+        self.assertNotEqual(code, 0)
+        self.assertIn(f"cannot listen on 127.0.0.1:{port}", err.decode())
