@@ -7,13 +7,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
-from twisted.internet import defer, protocol, reactor
-from twisted.internet.error import ProcessDone
+from twisted.internet import defer, protocol, reactor, task
+from twisted.internet.error import ProcessDone, ProcessExitedAlready
 from twisted.python.failure import Failure
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 TWISTD = ["-c", "from twisted.scripts.twistd import run; run()"]
 _API_LINE = re.compile(rb"status API on http://([^:/]+):(\d+)/api/")
@@ -40,7 +44,8 @@ def twistdEnvironment() -> dict[str, str]:
 class NodeProcess(protocol.ProcessProtocol):
     """
     A twistd sidecar process.  C{listening} fires with the API's port once
-    the node logs it; C{ended} fires with the exit code.
+    the node logs it; C{ended} fires with the exit code, or with
+    C{-SIGTERM} when the process ended by re-raising a handled SIGTERM.
     """
 
     def __init__(self) -> None:
@@ -58,8 +63,22 @@ class NodeProcess(protocol.ProcessProtocol):
     def errReceived(self, data: bytes) -> None:
         self.errors += data
 
+    def stop(self) -> defer.Deferred[int | None]:
+        """
+        Send SIGTERM unless the process has ended; fire with its exit code.
+        """
+        if not self.ended.called:
+            try:
+                self.transport.signalProcess("TERM")  # type: ignore[union-attr]
+            except ProcessExitedAlready:
+                pass
+        return self.ended
+
     def processEnded(self, reason: Failure) -> None:
+        # twistd ends by re-raising the SIGTERM it handled, as daemons do.
         code = 0 if reason.check(ProcessDone) else reason.value.exitCode
+        if code is None and reason.value.signal == signal.SIGTERM:
+            code = -signal.SIGTERM
         if not self.listening.called:
             self.listening.errback(
                 RuntimeError(
@@ -110,3 +129,20 @@ def startNode(configPath: str, timeout: float = 30) -> NodeProcess:
     node.listening.addTimeout(timeout, reactor)
     node.ended.addTimeout(timeout * 2, reactor)
     return node
+
+
+async def pollUntil(
+    probe: Callable[[], Awaitable[T | None]], timeout: float = 10, every: float = 0.05
+) -> T:
+    """
+    Call C{probe} every C{every} seconds until it returns something other
+    than L{None}, and return that; fail after C{timeout} seconds.
+    """
+    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
+    while True:
+        result = await probe()
+        if result is not None:
+            return result
+        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+            raise TimeoutError(f"no result from {probe!r} within {timeout} s")
+        await task.deferLater(reactor, every)  # type: ignore[arg-type]

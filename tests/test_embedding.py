@@ -75,10 +75,6 @@ class EmbeddingTests(TestCase):
         finally:
             await node.stopService()
         self.assertIsNone(node.api.port)
-        self.assertEqual(
-            [c for c in reactor.getDelayedCalls() if c.active()],
-            [],  # type: ignore[attr-defined]
-        )
 
     async def test_documentedMainRunsToCompletion(self) -> None:
         example = embeddingExample()

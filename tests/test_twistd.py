@@ -16,7 +16,7 @@ from twisted.internet.protocol import Factory
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from .processes import TWISTD, startNode, twistdEnvironment
+from .processes import TWISTD, pollUntil, startNode, twistdEnvironment
 
 STATIC = [
     {
@@ -29,9 +29,20 @@ STATIC = [
 ]
 
 
+async def serviceNames(port: int) -> list[str] | None:
+    """
+    The service names a node's API lists, or L{None} while it lists none.
+    """
+    response = await treq.get(
+        f"http://127.0.0.1:{port}/api/services.json", persistent=False
+    )
+    body = await response.json()
+    return sorted(body["Services"]) or None
+
+
 class TwistdTests(TestCase):
     def writeConfig(self, text: str, static: object = STATIC) -> str:
-        directory = Path(self.mktemp())
+        directory = Path(self.mktemp()).resolve()
         directory.mkdir()
         (directory / "static.json").write_text(json.dumps(static))
         path = directory / "node.toml"
@@ -52,13 +63,34 @@ class TwistdTests(TestCase):
             )
             state = await response.json()
         finally:
-            node.transport.signalProcess(signal.SIGTERM)  # type: ignore[union-attr]
-            code = await node.ended
+            code = await node.stop()
         services = state["Servers"]["twistd-node"]["Services"]
         self.assertEqual([s["Name"] for s in services.values()], ["twistd-web"], state)
         self.assertEqual(state["Hostname"], "twistd-node")
-        self.assertEqual(code, 0, node.errors.decode())
+        self.assertEqual(code, -signal.SIGTERM, node.errors.decode())
+        self.assertIn(b"Received SIGTERM, shutting down", node.output)
         self.assertIn(b"Main loop terminated", node.output)
+        self.assertIn(b"Server Shut Down", node.output)
+
+    async def test_sighupRereadsTheStaticFile(self) -> None:
+        path = self.writeConfig(
+            '[node]\nname = "hup-node"\n[api]\nlisten = "127.0.0.1:0"\n'
+            '[discovery]\nstatic_poll_interval = "1h"\n'
+        )
+        node = startNode(path)
+        try:
+            port = await node.listening
+            added = [*STATIC, {"Service": {"Name": "added-later"}}]
+            (Path(path).parent / "static.json").write_text(json.dumps(added))
+            node.transport.signalProcess(signal.SIGHUP)  # type: ignore[union-attr]
+
+            async def names() -> list[str] | None:
+                found = await serviceNames(port)
+                return found if found and "added-later" in found else None
+
+            self.assertEqual(await pollUntil(names), ["added-later", "twistd-web"])
+        finally:
+            await node.stop()
 
     async def test_jsonLogFormatWritesOneObjectPerLine(self) -> None:
         path = self.writeConfig(
@@ -67,10 +99,10 @@ class TwistdTests(TestCase):
         )
         node = startNode(path)
         try:
-            await node.listening
+            port = await node.listening
+            await pollUntil(lambda: serviceNames(port))
         finally:
-            node.transport.signalProcess(signal.SIGTERM)  # type: ignore[union-attr]
-            await node.ended
+            await node.stop()
         events = [json.loads(line) for line in node.output.splitlines()]
         formats = [event.get("log_format", "") for event in events]
         self.assertIn("announcing service {name} {id} as {status}", formats)
@@ -136,4 +168,4 @@ class TwistdTests(TestCase):
             env=twistdEnvironment(),
         )
         self.assertNotEqual(code, 0)
-        self.assertIn(f"cannot listen on 127.0.0.1:{port}", err.decode())
+        self.assertIn(f"cannot listen on 127.0.0.1:{port}", (out + err).decode())

@@ -1,0 +1,33 @@
+"""
+Configuration: one TOML file, with the Go Sidecar's environment variables
+as overrides.  See C{docs/configuration.md}.
+"""
+
+from .loader import KEYS, ConfigError, Key, loadConfig
+from .model import (
+    ApiConfig,
+    Config,
+    DiscoveryConfig,
+    HaproxyConfig,
+    ListenersConfig,
+    LogConfig,
+    NodeConfig,
+)
+from .values import Address, parseAddress, parseDuration
+
+__all__ = [
+    "KEYS",
+    "Address",
+    "ApiConfig",
+    "Config",
+    "ConfigError",
+    "DiscoveryConfig",
+    "HaproxyConfig",
+    "Key",
+    "ListenersConfig",
+    "LogConfig",
+    "NodeConfig",
+    "loadConfig",
+    "parseAddress",
+    "parseDuration",
+]

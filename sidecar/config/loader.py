@@ -1,0 +1,302 @@
+"""
+Reading the TOML file and the environment into a L{Config}.
+
+Every key is declared once in L{KEYS}: its section, default, parser and
+environment variable.  The loader, the errors and the documentation test all
+work from that table.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import socket
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .model import (
+    ApiConfig,
+    Config,
+    DiscoveryConfig,
+    HaproxyConfig,
+    ListenersConfig,
+    LogConfig,
+    NodeConfig,
+)
+from .values import (
+    Address,
+    ValueProblem,
+    listOf,
+    oneOf,
+    parseAddress,
+    parseBool,
+    parseDuration,
+    parseEncryptKey,
+    parseIP,
+    parseName,
+    parsePort,
+    parseSeed,
+    parseString,
+    parseURL,
+)
+
+
+class ConfigError(Exception):
+    """
+    A configuration problem, said in one line: C{<source>: <key>: <problem>}.
+
+    @ivar source: the file's path, or C{environment VAR}.
+    @ivar key: the key at fault (C{node.bind}), or L{None} for the file as
+        a whole.
+    @ivar problem: what is wrong.
+    """
+
+    def __init__(self, source: str, key: str | None, problem: str) -> None:
+        super().__init__(source, key, problem)
+        self.source = source
+        self.key = key
+        self.problem = problem
+
+    def __str__(self) -> str:
+        parts = [self.source, self.key, self.problem]
+        return ": ".join(part for part in parts if part)
+
+
+Values = dict[str, Any]
+EnvOverride = Callable[[str, Values], Any]
+
+
+@dataclass(frozen=True)
+class Key:
+    """
+    One configuration key.
+
+    @ivar default: the value when neither the file nor the environment
+        gives one, already in parsed form.
+    @ivar parse: turns a file value into the typed value.
+    @ivar env: the Go Sidecar's environment variable that overrides it.
+    @ivar fromEnv: how that variable's text becomes the typed value, given
+        the values read so far; by default C{parse}.
+    """
+
+    section: str
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    env: str | None = None
+    fromEnv: EnvOverride | None = None
+
+    @property
+    def path(self) -> str:
+        return f"{self.section}.{self.name}"
+
+
+def _listenAddress(value: Any) -> Address:
+    return parseAddress(value, minimumPort=0, ipOnly=True)
+
+
+def _advertiseAddress(value: Any) -> Address:
+    return parseAddress(value, minimumPort=1, ipOnly=True)
+
+
+def _bindPort(text: str, values: Values) -> Address:
+    return Address(values["node.bind"].host, parsePort(text))
+
+
+def _advertiseIP(text: str, values: Values) -> Address:
+    return Address(parseIP(text), values["node.bind"].port)
+
+
+def _haproxyDisable(text: str, values: Values) -> bool:
+    return not parseBool(text)
+
+
+def _fromWorkingDirectory(text: str, values: Values) -> str:
+    return os.path.abspath(text)
+
+
+KEYS: tuple[Key, ...] = (
+    Key("node", "name", None, parseName),
+    Key("node", "cluster_name", "default", parseName, "SIDECAR_CLUSTER_NAME"),
+    Key(
+        "node",
+        "bind",
+        Address("0.0.0.0", 7946),
+        _listenAddress,
+        "SIDECAR_BIND_PORT",
+        _bindPort,
+    ),
+    Key(
+        "node",
+        "advertise",
+        None,
+        _advertiseAddress,
+        "SIDECAR_ADVERTISE_IP",
+        _advertiseIP,
+    ),
+    Key("node", "seeds", (), listOf(parseSeed), "SIDECAR_SEEDS"),
+    Key("node", "encrypt_key", None, parseEncryptKey),
+    Key("api", "listen", Address("127.0.0.1", 7777), _listenAddress),
+    Key(
+        "discovery",
+        "backends",
+        ("static",),
+        listOf(oneOf("static", "docker")),
+        "SIDECAR_DISCOVERY",
+    ),
+    Key(
+        "discovery",
+        "static_file",
+        "static.json",
+        parseString,
+        "STATIC_CONFIG_FILE",
+        _fromWorkingDirectory,
+    ),
+    Key(
+        "discovery",
+        "docker_url",
+        "unix:///var/run/docker.sock",
+        parseString,
+        "DOCKER_URL",
+    ),
+    Key("discovery", "static_poll_interval", 1.0, parseDuration),
+    Key("haproxy", "enabled", False, parseBool, "HAPROXY_DISABLE", _haproxyDisable),
+    Key("haproxy", "bind_ip", "192.168.168.168", parseIP, "HAPROXY_BIND_IP"),
+    Key(
+        "haproxy",
+        "config_file",
+        "/etc/haproxy/haproxy.cfg",
+        parseString,
+        "HAPROXY_CONFIG_FILE",
+    ),
+    Key("haproxy", "binary", "haproxy", parseString),
+    Key("listeners", "urls", (), listOf(parseURL), "LISTENERS_URLS"),
+    Key(
+        "log",
+        "level",
+        "info",
+        oneOf("debug", "info", "warn", "error"),
+        "SIDECAR_LOGGING_LEVEL",
+    ),
+    Key("log", "format", "text", oneOf("text", "json"), "SIDECAR_LOGGING_FORMAT"),
+)
+SECTIONS = tuple(dict.fromkeys(key.section for key in KEYS))
+
+
+def loadConfig(
+    path: str | os.PathLike[str] | None,
+    environ: Mapping[str, str] = os.environ,
+    hostname: str | None = None,
+) -> Config:
+    """
+    Read a configuration: the file's values over the defaults, and the Go
+    Sidecar's environment variables over both.
+
+    @param path: the TOML file, or L{None} for defaults and environment.
+    @param hostname: the default node name; the machine's hostname when
+        L{None}.
+    @raise ConfigError: naming the file (or variable), the key and the
+        problem.
+    """
+    source = None if path is None else os.fspath(path)
+    document = {} if source is None else _readTOML(source)
+    values = _fileValues(document, source or "configuration")
+    _applyEnvironment(values, environ)
+    if values["node.name"] is None:
+        values["node.name"] = hostname or socket.gethostname()
+    staticFile = values["discovery.static_file"]
+    if source is not None and not os.path.isabs(staticFile):
+        staticFile = os.path.join(os.path.dirname(os.path.abspath(source)), staticFile)
+    bind: Address = values["node.bind"]
+    return Config(
+        node=NodeConfig(
+            name=values["node.name"],
+            clusterName=values["node.cluster_name"],
+            bind=bind,
+            advertise=values["node.advertise"],
+            seeds=tuple(
+                Address(host, bind.port if port is None else port)
+                for host, port in values["node.seeds"]
+            ),
+            encryptKey=values["node.encrypt_key"],
+        ),
+        api=ApiConfig(listen=values["api.listen"]),
+        discovery=DiscoveryConfig(
+            backends=values["discovery.backends"],
+            staticFile=os.path.abspath(staticFile),
+            dockerUrl=values["discovery.docker_url"],
+            staticPollInterval=values["discovery.static_poll_interval"],
+        ),
+        haproxy=HaproxyConfig(
+            enabled=values["haproxy.enabled"],
+            bindIp=values["haproxy.bind_ip"],
+            configFile=values["haproxy.config_file"],
+            binary=values["haproxy.binary"],
+        ),
+        listeners=ListenersConfig(urls=values["listeners.urls"]),
+        log=LogConfig(level=values["log.level"], format=values["log.format"]),
+        source=source,
+    )
+
+
+def _readTOML(source: str) -> dict[str, Any]:
+    try:
+        with open(source, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(source, None, f"cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(source, None, f"invalid TOML: {e}") from None
+
+
+def _fileValues(document: dict[str, Any], source: str) -> Values:
+    keysBySection = {
+        section: {key.name: key for key in KEYS if key.section == section}
+        for section in SECTIONS
+    }
+    for section, table in document.items():
+        if section not in keysBySection:
+            raise ConfigError(
+                source, section, f"unknown section{_suggest(section, SECTIONS)}"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(source, section, f"expected a table, got {table!r}")
+        for name in table:
+            if name not in keysBySection[section]:
+                raise ConfigError(
+                    source,
+                    f"{section}.{name}",
+                    f"unknown key{_suggest(name, keysBySection[section])}",
+                )
+    values: Values = {}
+    for key in KEYS:
+        table = document.get(key.section, {})
+        if key.name not in table:
+            values[key.path] = key.default
+            continue
+        try:
+            values[key.path] = key.parse(table[key.name])
+        except ValueProblem as e:
+            raise ConfigError(source, key.path, str(e)) from None
+    return values
+
+
+def _applyEnvironment(values: Values, environ: Mapping[str, str]) -> None:
+    for key in KEYS:
+        text = environ.get(key.env or "", "")
+        if not key.env or not text.strip():
+            continue
+        try:
+            if key.fromEnv is not None:
+                values[key.path] = key.fromEnv(text, values)
+            else:
+                values[key.path] = key.parse(text)
+        except ValueProblem as e:
+            raise ConfigError(f"environment {key.env}", None, str(e)) from None
+
+
+def _suggest(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" {word!r} (did you mean {close[0]!r}?)" if close else f" {word!r}"

@@ -1,0 +1,83 @@
+"""
+The typed configuration a node is built from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .values import Address
+
+_ANY_HOST = ("0.0.0.0", "::", "")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    clusterName: str
+    bind: Address
+    advertise: Address | None
+    seeds: tuple[Address, ...]
+    encryptKey: bytes | None
+
+    @property
+    def advertiseAddress(self) -> Address:
+        """
+        What peers use to reach this node: C{advertise} when set, else the
+        bind address when it names one host, else 127.0.0.1 at the bind
+        port (a wildcard bind says nothing about which address to give).
+        """
+        if self.advertise is not None:
+            return self.advertise
+        if self.bind.host not in _ANY_HOST:
+            return self.bind
+        return Address("127.0.0.1", self.bind.port)
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    listen: Address
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    backends: tuple[str, ...]
+    staticFile: str
+    dockerUrl: str
+    staticPollInterval: float
+
+
+@dataclass(frozen=True)
+class HaproxyConfig:
+    enabled: bool
+    bindIp: str
+    configFile: str
+    binary: str
+
+
+@dataclass(frozen=True)
+class ListenersConfig:
+    urls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str
+    format: str
+
+
+@dataclass(frozen=True)
+class Config:
+    """
+    A whole node's configuration.
+
+    @ivar source: the file it was read from, or L{None}.
+    """
+
+    node: NodeConfig
+    api: ApiConfig
+    discovery: DiscoveryConfig
+    haproxy: HaproxyConfig
+    listeners: ListenersConfig
+    log: LogConfig
+    source: str | None = None
