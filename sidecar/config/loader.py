@@ -40,6 +40,7 @@ from .values import (
     parseSeed,
     parseString,
     parseURL,
+    splitCommas,
 )
 
 
@@ -113,6 +114,13 @@ def _haproxyDisable(text: str, values: Values) -> bool:
     return not parseBool(text)
 
 
+def _commaSeparated(parse: Callable[[Any], Any]) -> EnvOverride:
+    def fromEnv(text: str, values: Values) -> Any:
+        return parse(splitCommas(text))
+
+    return fromEnv
+
+
 def _fromWorkingDirectory(text: str, values: Values) -> str:
     return os.path.abspath(text)
 
@@ -136,7 +144,14 @@ KEYS: tuple[Key, ...] = (
         "SIDECAR_ADVERTISE_IP",
         _advertiseIP,
     ),
-    Key("node", "seeds", (), listOf(parseSeed), "SIDECAR_SEEDS"),
+    Key(
+        "node",
+        "seeds",
+        (),
+        listOf(parseSeed),
+        "SIDECAR_SEEDS",
+        _commaSeparated(listOf(parseSeed)),
+    ),
     Key("node", "encrypt_key", None, parseEncryptKey),
     Key("api", "listen", Address("127.0.0.1", 7777), _listenAddress),
     Key(
@@ -145,6 +160,7 @@ KEYS: tuple[Key, ...] = (
         ("static",),
         listOf(oneOf("static", "docker")),
         "SIDECAR_DISCOVERY",
+        _commaSeparated(listOf(oneOf("static", "docker"))),
     ),
     Key(
         "discovery",
@@ -172,7 +188,14 @@ KEYS: tuple[Key, ...] = (
         "HAPROXY_CONFIG_FILE",
     ),
     Key("haproxy", "binary", "haproxy", parseString),
-    Key("listeners", "urls", (), listOf(parseURL), "LISTENERS_URLS"),
+    Key(
+        "listeners",
+        "urls",
+        (),
+        listOf(parseURL),
+        "LISTENERS_URLS",
+        _commaSeparated(listOf(parseURL)),
+    ),
     Key(
         "log",
         "level",

@@ -169,13 +169,10 @@ def oneOf(*choices: str) -> Callable[[Any], str]:
 
 def listOf(item: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, ...]]:
     """
-    A list of values (or, from the environment, a comma-separated string),
-    each parsed by C{item}; duplicates are refused.
+    A list of values, each parsed by C{item}; duplicates are refused.
     """
 
     def parse(value: Any) -> tuple[Any, ...]:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
         if not isinstance(value, list):
             raise ValueProblem(f"expected a list, got {value!r}")
         items = []
@@ -190,6 +187,13 @@ def listOf(item: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, ...]]:
         return tuple(items)
 
     return parse
+
+
+def splitCommas(text: str) -> list[str]:
+    """
+    The items of a comma-separated environment variable.
+    """
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def _string(value: Any) -> str:

@@ -1,0 +1,319 @@
+"""
+Reading the configuration: defaults, the file, the Go Sidecar's environment
+variables, and a one-line error for every kind of mistake.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from sidecar.config import KEYS, Address, ConfigError, loadConfig, parseDuration
+
+from .processes import REPO
+
+
+class ConfigTestCase(SynchronousTestCase):
+    def write(self, text: str) -> str:
+        directory = Path(self.mktemp()).resolve()
+        directory.mkdir()
+        path = directory / "node.toml"
+        path.write_text(text)
+        return str(path)
+
+    def load(self, text: str, **environ: str):  # type: ignore[no-untyped-def]
+        return loadConfig(self.write(text), environ=environ, hostname="this-host")
+
+    def assertError(
+        self, text: str, key: str | None, *fragments: str, **environ: str
+    ) -> ConfigError:
+        path = self.write(text)
+        error = self.assertRaises(
+            ConfigError, loadConfig, path, environ=environ, hostname="h"
+        )
+        self.assertEqual(error.key, key)
+        message = str(error)
+        self.assertEqual(len(message.splitlines()), 1, message)
+        if not any(name.isupper() for name in environ):
+            self.assertTrue(message.startswith(f"{path}: "), message)
+        for fragment in fragments:
+            self.assertIn(fragment, message)
+        return error
+
+
+class DefaultsTests(ConfigTestCase):
+    def test_emptyFileGivesTheDocumentedDefaults(self) -> None:
+        config = self.load("")
+        self.assertEqual(config.node.name, "this-host")
+        self.assertEqual(config.node.clusterName, "default")
+        self.assertEqual(config.node.bind, Address("0.0.0.0", 7946))
+        self.assertIsNone(config.node.advertise)
+        self.assertEqual(config.node.seeds, ())
+        self.assertIsNone(config.node.encryptKey)
+        self.assertEqual(config.api.listen, Address("127.0.0.1", 7777))
+        self.assertEqual(config.discovery.backends, ("static",))
+        self.assertEqual(config.discovery.dockerUrl, "unix:///var/run/docker.sock")
+        self.assertEqual(config.discovery.staticPollInterval, 1.0)
+        self.assertFalse(config.haproxy.enabled)
+        self.assertEqual(config.haproxy.bindIp, "192.168.168.168")
+        self.assertEqual(config.haproxy.configFile, "/etc/haproxy/haproxy.cfg")
+        self.assertEqual(config.haproxy.binary, "haproxy")
+        self.assertEqual(config.listeners.urls, ())
+        self.assertEqual((config.log.level, config.log.format), ("info", "text"))
+
+    def test_noFileGivesDefaultsAndEnvironment(self) -> None:
+        config = loadConfig(None, environ={"SIDECAR_CLUSTER_NAME": "c"}, hostname="h")
+        self.assertEqual(config.node.clusterName, "c")
+        self.assertIsNone(config.source)
+
+    def test_staticFileIsRelativeToTheConfigurationFile(self) -> None:
+        path = self.write('[discovery]\nstatic_file = "services/static.json"\n')
+        config = loadConfig(path, environ={}, hostname="h")
+        self.assertEqual(
+            config.discovery.staticFile,
+            str(Path(path).parent / "services" / "static.json"),
+        )
+
+
+class FileTests(ConfigTestCase):
+    def test_everyKeyIsRead(self) -> None:
+        key = base64.b64encode(b"k" * 32).decode()
+        config = self.load(
+            "[node]\n"
+            'name = "host-a"\ncluster_name = "prod"\nbind = "127.0.1.1:7000"\n'
+            'advertise = "127.0.1.1:7000"\n'
+            'seeds = ["127.0.1.2:7001", "127.0.1.3", "seed.example", "::1"]\n'
+            f'encrypt_key = "{key}"\n'
+            '[api]\nlisten = "[::1]:0"\n'
+            '[discovery]\nbackends = ["static", "docker"]\n'
+            'static_file = "/srv/static.json"\ndocker_url = "tcp://127.0.0.1:2375"\n'
+            'static_poll_interval = "1m30s"\n'
+            '[haproxy]\nenabled = true\nbind_ip = "127.0.0.168"\n'
+            'config_file = "/tmp/h.cfg"\nbinary = "/usr/sbin/haproxy"\n'
+            '[listeners]\nurls = ["http://127.0.0.1:9000/events"]\n'
+            '[log]\nlevel = "debug"\nformat = "json"\n'
+        )
+        self.assertEqual(config.node.name, "host-a")
+        self.assertEqual(config.node.clusterName, "prod")
+        self.assertEqual(config.node.bind, Address("127.0.1.1", 7000))
+        self.assertEqual(
+            config.node.seeds,
+            (
+                Address("127.0.1.2", 7001),
+                Address("127.0.1.3", 7000),
+                Address("seed.example", 7000),
+                Address("::1", 7000),
+            ),
+        )
+        self.assertEqual(config.node.encryptKey, b"k" * 32)
+        self.assertEqual(config.api.listen, Address("::1", 0))
+        self.assertEqual(str(config.api.listen), "[::1]:0")
+        self.assertEqual(config.discovery.backends, ("static", "docker"))
+        self.assertEqual(config.discovery.staticFile, "/srv/static.json")
+        self.assertEqual(config.discovery.staticPollInterval, 90.0)
+        self.assertTrue(config.haproxy.enabled)
+        self.assertEqual(config.haproxy.bindIp, "127.0.0.168")
+        self.assertEqual(config.listeners.urls, ("http://127.0.0.1:9000/events",))
+        self.assertEqual((config.log.level, config.log.format), ("debug", "json"))
+
+    def test_advertiseAddressFallsBackToBindThenLoopback(self) -> None:
+        explicit = self.load('[node]\nadvertise = "127.0.1.9:7946"\n')
+        self.assertEqual(explicit.node.advertiseAddress, Address("127.0.1.9", 7946))
+        bound = self.load('[node]\nbind = "127.0.1.4:7000"\n')
+        self.assertEqual(bound.node.advertiseAddress, Address("127.0.1.4", 7000))
+        wildcard = self.load('[node]\nbind = "0.0.0.0:7000"\n')
+        self.assertEqual(wildcard.node.advertiseAddress, Address("127.0.0.1", 7000))
+
+
+class EnvironmentTests(ConfigTestCase):
+    def test_goVariablesOverrideTheFile(self) -> None:
+        config = self.load(
+            '[node]\ncluster_name = "file"\nbind = "127.0.1.1:7000"\n'
+            'seeds = ["127.0.1.2:7000"]\n'
+            "[haproxy]\nenabled = true\n",
+            SIDECAR_CLUSTER_NAME="env",
+            SIDECAR_BIND_PORT="7100",
+            SIDECAR_ADVERTISE_IP="127.0.1.5",
+            SIDECAR_SEEDS="127.0.1.6:7200, 127.0.1.7",
+            SIDECAR_DISCOVERY="docker",
+            STATIC_CONFIG_FILE="relative.json",
+            DOCKER_URL="unix:///tmp/podman.sock",
+            HAPROXY_DISABLE="true",
+            HAPROXY_BIND_IP="127.0.0.169",
+            HAPROXY_CONFIG_FILE="/tmp/other.cfg",
+            LISTENERS_URLS="http://127.0.0.1:1/a,https://127.0.0.1:2/b",
+            SIDECAR_LOGGING_LEVEL="warn",
+            SIDECAR_LOGGING_FORMAT="json",
+        )
+        self.assertEqual(config.node.clusterName, "env")
+        self.assertEqual(config.node.bind, Address("127.0.1.1", 7100))
+        self.assertEqual(config.node.advertise, Address("127.0.1.5", 7100))
+        self.assertEqual(
+            config.node.seeds,
+            (Address("127.0.1.6", 7200), Address("127.0.1.7", 7100)),
+        )
+        self.assertEqual(config.discovery.backends, ("docker",))
+        self.assertEqual(
+            config.discovery.staticFile, str(Path("relative.json").resolve())
+        )
+        self.assertEqual(config.discovery.dockerUrl, "unix:///tmp/podman.sock")
+        self.assertFalse(config.haproxy.enabled)
+        self.assertEqual(config.haproxy.bindIp, "127.0.0.169")
+        self.assertEqual(config.haproxy.configFile, "/tmp/other.cfg")
+        self.assertEqual(
+            config.listeners.urls,
+            ("http://127.0.0.1:1/a", "https://127.0.0.1:2/b"),
+        )
+        self.assertEqual((config.log.level, config.log.format), ("warn", "json"))
+
+    def test_emptyVariablesCountAsUnset(self) -> None:
+        config = self.load(
+            '[node]\ncluster_name = "file"\n',
+            SIDECAR_CLUSTER_NAME="",
+            SIDECAR_SEEDS="  ",
+        )
+        self.assertEqual(config.node.clusterName, "file")
+        self.assertEqual(config.node.seeds, ())
+
+    def test_haproxyDisableFalseEnables(self) -> None:
+        self.assertTrue(self.load("", HAPROXY_DISABLE="false").haproxy.enabled)
+
+    def test_badVariableNamesTheVariable(self) -> None:
+        for variable, value, fragment in (
+            ("SIDECAR_BIND_PORT", "abc", "not a port number: 'abc'"),
+            ("SIDECAR_BIND_PORT", "70000", "70000"),
+            ("SIDECAR_ADVERTISE_IP", "host.example", "not an IP address"),
+            ("SIDECAR_DISCOVERY", "kubernetes", "'kubernetes'"),
+            ("HAPROXY_DISABLE", "maybe", "true or false"),
+            ("LISTENERS_URLS", "ftp://x/", "not an http"),
+            ("SIDECAR_LOGGING_LEVEL", "loud", "'loud'"),
+        ):
+            error = self.assertError("", None, fragment, **{variable: value})
+            self.assertEqual(error.source, f"environment {variable}")
+            self.assertTrue(str(error).startswith(f"environment {variable}: "))
+
+
+class ErrorTests(ConfigTestCase):
+    def test_unknownKeySuggestsTheClosest(self) -> None:
+        self.assertError(
+            '[node]\nclustr_name = "x"\n',
+            "node.clustr_name",
+            "unknown key 'clustr_name' (did you mean 'cluster_name'?)",
+        )
+
+    def test_unknownKeyWithNothingClose(self) -> None:
+        error = self.assertError("[api]\nzzz = 1\n", "api.zzz", "unknown key 'zzz'")
+        self.assertNotIn("did you mean", str(error))
+
+    def test_unknownSectionSuggestsTheClosest(self) -> None:
+        self.assertError(
+            "[haproxi]\nenabled = true\n", "haproxi", "(did you mean 'haproxy'?)"
+        )
+
+    def test_sectionThatIsNotATable(self) -> None:
+        self.assertError('node = "x"\n', "node", "expected a table")
+
+    def test_wrongTypes(self) -> None:
+        for text, key, fragment in (
+            ("[api]\nlisten = 7777\n", "api.listen", "expected a string, got 7777"),
+            ('[node]\nseeds = "a:1"\n', "node.seeds", "expected a list"),
+            ('[haproxy]\nenabled = "yes please"\n', "haproxy.enabled", "true or false"),
+            ("[haproxy]\nenabled = 1\n", "haproxy.enabled", "true or false"),
+            ("[node]\nname = 5\n", "node.name", "expected a string"),
+            ('[discovery]\nbackends = "static"\n', "discovery.backends", "a list"),
+        ):
+            error = self.assertError(text, key, fragment)
+            self.assertIn(key, str(error))
+
+    def test_badAddresses(self) -> None:
+        for text, key, fragment in (
+            ('[node]\nbind = "nowhere"\n', "node.bind", "not a host:port address"),
+            ('[node]\nbind = "1.2.3.4"\n', "node.bind", "not a host:port address"),
+            ('[node]\nbind = "host.example:7946"\n', "node.bind", "not an IP address"),
+            ('[node]\nbind = "127.0.0.1:65536"\n', "node.bind", "not in 0-65535"),
+            ('[node]\nadvertise = "127.0.0.1:0"\n', "node.advertise", "not in 1-65535"),
+            ('[node]\nseeds = ["a:b:c:d:zz"]\n', "node.seeds", "item 0"),
+            ('[node]\nseeds = ["127.0.0.1:0"]\n', "node.seeds", "not in 1-65535"),
+            ('[node]\nseeds = [""]\n', "node.seeds", "must not be empty"),
+            ('[api]\nlisten = "[::1:7777"\n', "api.listen", "not a host:port"),
+            ('[haproxy]\nbind_ip = "my-host"\n', "haproxy.bind_ip", "not an IP"),
+        ):
+            self.assertError(text, key, fragment)
+
+    def test_duplicateListItem(self) -> None:
+        self.assertError(
+            '[discovery]\nbackends = ["static", "static"]\n',
+            "discovery.backends",
+            "listed twice",
+        )
+
+    def test_badDuration(self) -> None:
+        for value in ("soon", "3", "3 s", "s", "-1s", "1s2"):
+            self.assertError(
+                f'[discovery]\nstatic_poll_interval = "{value}"\n',
+                "discovery.static_poll_interval",
+                "not a duration",
+            )
+
+    def test_badEncryptKey(self) -> None:
+        self.assertError(
+            '[node]\nencrypt_key = "not base64!"\n', "node.encrypt_key", "base64"
+        )
+        short = base64.b64encode(b"x" * 10).decode()
+        self.assertError(
+            f'[node]\nencrypt_key = "{short}"\n',
+            "node.encrypt_key",
+            "decodes to 10 bytes; an AES key is 16, 24 or 32 bytes",
+        )
+
+    def test_badChoices(self) -> None:
+        self.assertError(
+            '[discovery]\nbackends = ["kubernetes"]\n',
+            "discovery.backends",
+            "expected one of static, docker, got 'kubernetes'",
+        )
+        self.assertError('[log]\nlevel = "loud"\n', "log.level", "'loud'")
+        self.assertError('[log]\nformat = "xml"\n', "log.format", "'xml'")
+        self.assertError(
+            '[listeners]\nurls = ["127.0.0.1:9000"]\n', "listeners.urls", "not an http"
+        )
+
+    def test_emptyName(self) -> None:
+        self.assertError('[node]\nname = " "\n', "node.name", "must not be empty")
+
+    def test_invalidTomlGivesLineAndColumn(self) -> None:
+        self.assertError("[node\nname = 1\n", None, "invalid TOML", "line 1")
+
+    def test_unreadableFile(self) -> None:
+        missing = str(Path(self.mktemp()).resolve() / "absent.toml")
+        error = self.assertRaises(ConfigError, loadConfig, missing, environ={})
+        self.assertEqual(
+            str(error), f"{missing}: cannot read: No such file or directory"
+        )
+        directory = Path(self.mktemp()).resolve()
+        directory.mkdir()
+        error = self.assertRaises(ConfigError, loadConfig, str(directory), environ={})
+        self.assertIn("cannot read", str(error))
+
+
+class DurationTests(SynchronousTestCase):
+    def test_units(self) -> None:
+        self.assertEqual(parseDuration("500ms"), 0.5)
+        self.assertEqual(parseDuration("3s"), 3.0)
+        self.assertEqual(parseDuration("1m"), 60.0)
+        self.assertEqual(parseDuration("1h"), 3600.0)
+        self.assertEqual(parseDuration("1m30s"), 90.0)
+        self.assertEqual(parseDuration("1.5s"), 1.5)
+
+
+class DocumentationTests(SynchronousTestCase):
+    def test_everyKeyAndVariableIsDocumented(self) -> None:
+        text = (REPO / "docs" / "configuration.md").read_text()
+        rows = re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \|", text, re.MULTILINE)
+        self.assertEqual(rows, [key.path for key in KEYS])
+        for key in KEYS:
+            if key.env:
+                self.assertIn(f"`{key.env}`", text)
