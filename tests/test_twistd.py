@@ -80,6 +80,9 @@ class TwistdTests(TestCase):
         node = startNode(path)
         try:
             port = await node.listening
+            # Until the node lists its services, its SIGHUP handler may not
+            # be installed yet.
+            await pollUntil(lambda: serviceNames(port))
             added = [*STATIC, {"Service": {"Name": "added-later"}}]
             (Path(path).parent / "static.json").write_text(json.dumps(added))
             node.transport.signalProcess(signal.SIGHUP)  # type: ignore[union-attr]

@@ -262,6 +262,8 @@ class ServicesState:
                 updated=record.updated,
             )
             return False
+        if record.hostname == self.hostname and record.id in self._localIDs:
+            return self._refute(record)
         accepted = self._store(record)
         if accepted is not None:
             self._broadcast([accepted])
@@ -320,6 +322,31 @@ class ServicesState:
             for n in range(1, repeats + 1)
         ]
         return tombstone
+
+    def _refute(self, record: Service) -> bool:
+        """
+        A peer's record of one of our own live services.  This node is the
+        authority on those: a newer record that says something else (a
+        stale tombstone from before a restart, say) is answered with our
+        own record, stamped later still.
+        """
+        current = self.get(self.hostname, record.id)
+        assert current is not None
+        if not _supersedes(record, current):
+            return False
+        if record.sameContentAs(current):
+            return self._store(record) is not None
+        self.log.info(
+            "refuting a peer's record of our service {id} ({status})",
+            id=record.id,
+            status=record.status.label,
+        )
+        restamped = current.withStatus(
+            current.status, max(self.now(), record.updated + 1)
+        )
+        self._store(restamped)
+        self._broadcast([restamped])
+        return False
 
     def stop(self) -> None:
         """

@@ -1,0 +1,75 @@
+"""
+This node's own records in the catalog: the node is their authority, so a
+peer's stale word about them is refuted, not believed.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from sidecar.catalog import IBroadcaster, Port, Service, ServicesState, Status
+
+SECOND = 1_000_000_000
+
+
+@implementer(IBroadcaster)
+class Sent:
+    def __init__(self) -> None:
+        self.records: list[Service] = []
+
+    def broadcast(self, services):  # type: ignore[no-untyped-def]
+        self.records.extend(services)
+
+
+class RefutationTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.state = ServicesState("me", self.clock)
+        self.sent = Sent()
+        self.state.addBroadcaster(self.sent)
+        self.mine = self.state.announceLocal(
+            Service("aaaaaaaaaaaa", "web", hostname="me", ports=(Port("tcp", 80),))
+        )
+        self.sent.records.clear()
+
+    def test_newerStaleTombstoneOfALiveLocalServiceIsRefuted(self) -> None:
+        ghost = self.mine.tombstone(self.mine.updated + 5 * SECOND)
+        self.assertFalse(self.state.merge(ghost))
+        current = self.state.get("me", "aaaaaaaaaaaa")
+        assert current is not None
+        self.assertEqual(current.status, Status.ALIVE)
+        self.assertGreater(current.updated, ghost.updated)
+        self.assertEqual(self.sent.records, [current])
+
+    def test_olderRecordOfALocalServiceIsIgnored(self) -> None:
+        old = self.mine.tombstone(self.mine.updated - SECOND)
+        self.assertFalse(self.state.merge(old))
+        self.assertEqual(self.state.get("me", "aaaaaaaaaaaa"), self.mine)
+        self.assertEqual(self.sent.records, [])
+
+    def test_newerEchoWithTheSameContentIsAcceptedQuietly(self) -> None:
+        echo = self.mine.withStatus(Status.ALIVE, self.mine.updated + 50)
+        self.assertTrue(self.state.merge(echo))
+        self.assertEqual(self.state.get("me", "aaaaaaaaaaaa"), echo)
+        self.assertEqual(self.sent.records, [])
+
+    def test_recordOfAWithdrawnLocalServiceIsMergedNormally(self) -> None:
+        tombstone = self.state.withdrawLocal("aaaaaaaaaaaa")
+        assert tombstone is not None
+        revived = self.mine.withStatus(Status.ALIVE, tombstone.updated + SECOND)
+        self.assertTrue(self.state.merge(revived))
+        self.assertEqual(self.state.get("me", "aaaaaaaaaaaa"), revived)
+
+    def test_unknownRecordUnderOurNameExpiresLikeARemoteOne(self) -> None:
+        now = self.state.now()
+        stranger = Service("bbbbbbbbbbbb", "old", hostname="me", updated=now)
+        self.assertTrue(self.state.merge(stranger))
+        self.clock.advance(80)
+        expired = self.state.get("me", "bbbbbbbbbbbb")
+        assert expired is not None
+        self.assertEqual(expired.status, Status.TOMBSTONE)
+        self.assertEqual(expired.updated, now + SECOND)
+        self.state.stop()
