@@ -127,5 +127,10 @@ class StaticDiscoverer(Service):
         return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
     def _checkForChange(self) -> None:
-        if self._fileSignature() != self._signature:
-            self.reload()
+        # The poll must outlive any surprise, or the file is never
+        # followed again.
+        try:
+            if self._fileSignature() != self._signature:
+                self.reload()
+        except Exception:
+            self.log.failure("checking static file {path} failed", path=self.path)

@@ -48,6 +48,8 @@ def parseStaticFile(
         targets = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise StaticFileError(f"{path}: not JSON: {e}") from None
+    except RecursionError:
+        raise StaticFileError(f"{path}: not JSON: nested too deeply") from None
     if not isinstance(targets, list):
         raise StaticFileError(
             f"{path}: expected a JSON list of targets, got {_kind(targets)}"
@@ -91,14 +93,16 @@ def _parseTarget(target: Any, hostname: str, advertiseIP: str) -> LocalService:
             f"Service.ProxyMode: expected one of {', '.join(PROXY_MODES)}, "
             f"got {proxyMode!r}"
         )
-    ports = service.get("Ports") or []
+    # Only a missing key (or JSON null) means "none": an empty value of the
+    # wrong type is as wrong as a full one.
+    ports = _orDefault(service.get("Ports"), [])
     if not isinstance(ports, list):
         raise _FieldError(f"Service.Ports: expected a list, got {_kind(ports)}")
-    check = target.get("Check") or {}
+    check = _orDefault(target.get("Check"), {})
     _expectObject(check, "Check")
-    listenPort = target.get("ListenPort") or None
+    listenPort = target.get("ListenPort")
     if listenPort is not None:
-        listenPort = _portNumber(listenPort, "ListenPort", minimum=1)
+        listenPort = _portNumber(listenPort, "ListenPort", minimum=0) or None
     return LocalService(
         service=Service(
             id="",
@@ -145,6 +149,10 @@ def _stableID(hostname: str, service: Service, ordinal: int) -> str:
         ]
     )
     return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:12]
+
+
+def _orDefault(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _expectObject(value: Any, where: str) -> None:
