@@ -118,13 +118,13 @@ def decodeStateServices(data: bytes | str) -> list[Service]:
     """
     document = _loads(data)
     _expect(document, dict, "ServicesState", "an object")
-    servers = document.get("Servers") or {}
+    servers = _present(document.get("Servers"), {})
     _expect(servers, dict, "Servers", "an object")
     records = []
     for hostname, server in servers.items():
         where = f"Servers[{hostname!r}]"
         _expect(server, dict, where, "an object")
-        services = server.get("Services") or {}
+        services = _present(server.get("Services"), {})
         _expect(services, dict, f"{where}.Services", "an object")
         for serviceID, record in services.items():
             records.append(serviceFromJSON(record, f"{where}.Services[{serviceID!r}]"))
@@ -140,7 +140,7 @@ def serviceFromJSON(document: Any, where: str = "Service") -> Service:
     @raise DecodeError: naming the field at fault.
     """
     _expect(document, Mapping, where, "an object")
-    ports = document.get("Ports") or []
+    ports = _present(document.get("Ports"), [])
     _expect(ports, list, f"{where}.Ports", "a list")
     status = _integer(document, "Status", where)
     try:
@@ -181,6 +181,14 @@ def _loads(data: bytes | str) -> Any:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise DecodeError(f"not JSON: {e}") from None
+
+
+def _present(value: Any, default: Any) -> Any:
+    """
+    C{value}, or C{default} when it is missing or JSON null (Go's nil);
+    an empty value of the wrong type stays, to be refused.
+    """
+    return default if value is None else value
 
 
 def _expect(value: Any, kind: Any, where: str, description: str) -> None:
