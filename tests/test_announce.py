@@ -10,13 +10,10 @@ import os
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from sidecar.announce import REFRESH_INTERVAL, LocalAnnouncer
 from sidecar.catalog import (
-    ChangeEvent,
-    ICatalogObserver,
     Port,
     Service,
     ServicesState,
@@ -26,18 +23,11 @@ from sidecar.catalog.local import LocalService
 from sidecar.discovery.static import StaticDiscoverer
 from sidecar.interfaces import IDiscoveryListener
 
+from .doubles import RecordingObserver
+
 NODE = "node1"
 START = 1_700_000_000
 NS = 1_000_000_000
-
-
-@implementer(ICatalogObserver)
-class Changes:
-    def __init__(self) -> None:
-        self.events: list[ChangeEvent] = []
-
-    def serviceChanged(self, event: ChangeEvent) -> None:
-        self.events.append(event)
 
 
 def local(
@@ -61,7 +51,7 @@ class LocalAnnouncerTests(SynchronousTestCase):
         self.clock.advance(START)
         self.state = ServicesState(NODE, self.clock)
         self.addCleanup(self.state.stop)
-        self.changes = Changes()
+        self.changes = RecordingObserver()
         self.state.addObserver(self.changes)
         self.announcer = LocalAnnouncer(self.state, self.clock)
 

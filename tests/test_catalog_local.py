@@ -7,20 +7,12 @@ from __future__ import annotations
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
-from sidecar.catalog import IBroadcaster, Port, Service, ServicesState, Status
+from sidecar.catalog import Port, Service, ServicesState, Status
+
+from .doubles import RecordingBroadcaster
 
 SECOND = 1_000_000_000
-
-
-@implementer(IBroadcaster)
-class Sent:
-    def __init__(self) -> None:
-        self.records: list[Service] = []
-
-    def broadcast(self, services):  # type: ignore[no-untyped-def]
-        self.records.extend(services)
 
 
 class RefutationTests(SynchronousTestCase):
@@ -28,12 +20,12 @@ class RefutationTests(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         self.state = ServicesState("me", self.clock)
-        self.sent = Sent()
+        self.sent = RecordingBroadcaster()
         self.state.addBroadcaster(self.sent)
         self.mine = self.state.announceLocal(
             Service("aaaaaaaaaaaa", "web", hostname="me", ports=(Port("tcp", 80),))
         )
-        self.sent.records.clear()
+        self.sent.batches.clear()
 
     def test_newerStaleTombstoneOfALiveLocalServiceIsRefuted(self) -> None:
         ghost = self.mine.tombstone(self.mine.updated + 5 * SECOND)

@@ -20,25 +20,9 @@ from sidecar.catalog import (
     Status,
 )
 
+from .doubles import RecordingBroadcaster, RecordingObserver
+
 SECOND = 1_000_000_000
-
-
-@implementer(ICatalogObserver)
-class Events:
-    def __init__(self) -> None:
-        self.seen: list[ChangeEvent] = []
-
-    def serviceChanged(self, event: ChangeEvent) -> None:
-        self.seen.append(event)
-
-
-@implementer(IBroadcaster)
-class Sent:
-    def __init__(self) -> None:
-        self.batches: list[list[Service]] = []
-
-    def broadcast(self, services):  # type: ignore[no-untyped-def]
-        self.batches.append(list(services))
 
 
 class CatalogTestCase(SynchronousTestCase):
@@ -46,8 +30,8 @@ class CatalogTestCase(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         self.state = ServicesState("me", self.clock)
-        self.events = Events()
-        self.sent = Sent()
+        self.events = RecordingObserver()
+        self.sent = RecordingBroadcaster()
         self.state.addObserver(self.events)
         self.state.addBroadcaster(self.sent)
         self.addCleanup(self.state.stop)
@@ -76,7 +60,7 @@ class MergeTests(CatalogTestCase):
         record = self.remote()
         self.assertTrue(self.state.merge(record))
         self.assertEqual(self.current(), record)
-        [event] = self.events.seen
+        [event] = self.events.events
         self.assertEqual(
             (event.service, event.previousStatus, event.time),
             (record, Status.UNKNOWN, record.updated),
@@ -91,7 +75,7 @@ class MergeTests(CatalogTestCase):
         self.assertFalse(self.state.merge(newer))
         self.assertEqual(self.current(), newer)
         self.assertEqual(
-            [e.previousStatus for e in self.events.seen],
+            [e.previousStatus for e in self.events.events],
             [Status.UNKNOWN, Status.ALIVE],
         )
         self.assertEqual(len(self.sent.batches), 2)
@@ -99,7 +83,7 @@ class MergeTests(CatalogTestCase):
     def test_refreshIsNotAChange(self) -> None:
         self.state.merge(self.remote(ago=5))
         self.assertTrue(self.state.merge(self.remote(ago=1)))
-        self.assertEqual(len(self.events.seen), 1)
+        self.assertEqual(len(self.events.events), 1)
 
     def test_tieGoesToTheSameRecordInEitherOrder(self) -> None:
         one, two = self.remote(Status.ALIVE), self.remote(Status.UNHEALTHY)
@@ -133,7 +117,7 @@ class MergeTests(CatalogTestCase):
         current = self.current()
         assert current is not None
         self.assertEqual(current.status, Status.DRAINING)
-        self.assertEqual(self.events.seen[-1].previousStatus, Status.ALIVE)
+        self.assertEqual(self.events.events[-1].previousStatus, Status.ALIVE)
 
     def test_ghostOlderThanTombstoneLifespanIsDropped(self) -> None:
         ghost = self.remote(ago=3 * 3600 + 61)
@@ -152,7 +136,7 @@ class MergeTests(CatalogTestCase):
         self.state.addObserver(Broken())
         self.state.addObserver(self.events)
         self.state.merge(self.remote())
-        self.assertEqual(len(self.events.seen), 1)
+        self.assertEqual(len(self.events.events), 1)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
 
@@ -164,7 +148,7 @@ class LifespanTests(CatalogTestCase):
         self.assertEqual(self.current(), record)
         self.clock.advance(0.001)
         self.assertEqual(self.current(), record.tombstone(record.updated + SECOND))
-        self.assertEqual(self.events.seen[-1].previousStatus, Status.ALIVE)
+        self.assertEqual(self.events.events[-1].previousStatus, Status.ALIVE)
         self.assertEqual(self.sent.batches[-1], [self.current()])
 
     def test_drainingLivesTenMinutes(self) -> None:

@@ -16,7 +16,13 @@ from twisted.internet.protocol import Factory
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from .processes import TWISTD, pollUntil, startNode, twistdEnvironment
+from .processes import (
+    TWISTD,
+    NodeProcess,
+    pollUntil,
+    startNode,
+    twistdEnvironment,
+)
 
 STATIC = [
     {
@@ -38,6 +44,21 @@ async def serviceNames(port: int) -> list[str] | None:
     )
     body = await response.json()
     return sorted(body["Services"]) or None
+
+
+async def runningNode(path: str) -> tuple[NodeProcess, int]:
+    """
+    Start a node and wait until it runs: its API lists its services, so its
+    reactor and signal handlers are up.
+    """
+    node = startNode(path)
+    try:
+        port = await node.listening
+        await pollUntil(lambda: serviceNames(port))
+    except BaseException:
+        await node.stop()
+        raise
+    return node, port
 
 
 class TwistdTests(TestCase):
@@ -77,12 +98,8 @@ class TwistdTests(TestCase):
             '[node]\nname = "hup-node"\n[api]\nlisten = "127.0.0.1:0"\n'
             '[discovery]\nstatic_poll_interval = "1h"\n'
         )
-        node = startNode(path)
+        node, port = await runningNode(path)
         try:
-            port = await node.listening
-            # Until the node lists its services, its SIGHUP handler may not
-            # be installed yet.
-            await pollUntil(lambda: serviceNames(port))
             added = [*STATIC, {"Service": {"Name": "added-later"}}]
             (Path(path).parent / "static.json").write_text(json.dumps(added))
             node.transport.signalProcess(signal.SIGHUP)  # type: ignore[union-attr]
@@ -100,12 +117,8 @@ class TwistdTests(TestCase):
             '[node]\nname = "json-node"\n[api]\nlisten = "127.0.0.1:0"\n'
             '[log]\nformat = "json"\n'
         )
-        node = startNode(path)
-        try:
-            port = await node.listening
-            await pollUntil(lambda: serviceNames(port))
-        finally:
-            await node.stop()
+        node, port = await runningNode(path)
+        await node.stop()
         events = [json.loads(line) for line in node.output.splitlines()]
         formats = [event.get("log_format", "") for event in events]
         self.assertIn("announcing service {name} {id} as {status}", formats)
