@@ -1,0 +1,270 @@
+"""
+memberlist's messages: a type byte and a msgpack map keyed by Go field
+names, strings and bytes both in msgpack's "raw" family, as hashicorp's
+go-msgpack writes them.  Pure encode and decode, no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+import msgpack
+
+
+class MessageType(enum.IntEnum):
+    PING = 0
+    INDIRECT_PING = 1
+    ACK = 2
+    SUSPECT = 3
+    ALIVE = 4
+    DEAD = 5
+    PUSH_PULL = 6
+    COMPOUND = 7
+    USER = 8
+    COMPRESS = 9
+    ENCRYPT = 10
+    NACK = 11
+    HAS_CRC = 12
+    ERR = 13
+
+
+class NodeState(enum.IntEnum):
+    ALIVE = 0
+    SUSPECT = 1
+    DEAD = 2
+    LEFT = 3
+
+
+class WireError(ValueError):
+    """
+    Bytes that are not a valid memberlist message; the message says what
+    and where.
+    """
+
+
+@dataclass(frozen=True)
+class Body:
+    """
+    A msgpack body.  Each field's Go name is its C{metadata["go"]}; fields
+    marked C{omitempty} are left out when empty, as Go's tags say.
+    """
+
+    messageType: ClassVar[MessageType]
+
+    def toMap(self) -> dict[str, Any]:
+        document = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("omitempty") and not value:
+                continue
+            document[f.metadata["go"]] = value
+        return document
+
+    @classmethod
+    def fromMap(cls, document: dict[str, Any]) -> Any:
+        values = {}
+        for f in fields(cls):
+            raw = document.get(f.metadata["go"], f.default)
+            where = f"{cls.__name__}.{f.metadata['go']}"
+            values[f.name] = _coerce(raw, str(f.type), where)
+        return cls(**values)
+
+    def encode(self) -> bytes:
+        """
+        The type byte and the msgpack body.
+        """
+        return bytes([self.messageType]) + packBody(self.toMap())
+
+
+def go(name: str, default: Any, omitempty: bool = False) -> Any:
+    return field(default=default, metadata={"go": name, "omitempty": omitempty})
+
+
+@dataclass(frozen=True)
+class Ping(Body):
+    messageType = MessageType.PING
+    seqNo: int = go("SeqNo", 0)
+    node: str = go("Node", "")
+    sourceAddr: bytes = go("SourceAddr", b"", omitempty=True)
+    sourcePort: int = go("SourcePort", 0, omitempty=True)
+    sourceNode: str = go("SourceNode", "", omitempty=True)
+
+
+@dataclass(frozen=True)
+class IndirectPing(Body):
+    messageType = MessageType.INDIRECT_PING
+    seqNo: int = go("SeqNo", 0)
+    target: bytes = go("Target", b"")
+    port: int = go("Port", 0)
+    node: str = go("Node", "")
+    nack: bool = go("Nack", False)
+    sourceAddr: bytes = go("SourceAddr", b"", omitempty=True)
+    sourcePort: int = go("SourcePort", 0, omitempty=True)
+    sourceNode: str = go("SourceNode", "", omitempty=True)
+
+
+@dataclass(frozen=True)
+class Ack(Body):
+    messageType = MessageType.ACK
+    seqNo: int = go("SeqNo", 0)
+    payload: bytes = go("Payload", b"")
+
+
+@dataclass(frozen=True)
+class Nack(Body):
+    messageType = MessageType.NACK
+    seqNo: int = go("SeqNo", 0)
+
+
+@dataclass(frozen=True)
+class Suspect(Body):
+    messageType = MessageType.SUSPECT
+    incarnation: int = go("Incarnation", 0)
+    node: str = go("Node", "")
+    source: str = go("From", "")
+    clusterName: str = go("ClusterName", "", omitempty=True)
+
+
+@dataclass(frozen=True)
+class Alive(Body):
+    messageType = MessageType.ALIVE
+    incarnation: int = go("Incarnation", 0)
+    node: str = go("Node", "")
+    addr: bytes = go("Addr", b"")
+    port: int = go("Port", 0)
+    meta: bytes = go("Meta", b"")
+    vsn: bytes = go("Vsn", b"")
+    clusterName: str = go("ClusterName", "", omitempty=True)
+
+
+@dataclass(frozen=True)
+class Dead(Body):
+    messageType = MessageType.DEAD
+    incarnation: int = go("Incarnation", 0)
+    node: str = go("Node", "")
+    source: str = go("From", "")
+    clusterName: str = go("ClusterName", "", omitempty=True)
+
+
+@dataclass(frozen=True)
+class PushPullHeader(Body):
+    messageType = MessageType.PUSH_PULL
+    nodes: int = go("Nodes", 0)
+    userStateLen: int = go("UserStateLen", 0)
+    join: bool = go("Join", False)
+    clusterName: str = go("ClusterName", "", omitempty=True)
+
+
+@dataclass(frozen=True)
+class PushNodeState(Body):
+    messageType = MessageType.PUSH_PULL
+    name: str = go("Name", "")
+    addr: bytes = go("Addr", b"")
+    port: int = go("Port", 0)
+    meta: bytes = go("Meta", b"")
+    incarnation: int = go("Incarnation", 0)
+    state: int = go("State", 0)
+    vsn: bytes = go("Vsn", b"")
+
+
+@dataclass(frozen=True)
+class UserMessageHeader(Body):
+    messageType = MessageType.USER
+    userMsgLen: int = go("UserMsgLen", 0)
+
+
+@dataclass(frozen=True)
+class Compress(Body):
+    messageType = MessageType.COMPRESS
+    algo: int = go("Algo", 0)
+    buf: bytes = go("Buf", b"")
+
+
+@dataclass(frozen=True)
+class ErrorResponse(Body):
+    messageType = MessageType.ERR
+    error: str = go("Error", "")
+
+
+PACKET_BODIES: dict[MessageType, type[Body]] = {
+    body.messageType: body
+    for body in (
+        Ping,
+        IndirectPing,
+        Ack,
+        Nack,
+        Suspect,
+        Alive,
+        Dead,
+        Compress,
+        ErrorResponse,
+    )
+}
+
+
+def packBody(document: dict[str, Any]) -> bytes:
+    return msgpack.packb(document, use_bin_type=False)
+
+
+def unpackBody(data: bytes, where: str) -> dict[str, Any]:
+    """
+    One msgpack map with string keys; trailing bytes are an error.
+    """
+    try:
+        document = msgpack.unpackb(data, raw=True, strict_map_key=False)
+    except Exception as e:  # msgpack raises several unrelated types
+        raise WireError(f"{where}: not msgpack: {e}") from None
+    if not isinstance(document, dict):
+        raise WireError(f"{where}: expected a map, got {type(document).__name__}")
+    return {_text(key, where): value for key, value in document.items()}
+
+
+def decodeBody(messageType: MessageType, data: bytes) -> Body:
+    """
+    Decode the body of a packet message of C{messageType}.
+
+    @raise WireError: for an unknown type or a malformed body.
+    """
+    body = PACKET_BODIES.get(messageType)
+    if body is None:
+        raise WireError(f"message type {messageType.name} has no packet body")
+    return body.fromMap(unpackBody(data, messageType.name))  # type: ignore[no-any-return]
+
+
+def _text(value: Any, where: str) -> str:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WireError(f"{where}: a name is not UTF-8: {value!r:.40}") from None
+    if isinstance(value, str):
+        return value
+    raise WireError(f"{where}: expected a string, got {value!r:.40}")
+
+
+def _coerce(value: Any, kind: str, where: str) -> Any:
+    if kind == "str":
+        return _text(value, where)
+    if kind == "bytes":
+        if isinstance(value, bytes):
+            return value
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        # A Go []uint8 (Vsn) may also come as an array of small integers.
+        if isinstance(value, list) and all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= 255
+            for n in value
+        ):
+            return bytes(value)
+        raise WireError(f"{where}: expected bytes, got {value!r:.40}")
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise WireError(f"{where}: expected a bool, got {value!r:.40}")
+    if kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        raise WireError(f"{where}: expected an unsigned integer, got {value!r:.40}")
+    raise AssertionError(f"no coercion for {kind}")
