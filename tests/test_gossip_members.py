@@ -1,0 +1,179 @@
+"""
+The SWIM member rules on a Clock: join, suspicion with Lifeguard
+confirmations, death, refutation, leave, and cluster names.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from sidecar.gossip.members import IMemberObserver, Member, Members
+from sidecar.gossip.messages import Alive, Dead, NodeState, Suspect
+
+LOCAL = Member("me", b"\x7f\x00\x01\x01", 7946)
+
+
+@implementer(IMemberObserver)
+class Seen:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, NodeState]] = []
+
+    def memberJoined(self, member: Member) -> None:
+        self.events.append(("joined", member.name, member.state))
+
+    def memberUpdated(self, member: Member) -> None:
+        self.events.append(("updated", member.name, member.state))
+
+    def memberGone(self, member: Member) -> None:
+        self.events.append(("gone", member.name, member.state))
+
+
+def alive(node: str, incarnation: int = 1, cluster: str = "default", **kw) -> Alive:  # type: ignore[no-untyped-def]
+    return Alive(
+        incarnation=incarnation,
+        node=node,
+        addr=kw.get("addr", b"\x7f\x00\x01\x02"),
+        port=7946,
+        meta=kw.get("meta", b""),
+        clusterName=cluster,
+    )
+
+
+class MembersTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.sent: list[tuple[str, bytes]] = []
+        self.seen = Seen()
+        self.members = Members(
+            LOCAL,
+            self.clock,
+            lambda subject, message: self.sent.append((subject, message)),
+            observer=self.seen,
+        )
+        self.addCleanup(self.members.stop)
+
+    def state(self, name: str) -> NodeState:
+        member = self.members.get(name)
+        assert member is not None
+        return member.state
+
+
+class JoinTests(MembersTestCase):
+    def test_observerProvidesTheInterface(self) -> None:
+        verifyObject(IMemberObserver, self.seen)
+
+    def test_aliveOfANewNodeJoinsAndIsPassedOn(self) -> None:
+        message = alive("peer")
+        self.members.aliveReceived(message)
+        self.assertEqual(self.state("peer"), NodeState.ALIVE)
+        self.assertEqual(self.seen.events, [("joined", "peer", NodeState.ALIVE)])
+        self.assertEqual(self.sent, [("peer", message.encode())])
+        self.assertEqual([m.name for m in self.members.alive()], ["me", "peer"])
+
+    def test_oldOrEqualIncarnationIsIgnored(self) -> None:
+        self.members.aliveReceived(alive("peer", 3))
+        self.sent.clear()
+        self.members.aliveReceived(alive("peer", 3, meta=b"new"))
+        self.members.aliveReceived(alive("peer", 2))
+        self.assertEqual(self.sent, [])
+
+    def test_newerIncarnationWithNewMetaIsAnUpdate(self) -> None:
+        self.members.aliveReceived(alive("peer", 1))
+        self.members.aliveReceived(alive("peer", 2, meta=b"role=web"))
+        self.assertEqual(self.seen.events[-1], ("updated", "peer", NodeState.ALIVE))
+
+    def test_otherClusterIsRefused(self) -> None:
+        self.members.aliveReceived(alive("stranger", cluster="other"))
+        self.members.aliveReceived(alive("serf-agent", cluster=""))
+        self.assertIsNone(self.members.get("stranger"))
+        self.assertIsNone(self.members.get("serf-agent"))
+        self.assertEqual(self.members.refused, 2)
+
+    def test_unnamedPeersAreAcceptedWhenAllowed(self) -> None:
+        members = Members(LOCAL, self.clock, lambda s, m: None, acceptUnnamedPeers=True)
+        members.aliveReceived(alive("serf-agent", cluster=""))
+        self.assertIsNotNone(members.get("serf-agent"))
+        members.aliveReceived(alive("stranger", cluster="other"))
+        self.assertIsNone(members.get("stranger"))
+
+
+class SuspicionTests(MembersTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        for name in ("peer", "b", "c"):
+            self.members.aliveReceived(alive(name))
+
+    def test_unrefutedSuspicionBecomesDeathAfterTheMaximumTimeout(self) -> None:
+        self.members.suspect("peer")
+        self.assertEqual(self.state("peer"), NodeState.SUSPECT)
+        # 4 members: least 4 s, most 6 x 4 = 24 s, and no confirmation.
+        self.clock.advance(23.9)
+        self.assertEqual(self.state("peer"), NodeState.SUSPECT)
+        self.clock.advance(0.1)
+        self.assertEqual(self.state("peer"), NodeState.DEAD)
+        self.assertEqual(self.seen.events[-1], ("gone", "peer", NodeState.DEAD))
+
+    def test_independentConfirmationsShortenTheSuspicion(self) -> None:
+        self.members.suspect("peer")
+        self.clock.advance(1)
+        for confirmer in ("b", "c"):
+            self.members.suspectReceived(
+                Suspect(
+                    incarnation=1, node="peer", source=confirmer, clusterName="default"
+                )
+            )
+        self.clock.advance(2.9)
+        self.assertEqual(self.state("peer"), NodeState.SUSPECT)
+        self.clock.advance(0.1)  # the least timeout, 4 s from the start
+        self.assertEqual(self.state("peer"), NodeState.DEAD)
+
+    def test_aliveWithAHigherIncarnationClearsTheSuspicion(self) -> None:
+        self.members.suspect("peer")
+        self.members.aliveReceived(alive("peer", 2))
+        self.clock.advance(60)
+        self.assertEqual(self.state("peer"), NodeState.ALIVE)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_deadNodeRejoinsWithAHigherIncarnation(self) -> None:
+        self.members.deadReceived(Dead(1, "peer", "b", "default"))
+        self.members.aliveReceived(alive("peer", 2))
+        self.assertEqual(self.state("peer"), NodeState.ALIVE)
+        self.assertEqual(
+            [e[0] for e in self.seen.events if e[1] == "peer"],
+            ["joined", "gone", "joined"],
+        )
+
+    def test_deadFromTheNodeItselfMeansLeft(self) -> None:
+        self.members.deadReceived(Dead(1, "peer", "peer", "default"))
+        self.assertEqual(self.state("peer"), NodeState.LEFT)
+        self.assertEqual(self.seen.events[-1], ("gone", "peer", NodeState.LEFT))
+
+    def test_staleDeadIsIgnored(self) -> None:
+        self.members.aliveReceived(alive("peer", 5))
+        self.members.deadReceived(Dead(4, "peer", "b", "default"))
+        self.assertEqual(self.state("peer"), NodeState.ALIVE)
+
+
+class RefutationTests(MembersTestCase):
+    def test_suspicionOfOurselvesIsRefutedWithAHigherIncarnation(self) -> None:
+        self.members.suspectReceived(Suspect(0, "me", "peer", "default"))
+        self.assertEqual(self.members.local.incarnation, 1)
+        self.assertEqual(self.members.local.state, NodeState.ALIVE)
+        self.assertEqual(self.sent, [("me", self.members.localAlive().encode())])
+        self.assertEqual(self.members.awareness.score, 1)
+
+    def test_deathOfOurselvesIsRefutedUnlessWeAreLeaving(self) -> None:
+        self.members.deadReceived(Dead(3, "me", "peer", "default"))
+        self.assertEqual(self.members.local.incarnation, 4)
+        dead = self.members.leave()
+        self.assertEqual((dead.node, dead.source), ("me", "me"))
+        self.members.deadReceived(Dead(4, "me", "peer", "default"))
+        self.assertEqual(self.members.local.incarnation, 4)
+
+    def test_aliveAboutUsWithOtherAddressIsRefuted(self) -> None:
+        self.members.aliveReceived(alive("me", 0, addr=b"\x7f\x00\x09\x09"))
+        self.assertEqual(self.members.local.incarnation, 1)
+        self.assertEqual(self.members.local.addr, LOCAL.addr)

@@ -1,0 +1,40 @@
+"""
+Lifeguard's suspicion timeouts and local-health awareness.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from sidecar.gossip.suspicion import Awareness, suspicionTimeout, suspicionTimeouts
+
+
+class SuspicionTests(SynchronousTestCase):
+    def test_timeoutsGrowWithTheLogOfTheClusterSize(self) -> None:
+        self.assertEqual(suspicionTimeouts(4, 6, 1, 1.0), (4.0, 24.0))
+        self.assertEqual(suspicionTimeouts(4, 6, 10, 1.0), (4.0, 24.0))
+        self.assertEqual(suspicionTimeouts(4, 6, 100, 1.0), (8.0, 48.0))
+        self.assertEqual(suspicionTimeouts(5, 6, 1000, 0.5), (7.5, 45.0))
+
+    def test_confirmationsShrinkTheTimeoutToTheLeast(self) -> None:
+        least, most = 4.0, 24.0
+        timeouts = [suspicionTimeout(least, most, 2, n) for n in range(4)]
+        self.assertEqual(timeouts[0], most)
+        self.assertEqual(timeouts[1], 11.381)  # 24 - log(2)/log(3) * 20
+        self.assertEqual(timeouts[2], least)
+        self.assertEqual(timeouts[3], least)
+
+    def test_noExpectedConfirmationsMeansTheLeast(self) -> None:
+        self.assertEqual(suspicionTimeout(4.0, 24.0, 0, 0), 4.0)
+
+
+class AwarenessTests(SynchronousTestCase):
+    def test_scoreIsBoundedAndScalesTimeouts(self) -> None:
+        awareness = Awareness(maximum=8)
+        self.assertEqual(awareness.scale(0.5), 0.5)
+        awareness.apply(3)
+        self.assertEqual(awareness.scale(0.5), 2.0)
+        awareness.apply(100)
+        self.assertEqual(awareness.score, 7)
+        awareness.apply(-100)
+        self.assertEqual(awareness.score, 0)
