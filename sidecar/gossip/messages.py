@@ -216,6 +216,13 @@ def unpackBody(data: bytes, where: str) -> dict[str, Any]:
         document = msgpack.unpackb(data, raw=True, strict_map_key=False)
     except Exception as e:  # msgpack raises several unrelated types
         raise WireError(f"{where}: not msgpack: {e}") from None
+    return stringKeys(document, where)
+
+
+def stringKeys(document: Any, where: str) -> dict[str, Any]:
+    """
+    A decoded msgpack map with its raw keys turned into names.
+    """
     if not isinstance(document, dict):
         raise WireError(f"{where}: expected a map, got {type(document).__name__}")
     return {_text(key, where): value for key, value in document.items()}
