@@ -65,3 +65,55 @@ class RefutationTests(SynchronousTestCase):
         self.assertEqual(expired.status, Status.TOMBSTONE)
         self.assertEqual(expired.updated, now + SECOND)
         self.state.stop()
+
+
+class ExpireServerTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.peerClock = Clock()
+        self.peerClock.advance(1_700_000_000)
+        self.state = ServicesState("me", self.clock)
+        self.peer = ServicesState("peer", self.peerClock)
+        self.sent = RecordingBroadcaster()
+        self.state.addBroadcaster(self.sent)
+        self.addCleanup(self.state.stop)
+        self.addCleanup(self.peer.stop)
+
+    def test_deadHostsLiveServicesAreTombstonedAndSent(self) -> None:
+        web = self.peer.announceLocal(Service("aaaaaaaaaaaa", "web", hostname="peer"))
+        old = web.tombstone(web.updated - 1)
+        self.state.merge(web)
+        self.state.merge(
+            Service(
+                "bbbbbbbbbbbb",
+                "db",
+                hostname="peer",
+                updated=old.updated,
+                status=Status.TOMBSTONE,
+            )
+        )
+        self.sent.batches.clear()
+        self.clock.advance(2)
+        tombstones = self.state.expireServer("peer")
+        self.assertEqual([t.id for t in tombstones], ["aaaaaaaaaaaa"])
+        self.assertEqual(tombstones[0].status, Status.TOMBSTONE)
+        self.assertEqual(tombstones[0].updated, self.state.now())
+        self.assertEqual(self.sent.batches, [tombstones])
+
+    def test_hostThatWasAliveAfterAllRefutesAndItsServicesReturn(self) -> None:
+        web = self.peer.announceLocal(Service("aaaaaaaaaaaa", "web", hostname="peer"))
+        self.state.merge(web)
+        self.clock.advance(2)
+        [tombstone] = self.state.expireServer("peer")
+        returned = RecordingBroadcaster()
+        self.peer.addBroadcaster(returned)
+        self.peer.merge(tombstone)  # the tombstone reaches the live host
+        [refutation] = returned.records
+        self.assertTrue(self.state.merge(refutation))
+        self.assertEqual(self.state.get("peer", "aaaaaaaaaaaa").status, Status.ALIVE)  # type: ignore[union-attr]
+
+    def test_ourOwnServicesAndUnknownHostsAreLeftAlone(self) -> None:
+        self.state.announceLocal(Service("cccccccccccc", "me-svc", hostname="me"))
+        self.assertEqual(self.state.expireServer("me"), [])
+        self.assertEqual(self.state.expireServer("nobody"), [])

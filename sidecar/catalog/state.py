@@ -323,6 +323,36 @@ class ServicesState:
         ]
         return tombstone
 
+    def expireServer(self, hostname: str) -> list[Service]:
+        """
+        The cluster declared C{hostname} dead or gone: tombstone each of its
+        live records, stamped now, so that proxies stop using them.  If the
+        host is alive after all, it refutes these tombstones with its own
+        records, stamped later, and its services return.
+
+        @return: the tombstones, also sent to the broadcasters.
+        """
+        server = self._servers.get(hostname)
+        if hostname == self.hostname or server is None:
+            return []
+        now = self.now()
+        tombstones = []
+        for entry in list(server.entries.values()):
+            current = self._effective(entry)
+            if current.isTombstone:
+                continue
+            tombstone = current.tombstone(max(now, current.updated + 1))
+            if self._store(tombstone) is not None:
+                tombstones.append(tombstone)
+        if tombstones:
+            self.log.info(
+                "{hostname} left the cluster: {count} service(s) tombstoned",
+                hostname=hostname,
+                count=len(tombstones),
+            )
+            self._broadcast(tombstones)
+        return tombstones
+
     def _refute(self, record: Service) -> bool:
         """
         A peer's record of one of our own live services.  This node is the
