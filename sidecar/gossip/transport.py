@@ -1,0 +1,164 @@
+"""
+L{GossipDatagramProtocol}: memberlist packets over UDP.  It only moves
+bytes: it frames and seals what it sends, and decodes, counts and
+dispatches what it receives; the rules live in the members, prober and
+catalog it hands messages to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from .messages import (
+    Ack,
+    Alive,
+    Body,
+    Dead,
+    IndirectPing,
+    Nack,
+    Ping,
+    Suspect,
+    WireError,
+)
+from .packets import UserMessage, addCRC, decodePacket, makeCompound
+from .security import Keyring
+
+Address = tuple[str, int]
+
+
+@dataclass
+class PacketHandlers:
+    """
+    Where each kind of received message goes.
+    """
+
+    ping: Callable[[Ping, Address], None]
+    indirectPing: Callable[[IndirectPing, Address], None]
+    ack: Callable[[Ack], None]
+    nack: Callable[[Nack], None]
+    alive: Callable[[Alive], None]
+    suspect: Callable[[Suspect], None]
+    dead: Callable[[Dead], None]
+    user: Callable[[bytes], None]
+
+
+@dataclass
+class PacketCounters:
+    packetsIn: int = 0
+    bytesIn: int = 0
+    packetsOut: int = 0
+    bytesOut: int = 0
+    dropped: int = 0
+
+
+class RateLimitedLog:
+    """
+    At most one log line per C{period} seconds for a recurring problem; the
+    lines in between are counted and reported with the next one.
+    """
+
+    def __init__(self, log: Logger, clock: IReactorTime, period: float = 10.0):
+        self._log = log
+        self._clock = clock
+        self._period = period
+        self._last: float | None = None
+        self._suppressed = 0
+
+    def warn(self, format: str, **fields: object) -> None:
+        now = self._clock.seconds()
+        if self._last is not None and now - self._last < self._period:
+            self._suppressed += 1
+            return
+        self._log.warn(
+            format + " ({suppressed} similar suppressed)",
+            suppressed=self._suppressed,
+            **fields,
+        )
+        self._last, self._suppressed = now, 0
+
+
+class GossipDatagramProtocol(DatagramProtocol):
+    """
+    Receives and sends memberlist UDP packets.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        handlers: PacketHandlers,
+        clock: IReactorTime,
+        keyring: Keyring | None = None,
+    ) -> None:
+        self._handlers = handlers
+        self._keyring = keyring
+        self.counters = PacketCounters()
+        self._badPackets = RateLimitedLog(self.log, clock)
+
+    def send(
+        self, address: Address, messages: Sequence[bytes], crc: bool = False
+    ) -> None:
+        """
+        Send one packet holding C{messages} (a compound when more than one),
+        with the CRC header for peers that speak protocol 5, sealed when
+        there is a keyring.
+        """
+        packet = messages[0] if len(messages) == 1 else makeCompound(messages)
+        if crc:
+            packet = addCRC(packet)
+        if self._keyring is not None:
+            packet = self._keyring.seal(packet)
+        if self.transport is None:
+            return
+        self.transport.write(packet, address)  # type: ignore[call-arg]
+        self.counters.packetsOut += 1
+        self.counters.bytesOut += len(packet)
+
+    def datagramReceived(self, data: bytes, addr: Address) -> None:
+        self.counters.packetsIn += 1
+        self.counters.bytesIn += len(data)
+        try:
+            messages = decodePacket(data, self._keyring)
+        except WireError as e:
+            self.counters.dropped += 1
+            self._badPackets.warn(
+                "dropped a bad packet from {host}:{port}: {problem}",
+                host=addr[0],
+                port=addr[1],
+                problem=str(e),
+            )
+            return
+        for message in messages:
+            try:
+                self._dispatch(message, addr)
+            except Exception:
+                self.log.failure(
+                    "handling {message!r} from {host}", message=message, host=addr[0]
+                )
+
+    def _dispatch(self, message: Body | UserMessage, addr: Address) -> None:
+        handlers = self._handlers
+        match message:
+            case UserMessage(payload):
+                handlers.user(payload)
+            case Ping():
+                handlers.ping(message, addr)
+            case IndirectPing():
+                handlers.indirectPing(message, addr)
+            case Ack():
+                handlers.ack(message)
+            case Nack():
+                handlers.nack(message)
+            case Alive():
+                handlers.alive(message)
+            case Suspect():
+                handlers.suspect(message)
+            case Dead():
+                handlers.dead(message)
+            case _:
+                self.log.debug("ignoring {message!r}", message=message)
