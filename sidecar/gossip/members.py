@@ -65,6 +65,30 @@ class Member:
     def isGone(self) -> bool:
         return self.state in (NodeState.DEAD, NodeState.LEFT)
 
+    @classmethod
+    def fromAlive(cls, message: Alive, stateChange: float) -> Member:
+        return cls(
+            name=message.node,
+            addr=message.addr,
+            port=message.port,
+            meta=message.meta,
+            incarnation=message.incarnation,
+            state=NodeState.ALIVE,
+            stateChange=stateChange,
+            vsn=message.vsn,
+        )
+
+    def toAlive(self, clusterName: str) -> Alive:
+        return Alive(
+            incarnation=self.incarnation,
+            node=self.name,
+            addr=self.addr,
+            port=self.port,
+            meta=self.meta,
+            vsn=self.vsn,
+            clusterName=clusterName,
+        )
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -135,16 +159,7 @@ class Members:
         """
         The alive message that announces this node.
         """
-        local = self.local
-        return Alive(
-            incarnation=local.incarnation,
-            node=local.name,
-            addr=local.addr,
-            port=local.port,
-            meta=local.meta,
-            vsn=local.vsn,
-            clusterName=self.clusterName,
-        )
+        return self.local.toAlive(self.clusterName)
 
     # -- the rules ----------------------------------------------------------
 
@@ -184,16 +199,7 @@ class Members:
             moved = (message.addr, message.port) != (current.addr, current.port)
             if not (current.isGone and moved):
                 return
-        member = Member(
-            name=message.node,
-            addr=message.addr,
-            port=message.port,
-            meta=message.meta,
-            incarnation=message.incarnation,
-            state=NodeState.ALIVE,
-            stateChange=self._clock.seconds(),
-            vsn=message.vsn,
-        )
+        member = Member.fromAlive(message, self._clock.seconds())
         self._clearSuspicion(message.node)
         self._members[message.node] = member
         self._broadcast(message.node, message.encode())

@@ -46,6 +46,20 @@ def compressMessage(message: bytes) -> bytes:
     return Compress(algo=LZW_ALGORITHM, buf=lzw.compress(message)).encode()
 
 
+def decompressBody(compress: Compress, limit: int) -> bytes:
+    """
+    What a compress message holds, at most C{limit} bytes of it.
+
+    @raise WireError: for another algorithm than LZW or a bad stream.
+    """
+    if compress.algo != LZW_ALGORITHM:
+        raise WireError(f"unknown compression algorithm {compress.algo}")
+    try:
+        return lzw.decompress(compress.buf, limit=limit)
+    except lzw.LZWError as e:
+        raise WireError(f"Compress.Buf: {e}") from None
+
+
 def addCRC(packet: bytes) -> bytes:
     """
     The header protocol version 5 wants: type 12 and the CRC-32 (IEEE) of
@@ -93,12 +107,7 @@ def _decodeInto(data: bytes, messages: list[Message], depth: int) -> None:
         _decodeInto(body[4:], messages, depth + 1)
     elif messageType is MessageType.COMPRESS:
         compress = Compress.fromMap(unpackBody(body, "Compress"))
-        if compress.algo != LZW_ALGORITHM:
-            raise WireError(f"unknown compression algorithm {compress.algo}")
-        try:
-            inner = lzw.decompress(compress.buf, limit=UDP_BUFFER_SIZE * 64)
-        except lzw.LZWError as e:
-            raise WireError(f"Compress.Buf: {e}") from None
+        inner = decompressBody(compress, limit=UDP_BUFFER_SIZE * 64)
         _decodeInto(inner, messages, depth + 1)
     elif messageType is MessageType.COMPOUND:
         for part in _splitCompound(body):

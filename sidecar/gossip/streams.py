@@ -29,6 +29,7 @@ from .messages import (
     packBody,
     stringKeys,
 )
+from .packets import LZW_ALGORITHM, decompressBody
 from .security import Keyring
 
 # The Go Sidecar's fork caps a push at 10 MiB; so do we, for what we read.
@@ -78,7 +79,7 @@ def frameStream(
     bytes as associated data).
     """
     if compress:
-        body = Compress(algo=0, buf=lzw.compress(body)).encode()
+        body = Compress(algo=LZW_ALGORITHM, buf=lzw.compress(body)).encode()
     if keyring is None:
         return body
     # The sealed length is known before sealing: version, nonce, tag.
@@ -122,12 +123,7 @@ def _parseBody(body: bytes, complete: bool) -> StreamMessage | None:
         if objects is None:
             return None
         compress = Compress.fromMap(stringKeys(objects[0][0], "Compress"))
-        if compress.algo != 0:
-            raise WireError(f"unknown compression algorithm {compress.algo}")
-        try:
-            body = lzw.decompress(compress.buf, limit=MAX_STREAM_BYTES)
-        except lzw.LZWError as e:
-            raise WireError(f"Compress.Buf: {e}") from None
+        body = decompressBody(compress, limit=MAX_STREAM_BYTES)
         complete = True
     if not body:
         return None
