@@ -10,7 +10,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from sidecar.gossip.members import IMemberObserver, Member, Members
+from sidecar.gossip.interfaces import IMemberObserver
+from sidecar.gossip.members import Member, Members
 from sidecar.gossip.messages import Alive, Dead, NodeState, Suspect
 
 LOCAL = Member("me", b"\x7f\x00\x01\x01", 7946)

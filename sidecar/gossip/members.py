@@ -16,26 +16,12 @@ from dataclasses import dataclass, field, replace
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
-from zope.interface import Interface, implementer
+from zope.interface import implementer
 
+from .interfaces import IMemberObserver
 from .messages import Alive, Dead, NodeState, Suspect
+from .profiles import LAN, Timing
 from .suspicion import Awareness, suspicionTimeout, suspicionTimeouts
-
-
-class IMemberObserver(Interface):
-    """
-    Told when a member joins (or comes back), changes, or is gone (dead or
-    left).
-    """
-
-    def memberJoined(member):  # type: ignore[no-untyped-def]
-        """A member is alive that was unknown, dead or gone."""
-
-    def memberUpdated(member):  # type: ignore[no-untyped-def]
-        """An alive member's address or metadata changed."""
-
-    def memberGone(member):  # type: ignore[no-untyped-def]
-        """A member was declared dead, or left (C{state} says which)."""
 
 
 @implementer(IMemberObserver)
@@ -90,17 +76,6 @@ class Member:
         )
 
 
-@dataclass(frozen=True)
-class Timing:
-    """
-    memberlist's LAN defaults.
-    """
-
-    probeInterval: float = 1.0
-    suspicionMultiplier: int = 4
-    suspicionMaxTimeoutMultiplier: int = 6
-
-
 @dataclass
 class _Suspicion:
     started: float
@@ -126,12 +101,12 @@ class Members:
         broadcast: Broadcast,
         clusterName: str = "default",
         acceptUnnamedPeers: bool = False,
-        timing: Timing = Timing(),
+        timing: Timing = LAN,
         observer: IMemberObserver | None = None,
     ) -> None:
         self.localName = local.name
         self.clusterName = clusterName
-        self.awareness = Awareness()
+        self.awareness = Awareness(timing.awarenessMaxMultiplier)
         self._acceptUnnamed = acceptUnnamedPeers
         self._clock = clock
         self._broadcast = broadcast
@@ -303,6 +278,23 @@ class Members:
         )
         self._broadcast(local.name, dead.encode())
         return dead
+
+    def reap(self, before: float) -> list[str]:
+        """
+        Forget members that have been dead or gone since before C{before}
+        (memberlist stops gossiping to the dead after a while, then drops
+        them).
+
+        @return: the names forgotten.
+        """
+        reaped = [
+            m.name
+            for m in self._members.values()
+            if m.isGone and m.stateChange < before and m.name != self.localName
+        ]
+        for name in reaped:
+            del self._members[name]
+        return reaped
 
     def stop(self) -> None:
         for name in list(self._suspicions):

@@ -23,12 +23,12 @@ from twisted.logger import Logger
 
 from .members import Member, Members
 from .messages import Ack, IndirectPing, Nack, NodeState, Ping
+from .profiles import LAN, Timing
 
 Address = tuple[str, int]
 Send = Callable[[Address, bytes], None]
 StreamPing = Callable[[Member], "Deferred[bool]"]
 
-INDIRECT_CHECKS = 3
 RELAY_FRACTION = 0.8
 
 
@@ -70,8 +70,7 @@ class Prober:
         clock: IReactorTime,
         send: Send,
         rng: random.Random,
-        probeInterval: float = 1.0,
-        probeTimeout: float = 0.5,
+        timing: Timing = LAN,
         streamPing: StreamPing | None = None,
         ackPayload: bytes = b"",
     ) -> None:
@@ -79,8 +78,9 @@ class Prober:
         self._clock = clock
         self._send = send
         self._rng = rng
-        self._interval = probeInterval
-        self._timeout = probeTimeout
+        self._interval = timing.probeInterval
+        self._timeout = timing.probeTimeout
+        self._indirectChecks = timing.indirectChecks
         self._streamPing = streamPing
         self._ackPayload = ackPayload
         self._order: list[str] = []
@@ -149,7 +149,8 @@ class Prober:
             if m.name not in (self._members.localName, target.name)
             and m.state is NodeState.ALIVE
         ]
-        for helper in self._rng.sample(helpers, min(INDIRECT_CHECKS, len(helpers))):
+        count = min(self._indirectChecks, len(helpers))
+        for helper in self._rng.sample(helpers, count):
             nack = len(helper.vsn) > 2 and helper.vsn[2] >= 4
             probe.expectedNacks += nack
             request = IndirectPing(

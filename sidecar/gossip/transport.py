@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
+from zope.interface import implementer
 
+from .interfaces import IPacketSender
 from .messages import (
     Ack,
     Alive,
@@ -26,6 +28,7 @@ from .messages import (
     WireError,
 )
 from .packets import UserMessage, addCRC, decodePacket, makeCompound
+from .ratelimit import RateLimitedLog
 from .security import Keyring
 
 Address = tuple[str, int]
@@ -56,46 +59,24 @@ class PacketCounters:
     dropped: int = 0
 
 
-class RateLimitedLog:
-    """
-    At most one log line per C{period} seconds for a recurring problem; the
-    lines in between are counted and reported with the next one.
-    """
-
-    def __init__(self, log: Logger, clock: IReactorTime, period: float = 10.0):
-        self._log = log
-        self._clock = clock
-        self._period = period
-        self._last: float | None = None
-        self._suppressed = 0
-
-    def warn(self, format: str, **fields: object) -> None:
-        now = self._clock.seconds()
-        if self._last is not None and now - self._last < self._period:
-            self._suppressed += 1
-            return
-        self._log.warn(
-            format + " ({suppressed} similar suppressed)",
-            suppressed=self._suppressed,
-            **fields,
-        )
-        self._last, self._suppressed = now, 0
-
-
+@implementer(IPacketSender)
 class GossipDatagramProtocol(DatagramProtocol):
     """
     Receives and sends memberlist UDP packets.
+
+    @ivar handlers: where received messages go; L{None} while the node is
+        not running, when they are decoded and counted but not handled.
     """
 
     log = Logger()
 
     def __init__(
         self,
-        handlers: PacketHandlers,
+        handlers: PacketHandlers | None,
         clock: IReactorTime,
         keyring: Keyring | None = None,
     ) -> None:
-        self._handlers = handlers
+        self.handlers = handlers
         self._keyring = keyring
         self.counters = PacketCounters()
         self._badPackets = RateLimitedLog(self.log, clock)
@@ -142,7 +123,9 @@ class GossipDatagramProtocol(DatagramProtocol):
                 )
 
     def _dispatch(self, message: Body | UserMessage, addr: Address) -> None:
-        handlers = self._handlers
+        handlers = self.handlers
+        if handlers is None:
+            return  # bound, but the node is not running
         match message:
             case UserMessage(payload):
                 handlers.user(payload)

@@ -1,0 +1,78 @@
+"""
+The gossip layer's seams: the application it carries (L{IGossipDelegate}),
+who hears of members coming and going (L{IMemberObserver}), and the
+transports it sends through (L{IPacketSender}, L{IStreamDialer}), which an
+in-memory network can stand in for in tests.
+"""
+
+from __future__ import annotations
+
+from zope.interface import Interface
+
+
+class IGossipDelegate(Interface):
+    """
+    The application whose state the cluster spreads: for sidecar, the
+    catalog.
+    """
+
+    def localState():  # type: ignore[no-untyped-def]
+        """
+        @return: this node's whole state as bytes, for a push-pull.
+        """
+
+    def mergeRemoteState(state, join):  # type: ignore[no-untyped-def]
+        """
+        Merge a peer's whole state (bytes) from a push-pull; C{join} is
+        true when the exchange is part of a join.  Bad input is logged, not
+        raised.
+        """
+
+    def messageReceived(payload):  # type: ignore[no-untyped-def]
+        """
+        A user message (bytes) from a peer, by packet or stream.  Bad input
+        is logged, not raised.
+        """
+
+
+class IMemberObserver(Interface):
+    """
+    Told when a member joins (or comes back), changes, or is gone (dead or
+    left).
+    """
+
+    def memberJoined(member):  # type: ignore[no-untyped-def]
+        """A member is alive that was unknown, dead or gone."""
+
+    def memberUpdated(member):  # type: ignore[no-untyped-def]
+        """An alive member's address or metadata changed."""
+
+    def memberGone(member):  # type: ignore[no-untyped-def]
+        """A member was declared dead, or left (C{state} says which)."""
+
+
+class IPacketSender(Interface):
+    """
+    Sends memberlist packets (UDP).
+    """
+
+    def send(address, messages, crc):  # type: ignore[no-untyped-def]
+        """
+        Send one packet holding the encoded C{messages} to C{address}
+        (host, port), with the CRC header when C{crc} is true.
+        """
+
+
+class IStreamDialer(Interface):
+    """
+    Sends memberlist stream messages (TCP), one per connection.
+    """
+
+    def request(address, body, expectReply):  # type: ignore[no-untyped-def]
+        """
+        Send the stream C{body} to C{address}.
+
+        @return: a L{Deferred} firing with the peer's reply (a
+            L{sidecar.gossip.streams.StreamMessage}), or L{None} when
+            C{expectReply} is false; failing when the exchange fails.
+        """
