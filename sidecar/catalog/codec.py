@@ -181,6 +181,8 @@ def _loads(data: bytes | str) -> Any:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise DecodeError(f"not JSON: {e}") from None
+    except RecursionError:
+        raise DecodeError("not JSON: nested too deeply") from None
 
 
 def _present(value: Any, default: Any) -> Any:
