@@ -70,3 +70,11 @@ class IMembership(Interface):
         """
         @return: the names of the live members, this node included.
         """
+
+    def members():  # type: ignore[no-untyped-def]
+        """
+        @return: every member this node knows, itself included, as JSON
+            objects: C{{"Name", "Address", "Port", "State", "Incarnation",
+            "Meta", "ProtocolVersions"}}; C{State} is C{alive}, C{suspect},
+            C{failed} or C{left}.
+        """

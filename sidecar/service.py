@@ -10,36 +10,26 @@ from collections.abc import Sequence
 
 from twisted.application.service import MultiService
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
-from zope.interface import implementer
 
 from sidecar.announce import LocalAnnouncer
 from sidecar.catalog import ServicesState
-from sidecar.config import Config, ConfigError
+from sidecar.config import Address, Config, ConfigError
 from sidecar.discovery.static import StaticDiscoverer
-from sidecar.interfaces import IDiscoverer, IMembership
+from sidecar.gossip.profiles import PROFILES
+from sidecar.gossip.service import GossipService, GossipSettings
+from sidecar.interfaces import IDiscoverer
 from sidecar.web.server import APIService, makeSite
-
-
-@implementer(IMembership)
-class SoloMembership:
-    """
-    The membership of a node that gossips with no one: itself alone.
-    """
-
-    def __init__(self, name: str, clusterName: str) -> None:
-        self.name = name
-        self.clusterName = clusterName
-
-    def memberNames(self) -> list[str]:
-        return [self.name]
 
 
 class SidecarNode(MultiService):
     """
-    A running node: its catalog, its discoverers, the announcer that
-    publishes what they find, and the status API.
+    A running node: its catalog, the gossip that shares it, its
+    discoverers, the announcer that publishes what they find, and the
+    status API.
 
     @ivar state: the catalog, L{ServicesState}; read it, observe it.
+    @ivar gossip: the L{GossipService}; C{gossip.cluster} is the running
+        cluster, C{gossip.tcpPort} the bound gossip port.
     @ivar discoverers: the L{IDiscoverer}s in configured order.
     @ivar api: the L{APIService}; C{api.port} is its listening port.
     """
@@ -48,6 +38,7 @@ class SidecarNode(MultiService):
         self,
         config: Config,
         state: ServicesState,
+        gossip: GossipService,
         announcer: LocalAnnouncer,
         discoverers: Sequence[IDiscoverer],
         api: APIService,
@@ -55,11 +46,15 @@ class SidecarNode(MultiService):
         super().__init__()
         self.config = config
         self.state = state
+        self.gossip = gossip
         self.announcer = announcer
         self.discoverers = list(discoverers)
         self.api = api
-        # Start order is the order of addition: the announcer must listen
-        # before discoverers report, and the API comes last.
+        # Start order is the order of addition, stop order the reverse:
+        # gossip runs before anything is announced and leaves the cluster
+        # last; the announcer listens before discoverers report; the API
+        # comes last.
+        gossip.setServiceParent(self)
         announcer.setServiceParent(self)
         for discoverer in discoverers:
             discoverer.setServiceParent(self)  # type: ignore[attr-defined]
@@ -114,9 +109,27 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         for backend in config.discovery.backends
         if backend == "static"
     ]
-    site = makeSite(state, SoloMembership(node.name, node.clusterName))
+    gossip = GossipService(
+        reactor,
+        GossipSettings(
+            name=node.name,
+            clusterName=node.clusterName,
+            bind=_pair(node.bind),
+            advertise=None if node.advertise is None else _pair(node.advertise),
+            seeds=tuple(_pair(seed) for seed in node.seeds),
+            keys=node.encryptKeys,
+            acceptUnnamedPeers=node.acceptUnnamedPeers,
+            timing=PROFILES[node.profile],
+        ),
+        state,
+    )
+    site = makeSite(state, gossip)
     api = APIService(tcp, site, config.api.listen.host, config.api.listen.port)
-    return SidecarNode(config, state, announcer, discoverers, api)
+    return SidecarNode(config, state, gossip, announcer, discoverers, api)
+
+
+def _pair(address: Address) -> tuple[str, int]:
+    return (address.host, address.port)
 
 
 def _refuseMissingParts(config: Config) -> None:

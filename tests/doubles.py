@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import succeed
+from twisted.internet.testing import MemoryReactorClock
 from zope.interface import implementer
 
 from sidecar.catalog import ChangeEvent, IBroadcaster, ICatalogObserver, Service
@@ -39,3 +42,36 @@ class RecordingBroadcaster:
     @property
     def records(self) -> list[Service]:
         return [record for batch in self.batches for record in batch]
+
+
+class _FakeUDPPort:
+    def __init__(self, host: str, port: int) -> None:
+        self._address = IPv4Address("UDP", host, port)
+        self.listening = True
+
+    def getHost(self) -> IPv4Address:
+        return self._address
+
+    def stopListening(self):  # type: ignore[no-untyped-def]
+        self.listening = False
+        return succeed(None)
+
+
+class MemoryReactorWithUDP(MemoryReactorClock):
+    """
+    Twisted's memory reactor, which can also pretend to listen for UDP.
+
+    @ivar udpServers: (port, protocol, interface, fake port) for each
+        C{listenUDP}.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.udpServers: list[tuple[int, object, str, _FakeUDPPort]] = []
+
+    def listenUDP(  # type: ignore[no-untyped-def]
+        self, port, protocol, interface="", maxPacketSize=8192
+    ):
+        fake = _FakeUDPPort(interface, port)
+        self.udpServers.append((port, protocol, interface, fake))
+        return fake

@@ -81,12 +81,16 @@ class DefaultsTests(ConfigTestCase):
 class FileTests(ConfigTestCase):
     def test_everyKeyIsRead(self) -> None:
         key = base64.b64encode(b"k" * 32).decode()
+        other = base64.b64encode(b"o" * 16).decode()
         config = self.load(
             "[node]\n"
             'name = "host-a"\ncluster_name = "prod"\nbind = "127.0.1.1:7000"\n'
             'advertise = "127.0.1.1:7000"\n'
             'seeds = ["127.0.1.2:7001", "127.0.1.3", "seed.example", "::1"]\n'
             f'encrypt_key = "{key}"\n'
+            f'extra_encrypt_keys = ["{other}"]\n'
+            "accept_unnamed_peers = true\n"
+            'profile = "wan"\n'
             '[api]\nlisten = "[::1]:0"\n'
             '[discovery]\nbackends = ["static", "docker"]\n'
             'static_file = "/srv/static.json"\ndocker_url = "tcp://127.0.0.1:2375"\n'
@@ -109,6 +113,9 @@ class FileTests(ConfigTestCase):
             ),
         )
         self.assertEqual(config.node.encryptKey, b"k" * 32)
+        self.assertEqual(config.node.encryptKeys, (b"k" * 32, b"o" * 16))
+        self.assertTrue(config.node.acceptUnnamedPeers)
+        self.assertEqual(config.node.profile, "wan")
         self.assertEqual(config.api.listen, Address("::1", 0))
         self.assertEqual(str(config.api.listen), "[::1]:0")
         self.assertEqual(config.discovery.backends, ("static", "docker"))
@@ -269,7 +276,26 @@ class ErrorTests(ConfigTestCase):
             "decodes to 10 bytes; an AES key is 16, 24 or 32 bytes",
         )
 
+    def test_extraKeysNeedAPrimaryAndMustBeKeys(self) -> None:
+        key = base64.b64encode(b"k" * 16).decode()
+        self.assertError(
+            f'[node]\nextra_encrypt_keys = ["{key}"]\n',
+            "node.extra_encrypt_keys",
+            "extra keys need a primary key in node.encrypt_key",
+        )
+        self.assertError(
+            f'[node]\nencrypt_key = "{key}"\nextra_encrypt_keys = [""]\n',
+            "node.extra_encrypt_keys",
+            "item 0: a key must not be empty",
+        )
+
     def test_badChoices(self) -> None:
+        self.assertError('[node]\nprofile = "fast"\n', "node.profile", "'fast'")
+        self.assertError(
+            '[node]\naccept_unnamed_peers = "sure"\n',
+            "node.accept_unnamed_peers",
+            "expected true or false, got 'sure'",
+        )
         self.assertError(
             '[discovery]\nbackends = ["kubernetes"]\n',
             "discovery.backends",

@@ -11,6 +11,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from sidecar.config import ConfigError, loadConfig
 from sidecar.service import makeService
 
+from .doubles import MemoryReactorWithUDP
+
 
 class MissingPartsTests(SynchronousTestCase):
     def assertRefused(self, key: str, **environ: str) -> None:
@@ -31,12 +33,15 @@ class MissingPartsTests(SynchronousTestCase):
         self.assertRefused("listeners.urls", LISTENERS_URLS="http://127.0.0.1:1/")
 
     def test_staticNodeStartsAndStopsOnAMemoryReactor(self) -> None:
-        reactor = MemoryReactorClock()
+        reactor = MemoryReactorWithUDP()
         config = loadConfig(None, environ={}, hostname="h")
         node = makeService(config, reactor)
         node.startService()
-        [(port, site, backlog, host)] = reactor.tcpServers
-        self.assertEqual((host, port), ("127.0.0.1", 7777))
+        listening = sorted((host, port) for port, _, _, host in reactor.tcpServers)
+        self.assertEqual(listening, [("0.0.0.0", 7946), ("127.0.0.1", 7777)])
+        [(port, _, host, udp)] = reactor.udpServers
+        self.assertEqual((host, port), ("0.0.0.0", 7946))
         self.assertIsNotNone(node.discoverers[0].lastError)  # no static.json here
         self.successResultOf(node.stopService())
+        self.assertFalse(udp.listening)
         self.assertEqual(reactor.getDelayedCalls(), [])

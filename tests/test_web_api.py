@@ -31,6 +31,20 @@ class Members:
     def memberNames(self) -> list[str]:
         return self.names
 
+    def members(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "Name": name,
+                "Address": "127.0.1.1",
+                "Port": 7946,
+                "State": "alive",
+                "Incarnation": 0,
+                "Meta": "",
+                "ProtocolVersions": [1, 5, 4, 0, 0, 0],
+            }
+            for name in self.names
+        ]
+
 
 def record(
     serviceID: str, name: str, hostname: str, updated: int, **kw: Any
@@ -130,6 +144,15 @@ class APITests(SynchronousTestCase):
         )
         body = self.successResultOf(response.content())
         self.assertTrue(body.startswith(b'{\n  "Services": {\n    "db": [\n'))
+
+    def test_membersListsWhatTheMembershipKnows(self) -> None:
+        code, headers, body = self.request("GET", "/api/members.json")
+        self.assertEqual(code, 200)
+        self.assertEqual(headers["content-type"], ["application/json"])
+        self.assertEqual(body["ClusterName"], "test-cluster")
+        self.assertEqual(body["Members"], self.members.members())
+        code, _, _ = self.request("GET", "/api/members.xml")
+        self.assertEqual(code, 404)
 
     def test_oneServiceByName(self) -> None:
         code, _, body = self.request("GET", "/api/services/web.json")

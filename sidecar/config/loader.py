@@ -35,6 +35,7 @@ from .values import (
     parseDuration,
     parseEncryptKey,
     parseIP,
+    parseKey,
     parseName,
     parsePort,
     parseSeed,
@@ -153,6 +154,9 @@ KEYS: tuple[Key, ...] = (
         _commaSeparated(listOf(parseSeed)),
     ),
     Key("node", "encrypt_key", None, parseEncryptKey),
+    Key("node", "extra_encrypt_keys", (), listOf(parseKey)),
+    Key("node", "accept_unnamed_peers", False, parseBool),
+    Key("node", "profile", "lan", oneOf("lan", "local", "wan")),
     Key("api", "listen", Address("127.0.0.1", 7777), _listenAddress),
     Key(
         "discovery",
@@ -233,6 +237,12 @@ def loadConfig(
     if source is not None and not os.path.isabs(staticFile):
         staticFile = os.path.join(os.path.dirname(os.path.abspath(source)), staticFile)
     bind: Address = values["node.bind"]
+    if values["node.extra_encrypt_keys"] and values["node.encrypt_key"] is None:
+        raise ConfigError(
+            source or "configuration",
+            "node.extra_encrypt_keys",
+            "extra keys need a primary key in node.encrypt_key",
+        )
     return Config(
         node=NodeConfig(
             name=values["node.name"],
@@ -244,6 +254,9 @@ def loadConfig(
                 for host, port in values["node.seeds"]
             ),
             encryptKey=values["node.encrypt_key"],
+            extraEncryptKeys=values["node.extra_encrypt_keys"],
+            acceptUnnamedPeers=values["node.accept_unnamed_peers"],
+            profile=values["node.profile"],
         ),
         api=ApiConfig(listen=values["api.listen"]),
         discovery=DiscoveryConfig(

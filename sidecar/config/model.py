@@ -19,6 +19,18 @@ class NodeConfig:
     advertise: Address | None
     seeds: tuple[Address, ...]
     encryptKey: bytes | None
+    extraEncryptKeys: tuple[bytes, ...] = ()
+    acceptUnnamedPeers: bool = False
+    profile: str = "lan"
+
+    @property
+    def encryptKeys(self) -> tuple[bytes, ...]:
+        """
+        The gossip keyring: the primary key first, then the extra ones.
+        """
+        if self.encryptKey is None:
+            return ()
+        return (self.encryptKey, *self.extraEncryptKeys)
 
     @property
     def advertiseAddress(self) -> Address:

@@ -135,9 +135,18 @@ def parseEncryptKey(value: Any) -> bytes | None:
     """
     Base64 of 16, 24 or 32 bytes (AES-128, -192, -256); empty: no key.
     """
+    if not _string(value).strip():
+        return None
+    return parseKey(value)
+
+
+def parseKey(value: Any) -> bytes:
+    """
+    Base64 of 16, 24 or 32 bytes (AES-128, -192, -256).
+    """
     text = _string(value).strip()
     if not text:
-        return None
+        raise ValueProblem("a key must not be empty")
     try:
         key = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):

@@ -68,7 +68,7 @@ PROTOCOL_MIN, PROTOCOL_MAX, PROTOCOL_CURRENT = 1, 5, 4
 # The delegate (application) protocol versions in Vsn.  memberlist refuses a
 # push-pull when any member's current version lies outside the range every
 # member accepts, so a node must claim what its peers claim: the Go Sidecar
-# sets none (zeros), serf 2-5 at 4.
+# sets none (zeros); serf accepts 2-5 (and runs at 5).
 DELEGATE_VERSIONS_SIDECAR = (0, 0, 0)
 DELEGATE_VERSIONS_SERF = (2, 5, 4)
 

@@ -1,6 +1,7 @@
 """
 The JSON status API, with the Go Sidecar's paths and shapes:
-C{/api/state.json}, C{/api/services.json}, C{/api/services/<name>.json}.
+C{/api/state.json}, C{/api/services.json}, C{/api/services/<name>.json};
+and C{/api/members.json}, the cluster's members as this node sees them.
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ class APIResource(Resource):
                 _requireJSON(extension)
                 names = self._membership.memberNames()
                 return servicesDocument(self._state, names), 2
+            case [("members", extension)]:
+                _requireJSON(extension)
+                members = {
+                    "ClusterName": self._membership.clusterName,
+                    "Members": self._membership.members(),
+                }
+                return members, 2
             case [("services", ""), (name, extension)]:
                 _requireJSON(extension)
                 document = serviceDocument(self._state, name)

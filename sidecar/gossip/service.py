@@ -1,0 +1,227 @@
+"""
+L{GossipService}: the cluster as a Twisted service.  It binds UDP and TCP on
+the gossip port, runs a L{Cluster} carrying the catalog, and leaves the
+cluster gracefully when stopped (which twistd does on SIGTERM and SIGINT).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from sidecar.catalog import ServicesState
+from sidecar.interfaces import IMembership
+
+from .cluster import (
+    DELEGATE_VERSIONS_SERF,
+    DELEGATE_VERSIONS_SIDECAR,
+    Cluster,
+    localMember,
+)
+from .delegate import CatalogBroadcaster, CatalogDelegate
+from .members import Member
+from .messages import NodeState
+from .prober import Address, memberAddress
+from .profiles import LAN, Timing
+from .security import Keyring
+from .streams import StreamMessage
+from .tcp import StreamDialer, StreamServerFactory
+from .transport import GossipDatagramProtocol
+
+# With port 0, TCP picks a port and UDP must get the same one; another
+# program may hold it for UDP, so try a few times.
+_BIND_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class GossipSettings:
+    """
+    What the gossip layer needs from the configuration.
+
+    @ivar advertise: the address peers use; L{None}: the bind address (at
+        the port actually bound).
+    @ivar keys: the encryption keys, the primary first; empty for none.
+    """
+
+    name: str
+    clusterName: str
+    bind: Address
+    advertise: Address | None = None
+    seeds: tuple[Address, ...] = ()
+    keys: tuple[bytes, ...] = ()
+    acceptUnnamedPeers: bool = False
+    timing: Timing = LAN
+
+
+@implementer(IMembership)
+class GossipService(Service):
+    """
+    Gossip for one node, carrying the catalog C{state}.
+
+    @ivar cluster: the running L{Cluster}, else L{None}.
+    @ivar udpPort: the listening UDP port while running; C{tcpPort}, TCP.
+    @ivar joined: while running, a L{Deferred} that fires with the number
+        of seeds that answered the first join.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        settings: GossipSettings,
+        state: ServicesState,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._reactor = reactor
+        self.settings = settings
+        self.clusterName = settings.clusterName
+        self._state = state
+        self._rng = rng or random.SystemRandom()
+        self._keyring = Keyring(settings.keys) if settings.keys else None
+        self.cluster: Cluster | None = None
+        self.udpPort: IListeningPort | None = None
+        self.tcpPort: IListeningPort | None = None
+        self._protocol: GossipDatagramProtocol | None = None
+        self._broadcaster: CatalogBroadcaster | None = None
+        self.joined: Deferred[int] | None = None
+
+    # -- IMembership --------------------------------------------------------
+
+    def memberNames(self) -> list[str]:
+        if self.cluster is None:
+            return [self.settings.name]
+        return [m.name for m in self.cluster.members.alive()]
+
+    def members(self) -> list[dict[str, Any]]:
+        if self.cluster is None:
+            return []
+        return [describeMember(m) for m in self.cluster.members.all()]
+
+    # -- the service --------------------------------------------------------
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self._listen()
+
+    def startService(self) -> None:
+        super().startService()
+        self._listen()
+        assert self.tcpPort is not None and self._protocol is not None
+        settings = self.settings
+        bound = self.tcpPort.getHost()
+        advertise = settings.advertise or (settings.bind[0], bound.port)  # type: ignore[attr-defined]
+        if advertise[0] in ("0.0.0.0", "::", ""):
+            advertise = ("127.0.0.1", advertise[1])
+        local = localMember(
+            settings.name,
+            advertise,
+            settings.clusterName,
+            DELEGATE_VERSIONS_SERF
+            if settings.acceptUnnamedPeers
+            else DELEGATE_VERSIONS_SIDECAR,
+        )
+        delegate = CatalogDelegate(self._state, self._reactor)
+        self.cluster = cluster = Cluster(
+            local,
+            self._reactor,
+            self._rng,
+            self._protocol,
+            StreamDialer(self._reactor, self._keyring, settings.timing.tcpTimeout),
+            delegate,
+            observer=delegate,
+            clusterName=settings.clusterName,
+            acceptUnnamedPeers=settings.acceptUnnamedPeers,
+            timing=settings.timing,
+            encrypted=self._keyring is not None,
+            seeds=settings.seeds,
+        )
+        self._protocol.handlers = cluster.handlers
+        self._broadcaster = CatalogBroadcaster(cluster)
+        self._state.addBroadcaster(self._broadcaster)
+        self.log.info(
+            "gossip on {host}:{port} as {node} in cluster {cluster}",
+            host=advertise[0],
+            port=advertise[1],
+            node=settings.name,
+            cluster=settings.clusterName,
+        )
+        self.joined = cluster.start()
+
+    def stopService(self) -> Deferred[object]:
+        super().stopService()
+        cluster, self.cluster = self.cluster, None
+        if self._broadcaster is not None:
+            self._state.removeBroadcaster(self._broadcaster)
+            self._broadcaster = None
+        if cluster is not None:
+            cluster.leave()
+            cluster.stop()
+        if self._protocol is not None:
+            self._protocol.handlers = None
+        ports = [p for p in (self.udpPort, self.tcpPort) if p is not None]
+        self.udpPort = self.tcpPort = None
+        stopped = [maybeDeferred(port.stopListening) for port in ports]
+        return DeferredList(stopped, consumeErrors=True)  # type: ignore[return-value]
+
+    def _streamReceived(self, message: StreamMessage, source: Address) -> bytes | None:
+        if self.cluster is None:
+            return None
+        return self.cluster.streamReceived(message, source)
+
+    def _listen(self) -> None:
+        if self.tcpPort is not None:
+            return
+        host, port = self.settings.bind
+        self._protocol = GossipDatagramProtocol(None, self._reactor, self._keyring)
+        self._serverFactory = StreamServerFactory(
+            self._streamReceived,
+            self._reactor,
+            self._keyring,
+            self.settings.timing.tcpTimeout,
+        )
+        for attempt in range(_BIND_ATTEMPTS):
+            tcp = self._reactor.listenTCP(port, self._serverFactory, interface=host)
+            try:
+                udp = self._reactor.listenUDP(
+                    tcp.getHost().port, self._protocol, interface=host
+                )
+            except CannotListenError:
+                tcp.stopListening()
+                if port != 0 or attempt == _BIND_ATTEMPTS - 1:
+                    raise
+                continue
+            self.tcpPort, self.udpPort = tcp, udp
+            return
+
+
+_STATE_NAMES = {
+    NodeState.ALIVE: "alive",
+    NodeState.SUSPECT: "suspect",
+    NodeState.DEAD: "failed",
+    NodeState.LEFT: "left",
+}
+
+
+def describeMember(member: Member) -> dict[str, Any]:
+    """
+    A member as C{/api/members.json} shows it.
+    """
+    host, port = memberAddress(member)
+    return {
+        "Name": member.name,
+        "Address": host,
+        "Port": port,
+        "State": _STATE_NAMES[member.state],
+        "Incarnation": member.incarnation,
+        "Meta": member.meta.decode("utf-8", "replace"),
+        "ProtocolVersions": list(member.vsn),
+    }

@@ -1,0 +1,128 @@
+"""
+Nodes built by L{makeService} in one reactor, gossiping over real UDP and
+TCP on 127.0.1.x: they join through a seed, see each other's static
+services, list each other in C{/api/members.json}, and see a stopped node
+leave (and its services go).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import treq
+from twisted.internet import defer, reactor
+from twisted.trial.unittest import TestCase
+
+from sidecar.catalog import Status
+from sidecar.config import loadConfig
+from sidecar.gossip.messages import NodeState
+from sidecar.service import SidecarNode, makeService
+
+from .processes import pollUntil
+
+
+class InProcessClusterTests(TestCase):
+    def startNode(
+        self, index: int, seed: int | None = None, **node: str
+    ) -> SidecarNode:
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        (directory / "static.json").write_text(
+            json.dumps(
+                [
+                    {
+                        "Service": {
+                            "Name": f"svc-{index}",
+                            "Ports": [{"Port": 9000 + index}],
+                        }
+                    }
+                ]
+            )
+        )
+        lines = [
+            "[node]",
+            f'name = "host-{index}"',
+            f'bind = "127.0.1.{index}:0"',
+            'profile = "local"',
+        ]
+        if seed is not None:
+            lines.append(f'seeds = ["127.0.1.1:{seed}"]')
+        lines += [f"{key} = {value}" for key, value in node.items()]
+        lines += ["[api]", f'listen = "127.0.1.{index}:0"']
+        (directory / "node.toml").write_text("\n".join(lines) + "\n")
+        sidecar = makeService(loadConfig(directory / "node.toml"), reactor)
+        sidecar.startService()
+        self.addCleanup(self.stopNode, sidecar)
+        return sidecar
+
+    async def stopNode(self, node: SidecarNode) -> None:
+        if node.running:
+            await node.stopService()
+
+    def gossipPort(self, node: SidecarNode) -> int:
+        assert node.gossip.tcpPort is not None
+        return node.gossip.tcpPort.getHost().port  # type: ignore[attr-defined, no-any-return]
+
+    async def startCluster(self, count: int) -> list[SidecarNode]:
+        first = self.startNode(1)
+        port = self.gossipPort(first)
+        nodes = [first] + [self.startNode(i, seed=port) for i in range(2, count + 1)]
+        names = {f"host-{i}" for i in range(1, count + 1)}
+
+        def everyoneSeesEveryone() -> defer.Deferred[bool | None]:
+            for node in nodes:
+                if set(node.gossip.memberNames()) != names:
+                    return defer.succeed(None)
+                hosts = {s.hostname for s in node.state.services()}
+                if hosts != names:
+                    return defer.succeed(None)
+            return defer.succeed(True)
+
+        await pollUntil(everyoneSeesEveryone, timeout=10)
+        return nodes
+
+    async def test_nodesJoinAndShareTheirServices(self) -> None:
+        nodes = await self.startCluster(3)
+        for node in nodes:
+            names = sorted(s.name for s in node.state.services())
+            self.assertEqual(names, ["svc-1", "svc-2", "svc-3"])
+        api = nodes[1].api.port.getHost()  # type: ignore[union-attr]
+        response = await treq.get(
+            f"http://{api.host}:{api.port}/api/members.json", persistent=False
+        )
+        body = await response.json()
+        self.assertEqual(
+            [(m["Name"], m["State"]) for m in body["Members"]],
+            [("host-1", "alive"), ("host-2", "alive"), ("host-3", "alive")],
+        )
+        self.assertEqual(body["Members"][2]["Address"], "127.0.1.3")
+        self.assertEqual(body["Members"][2]["Port"], self.gossipPort(nodes[2]))
+
+    async def test_aStoppedNodeLeavesAndItsServicesGo(self) -> None:
+        nodes = await self.startCluster(3)
+        leaver, others = nodes[2], nodes[:2]
+        await leaver.stopService()
+
+        def seenLeft() -> defer.Deferred[bool | None]:
+            for node in others:
+                assert node.gossip.cluster is not None
+                member = node.gossip.cluster.members.get("host-3")
+                if member is None or member.state is not NodeState.LEFT:
+                    return defer.succeed(None)
+            return defer.succeed(True)
+
+        await pollUntil(seenLeft, timeout=5)
+        for node in others:
+            [record] = [s for s in node.state.services() if s.hostname == "host-3"]
+            self.assertEqual(record.status, Status.TOMBSTONE)
+
+    async def test_nodesOfDifferentClustersStayApart(self) -> None:
+        first = self.startNode(1)
+        stranger = self.startNode(
+            2, seed=self.gossipPort(first), cluster_name='"elsewhere"'
+        )
+        assert stranger.gossip.joined is not None
+        self.assertEqual(await stranger.gossip.joined, 0)
+        self.assertEqual(first.gossip.memberNames(), ["host-1"])
+        self.assertEqual(stranger.gossip.memberNames(), ["host-2"])
