@@ -7,62 +7,31 @@ leave (and its services go).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import treq
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from sidecar.catalog import Status
-from sidecar.config import loadConfig
 from sidecar.gossip.messages import NodeState
-from sidecar.service import SidecarNode, makeService
+from sidecar.service import SidecarNode
 
+from .inprocess import gossipPort, startNode
 from .processes import pollUntil
 
 
 class InProcessClusterTests(TestCase):
     def startNode(
-        self, index: int, seed: int | None = None, **node: str
+        self, index: int, seed: int | None = None, *settings: str
     ) -> SidecarNode:
-        directory = Path(self.mktemp())
-        directory.mkdir()
-        (directory / "static.json").write_text(
-            json.dumps(
-                [
-                    {
-                        "Service": {
-                            "Name": f"svc-{index}",
-                            "Ports": [{"Port": 9000 + index}],
-                        }
-                    }
-                ]
-            )
-        )
-        lines = [
-            "[node]",
-            f'name = "host-{index}"',
-            f'bind = "127.0.1.{index}:0"',
-            'profile = "local"',
-        ]
+        lines = ['profile = "local"', *settings]
         if seed is not None:
             lines.append(f'seeds = ["127.0.1.1:{seed}"]')
-        lines += [f"{key} = {value}" for key, value in node.items()]
-        lines += ["[api]", f'listen = "127.0.1.{index}:0"']
-        (directory / "node.toml").write_text("\n".join(lines) + "\n")
-        sidecar = makeService(loadConfig(directory / "node.toml"), reactor)
-        sidecar.startService()
-        self.addCleanup(self.stopNode, sidecar)
-        return sidecar
-
-    async def stopNode(self, node: SidecarNode) -> None:
-        if node.running:
-            await node.stopService()
+        return startNode(
+            self, f"host-{index}", f"127.0.1.{index}", lines, f"svc-{index}"
+        )
 
     def gossipPort(self, node: SidecarNode) -> int:
-        assert node.gossip.tcpPort is not None
-        return node.gossip.tcpPort.getHost().port  # type: ignore[attr-defined, no-any-return]
+        return gossipPort(node)
 
     async def startCluster(self, count: int) -> list[SidecarNode]:
         first = self.startNode(1)
@@ -120,7 +89,7 @@ class InProcessClusterTests(TestCase):
     async def test_nodesOfDifferentClustersStayApart(self) -> None:
         first = self.startNode(1)
         stranger = self.startNode(
-            2, seed=self.gossipPort(first), cluster_name='"elsewhere"'
+            2, self.gossipPort(first), 'cluster_name = "elsewhere"'
         )
         assert stranger.gossip.joined is not None
         self.assertEqual(await stranger.gossip.joined, 0)

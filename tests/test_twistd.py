@@ -95,7 +95,8 @@ class TwistdTests(TestCase):
 
     async def test_sighupRereadsTheStaticFile(self) -> None:
         path = self.writeConfig(
-            '[node]\nname = "hup-node"\n[api]\nlisten = "127.0.0.1:0"\n'
+            '[node]\nname = "hup-node"\nbind = "127.0.0.1:0"\n'
+            '[api]\nlisten = "127.0.0.1:0"\n'
             '[discovery]\nstatic_poll_interval = "1h"\n'
         )
         node, port = await runningNode(path)
@@ -114,7 +115,8 @@ class TwistdTests(TestCase):
 
     async def test_jsonLogFormatWritesOneObjectPerLine(self) -> None:
         path = self.writeConfig(
-            '[node]\nname = "json-node"\n[api]\nlisten = "127.0.0.1:0"\n'
+            '[node]\nname = "json-node"\nbind = "127.0.0.1:0"\n'
+            '[api]\nlisten = "127.0.0.1:0"\n'
             '[log]\nformat = "json"\n'
         )
         node, port = await runningNode(path)
@@ -171,17 +173,21 @@ class TwistdTests(TestCase):
         self.assertIn(missing, err.decode())
         self.assertIn("No such file", err.decode())
 
-    async def test_portInUseExitsWithOneLine(self) -> None:
+    async def test_aTakenAPIOrGossipPortExitsWithOneLine(self) -> None:
         taken = reactor.listenTCP(  # type: ignore[attr-defined]
             0, Factory(), interface="127.0.0.1"
         )
         self.addCleanup(taken.stopListening)
         port = taken.getHost().port
-        path = self.writeConfig(f'[api]\nlisten = "127.0.0.1:{port}"\n')
-        out, err, code = await getProcessOutputAndValue(
-            sys.executable,
-            [*TWISTD, "-n", "--pidfile=", "sidecar", f"--config={path}"],
-            env=twistdEnvironment(),
-        )
-        self.assertNotEqual(code, 0)
-        self.assertIn(f"cannot listen on 127.0.0.1:{port}", (out + err).decode())
+        for text in (
+            f'[node]\nbind = "127.0.0.1:0"\n[api]\nlisten = "127.0.0.1:{port}"\n',
+            f'[node]\nbind = "127.0.0.1:{port}"\n[api]\nlisten = "127.0.0.1:0"\n',
+        ):
+            path = self.writeConfig(text)
+            out, err, code = await getProcessOutputAndValue(
+                sys.executable,
+                [*TWISTD, "-n", "--pidfile=", "sidecar", f"--config={path}"],
+                env=twistdEnvironment(),
+            )
+            self.assertNotEqual(code, 0)
+            self.assertIn(f"cannot listen on 127.0.0.1:{port}", (out + err).decode())

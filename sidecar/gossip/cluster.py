@@ -99,10 +99,13 @@ def localMember(
     delegateVersions: tuple[int, int, int] = DELEGATE_VERSIONS_SIDECAR,
 ) -> Member:
     """
-    This node as its peers will know it.
+    This node as its peers will know it.  It starts at incarnation 1, as
+    memberlist does: memberlist ignores an alive message at incarnation 0
+    about a node it has never seen.
     """
     return Member(
         name=name,
+        incarnation=1,
         addr=ipaddress.ip_address(address[0]).packed,
         port=address[1],
         meta=nodeMeta(clusterName),
@@ -193,6 +196,7 @@ class Cluster:
         self._failed: dict[str, tuple[Address, float]] = {}
         self._joinRetry = JOIN_RETRY_FIRST
         self._failedExchanges = RateLimitedLog(self.log, clock, period=30.0)
+        self._inFlight: set[Deferred[Any]] = set()
         self.running = False
         self.pushPulls = 0
         self.pushPullFailures = 0
@@ -217,15 +221,20 @@ class Cluster:
         self._schedulePushPull(first=True)
         return self.join()
 
-    def leave(self) -> None:
+    def leave(self, farewell: Sequence[bytes] = ()) -> None:
         """
         Tell every live member that this node is leaving, so that they
         record it as "left" rather than "failed".  Sent at once to each,
         not left to gossip, because the node is about to go.
+
+        @param farewell: encoded messages to send first, in the same packet
+            (serf's leave intent).
         """
         dead = self.members.leave().encode()
         for member in self.members.alive():
-            self._packets.send(memberAddress(member), [dead], self._wantsCRC(member))
+            self._packets.send(
+                memberAddress(member), [*farewell, dead], self._wantsCRC(member)
+            )
         self.log.info(
             "left the cluster; told {count} member(s)",
             count=len(self.members.alive()),
@@ -246,6 +255,8 @@ class Cluster:
                 call.cancel()
         self.prober.stop()
         self.members.stop()
+        for d in list(self._inFlight):
+            d.cancel()
 
     # -- joining ------------------------------------------------------------
 
@@ -429,7 +440,7 @@ class Cluster:
             return
         body = encodeStreamUserMessage(message[1:])
         for member in self._gossipTargets():
-            d = self._streams.request(memberAddress(member), body, False)
+            d = self._request(memberAddress(member), body, False)
             d.addErrback(self._exchangeFailed, "large message", member.name)
 
     def sendMessage(self, address: Address, message: bytes) -> None:
@@ -456,6 +467,22 @@ class Cluster:
         # memberlist adds the CRC header for peers whose protocol max is 5+.
         return len(member.vsn) > 1 and member.vsn[1] >= 5
 
+    def _request(
+        self, address: Address, body: bytes, expectReply: bool
+    ) -> Deferred[StreamMessage | None]:
+        """
+        A stream exchange that L{stop} cancels if it is still under way.
+        """
+        d = self._streams.request(address, body, expectReply)
+        self._inFlight.add(d)
+
+        def done(result: object) -> object:
+            self._inFlight.discard(d)
+            return result
+
+        d.addBoth(done)
+        return d
+
     # -- probing ------------------------------------------------------------
 
     def _probe(self) -> None:
@@ -465,7 +492,7 @@ class Cluster:
 
     def _streamPing(self, member: Member) -> Deferred[bool]:
         ping = Ping(seqNo=self._rng.randrange(1 << 32), node=member.name)
-        d = self._streams.request(memberAddress(member), ping.encode(), True)
+        d = self._request(memberAddress(member), ping.encode(), True)
         d.addCallback(
             lambda reply: isinstance(reply, Ack) and reply.seqNo == ping.seqNo
         )
@@ -478,7 +505,7 @@ class Cluster:
         Exchange whole states with the node at C{address} over TCP: members
         and the application's state, both ways.
         """
-        d = self._streams.request(address, self._localPushPull(join), True)
+        d = self._request(address, self._localPushPull(join), True)
         d.addCallback(self._pushPullReplied, address)
         return d
 
@@ -574,6 +601,8 @@ class Cluster:
             self._schedulePushPull()
 
     def _exchangeFailed(self, failure: Failure, what: str, node: str) -> None:
+        if not self.running:
+            return  # cancelled by stop()
         if what == "push-pull":
             self.pushPullFailures += 1
         self._failedExchanges.warn(

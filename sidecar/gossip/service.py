@@ -27,11 +27,13 @@ from .cluster import (
     localMember,
 )
 from .delegate import CatalogBroadcaster, CatalogDelegate
+from .interfaces import IGossipDelegate
 from .members import Member
 from .messages import NodeState
 from .prober import Address, memberAddress
 from .profiles import LAN, Timing
 from .security import Keyring
+from .serf import SerfAwareDelegate, SerfClock
 from .streams import StreamMessage
 from .tcp import StreamDialer, StreamServerFactory
 from .transport import GossipDatagramProtocol
@@ -92,6 +94,7 @@ class GossipService(Service):
         self.tcpPort: IListeningPort | None = None
         self._protocol: GossipDatagramProtocol | None = None
         self._broadcaster: CatalogBroadcaster | None = None
+        self._serfClock: SerfClock | None = None
         self.joined: Deferred[int] | None = None
 
     # -- IMembership --------------------------------------------------------
@@ -129,7 +132,11 @@ class GossipService(Service):
             if settings.acceptUnnamedPeers
             else DELEGATE_VERSIONS_SIDECAR,
         )
-        delegate = CatalogDelegate(self._state, self._reactor)
+        catalog = CatalogDelegate(self._state, self._reactor)
+        delegate: IGossipDelegate = catalog
+        if settings.acceptUnnamedPeers:
+            self._serfClock = SerfClock(settings.name)
+            delegate = SerfAwareDelegate(catalog, self._serfClock)
         self.cluster = cluster = Cluster(
             local,
             self._reactor,
@@ -137,7 +144,7 @@ class GossipService(Service):
             self._protocol,
             StreamDialer(self._reactor, self._keyring, settings.timing.tcpTimeout),
             delegate,
-            observer=delegate,
+            observer=catalog,
             clusterName=settings.clusterName,
             acceptUnnamedPeers=settings.acceptUnnamedPeers,
             timing=settings.timing,
@@ -163,10 +170,14 @@ class GossipService(Service):
             self._state.removeBroadcaster(self._broadcaster)
             self._broadcaster = None
         if cluster is not None:
-            cluster.leave()
+            farewell = (
+                [] if self._serfClock is None else [self._serfClock.leaveIntent()]
+            )
+            cluster.leave(farewell)
             cluster.stop()
         if self._protocol is not None:
             self._protocol.handlers = None
+            self._serverFactory.abortAll()
         ports = [p for p in (self.udpPort, self.tcpPort) if p is not None]
         self.udpPort = self.tcpPort = None
         stopped = [maybeDeferred(port.stopListening) for port in ports]

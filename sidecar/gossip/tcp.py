@@ -68,6 +68,7 @@ class StreamServerProtocol(Protocol, TimeoutMixin):
     def connectionMade(self) -> None:
         self._reader = _Reader(self.factory.keyring)
         self._done = False
+        self.factory.connections.add(self)
         self.setTimeout(self.factory.timeout)
 
     def dataReceived(self, data: bytes) -> None:
@@ -98,6 +99,7 @@ class StreamServerProtocol(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.setTimeout(None)
+        self.factory.connections.discard(self)
 
 
 class StreamServerFactory(Factory):
@@ -123,7 +125,15 @@ class StreamServerFactory(Factory):
         self.timeout = timeout
         self.received = 0
         self.dropped = 0
+        self.connections: set[StreamServerProtocol] = set()
         self._badStreams = RateLimitedLog(self.log, clock)
+
+    def abortAll(self) -> None:
+        """
+        Drop every stream still open: the node is stopping.
+        """
+        for connection in list(self.connections):
+            connection.transport.abortConnection()
 
     def handle(self, message: StreamMessage, source: Address) -> bytes | None:
         self.received += 1
