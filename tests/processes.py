@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -146,3 +147,24 @@ async def pollUntil(
         if reactor.seconds() > deadline:  # type: ignore[attr-defined]
             raise TimeoutError(f"no result from {probe!r} within {timeout} s")
         await task.deferLater(reactor, every)  # type: ignore[arg-type]
+
+
+def freePort(host: str = "127.0.0.1", udp: bool = True, attempts: int = 50) -> int:
+    """
+    A port that is free on C{host} for TCP and, when C{udp}, for UDP too:
+    memberlist listens on the same port number with both.  (Another
+    process may still take it before the agent binds; that race is rare.)
+    """
+    for _ in range(attempts):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port: int = tcp.getsockname()[1]
+            if not udp:
+                return port
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagram:
+                try:
+                    datagram.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError(f"no port free for both TCP and UDP on {host}")

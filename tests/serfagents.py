@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -23,7 +22,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from .processes import pollUntil
+from .processes import freePort, pollUntil
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -52,27 +51,6 @@ def serfSkipReason() -> str | None:
     when serf is available.
     """
     return None if serfAvailable() else SERF_MISSING
-
-
-def freePort(host: str = HOST, udp: bool = True, attempts: int = 50) -> int:
-    """
-    A port that is free on C{host} for TCP and, when C{udp}, for UDP too:
-    memberlist listens on the same port number with both.  (Another
-    process may still take it before the agent binds; that race is rare.)
-    """
-    for _ in range(attempts):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((host, 0))
-            port: int = tcp.getsockname()[1]
-            if not udp:
-                return port
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagram:
-                try:
-                    datagram.bind((host, port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError(f"no port free for both TCP and UDP on {host}")
 
 
 class SerfCommandError(RuntimeError):
@@ -506,7 +484,6 @@ __all__ = [
     "SERF_MISSING",
     "SerfAgent",
     "SerfCommandError",
-    "freePort",
     "serfAvailable",
     "serfExecutable",
     "serfSkipReason",
