@@ -7,6 +7,7 @@ embeds a node.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from twisted.application.service import MultiService
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
@@ -15,7 +16,7 @@ from sidecar.announce import LocalAnnouncer
 from sidecar.catalog import ServicesState
 from sidecar.config import Address, Config, ConfigError
 from sidecar.discovery.static import StaticDiscoverer
-from sidecar.gossip.profiles import PROFILES
+from sidecar.gossip.profiles import PROFILES, Timing
 from sidecar.gossip.service import GossipService, GossipSettings
 from sidecar.interfaces import IDiscoverer
 from sidecar.web.server import APIService, makeSite
@@ -119,13 +120,25 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
             seeds=tuple(_pair(seed) for seed in node.seeds),
             keys=node.encryptKeys,
             acceptUnnamedPeers=node.acceptUnnamedPeers,
-            timing=PROFILES[node.profile],
+            timing=_timing(node.profile, node.pushPullInterval),
         ),
         state,
     )
     site = makeSite(state, gossip)
     api = APIService(tcp, site, config.api.listen.host, config.api.listen.port)
     return SidecarNode(config, state, gossip, announcer, discoverers, api)
+
+
+# The Go Sidecar's meaning of a zero push-pull interval: just inside the
+# 80 s lifespan of a record.
+_GO_DEFAULT_PUSH_PULL = 79.0
+
+
+def _timing(profile: str, pushPullInterval: float | None) -> Timing:
+    timing = PROFILES[profile]
+    if pushPullInterval is None:
+        return timing
+    return replace(timing, pushPullInterval=pushPullInterval or _GO_DEFAULT_PUSH_PULL)
 
 
 def _pair(address: Address) -> tuple[str, int]:

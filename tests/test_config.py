@@ -12,7 +12,9 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.config import KEYS, Address, ConfigError, loadConfig, parseDuration
+from sidecar.service import makeService
 
+from .doubles import MemoryReactorWithUDP
 from .processes import REPO
 
 
@@ -91,6 +93,7 @@ class FileTests(ConfigTestCase):
             f'extra_encrypt_keys = ["{other}"]\n'
             "accept_unnamed_peers = true\n"
             'profile = "wan"\n'
+            'push_pull_interval = "20s"\n'
             '[api]\nlisten = "[::1]:0"\n'
             '[discovery]\nbackends = ["static", "docker"]\n'
             'static_file = "/srv/static.json"\ndocker_url = "tcp://127.0.0.1:2375"\n'
@@ -116,6 +119,7 @@ class FileTests(ConfigTestCase):
         self.assertEqual(config.node.encryptKeys, (b"k" * 32, b"o" * 16))
         self.assertTrue(config.node.acceptUnnamedPeers)
         self.assertEqual(config.node.profile, "wan")
+        self.assertEqual(config.node.pushPullInterval, 20.0)
         self.assertEqual(config.api.listen, Address("::1", 0))
         self.assertEqual(str(config.api.listen), "[::1]:0")
         self.assertEqual(config.discovery.backends, ("static", "docker"))
@@ -136,6 +140,13 @@ class FileTests(ConfigTestCase):
 
 
 class EnvironmentTests(ConfigTestCase):
+    def test_aZeroPushPullIntervalMeansGosDefault(self) -> None:
+        config = self.load("", SIDECAR_PUSH_PULL_INTERVAL="0")
+        self.assertEqual(config.node.pushPullInterval, 0.0)
+        node = makeService(config, MemoryReactorWithUDP())
+        self.assertEqual(node.gossip.settings.timing.pushPullInterval, 79.0)
+        self.assertEqual(node.gossip.settings.timing.probeInterval, 1.0)
+
     def test_goVariablesOverrideTheFile(self) -> None:
         config = self.load(
             '[node]\ncluster_name = "file"\nbind = "127.0.1.1:7000"\n'
@@ -154,8 +165,10 @@ class EnvironmentTests(ConfigTestCase):
             LISTENERS_URLS="http://127.0.0.1:1/a,https://127.0.0.1:2/b",
             SIDECAR_LOGGING_LEVEL="warn",
             SIDECAR_LOGGING_FORMAT="json",
+            SIDECAR_PUSH_PULL_INTERVAL="1m",
         )
         self.assertEqual(config.node.clusterName, "env")
+        self.assertEqual(config.node.pushPullInterval, 60.0)
         self.assertEqual(config.node.bind, Address("127.0.1.1", 7100))
         self.assertEqual(config.node.advertise, Address("127.0.1.5", 7100))
         self.assertEqual(

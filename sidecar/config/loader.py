@@ -122,6 +122,11 @@ def _commaSeparated(parse: Callable[[Any], Any]) -> EnvOverride:
     return fromEnv
 
 
+def _goDuration(text: str, values: Values) -> float:
+    # Go's time.ParseDuration takes a bare "0"; the Go Sidecar uses it.
+    return 0.0 if text.strip() == "0" else parseDuration(text)
+
+
 def _fromWorkingDirectory(text: str, values: Values) -> str:
     return os.path.abspath(text)
 
@@ -157,6 +162,14 @@ KEYS: tuple[Key, ...] = (
     Key("node", "extra_encrypt_keys", (), listOf(parseKey)),
     Key("node", "accept_unnamed_peers", False, parseBool),
     Key("node", "profile", "lan", oneOf("lan", "local", "wan")),
+    Key(
+        "node",
+        "push_pull_interval",
+        None,
+        parseDuration,
+        "SIDECAR_PUSH_PULL_INTERVAL",
+        _goDuration,
+    ),
     Key("api", "listen", Address("127.0.0.1", 7777), _listenAddress),
     Key(
         "discovery",
@@ -257,6 +270,7 @@ def loadConfig(
             extraEncryptKeys=values["node.extra_encrypt_keys"],
             acceptUnnamedPeers=values["node.accept_unnamed_peers"],
             profile=values["node.profile"],
+            pushPullInterval=values["node.push_pull_interval"],
         ),
         api=ApiConfig(listen=values["api.listen"]),
         discovery=DiscoveryConfig(

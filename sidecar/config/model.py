@@ -22,6 +22,7 @@ class NodeConfig:
     extraEncryptKeys: tuple[bytes, ...] = ()
     acceptUnnamedPeers: bool = False
     profile: str = "lan"
+    pushPullInterval: float | None = None
 
     @property
     def encryptKeys(self) -> tuple[bytes, ...]:

@@ -493,10 +493,9 @@ class Cluster:
     def _streamPing(self, member: Member) -> Deferred[bool]:
         ping = Ping(seqNo=self._rng.randrange(1 << 32), node=member.name)
         d = self._request(memberAddress(member), ping.encode(), True)
-        d.addCallback(
+        return d.addCallback(
             lambda reply: isinstance(reply, Ack) and reply.seqNo == ping.seqNo
         )
-        return d
 
     # -- push-pull ----------------------------------------------------------
 
@@ -506,8 +505,7 @@ class Cluster:
         and the application's state, both ways.
         """
         d = self._request(address, self._localPushPull(join), True)
-        d.addCallback(self._pushPullReplied, address)
-        return d
+        return d.addCallback(self._pushPullReplied, address)
 
     def _pushPullReplied(self, reply: StreamMessage | None, address: Address) -> None:
         where = f"{address[0]}:{address[1]}"
