@@ -105,3 +105,7 @@ class SerfInteropTests(TestCase):
         self.assertEqual(await node.gossip.joined, 0)
         self.assertEqual(node.gossip.memberNames(), ["py-node"])
         self.assertGreater(node.gossip.cluster.members.refused, 0)  # type: ignore[union-attr]
+        # Our Vsn claims no delegate versions (the Go Sidecar's), which serf
+        # refuses in the push-pull: it does not list us either.
+        await agents[0].waitForLog("delegate protocol version", timeout=10)
+        self.assertIsNone(await agents[0].member("py-node"))
