@@ -94,9 +94,28 @@ class MessageTests(SynchronousTestCase):
     def test_vsnAsAnArrayIsAccepted(self) -> None:
         import msgpack
 
-        body = msgpack.packb({"Node": "x", "Vsn": [1, 5, 2]}, use_bin_type=False)
+        body = msgpack.packb(
+            {"Node": "x", "Addr": b"\x7f\0\0\1", "Vsn": [1, 5, 2]},
+            use_bin_type=False,
+        )
         [alive] = decodePacket(b"\x04" + body)
         self.assertEqual(alive.vsn, b"\x01\x05\x02")  # type: ignore[union-attr]
+
+    def test_valuesThatCannotBeRightAreRefused(self) -> None:
+        import msgpack
+
+        for kind, document, fragment in (
+            (4, {"Node": "x", "Addr": b"\x01\x02\x03"}, "Alive.Addr: an IP"),
+            (4, {"Node": "x", "Addr": b"\x7f\0\0\1", "Port": 70000}, "over 65535"),
+            (4, {"Node": "x", "Addr": b"\x7f\0\0\1", "Incarnation": 1 << 40}, "32"),
+            (0, {"SeqNo": 1 << 33}, "Ping.SeqNo"),
+            (0, {"SeqNo": 1, "SourceAddr": b"\x01"}, "Ping.SourceAddr"),
+            (1, {"SeqNo": 1, "Target": b""}, "IndirectPing.Target"),
+        ):
+            body = msgpack.packb(document, use_bin_type=False)
+            with self.assertRaises(WireError) as caught:
+                decodePacket(bytes([kind]) + body)
+            self.assertIn(fragment, str(caught.exception))
 
 
 class FramingTests(SynchronousTestCase):

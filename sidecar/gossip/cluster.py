@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults
@@ -182,13 +182,15 @@ class Cluster:
         self._packetBudget = UDP_BUFFER_SIZE - COMPOUND_HEADER - CRC_HEADER
         if encrypted:
             self._packetBudget -= ENCRYPTION_OVERHEAD
-        self._gossipLoop = LoopingCall(self.gossip)
+        self._gossipLoop = LoopingCall(self._survive, "gossip round", self.gossip)
         self._gossipLoop.clock = clock
         self._probeCall: IDelayedCall | None = None
         self._pushPullCall: IDelayedCall | None = None
         self._joinCall: IDelayedCall | None = None
         self._flushCall: IDelayedCall | None = None
-        self._reconnectLoop = LoopingCall(self._reconnect)
+        self._reconnectLoop = LoopingCall(
+            self._survive, "reconnection", self._reconnect
+        )
         self._reconnectLoop.clock = clock
         # Failed (not departed) members, by name: their address and when
         # they failed.  Trying them now and then heals a partition after
@@ -373,6 +375,16 @@ class Cluster:
             )
         )
 
+    def _survive(self, what: str, work: Callable[[], object]) -> None:
+        """
+        Run one round of periodic work; a bug in it is logged, and the
+        rounds go on (a LoopingCall would stop for good).
+        """
+        try:
+            work()
+        except Exception:
+            self.log.failure("{what} failed", what=what)
+
     # -- dissemination ------------------------------------------------------
 
     def broadcast(self, subject: object, payload: bytes) -> None:
@@ -486,9 +498,9 @@ class Cluster:
     # -- probing ------------------------------------------------------------
 
     def _probe(self) -> None:
-        self.prober.probeNext()
         if self.running:
             self._probeCall = self._clock.callLater(self.prober.interval(), self._probe)
+        self._survive("probe", self.prober.probeNext)
 
     def _streamPing(self, member: Member) -> Deferred[bool]:
         ping = Ping(seqNo=self._rng.randrange(1 << 32), node=member.name)
@@ -585,6 +597,11 @@ class Cluster:
         self._pushPullCall = self._clock.callLater(delay, self._periodicPushPull)
 
     def _periodicPushPull(self) -> None:
+        if self.running:
+            self._schedulePushPull()
+        self._survive("push-pull", self._pushPullRandomPeer)
+
+    def _pushPullRandomPeer(self) -> None:
         peers = [
             m
             for m in self.members.alive()
@@ -595,8 +612,6 @@ class Cluster:
             self.pushPull(memberAddress(peer)).addErrback(
                 self._exchangeFailed, "push-pull", peer.name
             )
-        if self.running:
-            self._schedulePushPull()
 
     def _exchangeFailed(self, failure: Failure, what: str, node: str) -> None:
         if not self.running:

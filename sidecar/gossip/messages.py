@@ -7,6 +7,7 @@ go-msgpack writes them.  Pure encode and decode, no I/O.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -68,7 +69,11 @@ class Body:
         for f in fields(cls):
             raw = document.get(f.metadata["go"], f.default)
             where = f"{cls.__name__}.{f.metadata['go']}"
-            values[f.name] = _coerce(raw, str(f.type), where)
+            value = _coerce(raw, str(f.type), where)
+            check = f.metadata.get("check")
+            if check is not None:
+                check(value, where)
+            values[f.name] = value
         return cls(**values)
 
     def encode(self) -> bytes:
@@ -78,50 +83,80 @@ class Body:
         return bytes([self.messageType]) + packBody(self.toMap())
 
 
-def go(name: str, default: Any, omitempty: bool = False) -> Any:
-    return field(default=default, metadata={"go": name, "omitempty": omitempty})
+def go(
+    name: str,
+    default: Any,
+    omitempty: bool = False,
+    check: Callable[[Any, str], None] | None = None,
+) -> Any:
+    """
+    A field with Go name C{name}; C{check} refuses a decoded value that
+    is of the right type but cannot be right (an IP of 7 bytes, say).
+    """
+    metadata = {"go": name, "omitempty": omitempty, "check": check}
+    return field(default=default, metadata=metadata)
+
+
+def _ip(value: bytes, where: str) -> None:
+    if len(value) not in (4, 16):
+        raise WireError(f"{where}: an IP address is 4 or 16 bytes, not {len(value)}")
+
+
+def _optionalIP(value: bytes, where: str) -> None:
+    if value:
+        _ip(value, where)
+
+
+def _port(value: int, where: str) -> None:
+    if value > 0xFFFF:
+        raise WireError(f"{where}: port {value} is over 65535")
+
+
+def _u32(value: int, where: str) -> None:
+    if value > 0xFFFFFFFF:
+        raise WireError(f"{where}: {value} does not fit 32 bits")
 
 
 @dataclass(frozen=True)
 class Ping(Body):
     messageType = MessageType.PING
-    seqNo: int = go("SeqNo", 0)
+    seqNo: int = go("SeqNo", 0, check=_u32)
     node: str = go("Node", "")
-    sourceAddr: bytes = go("SourceAddr", b"", omitempty=True)
-    sourcePort: int = go("SourcePort", 0, omitempty=True)
+    sourceAddr: bytes = go("SourceAddr", b"", omitempty=True, check=_optionalIP)
+    sourcePort: int = go("SourcePort", 0, omitempty=True, check=_port)
     sourceNode: str = go("SourceNode", "", omitempty=True)
 
 
 @dataclass(frozen=True)
 class IndirectPing(Body):
     messageType = MessageType.INDIRECT_PING
-    seqNo: int = go("SeqNo", 0)
-    target: bytes = go("Target", b"")
-    port: int = go("Port", 0)
+    seqNo: int = go("SeqNo", 0, check=_u32)
+    target: bytes = go("Target", b"", check=_ip)
+    port: int = go("Port", 0, check=_port)
     node: str = go("Node", "")
     nack: bool = go("Nack", False)
-    sourceAddr: bytes = go("SourceAddr", b"", omitempty=True)
-    sourcePort: int = go("SourcePort", 0, omitempty=True)
+    sourceAddr: bytes = go("SourceAddr", b"", omitempty=True, check=_optionalIP)
+    sourcePort: int = go("SourcePort", 0, omitempty=True, check=_port)
     sourceNode: str = go("SourceNode", "", omitempty=True)
 
 
 @dataclass(frozen=True)
 class Ack(Body):
     messageType = MessageType.ACK
-    seqNo: int = go("SeqNo", 0)
+    seqNo: int = go("SeqNo", 0, check=_u32)
     payload: bytes = go("Payload", b"")
 
 
 @dataclass(frozen=True)
 class Nack(Body):
     messageType = MessageType.NACK
-    seqNo: int = go("SeqNo", 0)
+    seqNo: int = go("SeqNo", 0, check=_u32)
 
 
 @dataclass(frozen=True)
 class Suspect(Body):
     messageType = MessageType.SUSPECT
-    incarnation: int = go("Incarnation", 0)
+    incarnation: int = go("Incarnation", 0, check=_u32)
     node: str = go("Node", "")
     source: str = go("From", "")
     clusterName: str = go("ClusterName", "", omitempty=True)
@@ -130,10 +165,10 @@ class Suspect(Body):
 @dataclass(frozen=True)
 class Alive(Body):
     messageType = MessageType.ALIVE
-    incarnation: int = go("Incarnation", 0)
+    incarnation: int = go("Incarnation", 0, check=_u32)
     node: str = go("Node", "")
-    addr: bytes = go("Addr", b"")
-    port: int = go("Port", 0)
+    addr: bytes = go("Addr", b"", check=_ip)
+    port: int = go("Port", 0, check=_port)
     meta: bytes = go("Meta", b"")
     vsn: bytes = go("Vsn", b"")
     clusterName: str = go("ClusterName", "", omitempty=True)
@@ -142,7 +177,7 @@ class Alive(Body):
 @dataclass(frozen=True)
 class Dead(Body):
     messageType = MessageType.DEAD
-    incarnation: int = go("Incarnation", 0)
+    incarnation: int = go("Incarnation", 0, check=_u32)
     node: str = go("Node", "")
     source: str = go("From", "")
     clusterName: str = go("ClusterName", "", omitempty=True)
@@ -161,10 +196,10 @@ class PushPullHeader(Body):
 class PushNodeState(Body):
     messageType = MessageType.PUSH_PULL
     name: str = go("Name", "")
-    addr: bytes = go("Addr", b"")
-    port: int = go("Port", 0)
+    addr: bytes = go("Addr", b"", check=_ip)
+    port: int = go("Port", 0, check=_port)
     meta: bytes = go("Meta", b"")
-    incarnation: int = go("Incarnation", 0)
+    incarnation: int = go("Incarnation", 0, check=_u32)
     state: int = go("State", 0)
     vsn: bytes = go("Vsn", b"")
 

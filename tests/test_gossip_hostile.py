@@ -1,0 +1,118 @@
+"""
+A running node under a stream of bad input on its real gossip port:
+random bytes, mutated valid packets, impossible values, oversized and empty
+datagrams, garbage and unfinished TCP streams.  Everything is counted and
+dropped; the node keeps its members and its catalog, and keeps working.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+
+import msgpack
+from twisted.internet import defer, protocol, reactor, task
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.trial.unittest import TestCase
+
+from sidecar.gossip.messages import Alive, NodeState, Ping
+from sidecar.gossip.packets import addCRC, makeCompound
+
+from .inprocess import gossipPort, startNode
+from .processes import pollUntil
+
+
+def hostilePackets(rng: random.Random) -> list[bytes]:
+    valid = [
+        Ping(seqNo=1, node="host-a").encode(),
+        Alive(2, "host-x", b"\x7f\x00\x01\x09", 7946, vsn=b"\x01\x05\x04").encode(),
+        addCRC(makeCompound([Ping(seqNo=2, node="host-a").encode()] * 3)),
+    ]
+    packets = [b"", b"\x00" * 65_000]
+    packets += [rng.randbytes(rng.randrange(1, 1400)) for _ in range(300)]
+    for _ in range(300):
+        packet = bytearray(rng.choice(valid))
+        for _ in range(rng.randrange(1, 4)):
+            packet[rng.randrange(len(packet))] = rng.randrange(256)
+        packets.append(bytes(packet))
+    impossible = [
+        {"Node": "host-y", "Addr": b"\x01\x02\x03", "Port": 1},
+        {"Node": "host-y", "Addr": b"\x7f\x00\x00\x01", "Port": 99999},
+        {"Node": 7, "Addr": b"\x7f\x00\x00\x01"},
+        {"Node": "host-y", "Addr": b"\x7f\x00\x00\x01", "Incarnation": -1},
+    ]
+    packets += [b"\x04" + msgpack.packb(d, use_bin_type=False) for d in impossible]
+    packets.append(b"\x07\xff" + b"\x00\x01" * 10)  # a compound that lies
+    packets.append(b"\x09" + msgpack.packb({"Algo": 0, "Buf": b"\xff" * 100}))
+    return packets
+
+
+class _Client(protocol.Protocol):
+    def __init__(self) -> None:
+        self.closed: defer.Deferred[None] = defer.Deferred()
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.closed.callback(None)
+
+
+class HostileInputTests(TestCase):
+    async def test_aNodeSurvivesBadPacketsAndStreams(self) -> None:
+        a = startNode(self, "host-a", "127.0.1.1", ['profile = "local"'])
+        port = gossipPort(a)
+        b = startNode(
+            self,
+            "host-b",
+            "127.0.1.2",
+            ['profile = "local"', f'seeds = ["127.0.1.1:{port}"]'],
+        )
+        assert b.gossip.joined is not None
+        await b.gossip.joined
+
+        packets = hostilePackets(random.Random(4))
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        sender.bind(("127.0.1.9", 0))
+        for index, packet in enumerate(packets):
+            sender.sendto(packet, ("127.0.1.1", port))
+            if index % 20 == 19:
+                # Let the node read, so the socket's buffer does not overflow.
+                await task.deferLater(reactor, 0.002)
+
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.1.1", port)
+        for stream in (b"\x06\xc1garbage", b"\x0a\xff\xff\xff\xff", b"\x06"):
+            client = _Client()
+            await connectProtocol(endpoint, client)
+            client.transport.write(stream)  # type: ignore[union-attr]
+            if stream != b"\x06":
+                await client.closed.addTimeout(5, reactor)
+            else:
+                client.transport.loseConnection()  # type: ignore[union-attr]
+                await client.closed.addTimeout(5, reactor)
+
+        protocolA = a.gossip._protocol
+        assert protocolA is not None
+
+        def allRead() -> defer.Deferred[bool | None]:
+            counters = protocolA.counters
+            read = counters.packetsIn >= len(packets) - 1
+            return defer.succeed(True if read else None)
+
+        await pollUntil(allRead, timeout=10)
+        # Random bytes are all refused; some mutations leave a valid packet.
+        self.assertGreater(protocolA.counters.dropped, 400)
+        self.assertGreaterEqual(a.gossip._serverFactory.dropped, 2)
+        cluster = a.gossip.cluster
+        assert cluster is not None
+        self.assertNotIn("host-y", [m.name for m in cluster.members.all()])
+        self.assertEqual(cluster.members.get("host-b").state, NodeState.ALIVE)  # type: ignore[union-attr]
+
+        # Still working: b's refreshed record reaches a.
+        [service] = b.state.localServices()
+        refreshed = b.state.announceLocal(service)
+
+        def refreshedOnA() -> defer.Deferred[bool | None]:
+            record = a.state.get("host-b", service.id)
+            arrived = record is not None and record.updated == refreshed.updated
+            return defer.succeed(True if arrived else None)
+
+        await pollUntil(refreshedOnA, timeout=5)
