@@ -131,6 +131,16 @@ class SuspicionTests(MembersTestCase):
         self.clock.advance(0.1)  # the least timeout, 4 s from the start
         self.assertEqual(self.state("peer"), NodeState.DEAD)
 
+    def test_tooFewMembersToConfirmMeansTheShortestTimeout(self) -> None:
+        # 3 members: only one other could confirm, fewer than the two
+        # hoped for, so none are waited for (as memberlist does).
+        self.members.deadReceived(Dead(1, "c", "c", "default"))
+        self.members.suspect("peer")
+        self.clock.advance(3.9)
+        self.assertEqual(self.state("peer"), NodeState.SUSPECT)
+        self.clock.advance(0.1)
+        self.assertEqual(self.state("peer"), NodeState.DEAD)
+
     def test_aliveWithAHigherIncarnationClearsTheSuspicion(self) -> None:
         self.members.suspect("peer")
         self.members.aliveReceived(alive("peer", 2))

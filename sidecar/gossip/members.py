@@ -315,15 +315,19 @@ class Members:
 
     def _armSuspicion(self, name: str, suspicion: _Suspicion) -> None:
         timing = self._timing
+        members = len(self.alive())
         least, most = suspicionTimeouts(
             timing.suspicionMultiplier,
             timing.suspicionMaxTimeoutMultiplier,
-            len(self.alive()),
+            members,
             timing.probeInterval,
         )
-        timeout = suspicionTimeout(
-            least, most, timing.suspicionMultiplier - 2, len(suspicion.confirmers)
-        )
+        # Confirmations hoped for; none where too few others could send
+        # them, and then the shortest timeout applies (as memberlist).
+        expected = timing.suspicionMultiplier - 2
+        if members - 2 < expected:
+            expected = 0
+        timeout = suspicionTimeout(least, most, expected, len(suspicion.confirmers))
         remaining = max(0.0, suspicion.started + timeout - self._clock.seconds())
         if suspicion.timer is not None and suspicion.timer.active():
             suspicion.timer.cancel()
