@@ -82,6 +82,23 @@ class MembershipTests(ClusterTestCase):
         self.assertEqual(gone, [])
         self.assertTrue(self.converged(nodes))
 
+    def test_noFalseDeathWhenAcksComeAfterTheProbeTimeout(self) -> None:
+        # 300 ms each way: every direct ack misses the 500 ms probe timeout.
+        self.network = SimNetwork(3, latency=0.3)
+        nodes = self.network.build(8)
+        for node in nodes:
+            node.start()
+            self.addCleanup(node.stop)
+        self.network.runUntil(lambda: self.converged(nodes), limit=30)
+        gone: list[str] = []
+        for node in nodes:
+            node.cluster._observer = _GoneRecorder(gone, node.cluster._observer)
+        self.network.loss = 0.05
+        self.network.run(120)
+        # Suspicions happen, and are refuted in time; nobody dies.
+        self.assertEqual(gone, [])
+        self.assertTrue(self.converged(nodes))
+
     def test_aPartitionHealsAndEveryoneIsAliveAgain(self) -> None:
         nodes = self.makeCluster(6)
         self.network.runUntil(lambda: self.converged(nodes), limit=10)
