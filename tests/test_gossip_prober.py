@@ -12,7 +12,15 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.gossip.members import Member, Members
-from sidecar.gossip.messages import Ack, Alive, IndirectPing, Nack, NodeState, Ping
+from sidecar.gossip.messages import (
+    Ack,
+    Alive,
+    IndirectPing,
+    Nack,
+    NodeState,
+    Ping,
+    Suspect,
+)
 from sidecar.gossip.packets import decodePacket
 from sidecar.gossip.prober import Address, Prober
 
@@ -159,6 +167,26 @@ class ProberTests(SynchronousTestCase):
         self.probe("b")
         self.assertEqual(pinged, ["b"])
         self.assertEqual(self.a.members.get("b").state, NodeState.ALIVE)  # type: ignore[union-attr]
+
+    def test_aSuspectIsToldOfItsSuspicionWhenProbed(self) -> None:
+        sent: list[tuple[Address, bytes]] = []
+        prober = Prober(
+            self.a.members,
+            self.clock,
+            lambda address, data: sent.append((address, data)),
+            random.Random(0),
+        )
+        self.a.members.suspect("b")
+        for _ in range(3):
+            prober.probeNext()
+        toB = [
+            decodePacket(d)[0]
+            for address, d in sent
+            if address == self.nodes[1].address
+        ]
+        self.assertEqual([type(m).__name__ for m in toB], ["Ping", "Suspect"])
+        self.assertEqual(toB[1], Suspect(0, "b", "a", "default"))
+        prober.stop()
 
     def test_pingMeantForAnotherNodeIsNotAnswered(self) -> None:
         sent = []

@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from .members import Member, Members
-from .messages import Ack, IndirectPing, Nack, NodeState, Ping
+from .messages import Ack, IndirectPing, Nack, NodeState, Ping, Suspect
 from .profiles import LAN, Timing
 
 Address = tuple[str, int]
@@ -110,7 +110,18 @@ class Prober:
         probe = _Probe(target.name)
         self._probes[seqNo] = probe
         self.probes += 1
-        self._send(memberAddress(target), self._ping(seqNo, target).encode())
+        address = memberAddress(target)
+        self._send(address, self._ping(seqNo, target).encode())
+        if target.state is NodeState.SUSPECT:
+            # Tell a suspect straight away, as memberlist does, so that it
+            # can refute even if the gossip of its suspicion missed it.
+            suspect = Suspect(
+                incarnation=target.incarnation,
+                node=target.name,
+                source=self._members.localName,
+                clusterName=self._members.clusterName,
+            )
+            self._send(address, suspect.encode())
         timeout = self._members.awareness.scale(self._timeout)
         probe.timers.append(
             self._clock.callLater(timeout, self._probeTimedOut, seqNo, target)
