@@ -34,13 +34,11 @@ from .interfaces import (
 from .members import Member, Members, NoObserver
 from .messages import (
     Ack,
-    Alive,
     Dead,
     ErrorResponse,
     MessageType,
     NodeState,
     Ping,
-    PushNodeState,
     PushPullHeader,
     Suspect,
 )
@@ -533,18 +531,7 @@ class Cluster:
         self._mergePushPull(reply)
 
     def _localPushPull(self, join: bool) -> bytes:
-        states = [
-            PushNodeState(
-                name=m.name,
-                addr=m.addr,
-                port=m.port,
-                meta=m.meta,
-                incarnation=m.incarnation,
-                state=int(m.state),
-                vsn=m.vsn,
-            )
-            for m in self.members.all()
-        ]
+        states = [member.toNodeState() for member in self.members.all()]
         userState = self._delegate.localState()
         header = PushPullHeader(
             nodes=len(states),
@@ -565,17 +552,7 @@ class Cluster:
         cluster = members.clusterName
         for state in message.states:
             if state.state == NodeState.ALIVE:
-                members.aliveReceived(
-                    Alive(
-                        incarnation=state.incarnation,
-                        node=state.name,
-                        addr=state.addr,
-                        port=state.port,
-                        meta=state.meta,
-                        vsn=state.vsn,
-                        clusterName=cluster,
-                    )
-                )
+                members.aliveReceived(state.toAlive(cluster))
             elif state.state == NodeState.LEFT:
                 members.deadReceived(
                     Dead(state.incarnation, state.name, state.name, cluster)

@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from .interfaces import IMemberObserver
-from .messages import Alive, Dead, NodeState, Suspect
+from .messages import Alive, Dead, NodeState, PushNodeState, Suspect
 from .profiles import LAN, Timing
 from .suspicion import Awareness, suspicionTimeout, suspicionTimeouts
 
@@ -62,6 +62,20 @@ class Member:
             state=NodeState.ALIVE,
             stateChange=stateChange,
             vsn=message.vsn,
+        )
+
+    def toNodeState(self) -> PushNodeState:
+        """
+        This member as a push-pull lists it.
+        """
+        return PushNodeState(
+            name=self.name,
+            addr=self.addr,
+            port=self.port,
+            meta=self.meta,
+            incarnation=self.incarnation,
+            state=int(self.state),
+            vsn=self.vsn,
         )
 
     def toAlive(self, clusterName: str) -> Alive:

@@ -203,6 +203,20 @@ class PushNodeState(Body):
     state: int = go("State", 0)
     vsn: bytes = go("Vsn", b"")
 
+    def toAlive(self, clusterName: str) -> Alive:
+        """
+        The alive message this state stands for, in cluster C{clusterName}.
+        """
+        return Alive(
+            incarnation=self.incarnation,
+            node=self.name,
+            addr=self.addr,
+            port=self.port,
+            meta=self.meta,
+            vsn=self.vsn,
+            clusterName=clusterName,
+        )
+
 
 @dataclass(frozen=True)
 class UserMessageHeader(Body):
