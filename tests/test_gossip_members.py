@@ -131,6 +131,24 @@ class SuspicionTests(MembersTestCase):
         self.clock.advance(0.1)  # the least timeout, 4 s from the start
         self.assertEqual(self.state("peer"), NodeState.DEAD)
 
+    def test_ourOwnFailedProbeConfirmsAnotherNodesSuspicion(self) -> None:
+        self.members.suspectReceived(Suspect(1, "peer", "b", "default"))
+        self.members.suspect("peer")  # our probe failed too
+        self.members.suspectReceived(Suspect(1, "peer", "c", "default"))
+        # Two confirmations (ours and c's): the least timeout, 4 s.
+        self.clock.advance(3.9)
+        self.assertEqual(self.state("peer"), NodeState.SUSPECT)
+        self.clock.advance(0.1)
+        self.assertEqual(self.state("peer"), NodeState.DEAD)
+
+    def test_theAccuserRepeatingItselfIsNoConfirmation(self) -> None:
+        self.members.suspect("peer")
+        for _ in range(3):
+            self.members.suspect("peer")
+            self.members.suspectReceived(Suspect(1, "peer", "peer", "default"))
+        self.clock.advance(23.9)
+        self.assertEqual(self.state("peer"), NodeState.SUSPECT)
+
     def test_tooFewMembersToConfirmMeansTheShortestTimeout(self) -> None:
         # 3 members: only one other could confirm, fewer than the two
         # hoped for, so none are waited for (as memberlist does).

@@ -94,6 +94,7 @@ class Member:
 class _Suspicion:
     started: float
     incarnation: int
+    initiator: str
     confirmers: set[str] = field(default_factory=set)
     timer: IDelayedCall | None = None
 
@@ -213,9 +214,11 @@ class Members:
             return
         suspicion = self._suspicions.get(message.node)
         if suspicion is not None and current.state is NodeState.SUSPECT:
-            if (
-                message.source not in suspicion.confirmers
-                and message.source != message.node
+            # Only others than the accuser and the accused confirm.
+            if message.source not in (
+                suspicion.initiator,
+                message.node,
+                *suspicion.confirmers,
             ):
                 suspicion.confirmers.add(message.source)
                 self._broadcast(message.node, message.encode())
@@ -230,7 +233,9 @@ class Members:
             stateChange=self._clock.seconds(),
         )
         self._broadcast(message.node, message.encode())
-        suspicion = _Suspicion(self._clock.seconds(), message.incarnation)
+        suspicion = _Suspicion(
+            self._clock.seconds(), message.incarnation, message.source
+        )
         self._suspicions[message.node] = suspicion
         self._armSuspicion(message.node, suspicion)
 
@@ -260,10 +265,11 @@ class Members:
 
     def suspect(self, name: str) -> None:
         """
-        Our own probe of C{name} failed: raise the suspicion ourselves.
+        Our own probe of C{name} failed: raise the suspicion ourselves, or,
+        if someone else raised it, confirm it (which shortens it for all).
         """
         member = self._members.get(name)
-        if member is None or member.state is not NodeState.ALIVE:
+        if member is None or member.isGone:
             return
         self.suspectReceived(
             Suspect(
