@@ -261,3 +261,16 @@ class SeparationTests(ClusterTestCase):
         self.network.runUntil(lambda: self.converged(nodes), limit=10)
         dropped = [node.protocol.counters.dropped for node in nodes]
         self.assertEqual(dropped, [0, 0, 0, 0])
+
+
+class AnnouncementTests(ClusterTestCase):
+    def test_aStartingNodeGossipsItsOwnAlive(self) -> None:
+        nodes = self.makeCluster(3)
+        self.network.runUntil(lambda: self.converged(nodes), limit=10)
+        [late] = self.network.build(1)
+        self.addCleanup(late.stop)
+        late.start()
+        # Its own alive is queued for gossip from the start, not only the
+        # seed's copy of it.
+        queued = late.cluster.queue.take(2, 1400, 4)
+        self.assertIn(late.cluster.members.localAlive().encode(), queued)

@@ -211,6 +211,11 @@ class Cluster:
         """
         self.running = True
         timing = self._timing
+        # Announce ourselves, as memberlist does: whoever the join reaches
+        # passes it on, so no member has to wait for a push-pull to learn
+        # of us.
+        local = self.members.local
+        self._queueMemberMessage(local.name, self.members.localAlive().encode())
         # Random first delays keep nodes started together out of step.
         self._probeCall = self._clock.callLater(
             self._rng.uniform(0, timing.probeInterval), self._probe
