@@ -25,14 +25,17 @@ def startNode(
 ) -> SidecarNode:
     """
     Start a node called C{name} with gossip and API on C{host} (any free
-    ports), the extra C{[node]} lines C{nodeSettings}, and a static service
+    ports; a C{bind} line in C{nodeSettings} overrides the gossip address),
+    the extra C{[node]} lines C{nodeSettings}, and a static service
     C{serviceName} (by default C{svc-<name>}); stop it at cleanup.
     """
     directory = Path(case.mktemp())
     directory.mkdir()
     service = {"Name": serviceName or f"svc-{name}", "Ports": [{"Port": 9000}]}
     (directory / "static.json").write_text(json.dumps([{"Service": service}]))
-    lines = ["[node]", f'name = "{name}"', f'bind = "{host}:0"', *nodeSettings]
+    lines = ["[node]", f'name = "{name}"', *nodeSettings]
+    if not any(line.startswith("bind") for line in nodeSettings):
+        lines.append(f'bind = "{host}:0"')
     lines += ["[api]", f'listen = "{host}:0"']
     (directory / "node.toml").write_text("\n".join(lines) + "\n")
     node = makeService(loadConfig(directory / "node.toml"), reactor)

@@ -1,7 +1,8 @@
 """
 Real node processes (C{twistd -n sidecar}) gossiping over 127.0.1.x: they
 form a cluster, see each other's static services, detect a SIGKILLed node
-(its services are tombstoned), and see a SIGTERMed node leave.
+(its services are tombstoned), and see a node stopped by SIGTERM or
+SIGINT leave.
 """
 
 from __future__ import annotations
@@ -92,3 +93,8 @@ class ClusterProcessTests(TestCase):
         stopped, _ = nodes[2]
         self.assertEqual(await stopped.stop(), -signal.SIGTERM)
         await self.waitForStates(apis[:2], {"proc-3": "left", "proc-1": "alive"})
+
+        interrupted, _ = nodes[1]
+        interrupted.transport.signalProcess(signal.SIGINT)  # type: ignore[union-attr]
+        await interrupted.ended
+        await self.waitForStates(apis[:1], {"proc-2": "left"})

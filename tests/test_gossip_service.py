@@ -7,16 +7,19 @@ leave (and its services go).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import treq
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from sidecar.catalog import Status
 from sidecar.gossip.messages import NodeState
+from sidecar.gossip.prober import memberAddress
 from sidecar.service import SidecarNode
 
 from .inprocess import gossipPort, startNode
-from .processes import pollUntil
+from .processes import freePort, pollUntil
 
 
 class InProcessClusterTests(TestCase):
@@ -85,6 +88,43 @@ class InProcessClusterTests(TestCase):
         for node in others:
             [record] = [s for s in node.state.services() if s.hostname == "host-3"]
             self.assertEqual(record.status, Status.TOMBSTONE)
+
+    async def test_aRecordTooLargeForAPacketCrossesRealSockets(self) -> None:
+        nodes = await self.startCluster(3)
+        [service] = nodes[0].state.localServices()
+        big = nodes[0].state.announceLocal(
+            replace(service, id="big000000001", image="i" * 10_000)
+        )
+
+        def arrived() -> defer.Deferred[bool | None]:
+            everywhere = all(
+                node.state.get("host-1", big.id) == big for node in nodes[1:]
+            )
+            return defer.succeed(True if everywhere else None)
+
+        await pollUntil(arrived, timeout=10)
+
+    async def test_peersReachANodeAtItsAdvertisedAddress(self) -> None:
+        port = freePort("127.0.1.7")
+        first = self.startNode(1)
+        second = startNode(
+            self,
+            "host-2",
+            "127.0.1.2",
+            [
+                f'bind = "0.0.0.0:{port}"',
+                f'advertise = "127.0.1.7:{port}"',
+                f'seeds = ["127.0.1.1:{self.gossipPort(first)}"]',
+            ],
+        )
+        assert second.gossip.joined is not None
+        self.assertEqual(await second.gossip.joined, 1)
+        assert first.gossip.cluster is not None
+        member = first.gossip.cluster.members.get("host-2")
+        assert member is not None
+        self.assertEqual(memberAddress(member), ("127.0.1.7", port))
+        [service] = second.state.localServices()
+        self.assertEqual(service.ports[0].ip, "127.0.1.7")
 
     async def test_nodesOfDifferentClustersStayApart(self) -> None:
         first = self.startNode(1)
