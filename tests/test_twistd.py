@@ -126,6 +126,8 @@ class TwistdTests(TestCase):
         self.assertIn("announcing service {name} {id} as {status}", formats)
         announced = events[formats.index("announcing service {name} {id} as {status}")]
         self.assertEqual(announced["name"], "twistd-web")
+        # The API was polled, but access lines are debug events, not info.
+        self.assertNotIn(b"GET /api/", node.output)
 
     async def assertConfigError(self, text: str, *expected: str) -> None:
         path = self.writeConfig(text)

@@ -8,6 +8,7 @@ from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IListeningPort, IReactorTCP
 from twisted.logger import Logger
+from twisted.web.http import Request
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -17,13 +18,27 @@ from sidecar.interfaces import IMembership
 from .api import APIResource
 
 
+class APISite(Site):
+    """
+    A L{Site} whose access log lines are debug events: a dashboard polling
+    every second must not fill the node's log.
+    """
+
+    accessLog = Logger()
+
+    def log(self, request: Request) -> None:
+        self.accessLog.debug(
+            "{line}", line=self._logFormatter(self._logDateTime, request)
+        )
+
+
 def makeSite(state: ServicesState, membership: IMembership) -> Site:
     """
     The site behind the API: C{/api/...} for the JSON endpoints.
     """
     root = Resource()
     root.putChild(b"api", APIResource(state, membership))
-    return Site(root)
+    return APISite(root)
 
 
 class APIService(Service):
