@@ -13,6 +13,8 @@ from sidecar.catalog.interfaces import IBroadcaster, ICatalogObserver
 __all__ = [
     "IBroadcaster",
     "ICatalogObserver",
+    "IChecker",
+    "ICheckerFactory",
     "IDiscoverer",
     "IDiscoveryListener",
     "IMembership",
@@ -77,4 +79,42 @@ class IMembership(Interface):
             objects: C{{"Name", "Address", "Port", "State", "Incarnation",
             "Meta", "ProtocolVersions"}}; C{State} is C{alive}, C{suspect},
             C{failed} or C{left}.
+        """
+
+
+class IChecker(Interface):
+    """
+    One service's health check, ready to run.
+    """
+
+    def check():  # type: ignore[no-untyped-def]
+        """
+        Run the check once.
+
+        @return: a L{Deferred} that fires with a one-line description when
+            the service is healthy, and fails with
+            L{sidecar.health.checkers.CheckFailed} (saying why) when it is
+            not.  Cancelling it must end the check: close its connections,
+            kill its processes.
+        """
+
+
+class ICheckerFactory(Interface):
+    """
+    A kind of check, named in a label or the static file (C{HttpGet},
+    C{Tcp}, ...).  To add a kind of check, install one as a Twisted plugin:
+    an object that provides this interface and
+    L{twisted.plugin.IPlugin}, in a module of a C{twisted/plugins/}
+    directory on the path.
+    """
+
+    name = Attribute("The check type as labels and the static file name it.")
+
+    def checkerFor(args, reactor):  # type: ignore[no-untyped-def]
+        """
+        @param args: the check's argument string.
+        @param reactor: the reactor to run on.
+        @return: an L{IChecker}.
+        @raise sidecar.health.checkers.CheckArgumentError: when C{args}
+            cannot make a check (one line saying why).
         """

@@ -1,0 +1,269 @@
+"""
+The checkers: C{HttpGet} (treq; 2xx and 3xx are healthy), C{Tcp} (a
+connection), C{External} (a shell command, exit 0 is healthy) and
+C{AlwaysSuccessful}; and the registry that finds them, with any installed
+as Twisted plugins.  A running check ends when its Deferred is cancelled,
+which is how the monitor enforces timeouts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import treq
+from twisted.internet.defer import CancelledError, Deferred, succeed
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.error import ProcessDone
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.python.failure import Failure
+from twisted.web.client import Agent, HTTPConnectionPool
+from zope.interface import implementer
+
+from sidecar.interfaces import IChecker, ICheckerFactory
+
+# What an External check's output keeps for its error message.
+_OUTPUT_KEPT = 4096
+# After SIGTERM at the timeout, this long before SIGKILL.
+KILL_GRACE = 1.0
+
+
+class CheckFailed(Exception):
+    """
+    The service is not healthy; the message says why, in one line.
+    """
+
+
+class CheckArgumentError(ValueError):
+    """
+    A check's arguments cannot make a check; the message says why.
+    """
+
+
+class _Discard(Protocol):
+    """
+    Drops a response body unread: the status line was all a check needs,
+    and a body that trickles must not hold the connection.
+    """
+
+    def connectionMade(self) -> None:
+        self.transport.stopProducing()  # type: ignore[union-attr]
+
+
+def _cancelsCleanly(inner: Deferred[str]) -> Deferred[str]:
+    """
+    C{inner}'s result, in a Deferred that fails with L{CancelledError} when
+    cancelled (treq's would fail with C{ResponseNeverReceived} instead).
+    """
+
+    def forward(result: object) -> None:
+        if outer.called:
+            return  # cancelled: what the aborted request says is moot
+        if isinstance(result, Failure):
+            outer.errback(result)
+        else:
+            outer.callback(result)  # type: ignore[arg-type]
+
+    def cancel(outer: Deferred[str]) -> None:
+        outer.errback(CancelledError())
+        inner.cancel()
+
+    outer: Deferred[str] = Deferred(cancel)
+    inner.addBoth(forward)
+    return outer
+
+
+@implementer(IChecker)
+class HttpGetChecker:
+    """
+    GET a URL: a 2xx or 3xx answer is healthy (redirects are not followed).
+    """
+
+    def __init__(self, url: str, reactor: Any) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise CheckArgumentError(f"not an http(s) URL: {url!r}")
+        self.url = url
+        self._client = treq.client.HTTPClient(
+            Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
+        )
+
+    def check(self) -> Deferred[str]:
+        d = self._client.get(self.url, allow_redirects=False)
+        d.addCallbacks(self._judge, self._unreachable)
+        return _cancelsCleanly(d)
+
+    def _unreachable(self, failure: Failure) -> str:
+        raise CheckFailed(f"GET {self.url}: {failure.getErrorMessage()}")
+
+    def _judge(self, response: Any) -> str:
+        response.deliverBody(_Discard())
+        if 200 <= response.code < 400:
+            return f"HTTP {response.code}"
+        raise CheckFailed(f"HTTP {response.code} from {self.url}")
+
+
+@implementer(IChecker)
+class TcpChecker:
+    """
+    Open a TCP connection to C{host:port}, then close it.
+    """
+
+    def __init__(self, address: str, reactor: Any) -> None:
+        host, _, port = address.strip().rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise CheckArgumentError(f"not a host:port address: {address!r}")
+        self._endpoint = HostnameEndpoint(reactor, host, int(port))
+        self.address = address.strip()
+
+    def check(self) -> Deferred[str]:
+        d: Deferred[Any] = self._endpoint.connect(Factory.forProtocol(Protocol))
+        d.addCallbacks(self._connected, self._refused)
+        return d
+
+    def _connected(self, protocol: Protocol) -> str:
+        protocol.transport.loseConnection()  # type: ignore[union-attr]
+        return f"connected to {self.address}"
+
+    def _refused(self, failure: Failure) -> str:
+        raise CheckFailed(
+            f"cannot connect to {self.address}: {failure.getErrorMessage()}"
+        )
+
+
+class _CheckProcess(ProcessProtocol):
+    def __init__(self, reactor: Any, command: str) -> None:
+        self._reactor = reactor
+        self._command = command
+        self.output = b""
+        self.done: Deferred[str] = Deferred(self._cancel)
+        self._killer: Any = None
+
+    def outReceived(self, data: bytes) -> None:
+        self.output = (self.output + data)[-_OUTPUT_KEPT:]
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        if self._killer is not None and self._killer.active():
+            self._killer.cancel()
+        if self.done.called:
+            return
+        if reason.check(ProcessDone):
+            self.done.callback("exit 0")
+            return
+        lines = self.output.decode("utf-8", "replace").strip().splitlines()
+        said = f": {lines[-1]}" if lines else ""
+        self.done.errback(CheckFailed(f"{reason.getErrorMessage()}{said}"))
+
+    def _cancel(self, d: Deferred[str]) -> None:
+        # The command runs in a session of its own: signal the whole group,
+        # so its children go too.
+        self._signal(signal.SIGTERM)
+        self._killer = self._reactor.callLater(KILL_GRACE, self._signal, signal.SIGKILL)
+
+    def _signal(self, number: int) -> None:
+        pid = self.transport.pid if self.transport is not None else None
+        if pid is None:
+            return
+        try:
+            os.killpg(pid, number)
+        except ProcessLookupError:
+            pass
+
+
+@implementer(IChecker)
+class ExternalChecker:
+    """
+    Run a shell command: exit status 0 is healthy.  At its timeout it gets
+    SIGTERM, then SIGKILL a second later, with all its children.
+    """
+
+    def __init__(self, command: str, reactor: Any) -> None:
+        if not command.strip():
+            raise CheckArgumentError("an External check needs a command")
+        setsid = shutil.which("setsid")
+        if setsid is None:
+            raise CheckArgumentError("External checks need setsid (util-linux)")
+        self.command = command
+        self._argv = [setsid, "/bin/sh", "-c", command]
+        self._reactor = reactor
+
+    def check(self) -> Deferred[str]:
+        process = _CheckProcess(self._reactor, self.command)
+        self._reactor.spawnProcess(
+            process, self._argv[0], self._argv, env=dict(os.environ)
+        )
+        return process.done
+
+
+@implementer(IChecker)
+class AlwaysSuccessfulChecker:
+    def check(self) -> Deferred[str]:
+        return succeed("always successful")
+
+
+@implementer(ICheckerFactory)
+class _BuiltIn:
+    """
+    A factory for one built-in checker class.
+    """
+
+    def __init__(self, name: str, make: Any) -> None:
+        self.name = name
+        self._make = make
+
+    def checkerFor(self, args: str, reactor: Any) -> IChecker:
+        return self._make(args, reactor)  # type: ignore[no-any-return]
+
+
+BUILT_IN: tuple[_BuiltIn, ...] = (
+    _BuiltIn("HttpGet", HttpGetChecker),
+    _BuiltIn("Tcp", TcpChecker),
+    _BuiltIn("External", ExternalChecker),
+    _BuiltIn("AlwaysSuccessful", lambda args, reactor: AlwaysSuccessfulChecker()),
+)
+
+
+class CheckerRegistry:
+    """
+    The kinds of check by name: the built-in ones, and those given (from
+    Twisted plugins, see L{installedCheckers}); a later one of the same
+    name replaces an earlier one.
+    """
+
+    def __init__(self, extra: Iterable[ICheckerFactory] = ()) -> None:
+        self._factories: dict[str, Any] = {}
+        factories: list[Any] = [*BUILT_IN, *extra]
+        for factory in factories:
+            self._factories[factory.name] = factory
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def checkerFor(self, type: str, args: str, reactor: Any) -> IChecker:
+        """
+        @raise CheckArgumentError: for an unknown type or bad arguments.
+        """
+        factory = self._factories.get(type)
+        if factory is None:
+            known = ", ".join(self.names())
+            raise CheckArgumentError(f"unknown check type {type!r} (known: {known})")
+        return factory.checkerFor(args, reactor)  # type: ignore[no-any-return]
+
+
+def installedCheckers(package: Any = None) -> list[ICheckerFactory]:
+    """
+    The L{ICheckerFactory} plugins installed in C{package} (by default
+    C{twisted.plugins}).
+    """
+    from twisted.plugin import getPlugins
+
+    if package is None:
+        import twisted.plugins as package
+    return list(getPlugins(ICheckerFactory, package))
