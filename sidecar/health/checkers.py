@@ -93,7 +93,7 @@ class HttpGetChecker:
         )
 
     def check(self) -> Deferred[str]:
-        d = self._client.get(self.url, allow_redirects=False)
+        d: Deferred[Any] = self._client.get(self.url, allow_redirects=False)
         d.addCallbacks(self._judge, self._unreachable)
         return _cancelsCleanly(d)
 
