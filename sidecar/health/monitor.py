@@ -1,0 +1,278 @@
+"""
+L{HealthMonitor}: runs each local service's check on its interval and sets
+the service's status before the announcer publishes it.  It sits between
+the discoverers and the announcer: both sides speak
+L{IDiscoveryListener}, so a status change goes out (and is gossiped) the
+moment it happens.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import DeferredSemaphore
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from sidecar.catalog import Status
+from sidecar.catalog.local import CheckSpec, LocalService
+from sidecar.interfaces import IChecker, IDiscoveryListener
+
+from .checkers import CheckArgumentError, CheckerRegistry, CheckFailed
+from .status import DAMPING, Damping, HealthMachine
+
+# A check's next run lands within this fraction of its interval either
+# way, so that checks started together drift apart.
+JITTER = 0.1
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """
+    How checks run.  The defaults are the Go Sidecar's: every 3 s, one
+    failure makes a service UNHEALTHY, and a service without a check gets
+    an HTTP GET of C{/version} on its first TCP port.
+
+    @ivar timeout: how long one check may take; at most C{interval}.
+    @ivar concurrency: the most checks running at once on this node.
+    """
+
+    interval: float = 3.0
+    timeout: float = 3.0
+    fall: int = 1
+    concurrency: int = 100
+    defaultEndpoint: str = "/version"
+    damping: Damping = DAMPING
+
+
+HEALTH_DEFAULTS = HealthSettings()
+
+
+@dataclass
+class _Watch:
+    """
+    One service's check, its machine and what it last said.
+    """
+
+    spec: CheckSpec
+    checker: IChecker | None
+    machine: HealthMachine
+    lastResult: str = ""
+    lastError: str = ""
+    lastChecked: float | None = None
+    timer: IDelayedCall | None = None
+    running: Any = None
+
+
+@implementer(IDiscoveryListener)
+class HealthMonitor(Service):
+    """
+    Checks what the discoverers report and passes it on to C{downstream}
+    with each service's health as its status.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        downstream: IDiscoveryListener,
+        clock: IReactorTime,
+        registry: CheckerRegistry,
+        advertiseHost: str,
+        settings: HealthSettings = HEALTH_DEFAULTS,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._downstream = downstream
+        self._clock = clock
+        self._registry = registry
+        self._advertiseHost = advertiseHost
+        self._settings = settings
+        self._rng = rng or random.Random()
+        self._semaphore = DeferredSemaphore(settings.concurrency)
+        self._bySource: dict[str, list[LocalService]] = {}
+        self._watches: dict[str, _Watch] = {}
+
+    # -- IDiscoveryListener -------------------------------------------------
+
+    def servicesDiscovered(self, source: str, services: Sequence[LocalService]) -> None:
+        self._bySource[source] = list(services)
+        wanted: dict[str, LocalService] = {}
+        for found in self._bySource.values():
+            for local in found:
+                wanted.setdefault(local.service.id, local)
+        for serviceID in list(self._watches):
+            if serviceID not in wanted:
+                self._unwatch(serviceID)
+        for serviceID, local in wanted.items():
+            spec = self.effectiveCheck(local)
+            watch = self._watches.get(serviceID)
+            if watch is None or watch.spec != spec:
+                if watch is not None:
+                    self._unwatch(serviceID)
+                self._watch(serviceID, local, spec)
+        self._downstream.servicesDiscovered(source, self._withHealth(services))
+
+    # -- reading ------------------------------------------------------------
+
+    def effectiveCheck(self, local: LocalService) -> CheckSpec:
+        """
+        The check a service gets: its own, or the Go Sidecar's default.
+        """
+        if local.check.type:
+            return local.check
+        for port in local.service.ports:
+            if port.type == "tcp":
+                host = port.ip or self._advertiseHost
+                url = f"http://{host}:{port.port}{self._settings.defaultEndpoint}"
+                return CheckSpec("HttpGet", url)
+        return CheckSpec("AlwaysSuccessful", "")
+
+    def status(self, serviceID: str) -> Status | None:
+        watch = self._watches.get(serviceID)
+        return None if watch is None else watch.machine.status
+
+    def report(self) -> dict[str, dict[str, Any]]:
+        """
+        Each checked service's check and what it last said, by service ID.
+        """
+        return {
+            serviceID: {
+                "Check": {"Type": watch.spec.type, "Args": watch.spec.args},
+                "Status": watch.machine.status.label,
+                "Suppressed": watch.machine.suppressed,
+                "LastResult": watch.lastResult,
+                "LastError": watch.lastError,
+                "LastChecked": watch.lastChecked,
+            }
+            for serviceID, watch in sorted(self._watches.items())
+        }
+
+    # -- the service --------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        for serviceID in self._watches:
+            self._schedule(serviceID, first=True)
+
+    def stopService(self) -> None:
+        super().stopService()
+        for watch in self._watches.values():
+            self._quiet(watch)
+
+    # -- internals ----------------------------------------------------------
+
+    def _withHealth(self, services: Sequence[LocalService]) -> list[LocalService]:
+        result = []
+        for local in services:
+            status = self.status(local.service.id)
+            if status is None:
+                status = Status.UNKNOWN
+            service = local.service.withStatus(status, local.service.updated)
+            result.append(replace(local, service=service))
+        return result
+
+    def _watch(self, serviceID: str, local: LocalService, spec: CheckSpec) -> None:
+        watch = _Watch(
+            spec, None, HealthMachine(self._settings.fall, self._settings.damping)
+        )
+        self._watches[serviceID] = watch
+        try:
+            watch.checker = self._registry.checkerFor(spec.type, spec.args, self._clock)
+        except CheckArgumentError as e:
+            # A check that cannot run can never pass: the service is
+            # unhealthy, and the API says why.
+            watch.lastError = f"bad check: {e}"
+            watch.machine.record(False, self._clock.seconds())
+            self.log.warn(
+                "service {name} {id}: {problem}",
+                name=local.service.name,
+                id=serviceID,
+                problem=watch.lastError,
+            )
+            return
+        if self.running:
+            self._schedule(serviceID, first=True)
+
+    def _unwatch(self, serviceID: str) -> None:
+        watch = self._watches.pop(serviceID)
+        self._quiet(watch)
+
+    def _quiet(self, watch: _Watch) -> None:
+        if watch.timer is not None and watch.timer.active():
+            watch.timer.cancel()
+        watch.timer = None
+        if watch.running is not None:
+            watch.running.cancel()
+
+    def _schedule(self, serviceID: str, first: bool = False) -> None:
+        watch = self._watches.get(serviceID)
+        if watch is None or watch.checker is None or not self.running:
+            return
+        interval = self._settings.interval
+        if first:
+            delay = self._rng.uniform(0, interval)
+        else:
+            delay = interval * self._rng.uniform(1 - JITTER, 1 + JITTER)
+        watch.timer = self._clock.callLater(delay, self._run, serviceID)
+
+    def _run(self, serviceID: str) -> None:
+        watch = self._watches.get(serviceID)
+        if watch is None or watch.checker is None:
+            return
+        watch.timer = None
+        checker = watch.checker
+        d = self._semaphore.run(checker.check)
+        watch.running = d
+        timeout = min(self._settings.timeout, self._settings.interval)
+        expired: list[bool] = []
+
+        def expire() -> None:
+            expired.append(True)
+            d.cancel()
+
+        timer = self._clock.callLater(timeout, expire)
+
+        def finished(result: object) -> None:
+            if timer.active():
+                timer.cancel()
+            if self._watches.get(serviceID) is not watch or not self.running:
+                return  # unwatched or stopped meanwhile
+            watch.running = None
+            if expired:
+                result = Failure(CheckFailed(f"timed out after {timeout:g} s"))
+            self._judged(serviceID, watch, result)
+            self._schedule(serviceID)
+
+        d.addBoth(finished)
+
+    def _judged(self, serviceID: str, watch: _Watch, result: object) -> None:
+        healthy = not isinstance(result, Failure)
+        if isinstance(result, Failure):
+            if result.check(CheckFailed):
+                error = result.getErrorMessage()
+            else:
+                error = f"check failed: {result.getErrorMessage()}"
+            watch.lastError, watch.lastResult = error, ""
+        else:
+            watch.lastResult, watch.lastError = str(result), ""
+        watch.lastChecked = self._clock.seconds()
+        before = watch.machine.status
+        if watch.machine.record(healthy, watch.lastChecked):
+            self.log.info(
+                "service {id} is {status} (was {before}){why}",
+                id=serviceID,
+                status=watch.machine.status.label,
+                before=before.label,
+                why=f": {watch.lastError}" if watch.lastError else "",
+            )
+            for source, services in self._bySource.items():
+                if any(local.service.id == serviceID for local in services):
+                    self._downstream.servicesDiscovered(
+                        source, self._withHealth(services)
+                    )

@@ -1,0 +1,255 @@
+"""
+The health monitor on a Clock, with checkers the test controls: statuses
+flow to the announcer's side as they change, timeouts, bounded
+concurrency, jitter, the Go default check, bad checks, and clean stops.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from twisted.internet import defer, reactor
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+from zope.interface import implementer
+
+from sidecar.announce import LocalAnnouncer
+from sidecar.catalog import Port, Service, ServicesState, Status
+from sidecar.catalog.local import CheckSpec, LocalService
+from sidecar.health.checkers import CheckerRegistry, CheckFailed
+from sidecar.health.monitor import HealthMonitor, HealthSettings
+from sidecar.interfaces import IChecker, ICheckerFactory, IDiscoveryListener
+
+from .processes import pollUntil
+
+
+@implementer(IDiscoveryListener)
+class Downstream:
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, list[tuple[str, Status]]]] = []
+
+    def servicesDiscovered(self, source, services):  # type: ignore[no-untyped-def]
+        self.reports.append(
+            (source, [(local.service.id, local.service.status) for local in services])
+        )
+
+    def last(self, serviceID: str) -> Status:
+        for _, services in reversed(self.reports):
+            for found, status in services:
+                if found == serviceID:
+                    return status
+        raise KeyError(serviceID)
+
+
+@implementer(IChecker)
+class Scripted:
+    """Answers as its factory's C{healthy[args]} says; C{None}: never."""
+
+    def __init__(self, factory: ScriptedFactory, args: str) -> None:
+        self.factory = factory
+        self.args = args
+
+    def check(self) -> Deferred[str]:
+        self.factory.started.append(self.args)
+        answer = self.factory.healthy.get(self.args, True)
+        if answer is None:
+            d: Deferred[str] = Deferred(
+                lambda d: self.factory.cancelled.append(self.args)
+            )
+            return d
+        if answer:
+            return succeed("fine")
+        return fail(CheckFailed(f"{self.args} is broken"))
+
+
+@implementer(ICheckerFactory)
+class ScriptedFactory:
+    name = "Scripted"
+
+    def __init__(self) -> None:
+        self.healthy: dict[str, bool | None] = {}
+        self.started: list[str] = []
+        self.cancelled: list[str] = []
+
+    def checkerFor(self, args: str, reactor: object) -> IChecker:
+        return Scripted(self, args)
+
+
+def local(serviceID: str, check: str = "Scripted", ports=()) -> LocalService:  # type: ignore[no-untyped-def]
+    service = Service(
+        id=serviceID,
+        name="web",
+        image="web:1",
+        created=0,
+        hostname="me",
+        ports=tuple(ports),
+        updated=0,
+    )
+    return LocalService(service, CheckSpec(check, serviceID) if check else CheckSpec())
+
+
+class MonitorTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.scripted = ScriptedFactory()
+        self.downstream = Downstream()
+        self.settings = HealthSettings(interval=3.0, timeout=1.0, concurrency=3)
+        self.monitor = HealthMonitor(
+            self.downstream,
+            self.clock,
+            CheckerRegistry([self.scripted]),
+            "127.0.1.1",
+            self.settings,
+            random.Random(1),
+        )
+        self.monitor.startService()
+        self.addCleanup(self.monitor.stopService)
+
+    def test_aNewServiceIsUnknownThenAliveAfterItsFirstCheck(self) -> None:
+        self.monitor.servicesDiscovered("static", [local("a")])
+        self.assertEqual(self.downstream.last("a"), Status.UNKNOWN)
+        self.clock.advance(3)  # the first check lands within one interval
+        self.assertEqual(self.downstream.last("a"), Status.ALIVE)
+        self.assertEqual(self.monitor.report()["a"]["LastResult"], "fine")
+
+    def test_failingAndRecoveringChangesArePassedOnAtOnce(self) -> None:
+        self.monitor.servicesDiscovered("static", [local("a")])
+        self.clock.advance(3)
+        self.scripted.healthy["a"] = False
+        self.clock.advance(3.5)
+        self.assertEqual(self.downstream.last("a"), Status.UNHEALTHY)
+        self.assertEqual(self.monitor.report()["a"]["LastError"], "a is broken")
+        reports = len(self.downstream.reports)
+        self.clock.advance(3.5)  # still failing: nothing new to say
+        self.assertEqual(len(self.downstream.reports), reports)
+        self.scripted.healthy["a"] = True
+        self.clock.advance(3.5)
+        self.assertEqual(self.downstream.last("a"), Status.ALIVE)
+
+    def test_aCheckThatHangsEndsAtItsTimeout(self) -> None:
+        self.scripted.healthy["a"] = None
+        self.monitor.servicesDiscovered("static", [local("a")])
+        self.clock.advance(3)
+        self.assertEqual(self.scripted.started, ["a"])
+        self.clock.advance(1)
+        self.assertEqual(self.scripted.cancelled, ["a"])
+        self.assertEqual(self.downstream.last("a"), Status.UNHEALTHY)
+        self.assertEqual(self.monitor.report()["a"]["LastError"], "timed out after 1 s")
+
+    def test_noMoreThanTheConcurrencyLimitRunAtOnce(self) -> None:
+        ids = [f"s{n}" for n in range(10)]
+        for serviceID in ids:
+            self.scripted.healthy[serviceID] = None
+        self.monitor.servicesDiscovered("static", [local(i) for i in ids])
+        self.clock.advance(2.9)  # every first check is due, none timed out
+        self.assertEqual(len(self.scripted.started), 3)
+
+    def test_firstChecksAreSpreadOverTheInterval(self) -> None:
+        ids = [f"s{n}" for n in range(30)]
+        self.monitor.servicesDiscovered("static", [local(i) for i in ids])
+        started = []
+        for _ in range(30):
+            self.clock.advance(0.1)
+            started.append(len(set(self.scripted.started)))
+        self.assertEqual(started[-1], 30)
+        self.assertLess(started[14], 25)  # not all at once
+        self.assertGreater(started[14], 5)
+
+    def test_theGoDefaultCheck(self) -> None:
+        withPort = local("a", check="", ports=[Port("tcp", 8080, 10001, "")])
+        onIP = local(
+            "b", check="", ports=[Port("udp", 53), Port("tcp", 81, 0, "127.0.1.9")]
+        )
+        without = local("c", check="", ports=[Port("udp", 53)])
+        self.assertEqual(
+            self.monitor.effectiveCheck(withPort),
+            CheckSpec("HttpGet", "http://127.0.1.1:8080/version"),
+        )
+        self.assertEqual(
+            self.monitor.effectiveCheck(onIP),
+            CheckSpec("HttpGet", "http://127.0.1.9:81/version"),
+        )
+        self.assertEqual(
+            self.monitor.effectiveCheck(without), CheckSpec("AlwaysSuccessful", "")
+        )
+
+    def test_aCheckThatCannotRunMakesTheServiceUnhealthyAndSaysWhy(self) -> None:
+        self.monitor.servicesDiscovered("static", [local("a", check="Ping")])
+        self.assertEqual(self.downstream.last("a"), Status.UNHEALTHY)
+        error = self.monitor.report()["a"]["LastError"]
+        self.assertIn("bad check: unknown check type 'Ping'", error)
+        self.clock.advance(10)
+        self.assertEqual(self.scripted.started, [])
+
+    def test_aGoneServiceIsNoLongerChecked(self) -> None:
+        self.monitor.servicesDiscovered("static", [local("a"), local("b")])
+        self.monitor.servicesDiscovered("static", [local("b")])
+        self.clock.advance(3)
+        self.assertEqual(self.scripted.started, ["b"])
+        self.assertEqual(list(self.monitor.report()), ["b"])
+
+    def test_stoppingCancelsTimersAndRunningChecks(self) -> None:
+        self.scripted.healthy["a"] = None
+        self.monitor.servicesDiscovered("static", [local("a"), local("b")])
+        self.clock.advance(3)
+        self.monitor.stopService()
+        self.assertEqual(self.scripted.cancelled, ["a"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class Switch(Resource):
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.code = 200
+
+    def render_GET(self, request):  # type: ignore[no-untyped-def]
+        request.setResponseCode(self.code)
+        return b""
+
+
+class RealCheckTests(TestCase):
+    async def test_aRealServiceTurningUnhealthyReachesTheCatalog(self) -> None:
+        switch = Switch()
+        site = Site(switch)
+        site.log = lambda request: None  # type: ignore[method-assign]
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        state = ServicesState("me", reactor)  # type: ignore[arg-type]
+        self.addCleanup(state.stop)
+        announcer = LocalAnnouncer(state, reactor)  # type: ignore[arg-type]
+        monitor = HealthMonitor(
+            announcer,
+            reactor,  # type: ignore[arg-type]
+            CheckerRegistry(),
+            "127.0.0.1",
+            HealthSettings(interval=0.2, timeout=0.2),
+        )
+        monitor.startService()
+        self.addCleanup(monitor.stopService)
+        web = local("web000000001", check="")
+        web = replace(
+            web, service=replace(web.service, ports=(Port("tcp", port.getHost().port),))
+        )
+        monitor.servicesDiscovered("static", [web])
+
+        async def statusBecomes(status: Status) -> None:
+            def seen() -> defer.Deferred[bool | None]:
+                record = state.get("me", "web000000001")
+                return defer.succeed(
+                    True if record is not None and record.status is status else None
+                )
+
+            await pollUntil(seen, timeout=5, every=0.02)
+
+        await statusBecomes(Status.ALIVE)
+        switch.code = 503
+        await statusBecomes(Status.UNHEALTHY)
+        self.assertIn("HTTP 503", monitor.report()["web000000001"]["LastError"])
+        switch.code = 200
+        await statusBecomes(Status.ALIVE)
