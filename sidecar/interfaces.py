@@ -17,6 +17,7 @@ __all__ = [
     "ICheckerFactory",
     "IDiscoverer",
     "IDiscoveryListener",
+    "IHealthReport",
     "IMembership",
 ]
 
@@ -117,4 +118,20 @@ class ICheckerFactory(Interface):
         @return: an L{IChecker}.
         @raise sidecar.health.checkers.CheckArgumentError: when C{args}
             cannot make a check (one line saying why).
+        """
+
+
+class IHealthReport(Interface):
+    """
+    What this node's health checks last said, for the API.
+    """
+
+    def report():  # type: ignore[no-untyped-def]
+        """
+        @return: by service ID, a JSON object: C{{"Name", "Check": {"Type",
+            "Args"}, "Interval", "Timeout", "Status", "Suppressed",
+            "LastResult", "LastError", "LastChecked", "LastDuration"}}.
+            C{Status} is the label (C{Alive}, C{Unhealthy}, C{Unknown});
+            C{LastChecked} is an RFC 3339 time or C{None}; durations are in
+            seconds.
         """

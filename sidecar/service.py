@@ -14,10 +14,13 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime
 
 from sidecar.announce import LocalAnnouncer
 from sidecar.catalog import ServicesState
-from sidecar.config import Address, Config, ConfigError
+from sidecar.config import Address, Config, ConfigError, HealthConfig
 from sidecar.discovery.static import StaticDiscoverer
 from sidecar.gossip.profiles import PROFILES, Timing
 from sidecar.gossip.service import GossipService, GossipSettings
+from sidecar.health.checkers import CheckerRegistry, installedCheckers
+from sidecar.health.monitor import HealthMonitor, HealthSettings
+from sidecar.health.status import DAMPING, Damping
 from sidecar.interfaces import IDiscoverer
 from sidecar.web.server import APIService, makeSite
 
@@ -25,12 +28,14 @@ from sidecar.web.server import APIService, makeSite
 class SidecarNode(MultiService):
     """
     A running node: its catalog, the gossip that shares it, its
-    discoverers, the announcer that publishes what they find, and the
-    status API.
+    discoverers, the health monitor that checks what they find, the
+    announcer that publishes it, and the status API.
 
     @ivar state: the catalog, L{ServicesState}; read it, observe it.
     @ivar gossip: the L{GossipService}; C{gossip.cluster} is the running
         cluster, C{gossip.tcpPort} the bound gossip port.
+    @ivar health: the L{HealthMonitor}; C{health.report()} says what each
+        local service's check last said.
     @ivar discoverers: the L{IDiscoverer}s in configured order.
     @ivar api: the L{APIService}; C{api.port} is its listening port.
     """
@@ -41,6 +46,7 @@ class SidecarNode(MultiService):
         state: ServicesState,
         gossip: GossipService,
         announcer: LocalAnnouncer,
+        health: HealthMonitor,
         discoverers: Sequence[IDiscoverer],
         api: APIService,
     ) -> None:
@@ -49,14 +55,16 @@ class SidecarNode(MultiService):
         self.state = state
         self.gossip = gossip
         self.announcer = announcer
+        self.health = health
         self.discoverers = list(discoverers)
         self.api = api
         # Start order is the order of addition, stop order the reverse:
         # gossip runs before anything is announced and leaves the cluster
-        # last; the announcer listens before discoverers report; the API
-        # comes last.
+        # last; the announcer and the monitor listen before discoverers
+        # report; the API comes last.
         gossip.setServiceParent(self)
         announcer.setServiceParent(self)
+        health.setServiceParent(self)
         for discoverer in discoverers:
             discoverer.setServiceParent(self)  # type: ignore[attr-defined]
         api.setServiceParent(self)
@@ -98,12 +106,19 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
     advertise = node.advertiseAddress
     state = ServicesState(node.name, clock, clusterName=node.clusterName)
     announcer = LocalAnnouncer(state, clock)
+    health = HealthMonitor(
+        announcer,
+        clock,
+        CheckerRegistry(installedCheckers()),
+        advertise.host,
+        _healthSettings(config.health),
+    )
     discoverers = [
         StaticDiscoverer(
             config.discovery.staticFile,
             node.name,
             advertise.host,
-            announcer,
+            health,
             clock,
             pollInterval=config.discovery.staticPollInterval,
         )
@@ -124,9 +139,24 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         ),
         state,
     )
-    site = makeSite(state, gossip)
+    site = makeSite(state, gossip, health)
     api = APIService(tcp, site, config.api.listen.host, config.api.listen.port)
-    return SidecarNode(config, state, gossip, announcer, discoverers, api)
+    return SidecarNode(config, state, gossip, announcer, health, discoverers, api)
+
+
+# Damping that can never suppress: every change is published.
+_NO_DAMPING = Damping(penalty=0.0)
+
+
+def _healthSettings(health: HealthConfig) -> HealthSettings:
+    return HealthSettings(
+        interval=health.interval,
+        timeout=health.timeout,
+        fall=health.fall,
+        concurrency=health.concurrency,
+        defaultEndpoint=health.defaultCheckEndpoint,
+        damping=DAMPING if health.damping else _NO_DAMPING,
+    )
 
 
 # The Go Sidecar's meaning of a zero push-pull interval: just inside the

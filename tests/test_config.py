@@ -11,7 +11,14 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from sidecar.config import KEYS, Address, ConfigError, loadConfig, parseDuration
+from sidecar.config import (
+    KEYS,
+    Address,
+    ConfigError,
+    HealthConfig,
+    loadConfig,
+    parseDuration,
+)
 from sidecar.service import makeService
 
 from .doubles import MemoryReactorWithUDP
@@ -65,6 +72,9 @@ class DefaultsTests(ConfigTestCase):
         self.assertEqual(config.haproxy.binary, "haproxy")
         self.assertEqual(config.listeners.urls, ())
         self.assertEqual((config.log.level, config.log.format), ("info", "text"))
+        self.assertEqual(
+            config.health, HealthConfig(3.0, 3.0, 1, 100, "/version", damping=True)
+        )
 
     def test_noFileGivesDefaultsAndEnvironment(self) -> None:
         config = loadConfig(None, environ={"SIDECAR_CLUSTER_NAME": "c"}, hostname="h")
@@ -98,6 +108,9 @@ class FileTests(ConfigTestCase):
             '[discovery]\nbackends = ["static", "docker"]\n'
             'static_file = "/srv/static.json"\ndocker_url = "tcp://127.0.0.1:2375"\n'
             'static_poll_interval = "1m30s"\n'
+            '[health]\ninterval = "1s"\ntimeout = "500ms"\nfall = 3\n'
+            'concurrency = 20\ndefault_check_endpoint = "/healthz"\n'
+            "damping = false\n"
             '[haproxy]\nenabled = true\nbind_ip = "127.0.0.168"\n'
             'config_file = "/tmp/h.cfg"\nbinary = "/usr/sbin/haproxy"\n'
             '[listeners]\nurls = ["http://127.0.0.1:9000/events"]\n'
@@ -125,6 +138,9 @@ class FileTests(ConfigTestCase):
         self.assertEqual(config.discovery.backends, ("static", "docker"))
         self.assertEqual(config.discovery.staticFile, "/srv/static.json")
         self.assertEqual(config.discovery.staticPollInterval, 90.0)
+        self.assertEqual(
+            config.health, HealthConfig(1.0, 0.5, 3, 20, "/healthz", damping=False)
+        )
         self.assertTrue(config.haproxy.enabled)
         self.assertEqual(config.haproxy.bindIp, "127.0.0.168")
         self.assertEqual(config.listeners.urls, ("http://127.0.0.1:9000/events",))
@@ -166,7 +182,9 @@ class EnvironmentTests(ConfigTestCase):
             SIDECAR_LOGGING_LEVEL="warn",
             SIDECAR_LOGGING_FORMAT="json",
             SIDECAR_PUSH_PULL_INTERVAL="1m",
+            SIDECAR_DEFAULT_CHECK_ENDPOINT="/status",
         )
+        self.assertEqual(config.health.defaultCheckEndpoint, "/status")
         self.assertEqual(config.node.clusterName, "env")
         self.assertEqual(config.node.pushPullInterval, 60.0)
         self.assertEqual(config.node.bind, Address("127.0.1.1", 7100))
@@ -318,6 +336,27 @@ class ErrorTests(ConfigTestCase):
         self.assertError('[log]\nformat = "xml"\n', "log.format", "'xml'")
         self.assertError(
             '[listeners]\nurls = ["127.0.0.1:9000"]\n', "listeners.urls", "not an http"
+        )
+
+    def test_badHealthSettings(self) -> None:
+        for text, key, fragment in (
+            ('[health]\ninterval = "0s"\n', "health.interval", "longer than zero"),
+            ('[health]\ntimeout = "soon"\n', "health.timeout", "not a duration"),
+            ("[health]\nfall = 0\n", "health.fall", "must be at least 1, got 0"),
+            ("[health]\nfall = 1.5\n", "health.fall", "not a whole number: 1.5"),
+            ("[health]\nconcurrency = true\n", "health.concurrency", "whole number"),
+            (
+                '[health]\ndefault_check_endpoint = "version"\n',
+                "health.default_check_endpoint",
+                "a path starting with '/', got 'version'",
+            ),
+        ):
+            self.assertError(text, key, fragment)
+        self.assertError(
+            "",
+            None,
+            "environment SIDECAR_DEFAULT_CHECK_ENDPOINT",
+            SIDECAR_DEFAULT_CHECK_ENDPOINT="healthz",
         )
 
     def test_emptyName(self) -> None:

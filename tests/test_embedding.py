@@ -43,7 +43,8 @@ class EmbeddingTests(TestCase):
                         "Service": {
                             "Name": "embedded-svc",
                             "Ports": [{"Port": 19000, "ServicePort": 10009}],
-                        }
+                        },
+                        "Check": {"Type": "AlwaysSuccessful"},
                     }
                 ]
             )
@@ -53,6 +54,7 @@ class EmbeddingTests(TestCase):
             '[node]\nname = "embedder"\nbind = "127.0.0.1:0"\n'
             '[api]\nlisten = "127.0.0.1:0"\n'
             '[discovery]\nstatic_file = "static.json"\n'
+            '[health]\ninterval = "100ms"\n'
         )
 
     async def test_documentedEmbeddingRunsAndSeesTheCatalog(self) -> None:
@@ -62,7 +64,8 @@ class EmbeddingTests(TestCase):
             [service] = node.state.localServices()
             self.assertEqual(service.name, "embedded-svc")
             self.assertEqual(service.hostname, "embedder")
-            self.assertEqual(service.status, Status.ALIVE)
+            # Announced before its first check has run.
+            self.assertEqual(service.status, Status.UNKNOWN)
             self.assertEqual([e.service.name for e in changes.events], ["embedded-svc"])
             port = node.api.port.getHost().port
             response = await treq.get(
@@ -81,5 +84,7 @@ class EmbeddingTests(TestCase):
         printed: list[str] = []
         example["print"] = lambda *args: printed.append(" ".join(map(str, args)))
         await example["main"](reactor, str(self.configPath))
-        self.assertIn("1 change(s) seen", printed)
-        self.assertTrue(any("embedded-svc" in line for line in printed), printed)
+        # Announced Unknown, then Alive after its first check.
+        self.assertIn("2 change(s) seen", printed)
+        pattern = r"embedder embedded-svc [0-9a-f]{12} Alive"
+        self.assertTrue(any(re.fullmatch(pattern, line) for line in printed), printed)

@@ -55,6 +55,8 @@ class Scripted:
 
     def check(self) -> Deferred[str]:
         self.factory.started.append(self.args)
+        if self.args in self.factory.deferreds:
+            return self.factory.deferreds[self.args]
         answer = self.factory.healthy.get(self.args, True)
         if answer is None:
             d: Deferred[str] = Deferred(
@@ -74,12 +76,15 @@ class ScriptedFactory:
         self.healthy: dict[str, bool | None] = {}
         self.started: list[str] = []
         self.cancelled: list[str] = []
+        self.deferreds: dict[str, Deferred[str]] = {}
 
     def checkerFor(self, args: str, reactor: object) -> IChecker:
         return Scripted(self, args)
 
 
-def local(serviceID: str, check: str = "Scripted", ports=()) -> LocalService:  # type: ignore[no-untyped-def]
+def local(  # type: ignore[no-untyped-def]
+    serviceID: str, check: str = "Scripted", ports=(), **timing: float
+) -> LocalService:
     service = Service(
         id=serviceID,
         name="web",
@@ -89,7 +94,8 @@ def local(serviceID: str, check: str = "Scripted", ports=()) -> LocalService:  #
         ports=tuple(ports),
         updated=0,
     )
-    return LocalService(service, CheckSpec(check, serviceID) if check else CheckSpec())
+    spec = CheckSpec(check, serviceID if check else "", **timing)
+    return LocalService(service, spec)
 
 
 class MonitorTests(SynchronousTestCase):
@@ -158,6 +164,90 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual(started[-1], 30)
         self.assertLess(started[14], 25)  # not all at once
         self.assertGreater(started[14], 5)
+
+    def test_aServiceMaySetItsOwnIntervalAndTimeout(self) -> None:
+        self.scripted.healthy["slow"] = None
+        self.monitor.servicesDiscovered(
+            "static",
+            [local("a", interval=10.0), local("slow", interval=10.0, timeout=5.0)],
+        )
+        for _ in range(300):
+            self.clock.advance(0.1)
+        # 30 s at a 10 s interval (with 10 % jitter): three checks each.
+        self.assertEqual(self.scripted.started.count("a"), 3)
+        self.assertEqual(self.monitor.report()["slow"]["Timeout"], 5.0)
+        self.assertEqual(
+            self.monitor.report()["slow"]["LastError"], "timed out after 5 s"
+        )
+
+    def test_theTimeoutIsNeverLongerThanTheInterval(self) -> None:
+        self.monitor.servicesDiscovered(
+            "static", [local("a", interval=0.5, timeout=2.0)]
+        )
+        self.assertEqual(self.monitor.report()["a"]["Timeout"], 0.5)
+
+    def test_waitingForATurnIsNotPartOfTheTimeout(self) -> None:
+        monitor = HealthMonitor(
+            self.downstream,
+            self.clock,
+            CheckerRegistry([self.scripted]),
+            "127.0.1.1",
+            HealthSettings(interval=3.0, timeout=1.0, concurrency=1),
+            random.Random(1),
+        )
+        monitor.startService()
+        self.addCleanup(monitor.stopService)
+        self.scripted.healthy["hangs"] = None
+        pending: Deferred[str] = Deferred()
+        self.scripted.deferreds = {"late": pending}
+        monitor.servicesDiscovered("static", [local("hangs"), local("late")])
+        self.clock.advance(3)  # both first checks are due; one slot
+        self.assertEqual(self.scripted.started, ["hangs"])
+        self.clock.advance(1)  # the hanging one times out, the other starts
+        self.assertEqual(self.scripted.started, ["hangs", "late"])
+        self.clock.advance(0.9)
+        pending.callback("fine")
+        self.assertEqual(self.downstream.last("late"), Status.ALIVE)
+        self.assertAlmostEqual(monitor.report()["late"]["LastDuration"], 0.9)
+
+    def test_theReportSaysWhatAndWhen(self) -> None:
+        self.clock.advance(1_700_000_000)
+        self.monitor.servicesDiscovered("static", [local("a")])
+        self.assertEqual(
+            self.monitor.report()["a"],
+            {
+                "Name": "web",
+                "Check": {"Type": "Scripted", "Args": "a"},
+                "Interval": 3.0,
+                "Timeout": 1.0,
+                "Status": "Unknown",
+                "Suppressed": False,
+                "LastResult": "",
+                "LastError": "",
+                "LastChecked": None,
+                "LastDuration": None,
+            },
+        )
+        self.clock.advance(3)
+        report = self.monitor.report()["a"]
+        self.assertEqual(report["Status"], "Alive")
+        self.assertEqual(report["LastResult"], "fine")
+        self.assertRegex(report["LastChecked"], r"^2023-11-14T22:13:2\d(\.\d+)?Z$")
+        self.assertEqual(report["LastDuration"], 0.0)
+
+    def test_aFlappingServiceIsHeldUnhealthyNotAnnouncedAtEveryCheck(self) -> None:
+        self.monitor.servicesDiscovered("static", [local("a")])
+        self.clock.advance(3)
+        changes = []
+        for flip in range(20):
+            self.scripted.healthy["a"] = flip % 2 == 1
+            before = self.downstream.last("a")
+            self.clock.advance(3.3)
+            if self.downstream.last("a") is not before:
+                changes.append(self.downstream.last("a"))
+        # Three changes reach the suppression threshold; then it holds.
+        self.assertEqual(changes, [Status.UNHEALTHY, Status.ALIVE, Status.UNHEALTHY])
+        self.assertTrue(self.monitor.report()["a"]["Suppressed"])
 
     def test_theGoDefaultCheck(self) -> None:
         withPort = local("a", check="", ports=[Port("tcp", 8080, 10001, "")])

@@ -137,6 +137,17 @@ class FieldTests(SynchronousTestCase):
         self.assertEqual(local.check, CheckSpec())
         self.assertIsNone(local.listenPort)
 
+    def test_checkIntervalAndTimeoutAreDurations(self) -> None:
+        document = target()
+        document["Check"] = {
+            "Type": "Tcp",
+            "Args": ":5432",
+            "Interval": "10s",
+            "Timeout": "1500ms",
+        }
+        [local] = parse(encode([document]))
+        self.assertEqual(local.check, CheckSpec("Tcp", ":5432", 10.0, 1.5))
+
     def test_listenPortZeroMeansNone(self) -> None:
         document = target()
         document["ListenPort"] = 0
@@ -295,6 +306,24 @@ class ErrorTests(SynchronousTestCase):
 
     def test_imageNotAString(self) -> None:
         self.assertEntryRejected(target(Image=5), "Service.Image")
+
+    def test_badCheckInterval(self) -> None:
+        message = self.assertEntryRejected(
+            {"Service": {"Name": "w"}, "Check": {"Interval": "often"}},
+            "Check.Interval",
+        )
+        self.assertIn("not a duration: 'often'", message)
+
+    def test_zeroCheckTimeout(self) -> None:
+        message = self.assertEntryRejected(
+            {"Service": {"Name": "w"}, "Check": {"Timeout": "0s"}}, "Check.Timeout"
+        )
+        self.assertIn("must be longer than zero", message)
+
+    def test_checkIntervalNotAString(self) -> None:
+        self.assertEntryRejected(
+            {"Service": {"Name": "w"}, "Check": {"Interval": 3}}, "Check.Interval"
+        )
 
     def test_badProxyMode(self) -> None:
         message = self.assertEntryRejected(

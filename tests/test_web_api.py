@@ -15,7 +15,7 @@ from zope.interface import implementer
 
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.catalog.timestamps import formatTimestamp
-from sidecar.interfaces import IMembership
+from sidecar.interfaces import IHealthReport, IMembership
 from sidecar.web.server import makeSite
 
 SECOND = 1_000_000_000
@@ -46,6 +46,15 @@ class Members:
         ]
 
 
+@implementer(IHealthReport)
+class Health:
+    def __init__(self) -> None:
+        self.checks: dict[str, dict[str, Any]] = {}
+
+    def report(self) -> dict[str, dict[str, Any]]:
+        return self.checks
+
+
 def record(
     serviceID: str, name: str, hostname: str, updated: int, **kw: Any
 ) -> Service:
@@ -74,7 +83,8 @@ class APITests(SynchronousTestCase):
             record("cccccccccccc", "db", "node-b", now, status=Status.UNHEALTHY)
         )
         self.members = Members("node-a", "node-b", "node-c")
-        self.client = StubTreq(makeSite(self.state, self.members).resource)
+        self.health = Health()
+        self.client = StubTreq(makeSite(self.state, self.members, self.health).resource)
         self.addCleanup(self.state.stop)
 
     def request(self, method: str, path: str) -> tuple[int, dict[str, Any], Any]:
@@ -152,6 +162,19 @@ class APITests(SynchronousTestCase):
         self.assertEqual(body["ClusterName"], "test-cluster")
         self.assertEqual(body["Members"], self.members.members())
         code, _, _ = self.request("GET", "/api/members.xml")
+        self.assertEqual(code, 404)
+
+    def test_healthListsWhatTheChecksLastSaid(self) -> None:
+        self.health.checks["dddddddddddd"] = {
+            "Name": "web",
+            "Status": "Unhealthy",
+            "LastError": "HTTP 503 from http://127.0.1.1:8080/version",
+        }
+        code, headers, body = self.request("GET", "/api/health.json")
+        self.assertEqual(code, 200)
+        self.assertEqual(headers["content-type"], ["application/json"])
+        self.assertEqual(body, {"Hostname": "node-a", "Checks": self.health.checks})
+        code, _, _ = self.request("GET", "/api/health.txt")
         self.assertEqual(code, 404)
 
     def test_oneServiceByName(self) -> None:

@@ -16,10 +16,17 @@ class CheckSpec:
     How a service asks to be health checked: a checker name (C{HttpGet},
     C{Tcp}, C{External}, ...) and its argument string, as labels and the
     static file give them.  An empty C{type} means "the default check".
+
+    @ivar interval: seconds between checks, or L{None} for the node's
+        setting.
+    @ivar timeout: seconds one check may take, or L{None} for the node's
+        setting.
     """
 
     type: str = ""
     args: str = ""
+    interval: float | None = None
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,16 @@ class DiscoveryConfig:
 
 
 @dataclass(frozen=True)
+class HealthConfig:
+    interval: float
+    timeout: float
+    fall: int
+    concurrency: int
+    defaultCheckEndpoint: str
+    damping: bool
+
+
+@dataclass(frozen=True)
 class HaproxyConfig:
     enabled: bool
     bindIp: str
@@ -90,6 +100,7 @@ class Config:
     node: NodeConfig
     api: ApiConfig
     discovery: DiscoveryConfig
+    health: HealthConfig
     haproxy: HaproxyConfig
     listeners: ListenersConfig
     log: LogConfig

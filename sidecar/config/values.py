@@ -95,13 +95,31 @@ def parseSeed(value: Any) -> tuple[str, int | None]:
 
 
 def parsePort(value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueProblem(f"not a port number: {value!r}")
+    value = _wholeNumber(value, "a port number")
     if not 0 <= value <= 65535:
         raise ValueProblem(f"port {value} is not in 0-65535")
     return value
+
+
+def parsePositiveInt(value: Any) -> int:
+    value = _wholeNumber(value, "a whole number")
+    if value < 1:
+        raise ValueProblem(f"must be at least 1, got {value}")
+    return value
+
+
+def parsePositiveDuration(value: Any) -> float:
+    seconds = parseDuration(value)
+    if seconds <= 0:
+        raise ValueProblem(f"must be longer than zero, got {value!r}")
+    return seconds
+
+
+def parsePath(value: Any) -> str:
+    text = _string(value)
+    if not text.startswith("/"):
+        raise ValueProblem(f"expected a path starting with '/', got {text!r}")
+    return text
 
 
 def parseIP(value: Any) -> str:
@@ -203,6 +221,15 @@ def splitCommas(text: str) -> list[str]:
     The items of a comma-separated environment variable.
     """
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _wholeNumber(value: Any, what: str) -> int:
+    # The environment gives text; the file gives numbers.
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueProblem(f"not {what}: {value!r}")
+    return value
 
 
 def _string(value: Any) -> str:

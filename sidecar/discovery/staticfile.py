@@ -1,6 +1,7 @@
 """
 The Go Sidecar's static discovery file: a JSON list of targets, each
-C{{"Service": {...}, "Check": {"Type", "Args"}, "ListenPort": n}}.
+C{{"Service": {...}, "Check": {"Type", "Args"}, "ListenPort": n}}, and
+our own optional C{Check.Interval} and C{Check.Timeout} durations.
 
 Pure parsing, no I/O: L{parseStaticFile} turns the file's bytes into
 L{LocalService}s or raises L{StaticFileError} naming the file, the entry and
@@ -17,6 +18,7 @@ from typing import Any
 
 from sidecar.catalog import Port, Service
 from sidecar.catalog.local import CheckSpec, LocalService
+from sidecar.config.values import ValueProblem, parseDuration
 
 PROXY_MODES = ("http", "tcp", "ws")
 PORT_TYPES = ("tcp", "udp")
@@ -116,7 +118,10 @@ def _parseTarget(target: Any, hostname: str, advertiseIP: str) -> LocalService:
             proxyMode=proxyMode,
         ),
         check=CheckSpec(
-            type=_string(check, "Type", "Check"), args=_string(check, "Args", "Check")
+            type=_string(check, "Type", "Check"),
+            args=_string(check, "Args", "Check"),
+            interval=_duration(check, "Interval", "Check"),
+            timeout=_duration(check, "Timeout", "Check"),
         ),
         listenPort=listenPort,
     )
@@ -169,6 +174,19 @@ def _string(
     if not isinstance(value, str):
         raise _FieldError(f"{where}.{key}: expected a string, got {value!r:.60}")
     return value
+
+
+def _duration(document: Mapping[str, Any], key: str, where: str) -> float | None:
+    text = _string(document, key, where)
+    if not text:
+        return None
+    try:
+        seconds = parseDuration(text)
+    except ValueProblem as e:
+        raise _FieldError(f"{where}.{key}: {e}") from None
+    if seconds <= 0:
+        raise _FieldError(f"{where}.{key}: must be longer than zero, got {text!r}")
+    return seconds
 
 
 def _portNumber(value: Any, where: str, minimum: int) -> int:

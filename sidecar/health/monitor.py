@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import DeferredSemaphore
+from twisted.internet.defer import Deferred, DeferredSemaphore, maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -22,7 +22,8 @@ from zope.interface import implementer
 
 from sidecar.catalog import Status
 from sidecar.catalog.local import CheckSpec, LocalService
-from sidecar.interfaces import IChecker, IDiscoveryListener
+from sidecar.catalog.timestamps import NANOSECONDS, formatTimestamp
+from sidecar.interfaces import IChecker, IDiscoveryListener, IHealthReport
 
 from .checkers import CheckArgumentError, CheckerRegistry, CheckFailed
 from .status import DAMPING, Damping, HealthMachine
@@ -60,17 +61,21 @@ class _Watch:
     One service's check, its machine and what it last said.
     """
 
+    name: str
     spec: CheckSpec
+    interval: float
+    timeout: float
     checker: IChecker | None
     machine: HealthMachine
     lastResult: str = ""
     lastError: str = ""
     lastChecked: float | None = None
+    lastDuration: float | None = None
     timer: IDelayedCall | None = None
-    running: Any = None
+    running: Deferred[object] | None = None
 
 
-@implementer(IDiscoveryListener)
+@implementer(IDiscoveryListener, IHealthReport)
 class HealthMonitor(Service):
     """
     Checks what the discoverers report and passes it on to C{downstream}
@@ -130,8 +135,8 @@ class HealthMonitor(Service):
             if port.type == "tcp":
                 host = port.ip or self._advertiseHost
                 url = f"http://{host}:{port.port}{self._settings.defaultEndpoint}"
-                return CheckSpec("HttpGet", url)
-        return CheckSpec("AlwaysSuccessful", "")
+                return replace(local.check, type="HttpGet", args=url)
+        return replace(local.check, type="AlwaysSuccessful", args="")
 
     def status(self, serviceID: str) -> Status | None:
         watch = self._watches.get(serviceID)
@@ -143,12 +148,18 @@ class HealthMonitor(Service):
         """
         return {
             serviceID: {
+                "Name": watch.name,
                 "Check": {"Type": watch.spec.type, "Args": watch.spec.args},
+                "Interval": watch.interval,
+                "Timeout": watch.timeout,
                 "Status": watch.machine.status.label,
                 "Suppressed": watch.machine.suppressed,
                 "LastResult": watch.lastResult,
                 "LastError": watch.lastError,
-                "LastChecked": watch.lastChecked,
+                "LastChecked": None
+                if watch.lastChecked is None
+                else formatTimestamp(int(watch.lastChecked * NANOSECONDS)),
+                "LastDuration": watch.lastDuration,
             }
             for serviceID, watch in sorted(self._watches.items())
         }
@@ -178,8 +189,14 @@ class HealthMonitor(Service):
         return result
 
     def _watch(self, serviceID: str, local: LocalService, spec: CheckSpec) -> None:
+        interval = spec.interval or self._settings.interval
         watch = _Watch(
-            spec, None, HealthMachine(self._settings.fall, self._settings.damping)
+            name=local.service.name,
+            spec=spec,
+            interval=interval,
+            timeout=min(spec.timeout or self._settings.timeout, interval),
+            checker=None,
+            machine=HealthMachine(self._settings.fall, self._settings.damping),
         )
         self._watches[serviceID] = watch
         try:
@@ -214,42 +231,39 @@ class HealthMonitor(Service):
         watch = self._watches.get(serviceID)
         if watch is None or watch.checker is None or not self.running:
             return
-        interval = self._settings.interval
         if first:
-            delay = self._rng.uniform(0, interval)
+            delay = self._rng.uniform(0, watch.interval)
         else:
-            delay = interval * self._rng.uniform(1 - JITTER, 1 + JITTER)
+            delay = watch.interval * self._rng.uniform(1 - JITTER, 1 + JITTER)
         watch.timer = self._clock.callLater(delay, self._run, serviceID)
 
     def _run(self, serviceID: str) -> None:
-        watch = self._watches.get(serviceID)
-        if watch is None or watch.checker is None:
-            return
+        watch = self._watches[serviceID]
         watch.timer = None
-        checker = watch.checker
-        d = self._semaphore.run(checker.check)
+        # The semaphore bounds how many checks run at once; a check's
+        # timeout starts when it runs, not while it waits its turn.
+        d = self._semaphore.run(self._checkOnce, watch)
         watch.running = d
-        timeout = min(self._settings.timeout, self._settings.interval)
-        expired: list[bool] = []
+        d.addBoth(self._finished, serviceID, watch)
 
-        def expire() -> None:
-            expired.append(True)
-            d.cancel()
+    def _checkOnce(self, watch: _Watch) -> Deferred[object]:
+        assert watch.checker is not None
+        started = self._clock.seconds()
+        d = maybeDeferred(watch.checker.check)
+        d.addTimeout(watch.timeout, self._clock, onTimeoutCancel=_timedOut)
 
-        timer = self._clock.callLater(timeout, expire)
+        def measured(result: object) -> object:
+            watch.lastDuration = self._clock.seconds() - started
+            return result
 
-        def finished(result: object) -> None:
-            if timer.active():
-                timer.cancel()
-            if self._watches.get(serviceID) is not watch or not self.running:
-                return  # unwatched or stopped meanwhile
-            watch.running = None
-            if expired:
-                result = Failure(CheckFailed(f"timed out after {timeout:g} s"))
-            self._judged(serviceID, watch, result)
-            self._schedule(serviceID)
+        return d.addBoth(measured)
 
-        d.addBoth(finished)
+    def _finished(self, result: object, serviceID: str, watch: _Watch) -> None:
+        if self._watches.get(serviceID) is not watch or not self.running:
+            return  # unwatched or stopped meanwhile: the result is moot
+        watch.running = None
+        self._judged(serviceID, watch, result)
+        self._schedule(serviceID)
 
     def _judged(self, serviceID: str, watch: _Watch, result: object) -> None:
         healthy = not isinstance(result, Failure)
@@ -276,3 +290,7 @@ class HealthMonitor(Service):
                     self._downstream.servicesDiscovered(
                         source, self._withHealth(services)
                     )
+
+
+def _timedOut(result: object, timeout: float) -> Failure:
+    return Failure(CheckFailed(f"timed out after {timeout:g} s"))

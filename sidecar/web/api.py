@@ -1,7 +1,8 @@
 """
 The JSON status API, with the Go Sidecar's paths and shapes:
 C{/api/state.json}, C{/api/services.json}, C{/api/services/<name>.json};
-and C{/api/members.json}, the cluster's members as this node sees them.
+and two of its own: C{/api/members.json}, the cluster's members as this
+node sees them, and C{/api/health.json}, what this node's checks last said.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sidecar.catalog.documents import (
     servicesDocument,
     stateDocument,
 )
-from sidecar.interfaces import IMembership
+from sidecar.interfaces import IHealthReport, IMembership
 
 _READ_METHODS = (b"GET", b"HEAD")
 
@@ -46,10 +47,13 @@ class APIResource(Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, state: ServicesState, membership: IMembership) -> None:
+    def __init__(
+        self, state: ServicesState, membership: IMembership, health: IHealthReport
+    ) -> None:
         super().__init__()
         self._state = state
         self._membership = membership
+        self._health = health
 
     def render(self, request: Request) -> bytes:  # type: ignore[override]
         request.setHeader(b"Content-Type", b"application/json")
@@ -86,6 +90,13 @@ class APIResource(Resource):
                     "Members": self._membership.members(),
                 }
                 return members, 2
+            case [("health", extension)]:
+                _requireJSON(extension)
+                checks = {
+                    "Hostname": self._state.hostname,
+                    "Checks": self._health.report(),
+                }
+                return checks, 2
             case [("services", ""), (name, extension)]:
                 _requireJSON(extension)
                 document = serviceDocument(self._state, name)

@@ -13,7 +13,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from sidecar.catalog import ServicesState
-from sidecar.interfaces import IMembership
+from sidecar.interfaces import IHealthReport, IMembership
 
 from .api import APIResource
 
@@ -32,12 +32,14 @@ class APISite(Site):
         )
 
 
-def makeSite(state: ServicesState, membership: IMembership) -> Site:
+def makeSite(
+    state: ServicesState, membership: IMembership, health: IHealthReport
+) -> Site:
     """
     The site behind the API: C{/api/...} for the JSON endpoints.
     """
     root = Resource()
-    root.putChild(b"api", APIResource(state, membership))
+    root.putChild(b"api", APIResource(state, membership, health))
     return APISite(root)
 
 
