@@ -13,8 +13,6 @@ from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from twisted.web.resource import Resource
-from twisted.web.server import Site
 from zope.interface import implementer
 
 from sidecar.announce import LocalAnnouncer
@@ -25,6 +23,7 @@ from sidecar.health.monitor import HealthMonitor, HealthSettings
 from sidecar.interfaces import IChecker, ICheckerFactory, IDiscoveryListener
 
 from .processes import pollUntil
+from .switches import serveSwitch
 
 
 @implementer(IDiscoveryListener)
@@ -291,25 +290,9 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
-class Switch(Resource):
-    isLeaf = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.code = 200
-
-    def render_GET(self, request):  # type: ignore[no-untyped-def]
-        request.setResponseCode(self.code)
-        return b""
-
-
 class RealCheckTests(TestCase):
     async def test_aRealServiceTurningUnhealthyReachesTheCatalog(self) -> None:
-        switch = Switch()
-        site = Site(switch)
-        site.log = lambda request: None  # type: ignore[method-assign]
-        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
-        self.addCleanup(port.stopListening)
+        switch, portNumber = serveSwitch(self)
         state = ServicesState("me", reactor)  # type: ignore[arg-type]
         self.addCleanup(state.stop)
         announcer = LocalAnnouncer(state, reactor)  # type: ignore[arg-type]
@@ -324,7 +307,7 @@ class RealCheckTests(TestCase):
         self.addCleanup(monitor.stopService)
         web = local("web000000001", check="")
         web = replace(
-            web, service=replace(web.service, ports=(Port("tcp", port.getHost().port),))
+            web, service=replace(web.service, ports=(Port("tcp", portNumber),))
         )
         monitor.servicesDiscovered("static", [web])
 
