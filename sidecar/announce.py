@@ -15,6 +15,7 @@ from zope.interface import implementer
 
 from sidecar.catalog import Service, ServicesState
 from sidecar.catalog.local import LocalService
+from sidecar.discovery.reports import Reports
 from sidecar.interfaces import IDiscoveryListener
 
 # Peers forget a record they have not heard of for 80 s; refreshing well
@@ -43,24 +44,25 @@ class LocalAnnouncer(TwistedService):
         refreshInterval: float = REFRESH_INTERVAL,
     ) -> None:
         self._state = state
-        self._bySource: dict[str, dict[str, LocalService]] = {}
+        self._reports = Reports()
         self._refresh = LoopingCall(self._refreshAll)
         self._refresh.clock = clock
         self._refreshInterval = refreshInterval
 
     def servicesDiscovered(self, source: str, services: Sequence[LocalService]) -> None:
-        self._bySource[source] = {local.service.id: local for local in services}
+        self._reports.replace(source, services)
         self._reconcile()
+
+    def serviceChanged(self, source: str, service: LocalService) -> None:
+        if self._reports.change(source, service):
+            if self._reports.supplier(service.service.id) is service:
+                self._announceIfChanged(service.service)
 
     def wanted(self) -> dict[str, LocalService]:
         """
         The services discovery currently reports, by ID.
         """
-        merged: dict[str, LocalService] = {}
-        for found in self._bySource.values():
-            for serviceID, local in found.items():
-                merged.setdefault(serviceID, local)
-        return merged
+        return self._reports.wanted()
 
     def startService(self) -> None:
         super().startService()
@@ -74,9 +76,7 @@ class LocalAnnouncer(TwistedService):
     def _reconcile(self) -> None:
         wanted = self.wanted()
         for local in wanted.values():
-            current = self._state.get(self._state.hostname, local.service.id)
-            if current is None or not current.sameContentAs(local.service):
-                self._announce(local.service)
+            self._announceIfChanged(local.service)
         for record in self._state.localServices():
             if record.id not in wanted:
                 self._state.withdrawLocal(record.id)
@@ -84,7 +84,10 @@ class LocalAnnouncer(TwistedService):
                     "service {name} {id} is gone", name=record.name, id=record.id
                 )
 
-    def _announce(self, service: Service) -> None:
+    def _announceIfChanged(self, service: Service) -> None:
+        current = self._state.get(self._state.hostname, service.id)
+        if current is not None and current.sameContentAs(service):
+            return
         record = self._state.announceLocal(service)
         self.log.info(
             "announcing service {name} {id} as {status}",

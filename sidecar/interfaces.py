@@ -13,6 +13,7 @@ from sidecar.catalog.interfaces import IBroadcaster, ICatalogObserver
 __all__ = [
     "IBroadcaster",
     "ICatalogObserver",
+    "ICheckObserver",
     "IChecker",
     "ICheckerFactory",
     "IDiscoverer",
@@ -34,6 +35,16 @@ class IDiscoveryListener(Interface):
         @param source: the discoverer's name (C{"static"}, C{"docker"}).
         @param services: a sequence of L{sidecar.catalog.local.LocalService};
             whatever the previous call listed and this one does not is gone.
+        """
+
+    def serviceChanged(source, service):  # type: ignore[no-untyped-def]
+        """
+        One service that C{source} last reported has changed (its status,
+        say); the others are as they were.  Cheaper than reporting the
+        whole set again when one of thousands changes.
+
+        @param service: a L{sidecar.catalog.local.LocalService} with the ID
+            of one that C{source} reported.
         """
 
 
@@ -134,4 +145,19 @@ class IHealthReport(Interface):
             C{Status} is the label (C{Alive}, C{Unhealthy}, C{Unknown});
             C{LastChecked} is an RFC 3339 time or C{None}; durations are in
             seconds.
+        """
+
+
+class ICheckObserver(Interface):
+    """
+    Told of every health check that ends (for metrics and benchmarks).
+    """
+
+    def checkEnded(serviceID, started, duration, healthy):  # type: ignore[no-untyped-def]
+        """
+        @param serviceID: whose check it was.
+        @param started: when it started, in the monitor's clock's seconds.
+        @param duration: how long it ran, in seconds (timed out: the
+            timeout).
+        @param healthy: whether it passed.
         """

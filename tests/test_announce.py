@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -225,6 +227,44 @@ class LocalAnnouncerTests(SynchronousTestCase):
         self.assertEqual(self.localIDs(), ["a" * 12])
         self.assertEqual(self.record("a" * 12).status, Status.ALIVE)
         self.assertTrue(self.record("b" * 12).isTombstone)
+
+    def test_oneChangedServiceIsAnnouncedAlone(self) -> None:
+        self.announcer.servicesDiscovered("static", [local("a" * 12), local("b" * 12)])
+        self.clock.advance(1)
+        changed = local("b" * 12)
+        changed = replace(
+            changed, service=changed.service.withStatus(Status.UNHEALTHY, 0)
+        )
+        self.announcer.serviceChanged("static", changed)
+        self.assertEqual(self.record("b" * 12).status, Status.UNHEALTHY)
+        self.assertEqual(self.record("b" * 12).updated, (START + 1) * NS)
+        self.assertEqual(self.record("a" * 12).updated, START * NS)
+        self.assertEqual(len(self.changes.events), 3)
+        # The change stays: a refresh announces what was last reported.
+        self.clock.advance(REFRESH_INTERVAL)
+        self.assertEqual(self.record("b" * 12).status, Status.UNHEALTHY)
+
+    def test_aChangeFromTheSecondSourceOfAnIDIsKeptButNotAnnounced(self) -> None:
+        self.announcer.servicesDiscovered("static", [local("a" * 12, port=8080)])
+        self.announcer.servicesDiscovered("docker", [local("a" * 12, port=9090)])
+        self.announcer.serviceChanged("docker", local("a" * 12, port=9191))
+        self.assertEqual(self.record("a" * 12).ports[0].port, 8080)
+        self.announcer.servicesDiscovered("static", [])
+        self.assertEqual(self.record("a" * 12).ports[0].port, 9191)
+
+    def test_aChangeToAServiceNeverReportedIsLoggedAndIgnored(self) -> None:
+        self.announcer.servicesDiscovered("static", [local("a" * 12)])
+        with capturedLogs() as events:
+            self.announcer.serviceChanged("static", local("b" * 12))
+            self.announcer.serviceChanged("docker", local("a" * 12))
+        self.assertEqual(self.localIDs(), ["a" * 12])
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [
+                f"static changed service {'b' * 12}, which it never reported",
+                f"docker changed service {'a' * 12}, which it never reported",
+            ],
+        )
 
     def test_firstEmptyReportOfASourceWithdrawsNothing(self) -> None:
         self.announcer.servicesDiscovered("static", [local("a" * 12)])

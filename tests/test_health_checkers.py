@@ -33,6 +33,7 @@ from sidecar.health.checkers import (
 from sidecar.interfaces import IChecker, ICheckerFactory
 
 from .processes import pollUntil
+from .switches import serveSwitch
 
 
 class Answer(Resource):
@@ -102,6 +103,16 @@ class HttpGetTests(TestCase):
             with self.assertRaises(CheckFailed) as caught:
                 await self.checker(f"/{code}").check()
             self.assertIn(f"HTTP {code}", str(caught.exception))
+
+    async def test_aHostNameIsResolved(self) -> None:
+        url = f"http://localhost:{self.port.getHost().port}/200"
+        self.assertEqual(await HttpGetChecker(url, reactor).check(), "HTTP 200")
+
+    async def test_anIPv6AddressIsReachedDirectly(self) -> None:
+        switch, port = serveSwitch(self, "::1")
+        checker = HttpGetChecker(f"http://[::1]:{port}/", reactor)
+        self.assertEqual(await checker.check(), "HTTP 200")
+        self.assertEqual(switch.requests, 1)
 
     async def test_aTricklingBodyDoesNotHoldTheCheck(self) -> None:
         d = self.checker("/trickle").check()

@@ -36,6 +36,9 @@ class Downstream:
             (source, [(local.service.id, local.service.status) for local in services])
         )
 
+    def serviceChanged(self, source, service):  # type: ignore[no-untyped-def]
+        self.reports.append((source, [(service.service.id, service.service.status)]))
+
     def last(self, serviceID: str) -> Status:
         for _, services in reversed(self.reports):
             for found, status in services:
@@ -273,6 +276,19 @@ class MonitorTests(SynchronousTestCase):
         self.assertIn("bad check: unknown check type 'Ping'", error)
         self.clock.advance(10)
         self.assertEqual(self.scripted.started, [])
+
+    def test_aServiceWhoseCheckChangesIsCheckedAnew(self) -> None:
+        self.monitor.servicesDiscovered("static", [local("a"), local("b")])
+        self.clock.advance(3)
+        self.assertEqual(self.downstream.last("a"), Status.ALIVE)
+        changed = replace(local("a"), check=CheckSpec("Scripted", "a2"))
+        self.scripted.healthy["a2"] = False
+        self.monitor.serviceChanged("static", changed)
+        self.assertEqual(self.downstream.last("a"), Status.UNKNOWN)
+        self.clock.advance(3)
+        self.assertEqual(self.downstream.last("a"), Status.UNHEALTHY)
+        self.assertEqual(self.monitor.report()["a"]["Check"]["Args"], "a2")
+        self.assertEqual(self.downstream.last("b"), Status.ALIVE)
 
     def test_aGoneServiceIsNoLongerChecked(self) -> None:
         self.monitor.servicesDiscovered("static", [local("a"), local("b")])

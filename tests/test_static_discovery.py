@@ -39,6 +39,9 @@ class Reports:
     def servicesDiscovered(self, source: str, services: Sequence[LocalService]) -> None:
         self.calls.append((source, list(services)))
 
+    def serviceChanged(self, source: str, service: LocalService) -> None:
+        raise AssertionError("static discovery reports whole sets")
+
     @property
     def last(self) -> list[LocalService]:
         return self.calls[-1][1]

@@ -14,14 +14,24 @@ import signal
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
+from weakref import WeakKeyDictionary
 
 import treq
+from hyperlink import EncodedURL
+from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import CancelledError, Deferred, succeed
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    wrapClientTLS,
+)
 from twisted.internet.error import ProcessDone
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from sidecar.interfaces import IChecker, ICheckerFactory
@@ -77,6 +87,58 @@ def _cancelsCleanly(inner: Deferred[str]) -> Deferred[str]:
     return outer
 
 
+@implementer(IAgentEndpointFactory)
+class _DirectToAddresses:
+    """
+    Agent's endpoints, except that a URL naming an IP address connects to
+    it directly: L{HostnameEndpoint} would resolve even a literal address
+    in a thread, which thousands of checks a second cannot afford.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+        self._tls = BrowserLikePolicyForHTTPS()
+
+    def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:
+        host = uri.host.decode("ascii").strip("[]")
+        endpoint: IStreamClientEndpoint
+        if isIPAddress(host):
+            endpoint = TCP4ClientEndpoint(self._reactor, host, uri.port)
+        elif isIPv6Address(host):
+            endpoint = TCP6ClientEndpoint(self._reactor, host, uri.port)
+        else:
+            endpoint = HostnameEndpoint(self._reactor, host, uri.port)
+        if uri.scheme == b"https":
+            creator = self._tls.creatorForNetloc(uri.host, uri.port)
+            endpoint = wrapClientTLS(creator, endpoint)
+        return endpoint
+
+
+class _HttpClients:
+    """
+    One agent, and a treq client on it, for every check on a reactor.  Not
+    persistent: each check opens a new connection, as a new client would.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.agent = Agent.usingEndpointFactory(
+            reactor,
+            _DirectToAddresses(reactor),
+            pool=HTTPConnectionPool(reactor, persistent=False),
+        )
+        self.treq = treq.client.HTTPClient(self.agent)
+
+
+_CLIENTS: WeakKeyDictionary[Any, _HttpClients] = WeakKeyDictionary()
+
+
+def _clientsFor(reactor: Any) -> _HttpClients:
+    clients = _CLIENTS.get(reactor)
+    if clients is None:
+        clients = _CLIENTS[reactor] = _HttpClients(reactor)
+    return clients
+
+
 @implementer(IChecker)
 class HttpGetChecker:
     """
@@ -88,14 +150,28 @@ class HttpGetChecker:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise CheckArgumentError(f"not an http(s) URL: {url!r}")
         self.url = url
-        self._client = treq.client.HTTPClient(
-            Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False))
-        )
+        try:
+            self._parsed = EncodedURL.from_text(url)
+        except ValueError as e:
+            raise CheckArgumentError(f"not an http(s) URL: {url!r}: {e}") from None
+        self._ipv6 = isIPv6Address(parts.hostname)
+        if self._ipv6 and not url.isascii():
+            raise CheckArgumentError(f"not an http(s) URL: {url!r}: not ASCII")
+        self._clients = _clientsFor(reactor)
 
     def check(self) -> Deferred[str]:
-        d: Deferred[Any] = self._client.get(self.url, allow_redirects=False)
-        d.addCallbacks(self._judge, self._unreachable)
-        return _cancelsCleanly(d)
+        d: Deferred[Any]
+        if self._ipv6:
+            # treq cannot send to an IPv6 literal: hyperlink's to_uri()
+            # IDNA-encodes the host and fails (python-hyper/hyperlink#68).
+            # The agent under it can.
+            d = self._clients.agent.request(b"GET", self.url.encode())
+        else:
+            d = self._clients.treq.get(
+                self._parsed, allow_redirects=False, unbuffered=True
+            )
+        judged: Deferred[str] = d.addCallbacks(self._judge, self._unreachable)
+        return _cancelsCleanly(judged)
 
     def _unreachable(self, failure: Failure) -> str:
         raise CheckFailed(f"GET {self.url}: {failure.getErrorMessage()}")

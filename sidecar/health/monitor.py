@@ -23,7 +23,13 @@ from zope.interface import implementer
 from sidecar.catalog import Status
 from sidecar.catalog.local import CheckSpec, LocalService
 from sidecar.catalog.timestamps import NANOSECONDS, formatTimestamp
-from sidecar.interfaces import IChecker, IDiscoveryListener, IHealthReport
+from sidecar.discovery.reports import Reports
+from sidecar.interfaces import (
+    IChecker,
+    ICheckObserver,
+    IDiscoveryListener,
+    IHealthReport,
+)
 
 from .checkers import CheckArgumentError, CheckerRegistry, CheckFailed
 from .status import DAMPING, Damping, HealthMachine
@@ -69,6 +75,7 @@ class _Watch:
     machine: HealthMachine
     lastResult: str = ""
     lastError: str = ""
+    lastStarted: float | None = None
     lastChecked: float | None = None
     lastDuration: float | None = None
     timer: IDelayedCall | None = None
@@ -100,28 +107,36 @@ class HealthMonitor(Service):
         self._settings = settings
         self._rng = rng or random.Random()
         self._semaphore = DeferredSemaphore(settings.concurrency)
-        self._bySource: dict[str, list[LocalService]] = {}
+        self._reports = Reports()
         self._watches: dict[str, _Watch] = {}
+        self._observers: list[ICheckObserver] = []
 
     # -- IDiscoveryListener -------------------------------------------------
 
     def servicesDiscovered(self, source: str, services: Sequence[LocalService]) -> None:
-        self._bySource[source] = list(services)
-        wanted: dict[str, LocalService] = {}
-        for found in self._bySource.values():
-            for local in found:
-                wanted.setdefault(local.service.id, local)
+        self._reports.replace(source, services)
+        wanted = self._reports.wanted()
         for serviceID in list(self._watches):
             if serviceID not in wanted:
                 self._unwatch(serviceID)
-        for serviceID, local in wanted.items():
-            spec = self.effectiveCheck(local)
-            watch = self._watches.get(serviceID)
-            if watch is None or watch.spec != spec:
-                if watch is not None:
-                    self._unwatch(serviceID)
-                self._watch(serviceID, local, spec)
-        self._downstream.servicesDiscovered(source, self._withHealth(services))
+        for local in wanted.values():
+            self._rewatchIfChanged(local)
+        self._downstream.servicesDiscovered(
+            source, [self._withHealth(local) for local in services]
+        )
+
+    def serviceChanged(self, source: str, service: LocalService) -> None:
+        if not self._reports.change(source, service):
+            return
+        if self._reports.supplier(service.service.id) is service:
+            self._rewatchIfChanged(service)
+        self._downstream.serviceChanged(source, self._withHealth(service))
+
+    def addObserver(self, observer: ICheckObserver) -> None:
+        """
+        Tell C{observer} of every check that ends from now on.
+        """
+        self._observers.append(observer)
 
     # -- reading ------------------------------------------------------------
 
@@ -178,15 +193,21 @@ class HealthMonitor(Service):
 
     # -- internals ----------------------------------------------------------
 
-    def _withHealth(self, services: Sequence[LocalService]) -> list[LocalService]:
-        result = []
-        for local in services:
-            status = self.status(local.service.id)
-            if status is None:
-                status = Status.UNKNOWN
-            service = local.service.withStatus(status, local.service.updated)
-            result.append(replace(local, service=service))
-        return result
+    def _withHealth(self, local: LocalService) -> LocalService:
+        status = self.status(local.service.id)
+        if status is None:
+            status = Status.UNKNOWN
+        service = local.service.withStatus(status, local.service.updated)
+        return replace(local, service=service)
+
+    def _rewatchIfChanged(self, local: LocalService) -> None:
+        serviceID = local.service.id
+        spec = self.effectiveCheck(local)
+        watch = self._watches.get(serviceID)
+        if watch is None or watch.spec != spec:
+            if watch is not None:
+                self._unwatch(serviceID)
+            self._watch(serviceID, local, spec)
 
     def _watch(self, serviceID: str, local: LocalService, spec: CheckSpec) -> None:
         interval = spec.interval or self._settings.interval
@@ -248,7 +269,7 @@ class HealthMonitor(Service):
 
     def _checkOnce(self, watch: _Watch) -> Deferred[object]:
         assert watch.checker is not None
-        started = self._clock.seconds()
+        started = watch.lastStarted = self._clock.seconds()
         d = maybeDeferred(watch.checker.check)
         d.addTimeout(watch.timeout, self._clock, onTimeoutCancel=_timedOut)
 
@@ -263,6 +284,13 @@ class HealthMonitor(Service):
             return  # unwatched or stopped meanwhile: the result is moot
         watch.running = None
         self._judged(serviceID, watch, result)
+        for observer in self._observers:
+            observer.checkEnded(
+                serviceID,
+                watch.lastStarted,
+                watch.lastDuration,
+                not isinstance(result, Failure),
+            )
         self._schedule(serviceID)
 
     def _judged(self, serviceID: str, watch: _Watch, result: object) -> None:
@@ -279,17 +307,17 @@ class HealthMonitor(Service):
         before = watch.machine.status
         if watch.machine.record(healthy, watch.lastChecked):
             self.log.info(
-                "service {id} is {status} (was {before}){why}",
+                "service {name} {id} is {status} (was {before}){why}",
+                name=watch.name,
                 id=serviceID,
                 status=watch.machine.status.label,
                 before=before.label,
                 why=f": {watch.lastError}" if watch.lastError else "",
             )
-            for source, services in self._bySource.items():
-                if any(local.service.id == serviceID for local in services):
-                    self._downstream.servicesDiscovered(
-                        source, self._withHealth(services)
-                    )
+            # Only this service is re-announced: thousands of services
+            # must not each cost a pass over all the others.
+            for source, local in self._reports.reportsOf(serviceID):
+                self._downstream.serviceChanged(source, self._withHealth(local))
 
 
 def _timedOut(result: object, timeout: float) -> Failure:
