@@ -15,6 +15,7 @@ from pathlib import Path
 from twisted.internet import defer, reactor
 from twisted.internet.defer import TimeoutError
 from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
@@ -114,6 +115,12 @@ class HttpGetTests(TestCase):
         self.assertEqual(await checker.check(), "HTTP 200")
         self.assertEqual(switch.requests, 1)
 
+    async def test_aCheckLogsNothing(self) -> None:
+        checker = self.checker("/200")
+        with capturedLogs() as events:
+            await checker.check()
+        self.assertEqual([formatEvent(event) for event in events], [])
+
     async def test_aTricklingBodyDoesNotHoldTheCheck(self) -> None:
         d = self.checker("/trickle").check()
         self.assertEqual(await d.addTimeout(5, reactor), "HTTP 200")
@@ -153,6 +160,16 @@ class TcpTests(TestCase):
         with self.assertRaises(CheckFailed) as caught:
             await checker.check()
         self.assertIn(f"cannot connect to {address}", str(caught.exception))
+
+    async def test_aCheckLogsNothing(self) -> None:
+        port = reactor.listenTCP(
+            0, Factory.forProtocol(Protocol), interface="127.0.0.1"
+        )  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        checker = TcpChecker(f"127.0.0.1:{port.getHost().port}", reactor)
+        with capturedLogs() as events:
+            await checker.check()
+        self.assertEqual([formatEvent(event) for event in events], [])
 
     def test_badAddressesAreRefused(self) -> None:
         for address in ("127.0.0.1", "127.0.0.1:0", "host:70000", ":80", "x:y"):

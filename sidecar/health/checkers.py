@@ -87,6 +87,15 @@ def _cancelsCleanly(inner: Deferred[str]) -> Deferred[str]:
     return outer
 
 
+def _endpointFor(reactor: Any, host: str, port: int) -> IStreamClientEndpoint:
+    # HostnameEndpoint would resolve even a literal address, in a thread.
+    if isIPAddress(host):
+        return TCP4ClientEndpoint(reactor, host, port)
+    if isIPv6Address(host):
+        return TCP6ClientEndpoint(reactor, host, port)
+    return HostnameEndpoint(reactor, host, port)
+
+
 @implementer(IAgentEndpointFactory)
 class _DirectToAddresses:
     """
@@ -101,17 +110,26 @@ class _DirectToAddresses:
 
     def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:
         host = uri.host.decode("ascii").strip("[]")
-        endpoint: IStreamClientEndpoint
-        if isIPAddress(host):
-            endpoint = TCP4ClientEndpoint(self._reactor, host, uri.port)
-        elif isIPv6Address(host):
-            endpoint = TCP6ClientEndpoint(self._reactor, host, uri.port)
-        else:
-            endpoint = HostnameEndpoint(self._reactor, host, uri.port)
+        endpoint = _endpointFor(self._reactor, host, uri.port)
         if uri.scheme == b"https":
             creator = self._tls.creatorForNetloc(uri.host, uri.port)
             endpoint = wrapClientTLS(creator, endpoint)
-        return endpoint
+        return _Quiet(endpoint)
+
+
+@implementer(IStreamClientEndpoint)
+class _Quiet:
+    """
+    An endpoint whose factories do not log "Starting factory" and
+    "Stopping factory": two info lines per check, thousands a second.
+    """
+
+    def __init__(self, endpoint: IStreamClientEndpoint) -> None:
+        self._endpoint = endpoint
+
+    def connect(self, protocolFactory: Any) -> Deferred[Any]:
+        protocolFactory.noisy = False
+        return self._endpoint.connect(protocolFactory)
 
 
 class _HttpClients:
@@ -194,11 +212,13 @@ class TcpChecker:
         host = host.strip("[]")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise CheckArgumentError(f"not a host:port address: {address!r}")
-        self._endpoint = HostnameEndpoint(reactor, host, int(port))
+        self._endpoint = _endpointFor(reactor, host, int(port))
         self.address = address.strip()
 
     def check(self) -> Deferred[str]:
-        d: Deferred[Any] = self._endpoint.connect(Factory.forProtocol(Protocol))
+        factory = Factory.forProtocol(Protocol)
+        factory.noisy = False  # two log lines a check otherwise
+        d: Deferred[Any] = self._endpoint.connect(factory)
         d.addCallbacks(self._connected, self._refused)
         return d
 
