@@ -8,8 +8,8 @@ with a checker installed as a Twisted plugin.
 from __future__ import annotations
 
 import os
+import re
 import sys
-import textwrap
 from pathlib import Path
 
 from twisted.internet import defer, reactor
@@ -33,7 +33,7 @@ from sidecar.health.checkers import (
 )
 from sidecar.interfaces import IChecker, ICheckerFactory
 
-from .processes import pollUntil
+from .processes import REPO, pollUntil
 from .switches import serveSwitch
 
 
@@ -233,46 +233,37 @@ class RegistryTests(TestCase):
         self.assertIn("unknown check type 'Ping'", str(error))
         self.assertIn("HttpGet", str(error))
 
-    async def test_aCheckerInstalledAsAPluginIsFound(self) -> None:
-        root = Path(self.mktemp())
+    async def test_theDocumentedPluginIsFoundAndWorks(self) -> None:
+        [source] = re.findall(
+            r"```python\n(.*?)```", (REPO / "docs" / "health.md").read_text(), re.S
+        )
+        root = Path(self.mktemp()).resolve()
         package = root / "extra_checkers"
         package.mkdir(parents=True)
         (package / "__init__.py").write_text("")
-        (package / "always_down.py").write_text(
-            textwrap.dedent(
-                """
-                from twisted.internet.defer import fail
-                from twisted.plugin import IPlugin
-                from zope.interface import implementer, provider
-
-                from sidecar.health.checkers import CheckFailed
-                from sidecar.interfaces import IChecker, ICheckerFactory
-
-
-                @implementer(IChecker)
-                class Down:
-                    def check(self):
-                        return fail(CheckFailed("down, as always"))
-
-
-                @provider(IPlugin, ICheckerFactory)
-                class AlwaysDown:
-                    name = "AlwaysDown"
-
-                    @staticmethod
-                    def checkerFor(args, reactor):
-                        return Down()
-                """
-            )
-        )
+        (package / "maintenance_check.py").write_text(source)
         sys.path.insert(0, str(root))
         self.addCleanup(sys.path.remove, str(root))
         import extra_checkers  # type: ignore[import-not-found]
 
         self.addCleanup(sys.modules.pop, "extra_checkers")
         found = installedCheckers(extra_checkers)
-        self.assertEqual([f.name for f in found], ["AlwaysDown"])
+        self.assertEqual([f.name for f in found], ["NotInMaintenance"])
         verifyObject(ICheckerFactory, found[0])
         registry = CheckerRegistry(found)
-        with self.assertRaises(CheckFailed):
-            await registry.checkerFor("AlwaysDown", "", reactor).check()
+        flag = root / "web.maintenance"
+        checker = registry.checkerFor("NotInMaintenance", str(flag), reactor)
+        verifyObject(IChecker, checker)
+        self.assertEqual(await checker.check(), f"no {flag}")
+        flag.write_text("")
+        with self.assertRaises(CheckFailed) as caught:
+            await checker.check()
+        self.assertEqual(str(caught.exception), f"{flag} exists: in maintenance")
+        error = self.assertRaises(
+            CheckArgumentError,
+            registry.checkerFor,
+            "NotInMaintenance",
+            "web.maintenance",
+            reactor,
+        )
+        self.assertIn("expected an absolute path", str(error))

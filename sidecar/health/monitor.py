@@ -174,7 +174,9 @@ class HealthMonitor(Service):
                 "LastChecked": None
                 if watch.lastChecked is None
                 else formatTimestamp(int(watch.lastChecked * NANOSECONDS)),
-                "LastDuration": watch.lastDuration,
+                "LastDuration": None
+                if watch.lastDuration is None
+                else round(watch.lastDuration, 6),
             }
             for serviceID, watch in sorted(self._watches.items())
         }
