@@ -20,7 +20,12 @@ from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.catalog.local import CheckSpec, LocalService
 from sidecar.health.checkers import CheckerRegistry, CheckFailed
 from sidecar.health.monitor import HealthMonitor, HealthSettings
-from sidecar.interfaces import IChecker, ICheckerFactory, IDiscoveryListener
+from sidecar.interfaces import (
+    IChecker,
+    ICheckerFactory,
+    ICheckObserver,
+    IDiscoveryListener,
+)
 
 from .processes import pollUntil
 from .switches import serveSwitch
@@ -289,6 +294,70 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual(self.downstream.last("a"), Status.UNHEALTHY)
         self.assertEqual(self.monitor.report()["a"]["Check"]["Args"], "a2")
         self.assertEqual(self.downstream.last("b"), Status.ALIVE)
+
+    def test_aPluginThatRaisesMakesItsServiceUnhealthyNotTheNodeFail(self) -> None:
+        @implementer(ICheckerFactory)
+        class Broken:
+            name = "Broken"
+
+            def checkerFor(self, args: str, reactor: object) -> IChecker:
+                raise RuntimeError("plugin bug")
+
+        monitor = HealthMonitor(
+            self.downstream,
+            self.clock,
+            CheckerRegistry([Broken()]),
+            "127.0.1.1",
+            self.settings,
+            random.Random(1),
+        )
+        monitor.servicesDiscovered("static", [local("a", check="Broken")])
+        self.assertEqual(self.downstream.last("a"), Status.UNHEALTHY)
+        self.assertEqual(
+            monitor.report()["a"]["LastError"],
+            "bad check: Broken failed: RuntimeError('plugin bug')",
+        )
+
+    def test_aCheckThatRaisesFailsWithItsError(self) -> None:
+        @implementer(IChecker)
+        class Raises:
+            def check(self) -> Deferred[str]:
+                raise ValueError("oops")
+
+        @implementer(ICheckerFactory)
+        class RaisesFactory:
+            name = "Raises"
+
+            def checkerFor(self, args: str, reactor: object) -> IChecker:
+                return Raises()
+
+        monitor = HealthMonitor(
+            self.downstream,
+            self.clock,
+            CheckerRegistry([RaisesFactory()]),
+            "127.0.1.1",
+            self.settings,
+            random.Random(1),
+        )
+        monitor.startService()
+        self.addCleanup(monitor.stopService)
+        monitor.servicesDiscovered("static", [local("a", check="Raises")])
+        self.clock.advance(3)
+        self.assertEqual(self.downstream.last("a"), Status.UNHEALTHY)
+        self.assertEqual(monitor.report()["a"]["LastError"], "check failed: oops")
+
+    def test_anObserverThatRaisesDoesNotStopTheChecks(self) -> None:
+        @implementer(ICheckObserver)
+        class Raising:
+            def checkEnded(self, *args: object) -> None:
+                raise RuntimeError("observer bug")
+
+        self.monitor.addObserver(Raising())
+        self.monitor.servicesDiscovered("static", [local("a")])
+        self.clock.advance(3)
+        self.clock.advance(3.5)
+        self.assertEqual(self.scripted.started, ["a", "a"])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
 
     def test_aGoneServiceIsNoLongerChecked(self) -> None:
         self.monitor.servicesDiscovered("static", [local("a"), local("b")])

@@ -1,13 +1,20 @@
 """
-The composition refuses a configuration that asks for parts this version
-does not have, rather than running without them.
+The composition: it wires the configured parts together, and refuses a
+configuration that asks for parts this version does not have, rather than
+running without them.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from pathlib import Path
+
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from sidecar.catalog import Status
+from sidecar.catalog.local import CheckSpec
 from sidecar.config import ConfigError, loadConfig
 from sidecar.service import makeService
 
@@ -45,3 +52,35 @@ class MissingPartsTests(SynchronousTestCase):
         self.successResultOf(node.stopService())
         self.assertFalse(udp.listening)
         self.assertEqual(reactor.getDelayedCalls(), [])
+
+
+class HealthWiringTests(SynchronousTestCase):
+    def test_theHealthSettingsReachTheMonitor(self) -> None:
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        target = {
+            "Service": {"Name": "db", "Ports": [{"Port": 5432}]},
+            "Check": {"Type": "AlwaysSuccessful"},
+        }
+        (directory / "static.json").write_text(json.dumps([target]))
+        (directory / "node.toml").write_text(
+            '[node]\nname = "h"\nbind = "127.0.0.1:7946"\n'
+            '[health]\ninterval = "10s"\ntimeout = "2s"\n'
+            'default_check_endpoint = "/healthz"\n'
+        )
+        reactor = MemoryReactorWithUDP()
+        node = makeService(loadConfig(directory / "node.toml"), reactor)
+        node.startService()
+        self.addCleanup(node.stopService)
+        [service] = node.state.localServices()
+        self.assertEqual(service.status, Status.UNKNOWN)
+        [check] = node.health.report().values()
+        self.assertEqual((check["Interval"], check["Timeout"]), (10.0, 2.0))
+        reactor.advance(10)  # the first check runs within one interval
+        [service] = node.state.localServices()
+        self.assertEqual(service.status, Status.ALIVE)
+        without = replace(node.discoverers[0].services()[0], check=CheckSpec())
+        self.assertEqual(
+            node.health.effectiveCheck(without).args,
+            "http://127.0.0.1:5432/healthz",
+        )

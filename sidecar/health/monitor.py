@@ -224,10 +224,13 @@ class HealthMonitor(Service):
         self._watches[serviceID] = watch
         try:
             watch.checker = self._registry.checkerFor(spec.type, spec.args, self._clock)
-        except CheckArgumentError as e:
+        except Exception as e:
             # A check that cannot run can never pass: the service is
-            # unhealthy, and the API says why.
-            watch.lastError = f"bad check: {e}"
+            # unhealthy, and the API says why.  A plugin may raise anything.
+            if isinstance(e, CheckArgumentError):
+                watch.lastError = f"bad check: {e}"
+            else:
+                watch.lastError = f"bad check: {spec.type} failed: {e!r}"
             watch.machine.record(False, self._clock.seconds())
             self.log.warn(
                 "service {name} {id}: {problem}",
@@ -285,14 +288,18 @@ class HealthMonitor(Service):
         if self._watches.get(serviceID) is not watch or not self.running:
             return  # unwatched or stopped meanwhile: the result is moot
         watch.running = None
-        self._judged(serviceID, watch, result)
-        for observer in self._observers:
-            observer.checkEnded(
-                serviceID,
-                watch.lastStarted,
-                watch.lastDuration,
-                not isinstance(result, Failure),
-            )
+        try:
+            self._judged(serviceID, watch, result)
+            for observer in self._observers:
+                observer.checkEnded(
+                    serviceID,
+                    watch.lastStarted,
+                    watch.lastDuration,
+                    not isinstance(result, Failure),
+                )
+        except Exception:
+            # A bug downstream or in an observer must not stop the checks.
+            self.log.failure("after the check of service {id}", id=serviceID)
         self._schedule(serviceID)
 
     def _judged(self, serviceID: str, watch: _Watch, result: object) -> None:
