@@ -111,16 +111,26 @@ class MonitorTests(SynchronousTestCase):
         self.scripted = ScriptedFactory()
         self.downstream = Downstream()
         self.settings = HealthSettings(interval=3.0, timeout=1.0, concurrency=3)
-        self.monitor = HealthMonitor(
+        self.monitor = self.startMonitor(self.scripted)
+
+    def startMonitor(
+        self, factory: ICheckerFactory, settings: HealthSettings | None = None
+    ) -> HealthMonitor:
+        """
+        A running monitor with the checks of C{factory}, reporting to
+        C{self.downstream}, seeded: the same jitter at every run.
+        """
+        monitor = HealthMonitor(
             self.downstream,
             self.clock,
-            CheckerRegistry([self.scripted]),
+            CheckerRegistry([factory]),
             "127.0.1.1",
-            self.settings,
+            settings or self.settings,
             random.Random(1),
         )
-        self.monitor.startService()
-        self.addCleanup(self.monitor.stopService)
+        monitor.startService()
+        self.addCleanup(monitor.stopService)
+        return monitor
 
     def test_aNewServiceIsUnknownThenAliveAfterItsFirstCheck(self) -> None:
         self.monitor.servicesDiscovered("static", [local("a")])
@@ -194,16 +204,9 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual(self.monitor.report()["a"]["Timeout"], 0.5)
 
     def test_waitingForATurnIsNotPartOfTheTimeout(self) -> None:
-        monitor = HealthMonitor(
-            self.downstream,
-            self.clock,
-            CheckerRegistry([self.scripted]),
-            "127.0.1.1",
-            HealthSettings(interval=3.0, timeout=1.0, concurrency=1),
-            random.Random(1),
+        monitor = self.startMonitor(
+            self.scripted, HealthSettings(interval=3.0, timeout=1.0, concurrency=1)
         )
-        monitor.startService()
-        self.addCleanup(monitor.stopService)
         self.scripted.healthy["hangs"] = None
         pending: Deferred[str] = Deferred()
         self.scripted.deferreds = {"late": pending}
@@ -303,14 +306,7 @@ class MonitorTests(SynchronousTestCase):
             def checkerFor(self, args: str, reactor: object) -> IChecker:
                 raise RuntimeError("plugin bug")
 
-        monitor = HealthMonitor(
-            self.downstream,
-            self.clock,
-            CheckerRegistry([Broken()]),
-            "127.0.1.1",
-            self.settings,
-            random.Random(1),
-        )
+        monitor = self.startMonitor(Broken())
         monitor.servicesDiscovered("static", [local("a", check="Broken")])
         self.assertEqual(self.downstream.last("a"), Status.UNHEALTHY)
         self.assertEqual(
@@ -331,16 +327,7 @@ class MonitorTests(SynchronousTestCase):
             def checkerFor(self, args: str, reactor: object) -> IChecker:
                 return Raises()
 
-        monitor = HealthMonitor(
-            self.downstream,
-            self.clock,
-            CheckerRegistry([RaisesFactory()]),
-            "127.0.1.1",
-            self.settings,
-            random.Random(1),
-        )
-        monitor.startService()
-        self.addCleanup(monitor.stopService)
+        monitor = self.startMonitor(RaisesFactory())
         monitor.servicesDiscovered("static", [local("a", check="Raises")])
         self.clock.advance(3)
         self.assertEqual(self.downstream.last("a"), Status.UNHEALTHY)
