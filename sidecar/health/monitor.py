@@ -87,6 +87,11 @@ class HealthMonitor(Service):
     """
     Checks what the discoverers report and passes it on to C{downstream}
     with each service's health as its status.
+
+    @param clock: times the checks; it is also the reactor that checkers
+        are built on (they connect and spawn processes on it), so in
+        production it is the reactor itself, and in tests a L{Clock} with
+        checkers that need nothing more.
     """
 
     log = Logger()
