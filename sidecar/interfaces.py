@@ -140,9 +140,11 @@ class IHealthReport(Interface):
     def report():  # type: ignore[no-untyped-def]
         """
         @return: by service ID, a JSON object: C{{"Name", "Check": {"Type",
-            "Args"}, "Interval", "Timeout", "Status", "Suppressed",
+            "Args", "Rendered"}, "Interval", "Timeout", "Status", "Suppressed",
             "LastResult", "LastError", "LastChecked", "LastDuration"}}.
-            C{Status} is the label (C{Alive}, C{Unhealthy}, C{Unknown});
+            C{Rendered}, only there when C{Args} was a template, is what
+            it rendered to.  C{Status} is the label (C{Alive},
+            C{Unhealthy}, C{Unknown});
             C{LastChecked} is an RFC 3339 time or C{None}; durations are in
             seconds.
         """

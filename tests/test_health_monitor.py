@@ -346,6 +346,39 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual(self.scripted.started, ["a", "a"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
 
+    def test_templatedArgumentsAreRenderedForTheServicesPorts(self) -> None:
+        def templated(hostPort: int) -> LocalService:
+            service = local("a", ports=[Port("tcp", hostPort, 9500, "")])
+            return replace(
+                service, check=CheckSpec("Scripted", "{{ host }}:{{ tcp 9500 }}")
+            )
+
+        self.monitor.servicesDiscovered("static", [templated(32768)])
+        self.clock.advance(3)
+        self.assertEqual(self.scripted.started, ["127.0.1.1:32768"])
+        self.assertEqual(
+            self.monitor.report()["a"]["Check"],
+            {
+                "Type": "Scripted",
+                "Args": "{{ host }}:{{ tcp 9500 }}",
+                "Rendered": "127.0.1.1:32768",
+            },
+        )
+        self.monitor.servicesDiscovered("static", [templated(32999)])
+        self.clock.advance(3)
+        self.assertEqual(self.scripted.started[-1], "127.0.1.1:32999")
+
+    def test_aTemplateThatDoesNotRenderMakesTheServiceUnhealthy(self) -> None:
+        broken = replace(local("a"), check=CheckSpec("Scripted", "{{ tcp 9500 }}"))
+        self.monitor.servicesDiscovered("static", [broken, local("b")])
+        self.assertEqual(self.downstream.last("a"), Status.UNHEALTHY)
+        self.assertEqual(
+            self.monitor.report()["a"]["LastError"],
+            "bad check: no tcp port with ServicePort 9500 in '{{ tcp 9500 }}'",
+        )
+        self.clock.advance(3)
+        self.assertEqual(self.downstream.last("b"), Status.ALIVE)
+
     def test_aGoneServiceIsNoLongerChecked(self) -> None:
         self.monitor.servicesDiscovered("static", [local("a"), local("b")])
         self.monitor.servicesDiscovered("static", [local("b")])

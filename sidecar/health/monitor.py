@@ -33,6 +33,7 @@ from sidecar.interfaces import (
 
 from .checkers import CheckArgumentError, CheckerRegistry, CheckFailed
 from .status import DAMPING, Damping, HealthMachine
+from .templating import isTemplate, renderArgs
 
 # A check's next run lands within this fraction of its interval either
 # way, so that checks started together drift apart.
@@ -69,10 +70,12 @@ class _Watch:
 
     name: str
     spec: CheckSpec
+    identity: object
     interval: float
     timeout: float
     checker: IChecker | None
     machine: HealthMachine
+    rendered: str | None = None
     lastResult: str = ""
     lastError: str = ""
     lastStarted: float | None = None
@@ -169,7 +172,7 @@ class HealthMonitor(Service):
         return {
             serviceID: {
                 "Name": watch.name,
-                "Check": {"Type": watch.spec.type, "Args": watch.spec.args},
+                "Check": _checkDocument(watch),
                 "Interval": watch.interval,
                 "Timeout": watch.timeout,
                 "Status": watch.machine.status.label,
@@ -211,7 +214,7 @@ class HealthMonitor(Service):
         serviceID = local.service.id
         spec = self.effectiveCheck(local)
         watch = self._watches.get(serviceID)
-        if watch is None or watch.spec != spec:
+        if watch is None or watch.identity != _identity(local, spec):
             if watch is not None:
                 self._unwatch(serviceID)
             self._watch(serviceID, local, spec)
@@ -221,6 +224,7 @@ class HealthMonitor(Service):
         watch = _Watch(
             name=local.service.name,
             spec=spec,
+            identity=_identity(local, spec),
             interval=interval,
             timeout=min(spec.timeout or self._settings.timeout, interval),
             checker=None,
@@ -228,7 +232,10 @@ class HealthMonitor(Service):
         )
         self._watches[serviceID] = watch
         try:
-            watch.checker = self._registry.checkerFor(spec.type, spec.args, self._clock)
+            args = renderArgs(spec.args, local.service, self._advertiseHost)
+            if args != spec.args:
+                watch.rendered = args
+            watch.checker = self._registry.checkerFor(spec.type, args, self._clock)
         except Exception as e:
             # A check that cannot run can never pass: the service is
             # unhealthy, and the API says why.  A plugin may raise anything.
@@ -332,6 +339,22 @@ class HealthMonitor(Service):
             # must not each cost a pass over all the others.
             for source, local in self._reports.reportsOf(serviceID):
                 self._downstream.serviceChanged(source, self._withHealth(local))
+
+
+def _identity(local: LocalService, spec: CheckSpec) -> object:
+    # What a check is built from: its spec, and for a template the service
+    # it is rendered with (its ports, say), but never its status or stamp.
+    if not isTemplate(spec.args):
+        return spec
+    service = local.service.withStatus(Status.UNKNOWN, 0)
+    return (spec, service)
+
+
+def _checkDocument(watch: _Watch) -> dict[str, str]:
+    document = {"Type": watch.spec.type, "Args": watch.spec.args}
+    if watch.rendered is not None:
+        document["Rendered"] = watch.rendered
+    return document
 
 
 def _timedOut(result: object, timeout: float) -> Failure:
