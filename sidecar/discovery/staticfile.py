@@ -18,7 +18,7 @@ from typing import Any
 
 from sidecar.catalog import Port, Service
 from sidecar.catalog.local import CheckSpec, LocalService
-from sidecar.config.values import ValueProblem, parseDuration
+from sidecar.config.values import ValueProblem, parsePositiveDuration
 
 PROXY_MODES = ("http", "tcp", "ws")
 PORT_TYPES = ("tcp", "udp")
@@ -181,12 +181,9 @@ def _duration(document: Mapping[str, Any], key: str, where: str) -> float | None
     if not text:
         return None
     try:
-        seconds = parseDuration(text)
+        return parsePositiveDuration(text)
     except ValueProblem as e:
         raise _FieldError(f"{where}.{key}: {e}") from None
-    if seconds <= 0:
-        raise _FieldError(f"{where}.{key}: must be longer than zero, got {text!r}")
-    return seconds
 
 
 def _portNumber(value: Any, where: str, minimum: int) -> int:
