@@ -64,7 +64,10 @@ class DefaultsTests(ConfigTestCase):
         self.assertIsNone(config.node.encryptKey)
         self.assertEqual(config.api.listen, Address("127.0.0.1", 7777))
         self.assertEqual(config.discovery.backends, ("static",))
-        self.assertEqual(config.discovery.dockerUrl, "unix:///var/run/docker.sock")
+        self.assertEqual(config.discovery.dockerUrl, "")
+        self.assertEqual(config.discovery.dockerNamer, "docker_label")
+        self.assertEqual(config.discovery.dockerNameLabel, "ServiceName")
+        self.assertEqual(config.discovery.dockerResyncInterval, 5.0)
         self.assertEqual(config.discovery.staticPollInterval, 1.0)
         self.assertFalse(config.haproxy.enabled)
         self.assertEqual(config.haproxy.bindIp, "192.168.168.168")
@@ -108,6 +111,8 @@ class FileTests(ConfigTestCase):
             '[discovery]\nbackends = ["static", "docker"]\n'
             'static_file = "/srv/static.json"\ndocker_url = "tcp://127.0.0.1:2375"\n'
             'static_poll_interval = "1m30s"\n'
+            'docker_namer = "regex"\ndocker_name_match = "^/(.+)-\\\\d+$"\n'
+            'docker_name_label = "app"\ndocker_resync_interval = "30s"\n'
             '[health]\ninterval = "1s"\ntimeout = "500ms"\nfall = 3\n'
             'concurrency = 20\ndefault_check_endpoint = "/healthz"\n'
             "damping = false\n"
@@ -138,6 +143,12 @@ class FileTests(ConfigTestCase):
         self.assertEqual(config.discovery.backends, ("static", "docker"))
         self.assertEqual(config.discovery.staticFile, "/srv/static.json")
         self.assertEqual(config.discovery.staticPollInterval, 90.0)
+        self.assertEqual(
+            (config.discovery.dockerNamer, config.discovery.dockerNameMatch),
+            ("regex", r"^/(.+)-\d+$"),
+        )
+        self.assertEqual(config.discovery.dockerNameLabel, "app")
+        self.assertEqual(config.discovery.dockerResyncInterval, 30.0)
         self.assertEqual(
             config.health, HealthConfig(1.0, 0.5, 3, 20, "/healthz", damping=False)
         )
@@ -183,7 +194,13 @@ class EnvironmentTests(ConfigTestCase):
             SIDECAR_LOGGING_FORMAT="json",
             SIDECAR_PUSH_PULL_INTERVAL="1m",
             SIDECAR_DEFAULT_CHECK_ENDPOINT="/status",
+            SERVICES_NAMER="regex",
+            SERVICES_NAME_MATCH="^/(.+)$",
+            SERVICES_NAME_LABEL="svc",
         )
+        self.assertEqual(config.discovery.dockerNamer, "regex")
+        self.assertEqual(config.discovery.dockerNameMatch, "^/(.+)$")
+        self.assertEqual(config.discovery.dockerNameLabel, "svc")
         self.assertEqual(config.health.defaultCheckEndpoint, "/status")
         self.assertEqual(config.node.clusterName, "env")
         self.assertEqual(config.node.pushPullInterval, 60.0)
@@ -357,6 +374,28 @@ class ErrorTests(ConfigTestCase):
             None,
             "environment SIDECAR_DEFAULT_CHECK_ENDPOINT",
             SIDECAR_DEFAULT_CHECK_ENDPOINT="healthz",
+        )
+
+    def test_badDockerNaming(self) -> None:
+        self.assertError(
+            '[discovery]\ndocker_name_match = "(unclosed"\n',
+            "discovery.docker_name_match",
+            "not a regular expression: '(unclosed'",
+        )
+        self.assertError(
+            '[discovery]\ndocker_name_match = "^/web$"\n',
+            "discovery.docker_name_match",
+            "'^/web$' has no group to take the name from",
+        )
+        self.assertError(
+            '[discovery]\ndocker_namer = "regex"\n',
+            "discovery.docker_name_match",
+            "the regex namer needs a pattern",
+        )
+        self.assertError(
+            '[discovery]\ndocker_namer = "label"\n',
+            "discovery.docker_namer",
+            "expected one of docker_label, regex, got 'label'",
         )
 
     def test_emptyName(self) -> None:

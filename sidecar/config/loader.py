@@ -42,6 +42,7 @@ from .values import (
     parsePort,
     parsePositiveDuration,
     parsePositiveInt,
+    parseRegex,
     parseSeed,
     parseString,
     parseURL,
@@ -194,11 +195,27 @@ KEYS: tuple[Key, ...] = (
     Key(
         "discovery",
         "docker_url",
-        "unix:///var/run/docker.sock",
+        "",
         parseString,
         "DOCKER_URL",
     ),
     Key("discovery", "static_poll_interval", 1.0, parseDuration),
+    Key(
+        "discovery",
+        "docker_namer",
+        "docker_label",
+        oneOf("docker_label", "regex"),
+        "SERVICES_NAMER",
+    ),
+    Key(
+        "discovery",
+        "docker_name_label",
+        "ServiceName",
+        parseName,
+        "SERVICES_NAME_LABEL",
+    ),
+    Key("discovery", "docker_name_match", "", parseRegex, "SERVICES_NAME_MATCH"),
+    Key("discovery", "docker_resync_interval", 5.0, parsePositiveDuration),
     Key("health", "interval", 3.0, parsePositiveDuration),
     Key("health", "timeout", 3.0, parsePositiveDuration),
     Key("health", "fall", 1, parsePositiveInt),
@@ -272,6 +289,15 @@ def loadConfig(
             "node.extra_encrypt_keys",
             "extra keys need a primary key in node.encrypt_key",
         )
+    if (
+        values["discovery.docker_namer"] == "regex"
+        and not values["discovery.docker_name_match"]
+    ):
+        raise ConfigError(
+            source or "configuration",
+            "discovery.docker_name_match",
+            "the regex namer needs a pattern with a group for the name",
+        )
     return Config(
         node=NodeConfig(
             name=values["node.name"],
@@ -294,6 +320,10 @@ def loadConfig(
             staticFile=os.path.abspath(staticFile),
             dockerUrl=values["discovery.docker_url"],
             staticPollInterval=values["discovery.static_poll_interval"],
+            dockerNamer=values["discovery.docker_namer"],
+            dockerNameLabel=values["discovery.docker_name_label"],
+            dockerNameMatch=values["discovery.docker_name_match"],
+            dockerResyncInterval=values["discovery.docker_resync_interval"],
         ),
         health=HealthConfig(
             interval=values["health.interval"],

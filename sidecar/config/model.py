@@ -58,6 +58,10 @@ class DiscoveryConfig:
     staticFile: str
     dockerUrl: str
     staticPollInterval: float
+    dockerNamer: str = "docker_label"
+    dockerNameLabel: str = "ServiceName"
+    dockerNameMatch: str = ""
+    dockerResyncInterval: float = 5.0
 
 
 @dataclass(frozen=True)

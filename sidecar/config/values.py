@@ -122,6 +122,23 @@ def parsePath(value: Any) -> str:
     return text
 
 
+def parseRegex(value: Any) -> str:
+    """
+    A regular expression with at least one group (the name to take), or
+    the empty string for none.
+    """
+    text = _string(value)
+    if not text:
+        return text
+    try:
+        groups = re.compile(text).groups
+    except re.error as e:
+        raise ValueProblem(f"not a regular expression: {text!r}: {e}") from None
+    if groups < 1:
+        raise ValueProblem(f"{text!r} has no group to take the name from")
+    return text
+
+
 def parseIP(value: Any) -> str:
     return _ip(_string(value), repr(value))
 
