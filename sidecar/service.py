@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
+from typing import Any
 
 from twisted.application.service import MultiService
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
@@ -15,6 +17,12 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from sidecar.announce import LocalAnnouncer
 from sidecar.catalog import ServicesState
 from sidecar.config import Address, Config, ConfigError, HealthConfig
+from sidecar.discovery.containers import Naming
+from sidecar.discovery.docker import (
+    ContainerHealthCheckers,
+    DockerDiscoverer,
+    dockerClient,
+)
 from sidecar.discovery.static import StaticDiscoverer
 from sidecar.gossip.profiles import PROFILES, Timing
 from sidecar.gossip.service import GossipService, GossipSettings
@@ -106,24 +114,17 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
     advertise = node.advertiseAddress
     state = ServicesState(node.name, clock, clusterName=node.clusterName)
     announcer = LocalAnnouncer(state, clock)
+    registry = CheckerRegistry(installedCheckers())
     health = HealthMonitor(
         announcer,
         clock,
-        CheckerRegistry(installedCheckers()),
+        registry,
         advertise.host,
         _healthSettings(config.health),
     )
     discoverers = [
-        StaticDiscoverer(
-            config.discovery.staticFile,
-            node.name,
-            advertise.host,
-            health,
-            clock,
-            pollInterval=config.discovery.staticPollInterval,
-        )
+        _discoverer(backend, config, health, reactor, registry)
         for backend in config.discovery.backends
-        if backend == "static"
     ]
     gossip = GossipService(
         reactor,
@@ -159,6 +160,41 @@ def _healthSettings(health: HealthConfig) -> HealthSettings:
     )
 
 
+def _discoverer(
+    backend: str,
+    config: Config,
+    listener: HealthMonitor,
+    reactor: Any,
+    registry: CheckerRegistry,
+) -> IDiscoverer:
+    node, discovery = config.node, config.discovery
+    advertise = node.advertiseAddress.host
+    if backend == "static":
+        return StaticDiscoverer(
+            discovery.staticFile,
+            node.name,
+            advertise,
+            listener,
+            reactor,
+            pollInterval=discovery.staticPollInterval,
+        )
+    url = discovery.dockerUrl
+    docker = DockerDiscoverer(
+        partial(dockerClient, url),
+        node.name,
+        advertise,
+        listener,
+        reactor,
+        Naming(
+            discovery.dockerNamer, discovery.dockerNameLabel, discovery.dockerNameMatch
+        ),
+        resyncInterval=discovery.dockerResyncInterval,
+        where=f"the Docker engine at {url or 'DOCKER_HOST'}",
+    )
+    registry.add(ContainerHealthCheckers(docker))
+    return docker
+
+
 # The Go Sidecar's meaning of a zero push-pull interval: just inside the
 # 80 s lifespan of a record.
 _GO_DEFAULT_PUSH_PULL = 79.0
@@ -177,10 +213,6 @@ def _pair(address: Address) -> tuple[str, int]:
 
 def _refuseMissingParts(config: Config) -> None:
     source = config.source or "configuration"
-    if "docker" in config.discovery.backends:
-        raise ConfigError(
-            source, "discovery.backends", "the docker backend is not available yet"
-        )
     if config.haproxy.enabled:
         raise ConfigError(
             source, "haproxy.enabled", "HAProxy management is not available yet"

@@ -30,9 +30,6 @@ class MissingPartsTests(SynchronousTestCase):
         self.assertEqual(error.key, key)
         self.assertIn("not available yet", str(error))
 
-    def test_dockerDiscoveryIsRefused(self) -> None:
-        self.assertRefused("discovery.backends", SIDECAR_DISCOVERY="static,docker")
-
     def test_haproxyIsRefused(self) -> None:
         self.assertRefused("haproxy.enabled", HAPROXY_DISABLE="false")
 

@@ -9,7 +9,8 @@ Labels read:
     see L{Naming}): the service's name; the image's name without either;
   - C{ServicePort_<container port>=<service port>}, also written
     C{ServicePort_<container port>/tcp} or C{/udp} to name one protocol;
-  - C{HealthCheck}, C{HealthCheckArgs}: the check;
+  - C{HealthCheck}, C{HealthCheckArgs}: the check; C{HealthCheck=Docker}
+    is the container's own C{HEALTHCHECK}, as the engine reports it;
     C{HealthCheckInterval}, C{HealthCheckTimeout}: its timing (ours);
   - C{ProxyMode}: C{http} (default), C{tcp} or C{ws};
   - C{SidecarDiscover=false}: not a service;
@@ -54,6 +55,9 @@ class Naming:
     match: str = ""
 
 
+DEFAULT_NAMING = Naming()
+
+
 @dataclass(frozen=True)
 class ContainerService:
     """
@@ -69,7 +73,7 @@ def serviceFromContainer(
     container: Mapping[str, Any],
     hostname: str,
     advertiseIP: str,
-    naming: Naming = Naming(),
+    naming: Naming = DEFAULT_NAMING,
 ) -> ContainerService:
     """
     The service a running container makes.
@@ -111,9 +115,13 @@ def serviceFromContainer(
         ports=ports,
         proxyMode=proxyMode,
     )
+    checkType = labels.get("HealthCheck", "")
+    checkArgs = labels.get("HealthCheckArgs", "")
+    if checkType == "Docker" and not checkArgs:
+        checkArgs = shortID  # the engine's own HEALTHCHECK of this container
     check = CheckSpec(
-        type=labels.get("HealthCheck", ""),
-        args=labels.get("HealthCheckArgs", ""),
+        type=checkType,
+        args=checkArgs,
         interval=_duration(labels, "HealthCheckInterval", problem),
         timeout=_duration(labels, "HealthCheckTimeout", problem),
     )

@@ -337,7 +337,13 @@ class CheckerRegistry:
         self._factories: dict[str, Any] = {}
         factories: list[Any] = [*BUILT_IN, *extra]
         for factory in factories:
-            self._factories[factory.name] = factory
+            self.add(factory)
+
+    def add(self, factory: ICheckerFactory) -> None:
+        """
+        Add a kind of check, replacing any of the same name.
+        """
+        self._factories[factory.name] = factory
 
     def names(self) -> list[str]:
         return sorted(self._factories)
