@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from sidecar.catalog import Port
 from sidecar.catalog.local import CheckSpec
 from sidecar.discovery.containers import (
+    DEFAULT_NAMING,
     ContainerService,
     Naming,
     serviceFromContainer,
@@ -49,7 +50,7 @@ def container(labels: dict[str, str] | None = None, **fields: Any) -> dict[str, 
     return entry
 
 
-def parse(entry: dict[str, Any], naming: Naming = Naming()) -> ContainerService:
+def parse(entry: dict[str, Any], naming: Naming = DEFAULT_NAMING) -> ContainerService:
     return serviceFromContainer(entry, "host-a", ADVERTISE, naming)
 
 

@@ -40,7 +40,7 @@ from .containers import DEFAULT_NAMING, ContainerService, Naming, serviceFromCon
 FIRST_RETRY = 1.0
 LAST_RETRY = 30.0
 # Events that end a container's service, and those that may begin one.
-_GONE = frozenset({"die", "stop", "kill", "destroy", "remove", "pause", "oom"})
+_GONE = frozenset({"die", "stop", "destroy", "remove", "pause"})
 _CHANGED = frozenset({"start", "restart", "unpause", "update", "rename"})
 # How long a stop waits for the event thread to notice its stream closed.
 STOP_GRACE = 5.0
@@ -123,8 +123,13 @@ class DockerDiscoverer(Service):
             if found.local is not None
         ]
 
-    def reload(self) -> None:
-        self._resync()
+    def reload(self) -> Deferred[None]:
+        """
+        Read the whole container list now.
+
+        @return: a Deferred that fires when what was read is announced.
+        """
+        return self._resync()
 
     def containerHealth(self, containerID: str) -> str | None:
         """
@@ -176,13 +181,14 @@ class DockerDiscoverer(Service):
             self._client = self._connect()
         return self._client
 
-    def _resync(self) -> None:
+    def _resync(self) -> Deferred[None]:
         if self._resyncTimer is not None and self._resyncTimer.active():
             self._resyncTimer.cancel()
         self._resyncTimer = None
         d = self._inThread(self._listAll)
         d.addCallbacks(self._listed, self._engineFailed, callbackArgs=(self._changes,))
         d.addErrback(self._bug, "reading the container list")
+        return d
 
     def _listAll(self) -> tuple[list[Any], dict[str, str]]:
         client = self._clientNow()
@@ -222,10 +228,7 @@ class DockerDiscoverer(Service):
         self._health = health
         self._replace(found)
         self._resyncRetry = FIRST_RETRY
-        if self.running:
-            self._resyncTimer = self._reactor.callLater(
-                self._resyncInterval, self._resync
-            )
+        self._resyncIn(self._resyncInterval)
 
     def _engineFailed(self, failure: Failure) -> None:
         self._client = None
@@ -240,9 +243,17 @@ class DockerDiscoverer(Service):
             )
         self._unreachable = True
         self.lastError = problem
+        self._resyncIn(self._resyncRetry)
+        self._resyncRetry = min(self._resyncRetry * 2, LAST_RETRY)
+
+    def _resyncIn(self, delay: float) -> None:
+        # Reads may overlap (a timer's and a new subscription's): one
+        # timer, the latest, remains.
+        if self._resyncTimer is not None and self._resyncTimer.active():
+            self._resyncTimer.cancel()
+        self._resyncTimer = None
         if self.running:
-            self._resyncTimer = self._reactor.callLater(self._resyncRetry, self._resync)
-            self._resyncRetry = min(self._resyncRetry * 2, LAST_RETRY)
+            self._resyncTimer = self._reactor.callLater(delay, self._resync)
 
     def _reachable(self) -> None:
         if self._unreachable:
@@ -343,6 +354,8 @@ class DockerDiscoverer(Service):
         self.log.info("{problem}; subscribing again", problem=problem)
         self._eventsTimer = self._reactor.callLater(self._eventsRetry, self._subscribe)
         self._eventsRetry = min(self._eventsRetry * 2, LAST_RETRY)
+        # Without events, a read now tells whether the engine is there.
+        self._resync()
 
     def _event(self, event: Any) -> None:
         if not self.running or not isinstance(event, Mapping):

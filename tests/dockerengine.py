@@ -1,0 +1,1267 @@
+"""
+A real Docker-API engine for a test: podman's C{podman system service}
+serving the Docker Engine API (v1.41) on a Unix socket in a temporary
+directory, with all of its storage (images, containers, state, locks,
+events) under that directory, and a tiny image built without network from
+the host's static C{/bin/busybox}.
+
+Use L{startDockerEngine} for an engine of the test's own (stopped and
+deleted at the test's cleanup), or L{sharedDockerEngine} for one engine per
+test process, started on first use and stopped when the process exits.
+Every helper that calls the engine returns a Deferred and runs docker-py's
+blocking call in a thread (L{twisted.internet.threads.deferToThread}), so
+tests on the real reactor can await it.  L{runContainer} registers the
+container's removal with the test.
+
+Reach containers only through their published ports on 127.0.0.1
+(L{DockerEngine.publishedPort}, L{fetchWhenServing}): never through the
+bridge addresses (10.88.x.x) that the engine lists.
+
+What podman does differently from Docker (measured with podman 4.3):
+
+  - C{Ports} entries of a listed container have C{PrivatePort},
+    C{PublicPort} and C{Type} but no C{IP}, and an exited container still
+    lists its published ports.
+  - Events come from a log file that the service polls every 0.25 s: one
+    arrives 5 to 250 ms after it happened.  A run gives C{create},
+    C{init}, C{start}; a graceful stop C{die} (exit code 143 with the
+    default init) and C{cleanup} twice, and only sometimes C{stop} first
+    (always when the engine had to SIGKILL); a kill C{kill}, C{die},
+    C{cleanup}; a removal C{remove} (Docker says C{destroy}).  Events that
+    happen while the service is down are not sent to a stream opened
+    after it is back (C{since} replays them).
+  - The events stream just ends, with no exception from docker-py, when
+    the service stops (1 s after SIGTERM, since the service waits for open
+    streams; at once after SIGKILL).
+  - Health checks are never run by the engine on these machines (podman
+    schedules them with systemd timers): C{State.Health.Status} stays
+    C{starting}.  L{DockerEngine.runHealthcheck} runs one, which updates
+    it and emits an event whose C{Action} is just C{health_status}
+    (Docker: C{health_status: healthy}), with a top-level C{HealthStatus}
+    that is the status before that check.
+  - Containers keep running (under C{conmon}) while the service is stopped,
+    and are listed as running again after it starts.
+
+Containers use C{slirp4netns} networking by default: ports are published
+by a user-space proxy (C{rootlessport}) on the host, and nothing of the
+host's networking changes, so engines in several test processes do not
+meet.  With C{network="bridge"} (Docker's default) netavark puts the
+container on the host's C{podman0} bridge with a 10.88.x.x address, adds
+C{NETAVARK-*} iptables rules and turns on C{net.ipv4.ip_forward}; every
+engine then takes one netavark lock in L{NETWORK_CONFIG_DIR}, because
+netavark calls from two engines at once fail on the iptables chains.
+That directory holds only lock files and is never deleted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import treq
+from twisted.internet import defer, reactor
+from twisted.internet.error import ConnectError, ConnectingCancelledError
+from twisted.internet.threads import deferToThread
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+from twisted.web.client import ResponseNeverReceived
+
+from .processes import pollUntil
+
+T = TypeVar("T")
+
+API_VERSION = "1.41"
+IMAGE_REPOSITORY = "localhost/sidecar-test"
+IMAGE = f"{IMAGE_REPOSITORY}:latest"
+INDEX_BODY = b"sidecar-test\n"
+HTTPD_COMMAND = ("httpd", "-f", "-p", "80", "-h", "/www")
+BUSYBOX_APPLETS = (
+    "cat",
+    "cp",
+    "date",
+    "echo",
+    "env",
+    "false",
+    "grep",
+    "httpd",
+    "id",
+    "kill",
+    "ls",
+    "mkdir",
+    "mv",
+    "nc",
+    "printf",
+    "ps",
+    "rm",
+    "sh",
+    "sleep",
+    "test",
+    "touch",
+    "true",
+    "wget",
+)
+# One second, in the nanoseconds that the Docker API counts health
+# check intervals and timeouts in.
+SECOND = 1_000_000_000
+# A bound on every blocking Docker API call but the events stream.
+CALL_TIMEOUT = 30.0
+# The rlimits the machine allows, runc with cgroupfs (crun refuses its
+# hybrid cgroups), events in a file, file locks under the engine's tmpdir
+# rather than the host-wide shared memory segment, and exec sessions'
+# conmon processes gone 2 s after the exec ends (the default is 300 s).
+CONTAINERS_CONF = """\
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1000:1000"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+lock_type = "file"
+exit_command_delay = 2
+"""
+STORAGE_CONF = """\
+[storage]
+driver = "vfs"
+graphroot = "{root}"
+runroot = "{runroot}"
+"""
+# Netavark's lock (and podman's network definitions), shared by every engine
+# so that two engines never run netavark at the same time.
+NETWORK_CONFIG_DIR = Path(tempfile.gettempdir()) / "sidecar-docker-networks"
+DEFAULT_NETWORK = "slirp4netns"
+MISSING = (
+    "a Docker-API engine needs {}: install podman, runc, slirp4netns, "
+    "catatonit and busybox-static (Debian packages of those names)"
+)
+
+
+def podmanExecutable() -> str | None:
+    """
+    The path of the C{podman} executable on C{PATH}, or L{None}.
+    """
+    return shutil.which("podman")
+
+
+def runcExecutable() -> str | None:
+    """
+    The path of C{runc}, which is in C{/usr/sbin} on Debian and so may not
+    be on a user's C{PATH}; or L{None}.
+    """
+    return shutil.which("runc") or next(
+        (p for p in ("/usr/sbin/runc", "/usr/bin/runc") if os.access(p, os.X_OK)),
+        None,
+    )
+
+
+def catatonitExecutable() -> str | None:
+    """
+    The path of C{catatonit}, the init that podman runs as a container's
+    PID 1 for docker-py's C{init=True}; or L{None}.
+    """
+    found = "/usr/libexec/podman/catatonit"
+    return found if os.access(found, os.X_OK) else shutil.which("catatonit")
+
+
+def busyboxExecutable() -> str | None:
+    """
+    The path of the host's C{busybox}, C{/bin/busybox} when it is there,
+    or L{None}.
+    """
+    if os.access("/bin/busybox", os.X_OK):
+        return "/bin/busybox"
+    return shutil.which("busybox")
+
+
+def isStaticExecutable(path: str) -> bool:
+    """
+    Whether the ELF executable at C{path} has no program interpreter, so
+    that it runs alone in an image with no C library.
+    """
+    with open(path, "rb") as executable:
+        header = executable.read(64)
+        if header[:4] != b"\x7fELF" or header[4] != 2:
+            return False
+        order: Literal["little", "big"] = "little" if header[5] == 1 else "big"
+        offset = int.from_bytes(header[32:40], order)
+        size = int.from_bytes(header[54:56], order)
+        count = int.from_bytes(header[56:58], order)
+        executable.seek(offset)
+        table = executable.read(size * count)
+    interpreter = 3  # PT_INTERP
+    return all(
+        int.from_bytes(table[n * size : n * size + 4], order) != interpreter
+        for n in range(count)
+    )
+
+
+def dockerEngineSkipReason() -> str | None:
+    """
+    Why Docker-engine tests must be skipped (for a C{skip} attribute), or
+    L{None} when podman, runc, slirp4netns, catatonit (the init that
+    L{DockerEngine.runContainer} runs by default) and a static busybox are
+    installed and we are root.  C{.ci/run} (which sets C{CI=true})
+    installs them and counts a skipped test as a failure.
+    """
+    missing = [
+        name
+        for name, path in (
+            ("podman", podmanExecutable()),
+            ("runc", runcExecutable()),
+            ("busybox", busyboxExecutable()),
+            ("slirp4netns", shutil.which("slirp4netns")),
+            ("catatonit", catatonitExecutable()),
+        )
+        if path is None
+    ]
+    if missing:
+        return MISSING.format(" and ".join(missing))
+    busybox = busyboxExecutable()
+    assert busybox is not None
+    if not isStaticExecutable(busybox):
+        return f"{busybox} is linked dynamically: install busybox-static"
+    if os.geteuid() != 0:
+        return "the Docker-API engine (rootful podman) needs root"
+    return None
+
+
+def imageArchive(busybox: str | None = None, index: bytes = INDEX_BODY) -> bytes:
+    """
+    A root file system as a tar archive: C{/bin/busybox} with a link for
+    each of L{BUSYBOX_APPLETS}, C{/www/index.html} holding C{index}, and
+    empty C{/tmp}, C{/proc}, C{/sys}, C{/dev} and C{/etc}.
+
+    @param busybox: the static busybox to copy; the host's by default.
+    """
+    busybox = busybox or busyboxExecutable()
+    assert busybox is not None, MISSING.format("busybox")
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        for name, mode in [
+            ("bin", 0o755),
+            ("dev", 0o755),
+            ("etc", 0o755),
+            ("proc", 0o555),
+            ("sys", 0o555),
+            ("tmp", 0o1777),
+            ("www", 0o755),
+        ]:
+            directory = tarfile.TarInfo(name)
+            directory.type = tarfile.DIRTYPE
+            directory.mode = mode
+            tar.addfile(directory)
+        binary = tar.gettarinfo(busybox, arcname="bin/busybox")
+        binary.mode, binary.uid, binary.gid = 0o755, 0, 0
+        binary.uname = binary.gname = "root"
+        with open(busybox, "rb") as content:
+            tar.addfile(binary, content)
+        for applet in BUSYBOX_APPLETS:
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type = tarfile.SYMTYPE
+            link.linkname = "busybox"
+            link.mode = 0o777
+            tar.addfile(link)
+        page = tarfile.TarInfo("www/index.html")
+        page.size = len(index)
+        page.mode = 0o644
+        tar.addfile(page, io.BytesIO(index))
+    return archive.getvalue()
+
+
+def httpHealthcheck(
+    path: str = "/",
+    port: int = 80,
+    interval: float = 1.0,
+    timeout: float = 1.0,
+    retries: int = 1,
+) -> dict[str, Any]:
+    """
+    A C{healthcheck} for docker-py's C{containers.run}: C{wget} inside the
+    container fetches C{http://127.0.0.1:port/path} (the container's own
+    loopback).  The engine never runs it by itself here: see
+    L{DockerEngine.runHealthcheck}.
+    """
+    return {
+        "test": [
+            "CMD",
+            "wget",
+            "-q",
+            "-O",
+            "/dev/null",
+            f"http://127.0.0.1:{port}{path}",
+        ],
+        "interval": int(interval * SECOND),
+        "timeout": int(timeout * SECOND),
+        "retries": retries,
+    }
+
+
+class DockerEngineError(RuntimeError):
+    """
+    The engine did not start or stop, or a C{podman} command failed; the
+    message holds the end of its log.
+    """
+
+
+class DockerEngine:
+    """
+    One C{podman system service} serving the Docker API on
+    C{directory/docker.sock}, with its storage, state, locks and event log
+    under C{directory}.
+
+    The service runs as a plain child process (not one the reactor tracks),
+    so one engine may serve many tests; containers outlive it and are there
+    again after L{start} on the same directory (see L{restart}).  Call
+    L{cleanup} when done: it removes every container, stops the service and
+    deletes the directory.
+
+    Host-wide state that podman shares between all its instances and that
+    no option moves: runc's state in C{/run/runc} (one entry per running
+    container, keyed by its unique ID) and, for C{bridge} containers only,
+    netavark's IP allocations in C{/run/containers/networks}, network
+    namespaces in C{/run/netns}, the C{podman0} bridge and the
+    C{NETAVARK-*} iptables chains (the bridge and rules go with the
+    containers; the empty chains and C{ip_forward=1} stay).
+
+    @ivar directory: the engine's directory.
+    @ivar url: the Docker API's address, C{unix://directory/docker.sock},
+        for C{docker.DockerClient(base_url=url, version=API_VERSION)}.
+    @ivar timings: seconds taken by each L{start} (C{"start"}), L{stop}
+        (C{"stop"}) and image import (C{"image"}).
+    """
+
+    def __init__(
+        self,
+        directory: str | Path | None = None,
+        *,
+        apiVersion: str = API_VERSION,
+        network: str = DEFAULT_NETWORK,
+    ) -> None:
+        """
+        @param directory: where the engine keeps everything; a new
+            temporary directory by default (deleted by L{cleanup}).  Its path
+            must be short: the socket's path is limited to 107 bytes.
+        @param network: the C{network_mode} of L{runContainer}'s containers
+            unless it is given one: C{slirp4netns} or C{bridge}.
+        """
+        self._ownsDirectory = directory is None
+        self.directory = Path(
+            directory or tempfile.mkdtemp(prefix="sidecar-docker-")
+        ).resolve()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.apiVersion = apiVersion
+        self.network = network
+        self.socketPath = self.directory / "docker.sock"
+        self.url = f"unix://{self.socketPath}"
+        self.logPath = self.directory / "podman.log"
+        self.timings: dict[str, list[float]] = {"start": [], "stop": [], "image": []}
+        self._process: subprocess.Popen[bytes] | None = None
+        self._client: Any = None
+        self._image: str | None = None
+        self._building: list[defer.Deferred[str]] | None = None
+        self._watchers: list[EngineEvents] = []
+        self._writeConfiguration()
+
+    def __repr__(self) -> str:
+        state = f"pid {self.pid}" if self.running else "stopped"
+        return f"<DockerEngine {self.url} {state}>"
+
+    # Configuration
+
+    def _writeConfiguration(self) -> None:
+        for name in ["root", "runroot", "tmp", "volumes", "imagetmp"]:
+            (self.directory / name).mkdir(exist_ok=True)
+        NETWORK_CONFIG_DIR.mkdir(exist_ok=True)
+        (self.directory / "containers.conf").write_text(CONTAINERS_CONF)
+        (self.directory / "storage.conf").write_text(
+            STORAGE_CONF.format(
+                root=self.directory / "root", runroot=self.directory / "runroot"
+            )
+        )
+
+    def globalOptions(self) -> list[str]:
+        """
+        The options that point every C{podman} command at this engine's
+        storage and nowhere else (C{podman <options> ps -a} lists its
+        containers), but for the netavark lock in L{NETWORK_CONFIG_DIR}.
+        """
+        where = self.directory
+        return [
+            f"--root={where / 'root'}",
+            f"--runroot={where / 'runroot'}",
+            f"--tmpdir={where / 'tmp'}",
+            f"--network-config-dir={NETWORK_CONFIG_DIR}",
+            f"--volumepath={where / 'volumes'}",
+            "--storage-driver=vfs",
+            "--cgroup-manager=cgroupfs",
+            "--runtime=runc",
+            "--events-backend=file",
+        ]
+
+    def environment(self) -> dict[str, str]:
+        """
+        The environment for C{podman}: our C{containers.conf} and
+        C{storage.conf} instead of the host's, and C{TMPDIR} (where images
+        are unpacked) under the engine's directory.
+        """
+        environ = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("CONTAINERS_", "CONTAINER_", "DOCKER_"))
+        }
+        environ["CONTAINERS_CONF"] = str(self.directory / "containers.conf")
+        environ["CONTAINERS_STORAGE_CONF"] = str(self.directory / "storage.conf")
+        environ["TMPDIR"] = str(self.directory / "imagetmp")
+        return environ
+
+    # The service
+
+    @property
+    def running(self) -> bool:
+        """
+        Whether the service process has been started and has not ended.
+        """
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self, timeout: float = 30) -> defer.Deferred[DockerEngine]:
+        """
+        Start the service and fire with this engine once the API answers
+        C{GET /_ping}; fail with L{DockerEngineError} when the service exits
+        first or does not answer within C{timeout} seconds (it is then
+        killed).
+        """
+        return defer.Deferred.fromCoroutine(self._start(timeout))
+
+    async def _start(self, timeout: float) -> DockerEngine:
+        if self.running:
+            return self
+        executable = podmanExecutable()
+        if executable is None:
+            raise DockerEngineError(MISSING.format("podman"))
+        began = time.monotonic()
+        self.socketPath.unlink(missing_ok=True)
+        with open(self.logPath, "ab") as log:
+            log.write(b"--- podman system service starting\n")
+            log.flush()
+            self._process = subprocess.Popen(
+                [
+                    executable,
+                    *self.globalOptions(),
+                    "system",
+                    "service",
+                    "--time=0",
+                    self.url,
+                ],
+                env=self.environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                close_fds=True,
+            )
+        process = self._process
+
+        async def answers() -> bool | None:
+            if process.poll() is not None:
+                raise DockerEngineError(
+                    f"podman system service exited with {process.returncode}:"
+                    f"\n{self.logTail()}"
+                )
+            return True if await deferToThread(self._ping) else None
+
+        try:
+            await pollUntil(answers, timeout=timeout, every=0.02)
+        except TimeoutError as e:
+            await self._stop(0)
+            raise DockerEngineError(
+                f"the Docker API did not answer within {timeout} s:\n{self.logTail()}"
+            ) from e
+        self.timings["start"].append(time.monotonic() - began)
+        return self
+
+    def _ping(self) -> bool:
+        """
+        Whether C{GET /_ping} on the socket answers 200 (blocking, bounded
+        by a 2 s socket timeout).
+        """
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(2)
+            try:
+                connection.connect(str(self.socketPath))
+                connection.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+                reply = connection.recv(64)
+            except OSError:
+                return False
+        return reply.startswith(b"HTTP/1.") and reply.split(b" ", 2)[1:2] == [b"200"]
+
+    def stop(self, timeout: float = 10) -> defer.Deferred[int | None]:
+        """
+        SIGTERM the service and fire with its exit code once it has ended;
+        SIGKILL it if it still runs after C{timeout} seconds.  Containers
+        keep running.  Fires with L{None} at once if it was not running.
+        """
+        return defer.Deferred.fromCoroutine(self._stop(timeout))
+
+    async def _stop(self, timeout: float) -> int | None:
+        process = self._process
+        self._closeClient()
+        if process is None:
+            return None
+        began = time.monotonic()
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+
+            async def ended() -> bool | None:
+                return True if process.poll() is not None else None
+
+            try:
+                await pollUntil(ended, timeout=timeout, every=0.02)
+            except TimeoutError:
+                process.kill()
+                try:
+                    await pollUntil(ended, timeout=10, every=0.02)
+                except TimeoutError as e:
+                    raise DockerEngineError(
+                        f"podman (pid {process.pid}) outlived SIGKILL"
+                    ) from e
+            self.timings["stop"].append(time.monotonic() - began)
+        return process.returncode
+
+    def restart(
+        self, timeout: float = 30, stopTimeout: float = 10
+    ) -> defer.Deferred[DockerEngine]:
+        """
+        L{stop} the service and L{start} it again on the same socket and
+        storage; fire with this engine once the API answers.
+        """
+
+        async def restart() -> DockerEngine:
+            await self._stop(stopTimeout)
+            return await self._start(timeout)
+
+        return defer.Deferred.fromCoroutine(restart())
+
+    def logTail(self, size: int = 4000) -> str:
+        """
+        The end of the service's log (stdout and stderr of every start).
+        """
+        try:
+            return self.logPath.read_bytes()[-size:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    # Clients
+
+    def newClient(self, timeout: float | None = CALL_TIMEOUT) -> Any:
+        """
+        A new C{docker.DockerClient} for this engine, which the caller
+        closes.  Its calls block: make them in a thread.
+        """
+        import docker
+
+        return docker.DockerClient(
+            base_url=self.url, version=self.apiVersion, timeout=timeout
+        )
+
+    def client(self) -> Any:
+        """
+        This engine's C{docker.DockerClient}, made on first use and closed
+        by L{stop}.  Its calls block: make them in a thread, as the helpers
+        here do (or with L{call}).
+        """
+        if self._client is None:
+            self._client = self.newClient()
+        return self._client
+
+    def _closeClient(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def call(
+        self, function: Callable[..., T], *arguments: Any, **keywords: Any
+    ) -> defer.Deferred[T]:
+        """
+        Call C{function(*arguments, **keywords)}, a blocking docker-py call,
+        in a thread; fire with its result.  For example
+        C{engine.call(engine.client().api.inspect_image, IMAGE)}.
+        """
+        return deferToThread(function, *arguments, **keywords)
+
+    # The image
+
+    def ensureImage(self) -> defer.Deferred[str]:
+        """
+        Import L{IMAGE} (see L{imageArchive}) unless this engine has it, and
+        fire with its ID.  Imported once per engine and directory: callers
+        at the same time share one import, and it survives L{restart}.
+        """
+        if self._image is not None:
+            return defer.succeed(self._image)
+        waiter: defer.Deferred[str] = defer.Deferred()
+        if self._building is None:
+            self._building = [waiter]
+            deferToThread(self._importImage).addBoth(self._imported)
+        else:
+            self._building.append(waiter)
+        return waiter
+
+    def _importImage(self) -> str:
+        import docker.errors
+
+        api = self.client().api
+        try:
+            found: str = api.inspect_image(IMAGE)["Id"]
+            return found
+        except docker.errors.ImageNotFound:
+            pass
+        began = time.monotonic()
+        api.import_image_from_data(
+            imageArchive(),
+            repository=IMAGE_REPOSITORY,
+            tag="latest",
+            changes=["ENV PATH=/bin", f"CMD {json.dumps(list(HTTPD_COMMAND))}"],
+        )
+        self.timings["image"].append(time.monotonic() - began)
+        imported: str = api.inspect_image(IMAGE)["Id"]
+        return imported
+
+    def _imported(self, result: str | Failure) -> None:
+        waiters, self._building = self._building or [], None
+        if not isinstance(result, Failure):
+            self._image = result
+        for waiter in waiters:
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(result)
+
+    # Containers
+
+    def runContainer(
+        self,
+        labels: Mapping[str, str] | None = None,
+        *,
+        command: Sequence[str] | None = None,
+        ports: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        healthcheck: Mapping[str, Any] | None = None,
+        init: bool = True,
+        network: str | None = None,
+        **options: Any,
+    ) -> defer.Deferred[str]:
+        """
+        Create and start a container of L{IMAGE} (imported first if need
+        be), as C{docker run -d}; fire with its ID.
+
+        @param labels: the container's labels.
+        @param command: what it runs; L{HTTPD_COMMAND} (busybox httpd
+            serving L{INDEX_BODY} at C{/} on port 80) by default.
+        @param ports: docker-py's C{ports}; C{{"80/tcp": None}} (the engine
+            picks a free host port, see L{publishedPort}) by default, and
+            C{{}} for none.
+        @param healthcheck: docker-py's C{healthcheck}, for example
+            L{httpHealthcheck}.
+        @param init: run an init (catatonit) as PID 1, so that SIGTERM
+            ends the command at once: busybox httpd as PID 1 ignores it,
+            and a stop then waits its whole timeout.
+        @param network: docker-py's C{network_mode}; the engine's
+            C{network} (C{slirp4netns} unless it was made with another) by
+            default.  Either way, reach the container only at its published
+            port on 127.0.0.1.
+        @param options: more keywords for docker-py's C{containers.run}.
+        """
+
+        async def run() -> str:
+            image = await self.ensureImage()
+            keywords: dict[str, Any] = {
+                "detach": True,
+                "labels": dict(labels or {}),
+                "ports": dict({"80/tcp": None} if ports is None else ports),
+                "init": init,
+                **options,
+            }
+            if name is not None:
+                keywords["name"] = name
+            if healthcheck is not None:
+                keywords["healthcheck"] = dict(healthcheck)
+            keywords["network_mode"] = network or self.network
+            arguments = list(HTTPD_COMMAND if command is None else command)
+
+            def create() -> str:
+                container = self.client().containers.run(image, arguments, **keywords)
+                identifier: str = container.id
+                return identifier
+
+            return await deferToThread(create)
+
+        return defer.Deferred.fromCoroutine(run())
+
+    def startContainer(self, containerId: str) -> defer.Deferred[None]:
+        """
+        Start a created or stopped container.
+        """
+        return deferToThread(self.client().api.start, containerId)
+
+    def stopContainer(self, containerId: str, timeout: int = 5) -> defer.Deferred[None]:
+        """
+        Stop a container: SIGTERM, then SIGKILL after C{timeout} seconds.
+        Fires once the engine has cleaned it up.
+        """
+        return deferToThread(self.client().api.stop, containerId, timeout=timeout)
+
+    def killContainer(
+        self, containerId: str, signal: str = "SIGKILL"
+    ) -> defer.Deferred[None]:
+        """
+        Send C{signal} to a container's main process.
+        """
+        return deferToThread(self.client().api.kill, containerId, signal=signal)
+
+    def removeContainer(
+        self, containerId: str, force: bool = True, missingOk: bool = True
+    ) -> defer.Deferred[None]:
+        """
+        Remove a container, killing it first when C{force}.  With
+        C{missingOk}, a container that is gone or an engine that is not
+        running is no error.
+        """
+        if missingOk and not self.running:
+            return defer.succeed(None)
+
+        def remove() -> None:
+            import docker.errors
+
+            try:
+                self.client().api.remove_container(containerId, force=force)
+            except docker.errors.NotFound:
+                if not missingOk:
+                    raise
+
+        return deferToThread(remove)
+
+    def removeAllContainers(self) -> defer.Deferred[int]:
+        """
+        Force-remove every container; fire with how many there were.
+        """
+        return deferToThread(self._removeAllContainers)
+
+    def _removeAllContainers(self) -> int:
+        import docker.errors
+
+        api = self.client().api
+        listed = api.containers(all=True)
+        for container in listed:
+            try:
+                api.remove_container(container["Id"], force=True)
+            except docker.errors.NotFound:
+                pass
+        return len(listed)
+
+    def inspectContainer(self, containerId: str) -> defer.Deferred[dict[str, Any]]:
+        """
+        The engine's C{inspect} document for a container.
+        """
+        return deferToThread(self.client().api.inspect_container, containerId)
+
+    def listContainers(
+        self, all: bool = False, filters: Mapping[str, Any] | None = None
+    ) -> defer.Deferred[list[dict[str, Any]]]:
+        """
+        The low-level container list, as C{client.api.containers()} gives
+        it: running containers only unless C{all}.
+        """
+        return deferToThread(
+            self.client().api.containers, all=all, filters=dict(filters or {})
+        )
+
+    def publishedPort(
+        self, containerId: str, port: str = "80/tcp"
+    ) -> defer.Deferred[int]:
+        """
+        The host port that C{port} (C{"number/protocol"}) of a container is
+        published on, from the container list (which has it for stopped
+        containers too); fail with L{LookupError} if it is not published.
+        """
+
+        async def lookUp() -> int:
+            number, _, protocol = port.partition("/")
+            listed = await self.listContainers(all=True, filters={"id": containerId})
+            for entry in listed[0]["Ports"] if listed else []:
+                if (
+                    entry.get("PrivatePort") == int(number)
+                    and entry.get("Type", "tcp") == (protocol or "tcp")
+                    and entry.get("PublicPort")
+                ):
+                    return int(entry["PublicPort"])
+            raise LookupError(f"{port} of {containerId} is not published")
+
+        return defer.Deferred.fromCoroutine(lookUp())
+
+    def execute(
+        self, containerId: str, command: Sequence[str]
+    ) -> defer.Deferred[tuple[int, bytes]]:
+        """
+        Run C{command} in a running container, as C{docker exec}; fire with
+        its exit code and output (stdout and stderr).
+        """
+
+        def execute() -> tuple[int, bytes]:
+            api = self.client().api
+            session = api.exec_create(containerId, list(command))
+            output: bytes = api.exec_start(session["Id"])
+            code: int = api.exec_inspect(session["Id"])["ExitCode"]
+            return code, output
+
+        return deferToThread(execute)
+
+    def healthStatus(self, containerId: str) -> defer.Deferred[str | None]:
+        """
+        C{State.Health.Status} of a container (C{starting}, C{healthy} or
+        C{unhealthy}), or L{None} when it has no health check.
+        """
+
+        async def status() -> str | None:
+            state = (await self.inspectContainer(containerId))["State"]
+            health = state.get("Health") or {}
+            found: str | None = health.get("Status") or None
+            return found
+
+        return defer.Deferred.fromCoroutine(status())
+
+    def runHealthcheck(
+        self, containerId: str, timeout: float = 30
+    ) -> defer.Deferred[int]:
+        """
+        Run a container's health check once with C{podman healthcheck
+        run} (the engine runs none by itself on these machines) and fire
+        with its exit code: 0 when the check passed, 1 when it failed (the
+        status turns C{unhealthy} after C{retries} failures in a row).  The
+        engine records the result in C{State.Health} and emits a
+        C{health_status} event, whose C{HealthStatus} is the status
+        I{before} this result.
+        """
+
+        async def run() -> int:
+            _, err, code = await self.podman(
+                "healthcheck", "run", containerId, timeout=timeout
+            )
+            if code not in (0, 1):
+                raise DockerEngineError(
+                    f"podman healthcheck run exited with {code}: {err.decode()}"
+                )
+            return code
+
+        return defer.Deferred.fromCoroutine(run())
+
+    def podman(
+        self, *arguments: str, timeout: float = 30
+    ) -> defer.Deferred[tuple[bytes, bytes, int]]:
+        """
+        Run C{podman <global options> <arguments>} on this engine's storage
+        (the service need not be running); fire with its stdout, stderr and
+        exit code.  It is killed after C{timeout} seconds (then this fails
+        with L{subprocess.TimeoutExpired}).
+        """
+        return deferToThread(self._podman, arguments, timeout)
+
+    def _podman(
+        self, arguments: Sequence[str], timeout: float
+    ) -> tuple[bytes, bytes, int]:
+        """
+        L{podman}, blocking.
+        """
+        executable = podmanExecutable()
+        if executable is None:
+            raise DockerEngineError(MISSING.format("podman"))
+        done = subprocess.run(
+            [executable, *self.globalOptions(), *arguments],
+            env=self.environment(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+        )
+        return done.stdout, done.stderr, done.returncode
+
+    # Events
+
+    def watchEvents(
+        self, filters: Mapping[str, Any] | None = None
+    ) -> defer.Deferred[EngineEvents]:
+        """
+        Subscribe to the engine's events (C{filters} as docker-py's
+        C{events} takes them, e.g. C{{"type": "container"}}); fire with the
+        L{EngineEvents} once the engine has answered.  L{cleanup} closes it;
+        close it sooner with L{EngineEvents.close}.
+        """
+        watcher = EngineEvents(self, filters)
+        self._watchers.append(watcher)
+        return watcher.start()
+
+    # The end
+
+    def cleanup(self, timeout: float = 10) -> defer.Deferred[None]:
+        """
+        For C{TestCase.addCleanup}: close every event stream, remove every
+        container, stop the service, kill what it left (exec sessions'
+        C{conmon}, by process ID), and delete the directory if this engine
+        made it.
+        """
+
+        async def cleanup() -> None:
+            await deferToThread(self._removeEverything)
+            for watcher in self._watchers:
+                await watcher.close()
+            self._watchers = []
+            await self._stop(timeout)
+            self._release()
+
+        return defer.Deferred.fromCoroutine(cleanup())
+
+    def cleanupNow(self, timeout: float = 10) -> None:
+        """
+        L{cleanup}, blocking, for when the reactor no longer runs (at
+        interpreter exit).
+        """
+        self._removeEverything()
+        for watcher in self._watchers:
+            watcher.closeNow()
+        self._watchers = []
+        self._closeClient()
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        self._release()
+
+    def _removeEverything(self) -> None:
+        """
+        Force-remove every container (blocking): through the API when the
+        service runs, else (or if that fails) with C{podman rm}, which
+        needs no service.  Errors are ignored: L{_release} comes next.
+        """
+        if self._process is None:
+            return
+        if self.running:
+            try:
+                self._removeAllContainers()
+                return
+            except Exception:
+                pass
+        try:
+            self._podman(["rm", "--all", "--force", "--time=0"], timeout=30)
+        except (OSError, subprocess.SubprocessError, DockerEngineError):
+            pass
+
+    def _release(self) -> None:
+        """
+        Kill the processes that still name our directory (exec sessions'
+        C{conmon}, their exit commands, containers' C{conmon} if removing
+        failed), unmount what is mounted under it, and delete it if we made
+        it.
+        """
+        for pid in leftoverProcesses(self.directory):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for mountPoint in mountsUnder(self.directory):
+            subprocess.run(["umount", "-l", mountPoint], capture_output=True)
+        if self._ownsDirectory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class EngineEvents:
+    """
+    An engine's C{events} stream, read in a thread: C{events} and
+    C{received} (the C{time.time()} each arrived, to compare with an
+    event's C{timeNano}) grow as events arrive.
+
+    @ivar events: the events, as C{client.api.events(decode=True)} gives
+        them.
+    @ivar error: the exception that ended the stream, if any.
+    """
+
+    def __init__(self, engine: DockerEngine, filters: Mapping[str, Any] | None) -> None:
+        self.engine = engine
+        self.filters = dict(filters or {})
+        self.events: list[dict[str, Any]] = []
+        self.received: list[float] = []
+        self.error: BaseException | None = None
+        self.done = False
+        self._stream: Any = None
+        self._client: Any = None
+        self._closing = False
+        self._started: defer.Deferred[EngineEvents] = defer.Deferred()
+        self._endWaiters: list[defer.Deferred[BaseException | None]] = []
+
+    def start(self) -> defer.Deferred[EngineEvents]:
+        """
+        Start reading; fire with this watcher once the engine has answered
+        the subscription.
+        """
+        deferToThread(self._read).addBoth(self._ended)
+        return self._started
+
+    def _read(self) -> None:
+        self._client = self.engine.newClient(timeout=None)
+        try:
+            self._stream = self._client.api.events(decode=True, filters=self.filters)
+        except BaseException as e:
+            reactor.callFromThread(self._started.errback, Failure(e))  # type: ignore[attr-defined]
+            raise
+        reactor.callFromThread(self._started.callback, self)  # type: ignore[attr-defined]
+        for event in self._stream:
+            reactor.callFromThread(self._received, event, time.time())  # type: ignore[attr-defined]
+
+    def _received(self, event: dict[str, Any], when: float) -> None:
+        self.events.append(event)
+        self.received.append(when)
+
+    def _ended(self, result: None | Failure) -> None:
+        if isinstance(result, Failure) and not self._closing:
+            self.error = result.value
+        if not self._started.called:
+            self._started.errback(
+                result
+                if isinstance(result, Failure)
+                else Failure(RuntimeError("the event stream ended at once"))
+            )
+        self.done = True
+        self._closeClient()
+        waiters, self._endWaiters = self._endWaiters, []
+        for waiter in waiters:
+            waiter.callback(self.error)
+
+    def _closeClient(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    @property
+    def ended(self) -> defer.Deferred[BaseException | None]:
+        """
+        Fires when the stream has ended: with the exception that ended it
+        (as docker-py raised it), or with L{None} when it ended cleanly or
+        was closed.  Each access gives a new Deferred.
+        """
+        if self.done:
+            return defer.succeed(self.error)
+        waiter: defer.Deferred[BaseException | None] = defer.Deferred()
+        self._endWaiters.append(waiter)
+        return waiter
+
+    def close(self) -> defer.Deferred[BaseException | None]:
+        """
+        Close the stream and fire C{ended}.
+        """
+        self.closeNow()
+        return self.ended
+
+    def closeNow(self) -> None:
+        """
+        Close the stream's connection without waiting for the reading
+        thread to notice.
+        """
+        self._closing = True
+        stream = self._stream
+        if stream is not None and not self.done:
+            try:
+                stream.close()
+            except Exception:
+                pass
+
+    def waitFor(
+        self,
+        action: str | None = None,
+        containerId: str | None = None,
+        *,
+        where: Callable[[dict[str, Any]], bool] | None = None,
+        after: int = 0,
+        timeout: float = 10,
+    ) -> defer.Deferred[dict[str, Any]]:
+        """
+        Fire with the first event from index C{after} on with this
+        C{Action}, about this container and matching C{where}; fail with
+        L{TimeoutError} after C{timeout} seconds.
+        """
+
+        def matches(event: dict[str, Any]) -> bool:
+            return (
+                (action is None or event.get("Action") == action)
+                and (containerId is None or event.get("id") == containerId)
+                and (where is None or where(event))
+            )
+
+        async def found() -> dict[str, Any] | None:
+            for event in self.events[after:]:
+                if matches(event):
+                    return event
+            if self.done:
+                raise RuntimeError(f"the event stream ended ({self.error!r})")
+            return None
+
+        return defer.Deferred.fromCoroutine(
+            pollUntil(found, timeout=timeout, every=0.01)
+        )
+
+    def actions(self, containerId: str) -> list[str]:
+        """
+        The C{Action} of each event so far about this container, in order.
+        """
+        return [e.get("Action", "") for e in self.events if e.get("id") == containerId]
+
+
+def leftoverProcesses(directory: Path) -> list[int]:
+    """
+    The IDs of processes (other than this one) whose command line names
+    C{directory}: what an engine there started and left running.
+    """
+    needle = f"{directory}/".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            commandLine = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in commandLine:
+            found.append(int(entry.name))
+    return found
+
+
+def mountsUnder(directory: Path) -> list[str]:
+    """
+    The mount points under C{directory}, deepest first.
+    """
+    prefix = f"{directory}/"
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    points = [line.split()[4] for line in lines if len(line.split()) > 4]
+    return sorted((p for p in points if p.startswith(prefix)), reverse=True)
+
+
+async def startDockerEngine(
+    case: TestCase, timeout: float = 30, **options: Any
+) -> DockerEngine:
+    """
+    Start a L{DockerEngine} of C{case}'s own (C{options} as its constructor
+    takes them), register its L{DockerEngine.cleanup}, and return it once
+    its API answers.
+    """
+    engine = DockerEngine(**options)
+    case.addCleanup(engine.cleanup)
+    await engine.start(timeout)
+    return engine
+
+
+_shared: list[DockerEngine] = []
+
+
+async def sharedDockerEngine(timeout: float = 30) -> DockerEngine:
+    """
+    This process's shared L{DockerEngine}: started on first use (and again
+    if it is not running), cleaned up when the interpreter exits.  Tests
+    that share it must remove their containers (L{runContainer} does) and
+    must not stop it; use L{startDockerEngine} to stop or restart one.
+    """
+    if not _shared:
+        engine = DockerEngine()
+        _shared.append(engine)
+        atexit.register(engine.cleanupNow)
+    await _shared[0].start(timeout)
+    return _shared[0]
+
+
+async def runContainer(
+    case: TestCase,
+    engine: DockerEngine,
+    labels: Mapping[str, str] | None = None,
+    **options: Any,
+) -> str:
+    """
+    L{DockerEngine.runContainer} (C{options} as it takes them), with the
+    container's removal registered with C{case}; return its ID.
+    """
+    containerId = await engine.runContainer(labels, **options)
+    case.addCleanup(engine.removeContainer, containerId)
+    return containerId
+
+
+async def fetchWhenServing(
+    port: int, path: str = "/", host: str = "127.0.0.1", timeout: float = 10
+) -> bytes:
+    """
+    GET C{http://host:port/path} until it answers 200 (a container's
+    server may not listen yet); return the body.  Fail with
+    L{TimeoutError} after C{timeout} seconds.  Only for loopback hosts.
+    """
+    assert host.startswith("127."), f"{host} is not a loopback address"
+
+    async def fetched() -> bytes | None:
+        try:
+            response = await treq.get(
+                f"http://{host}:{port}{path}", persistent=False, timeout=2
+            )
+        except (ConnectError, ConnectingCancelledError, ResponseNeverReceived):
+            return None
+        except defer.CancelledError:
+            return None
+        body: bytes = await response.content()
+        return body if response.code == 200 else None
+
+    return await pollUntil(fetched, timeout=timeout, every=0.02)
+
+
+__all__ = [
+    "API_VERSION",
+    "BUSYBOX_APPLETS",
+    "CALL_TIMEOUT",
+    "CONTAINERS_CONF",
+    "DEFAULT_NETWORK",
+    "HTTPD_COMMAND",
+    "IMAGE",
+    "IMAGE_REPOSITORY",
+    "INDEX_BODY",
+    "NETWORK_CONFIG_DIR",
+    "SECOND",
+    "DockerEngine",
+    "DockerEngineError",
+    "EngineEvents",
+    "busyboxExecutable",
+    "catatonitExecutable",
+    "dockerEngineSkipReason",
+    "fetchWhenServing",
+    "httpHealthcheck",
+    "imageArchive",
+    "isStaticExecutable",
+    "leftoverProcesses",
+    "mountsUnder",
+    "podmanExecutable",
+    "runContainer",
+    "runcExecutable",
+    "sharedDockerEngine",
+    "startDockerEngine",
+]

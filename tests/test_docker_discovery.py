@@ -1,0 +1,236 @@
+"""
+Docker discovery against a real Docker-API engine (podman's, see
+L{tests.dockerengine}): labelled containers become services within a
+second of starting and stop being services within a second of stopping,
+with the right IDs and ports; C{SidecarDiscover=false} is honoured; an
+engine restart loses nothing; malformed labels are reported; the seed's
+C{HttpGet} template check and C{HealthCheck=Docker} decide the status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import treq
+from twisted.internet import defer, reactor
+from twisted.trial.unittest import TestCase
+from zope.interface import implementer
+
+from sidecar.catalog import Port, Service, Status
+from sidecar.catalog.local import LocalService
+from sidecar.discovery.docker import DockerDiscoverer, dockerClient
+from sidecar.interfaces import IDiscoveryListener
+from sidecar.service import SidecarNode
+
+from .dockerengine import (
+    DockerEngine,
+    dockerEngineSkipReason,
+    httpHealthcheck,
+    runContainer,
+    sharedDockerEngine,
+    startDockerEngine,
+)
+from .inprocess import startNode
+from .processes import pollUntil
+
+ADVERTISE = "127.0.0.1"
+# The seed's labels.
+SEED = {
+    "HealthCheck": "HttpGet",
+    "ServiceName": "awesome-svc",
+    "ServicePort_80": "9500",
+    "HealthCheckArgs": "http://{{ host }}:{{ tcp 9500 }}/",
+}
+# The issue's bound for seeing a start or a stop.
+WITHIN = 1.0
+
+
+@implementer(IDiscoveryListener)
+class Reports:
+    def __init__(self) -> None:
+        self.services: list[LocalService] = []
+
+    def servicesDiscovered(self, source: str, services: Any) -> None:
+        self.services = list(services)
+
+    def serviceChanged(self, source: str, service: LocalService) -> None:
+        raise AssertionError("docker discovery reports whole sets")
+
+    def byID(self) -> dict[str, Service]:
+        return {local.service.id: local.service for local in self.services}
+
+
+async def until(condition: Callable[[], bool], timeout: float) -> None:
+    await pollUntil(
+        lambda: defer.succeed(True if condition() else None),
+        timeout=timeout,
+        every=0.01,
+    )
+
+
+class DiscovererTests(TestCase):
+    skip = dockerEngineSkipReason()
+
+    async def discoverer(
+        self, engine: DockerEngine
+    ) -> tuple[DockerDiscoverer, Reports]:
+        reports = Reports()
+        discoverer = DockerDiscoverer(
+            lambda: dockerClient(engine.url),
+            "host-a",
+            ADVERTISE,
+            reports,
+            reactor,
+            resyncInterval=30.0,  # events alone must be enough
+            where="the test engine",
+        )
+        discoverer.startService()
+        self.addCleanup(discoverer.stopService)
+        await until(lambda: discoverer._stream is not None, timeout=10)
+        return discoverer, reports
+
+    async def test_aStartedContainerIsAServiceWithinASecond(self) -> None:
+        engine = await sharedDockerEngine()
+        discoverer, reports = await self.discoverer(engine)
+        containerID = await runContainer(self, engine, SEED)
+        await until(lambda: containerID[:12] in reports.byID(), timeout=WITHIN)
+        service = reports.byID()[containerID[:12]]
+        port = await engine.publishedPort(containerID)
+        self.assertEqual(service.name, "awesome-svc")
+        self.assertEqual(service.hostname, "host-a")
+        self.assertEqual(service.image, "localhost/sidecar-test:latest")
+        self.assertEqual(service.ports, (Port("tcp", port, 9500, ADVERTISE),))
+        [local] = [s for s in reports.services if s.service.id == containerID[:12]]
+        self.assertEqual(local.check.type, "HttpGet")
+        self.assertIsNone(discoverer.lastError)
+
+    async def test_aStoppedContainerIsNoLongerAServiceWithinASecond(self) -> None:
+        engine = await sharedDockerEngine()
+        discoverer, reports = await self.discoverer(engine)
+        containerID = await runContainer(self, engine, SEED)
+        await until(lambda: containerID[:12] in reports.byID(), timeout=10)
+        await engine.stopContainer(containerID)
+        await until(lambda: containerID[:12] not in reports.byID(), timeout=WITHIN)
+
+    async def test_sidecarDiscoverFalseIsHonoured(self) -> None:
+        engine = await sharedDockerEngine()
+        discoverer, reports = await self.discoverer(engine)
+        hidden = await runContainer(self, engine, {**SEED, "SidecarDiscover": "false"})
+        shown = await runContainer(self, engine, SEED)
+        await until(lambda: shown[:12] in reports.byID(), timeout=10)
+        await discoverer.reload()  # a full read lists both containers
+        self.assertNotIn(hidden[:12], reports.byID())
+
+    async def test_aMalformedLabelIsReportedAndTheRestStands(self) -> None:
+        engine = await sharedDockerEngine()
+        discoverer, reports = await self.discoverer(engine)
+        labels = {**SEED, "ServicePort_80": "web", "ProxyMode": "https"}
+        containerID = await runContainer(self, engine, labels)
+        await until(lambda: containerID[:12] in reports.byID(), timeout=10)
+        service = reports.byID()[containerID[:12]]
+        self.assertEqual(service.ports[0].servicePort, 0)
+        self.assertEqual(service.proxyMode, "http")
+        self.assertIsNotNone(discoverer.lastError)
+        self.assertIn(f"container {containerID[:12]}: label", discoverer.lastError)
+
+    async def test_anEngineRestartLosesNothing(self) -> None:
+        engine = await startDockerEngine(self)
+        discoverer, reports = await self.discoverer(engine)
+        before = await runContainer(self, engine, SEED)
+        await until(lambda: before[:12] in reports.byID(), timeout=10)
+        await engine.stop()
+        # While the engine is away, the services last seen stay.
+        await until(lambda: discoverer.lastError is not None, timeout=10)
+        self.assertIn("cannot", discoverer.lastError)
+        self.assertIn(before[:12], reports.byID())
+        await engine.start()
+        # Subscribed again: a container started now is seen at once.
+        await until(lambda: discoverer._stream is not None, timeout=35)
+        after = await runContainer(self, engine, SEED)
+        await until(lambda: after[:12] in reports.byID(), timeout=WITHIN)
+        self.assertIn(before[:12], reports.byID())
+        self.assertIsNone(discoverer.lastError)
+
+
+class NodeTests(TestCase):
+    skip = dockerEngineSkipReason()
+
+    async def node(self, engine: DockerEngine) -> SidecarNode:
+        node = startNode(
+            self,
+            "host-a",
+            "127.0.0.1",
+            ['profile = "local"'],
+            moreSettings=[
+                "[discovery]",
+                'backends = ["docker"]',
+                f'docker_url = "{engine.url}"',
+                "[health]",
+                'interval = "200ms"',
+            ],
+        )
+        [discoverer] = node.discoverers
+        await until(lambda: discoverer._stream is not None, timeout=10)
+        return node
+
+    def status(self, node: SidecarNode, containerID: str) -> Status | None:
+        record = node.state.get("host-a", containerID[:12])
+        return None if record is None else record.status
+
+    async def healthReport(self, node: SidecarNode) -> Any:
+        address = node.api.port.getHost()  # type: ignore[union-attr]
+        response = await treq.get(
+            f"http://{address.host}:{address.port}/api/health.json", persistent=False
+        )
+        return (await response.json())["Checks"]
+
+    async def test_theSeedContainerIsCheckedAliveAndTombstonedWhenStopped(
+        self,
+    ) -> None:
+        engine = await sharedDockerEngine()
+        node = await self.node(engine)
+        containerID = await runContainer(self, engine, SEED)
+        await until(lambda: self.status(node, containerID) is Status.ALIVE, timeout=10)
+        port = await engine.publishedPort(containerID)
+        check = (await self.healthReport(node))[containerID[:12]]["Check"]
+        self.assertEqual(check["Rendered"], f"http://127.0.0.1:{port}/")
+        await engine.stopContainer(containerID)
+        await until(
+            lambda: self.status(node, containerID) is Status.TOMBSTONE, timeout=WITHIN
+        )
+
+    async def test_aTemplateThatCannotRenderIsShownInTheAPI(self) -> None:
+        engine = await sharedDockerEngine()
+        node = await self.node(engine)
+        labels = {**SEED, "HealthCheckArgs": "http://{{ host }}:{{ tcp 8080 }}/"}
+        containerID = await runContainer(self, engine, labels)
+        await until(
+            lambda: self.status(node, containerID) is Status.UNHEALTHY, timeout=10
+        )
+        report = (await self.healthReport(node))[containerID[:12]]
+        self.assertIn("no tcp port with ServicePort 8080", report["LastError"])
+
+    async def test_healthCheckDockerFollowsTheContainersHealthcheck(self) -> None:
+        engine = await sharedDockerEngine()
+        node = await self.node(engine)
+        containerID = await runContainer(
+            self,
+            engine,
+            {"ServiceName": "self-checked", "HealthCheck": "Docker"},
+            healthcheck=httpHealthcheck(),
+        )
+        await until(
+            lambda: self.status(node, containerID) is Status.UNHEALTHY, timeout=10
+        )
+        report = (await self.healthReport(node))[containerID[:12]]
+        self.assertEqual(
+            report["LastError"], "the container's HEALTHCHECK says starting"
+        )
+        self.assertEqual(await engine.runHealthcheck(containerID), 0)
+        await until(lambda: self.status(node, containerID) is Status.ALIVE, timeout=10)
+        await engine.execute(containerID, ["rm", "/www/index.html"])
+        self.assertEqual(await engine.runHealthcheck(containerID), 1)
+        await until(
+            lambda: self.status(node, containerID) is Status.UNHEALTHY, timeout=10
+        )
