@@ -336,6 +336,7 @@ class DockerDiscoverer(Service):
             return
         self._stream = stream
         self._eventsRetry = FIRST_RETRY
+        self.log.info("following the container events of {where}", where=self._where)
         # Whatever happened while there was no stream is read now.
         self._resync()
 
