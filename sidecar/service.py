@@ -79,7 +79,8 @@ class SidecarNode(MultiService):
 
     def reload(self) -> None:
         """
-        Re-read what can be re-read without a restart (the static file).
+        Re-read what can be re-read without a restart: the static file, the
+        container list.
         """
         for discoverer in self.discoverers:
             discoverer.reload()
