@@ -113,6 +113,9 @@ class DockerDiscoverer(Service):
         self._eventsRetry = FIRST_RETRY
         self._eventsDone: Deferred[None] = succeed(None)
         self._pending: set[Deferred[Any]] = set()
+        self._reading = False
+        self._readAgain = False
+        self._readWaiters: list[Deferred[None]] = []
 
     # -- IDiscoverer ----------------------------------------------------------
 
@@ -182,13 +185,34 @@ class DockerDiscoverer(Service):
         return self._client
 
     def _resync(self) -> Deferred[None]:
+        # One read of the list at a time; asked for during a read, another
+        # follows it (what changed meanwhile may be missing from the first).
         if self._resyncTimer is not None and self._resyncTimer.active():
             self._resyncTimer.cancel()
         self._resyncTimer = None
+        waiter: Deferred[None] = Deferred()
+        self._readWaiters.append(waiter)
+        if self._reading:
+            self._readAgain = True
+        else:
+            self._read()
+        return waiter
+
+    def _read(self) -> None:
+        self._reading, self._readAgain = True, False
         d = self._inThread(self._listAll)
         d.addCallbacks(self._listed, self._engineFailed, callbackArgs=(self._changes,))
         d.addErrback(self._bug, "reading the container list")
-        return d
+        d.addBoth(self._readDone)
+
+    def _readDone(self, result: None) -> None:
+        self._reading = False
+        if self._readAgain and self.running:
+            self._read()
+            return
+        waiters, self._readWaiters = self._readWaiters, []
+        for waiter in waiters:
+            waiter.callback(None)
 
     def _listAll(self) -> tuple[list[Any], dict[str, str]]:
         client = self._clientNow()
@@ -247,8 +271,7 @@ class DockerDiscoverer(Service):
         self._resyncRetry = min(self._resyncRetry * 2, LAST_RETRY)
 
     def _resyncIn(self, delay: float) -> None:
-        # Reads may overlap (a timer's and a new subscription's): one
-        # timer, the latest, remains.
+        # A read may be asked for while a timer waits: one timer remains.
         if self._resyncTimer is not None and self._resyncTimer.active():
             self._resyncTimer.cancel()
         self._resyncTimer = None
@@ -355,8 +378,10 @@ class DockerDiscoverer(Service):
         self.log.info("{problem}; subscribing again", problem=problem)
         self._eventsTimer = self._reactor.callLater(self._eventsRetry, self._subscribe)
         self._eventsRetry = min(self._eventsRetry * 2, LAST_RETRY)
-        # Without events, a read now tells whether the engine is there.
-        self._resync()
+        # Without events, a read now tells whether the engine is there
+        # (unless one is under way, or reads fail and retry on their own).
+        if not self._unreachable and not self._reading:
+            self._resync()
 
     def _event(self, event: Any) -> None:
         if not self.running or not isinstance(event, Mapping):
