@@ -71,6 +71,15 @@ SETTLE_BEFORE_IDLE = 10.0
 PROFILE_TIMING = {"lan": (1.0, 4), "local": (1.0, 3), "wan": (5.0, 6)}
 
 Probe = Callable[[int], Awaitable[float | None]]
+# A node in the foreground: append --config=FILE.
+TWISTD_SIDECAR = [
+    sys.executable,
+    "-c",
+    "from twisted.scripts.twistd import run; run()",
+    "-n",
+    "--pidfile=",
+    "sidecar",
+]
 
 
 def log(message: str) -> None:
@@ -405,15 +414,7 @@ class Sidecar(System):
         ]
         self.writeStatic(k)
         self.processes[k] = self.children.spawn(
-            [
-                sys.executable,
-                "-c",
-                "from twisted.scripts.twistd import run; run()",
-                "-n",
-                "--pidfile=",
-                "sidecar",
-                "--config=node.toml",
-            ],
+            [*TWISTD_SIDECAR, "--config=node.toml"],
             self.logPath(k),
             self.environment,
             directory,

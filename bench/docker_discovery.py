@@ -31,14 +31,13 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from cluster import Children, cpuSeconds, log, rssMiB, sleep
+from cluster import TWISTD_SIDECAR, Children, cpuSeconds, log, rssMiB, sleep
 from twisted.internet import defer, task
 from twisted.internet.threads import deferToThread
 
@@ -99,15 +98,7 @@ async def run(arguments: argparse.Namespace, workdir: Path) -> None:
         )
         environ = dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent))
         node = children.spawn(
-            [
-                sys.executable,
-                "-c",
-                "from twisted.scripts.twistd import run; run()",
-                "-n",
-                "--pidfile=",
-                "sidecar",
-                f"--config={workdir / 'node.toml'}",
-            ],
+            [*TWISTD_SIDECAR, f"--config={workdir / 'node.toml'}"],
             nodeLog,
             environ,
             workdir,
