@@ -8,7 +8,10 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["sidecar", "sidecar.*"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/sidecar_plugin.py"]},
+    package_data={
+        "twisted": ["plugins/sidecar_plugin.py"],
+        "sidecar.proxy": ["haproxy.cfg.j2"],
+    },
     include_package_data=True,
     install_requires=[
         "twisted>=23.10",

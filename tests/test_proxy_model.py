@@ -1,0 +1,253 @@
+"""
+The proxy model (which frontends, which servers) and its rendering by the
+default template, checked by a real C{haproxy -c}.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from sidecar.catalog import Port, Service, Status
+from sidecar.proxy.model import Conflict, ProxyModel, Server, buildModel, sanitize
+from sidecar.proxy.template import ProxyTemplate, ProxyTemplateError, TemplateSettings
+
+SETTINGS = TemplateSettings(
+    "127.0.0.168", "/run/sidecar/haproxy.sock", "127.0.0.1:3212"
+)
+
+
+def instance(
+    serviceID: str,
+    name: str = "web",
+    host: str = "host-a",
+    port: int = 8080,
+    servicePort: int = 10001,
+    status: Status = Status.ALIVE,
+    **kw: object,
+) -> Service:
+    return Service(
+        id=serviceID,
+        name=name,
+        image="img",
+        hostname=host,
+        ports=(Port("tcp", port, servicePort, "127.0.1.1"),),
+        status=status,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+class ModelTests(SynchronousTestCase):
+    def test_aBackendHoldsOnlyAliveInstances(self) -> None:
+        model = buildModel(
+            [
+                instance("a1"),
+                instance("b2", host="host-b", port=8081),
+                instance("c3", port=8082, status=Status.UNHEALTHY),
+                instance("d4", port=8083, status=Status.UNKNOWN),
+                instance("e5", port=8084, status=Status.DRAINING),
+                instance("f6", port=8085, status=Status.TOMBSTONE),
+            ]
+        )
+        [frontend] = model.frontends
+        self.assertEqual((frontend.name, frontend.servicePort), ("web-10001", 10001))
+        self.assertEqual(
+            frontend.servers,
+            (
+                Server("host-a-a1", "127.0.1.1", 8080, "host-a"),
+                Server("host-b-b2", "127.0.1.1", 8081, "host-b"),
+            ),
+        )
+
+    def test_aFrontendStaysWhenNoInstanceIsHealthy(self) -> None:
+        model = buildModel([instance("a1", status=Status.UNHEALTHY)])
+        self.assertEqual(
+            [(f.name, f.servers) for f in model.frontends], [("web-10001", ())]
+        )
+        self.assertEqual(
+            buildModel([instance("a1", status=Status.TOMBSTONE)]), ProxyModel()
+        )
+
+    def test_modes(self) -> None:
+        model = buildModel(
+            [
+                instance("a1", name="db", servicePort=1, proxyMode="tcp"),
+                instance("b2", name="chat", servicePort=2, proxyMode="ws"),
+                instance("c3", name="web", servicePort=3),
+            ]
+        )
+        self.assertEqual(
+            [(f.name, f.mode, f.websocket) for f in model.frontends],
+            [
+                ("db-1", "tcp", False),
+                ("chat-2", "http", True),
+                ("web-3", "http", False),
+            ],
+        )
+
+    def test_theNewestInstanceSetsTheMode(self) -> None:
+        model = buildModel(
+            [
+                instance("a1", proxyMode="tcp", updated=1),
+                instance("b2", proxyMode="http", updated=2),
+            ]
+        )
+        self.assertEqual(model.frontends[0].mode, "http")
+
+    def test_addresses(self) -> None:
+        noIP = Service(
+            id="a1",
+            name="web",
+            image="",
+            hostname="host-a",
+            ports=(Port("tcp", 8080, 10001, ""),),
+        )
+        self.assertEqual(buildModel([noIP]).frontends[0].servers[0].address, "host-a")
+        byName = buildModel([instance("b2")], useHostnames=True)
+        self.assertEqual(byName.frontends[0].servers[0].address, "host-a")
+
+    def test_onlyTcpPortsWithAServicePort(self) -> None:
+        service = Service(
+            id="a1",
+            name="dns",
+            image="",
+            hostname="h",
+            ports=(
+                Port("udp", 53, 10053, "127.0.1.1"),
+                Port("tcp", 9090, 0, "127.0.1.1"),
+                Port("tcp", 8053, 10054, "127.0.1.1"),
+            ),
+        )
+        self.assertEqual(
+            [f.servicePort for f in buildModel([service]).frontends], [10054]
+        )
+
+    def test_namesAreSanitizedAsInGo(self) -> None:
+        self.assertEqual(sanitize("My_Web.app"), "-y--eb-app")
+        model = buildModel([instance("a1", name="My_Web", host="host.example")])
+        self.assertEqual(model.frontends[0].name, "-y--eb-10001")
+        self.assertEqual(model.frontends[0].servers[0].name, "host.example-a1")
+
+    def test_theOlderServiceKeepsAContestedServicePort(self) -> None:
+        model = buildModel(
+            [
+                instance("a1", name="web", created=5),
+                instance("b2", name="api", created=1),
+                instance("c3", name="web", servicePort=10002, created=5),
+            ]
+        )
+        self.assertEqual(
+            [(f.servicePort, f.service) for f in model.frontends],
+            [(10001, "api"), (10002, "web")],
+        )
+        self.assertEqual(model.conflicts, (Conflict(10001, "api", "web"),))
+        self.assertEqual(
+            str(model.conflicts[0]),
+            "ServicePort 10001: web is refused, api (older) keeps it",
+        )
+
+    def test_theLayoutIgnoresServers(self) -> None:
+        one = buildModel([instance("a1")])
+        two = buildModel([instance("a1"), instance("b2", host="host-b")])
+        self.assertEqual(one.layout(), two.layout())
+        self.assertNotEqual(one, two)
+        self.assertNotEqual(
+            one.layout(), buildModel([instance("a1", servicePort=1)]).layout()
+        )
+
+
+class LostSightTests(SynchronousTestCase):
+    """
+    When this node loses the cluster, other hosts' records are tombstoned
+    here; their frontends keep their last servers.
+    """
+
+    def setUp(self) -> None:
+        self.before = buildModel([instance("a1", host="host-b")])
+
+    def test_serversOfHostsOutOfSightAreKept(self) -> None:
+        expired = instance("a1", host="host-b", status=Status.TOMBSTONE)
+        after = buildModel([expired], liveHosts={"host-a"}, previous=self.before)
+        self.assertEqual(after.frontends, self.before.frontends)
+        self.assertEqual(after.kept, ("web-10001",))
+
+    def test_serversOfLiveHostsThatTurnedUnhealthyAreNot(self) -> None:
+        sick = instance("a1", host="host-b", status=Status.UNHEALTHY)
+        after = buildModel([sick], liveHosts={"host-a", "host-b"}, previous=self.before)
+        self.assertEqual(after.frontends[0].servers, ())
+        self.assertEqual(after.kept, ())
+
+    def test_withoutMembershipNothingIsKept(self) -> None:
+        expired = instance("a1", host="host-b", status=Status.TOMBSTONE)
+        self.assertEqual(buildModel([expired], previous=self.before), ProxyModel())
+
+
+class TemplateTests(SynchronousTestCase):
+    def render(self, model: ProxyModel) -> str:
+        return ProxyTemplate.default().render(model, SETTINGS)
+
+    def test_theDefaultTemplate(self) -> None:
+        text = self.render(
+            buildModel(
+                [
+                    instance("a1"),
+                    instance("b2", name="chat", servicePort=2, proxyMode="ws"),
+                ]
+            )
+        )
+        self.assertIn(
+            "frontend web-10001\n    mode http\n    bind 127.0.0.168:10001\n"
+            "    default_backend web-10001\n",
+            text,
+        )
+        self.assertIn(
+            "backend web-10001\n    mode http\n    server host-a-a1 127.0.1.1:8080\n",
+            text,
+        )
+        self.assertIn("timeout tunnel 1h", text)
+        self.assertIn(
+            "stats socket /run/sidecar/haproxy.sock mode 600 level admin", text
+        )
+        self.assertIn("bind 127.0.0.1:3212", text)
+
+    def test_theDefaultTemplateIsValidForHAProxy(self) -> None:
+        haproxy = shutil.which("haproxy")
+        if haproxy is None:
+            raise self.skipTest("haproxy is not installed")
+        model = buildModel(
+            [
+                instance("a1"),
+                instance("b2", name="db", servicePort=2, proxyMode="tcp"),
+                instance("c3", name="chat", servicePort=3, proxyMode="ws"),
+                instance("d4", name="idle", servicePort=4, status=Status.UNHEALTHY),
+            ]
+        )
+        path = Path(self.mktemp())
+        path.write_text(self.render(model))
+        checked = subprocess.run(
+            [haproxy, "-c", "-f", str(path)], capture_output=True, text=True, timeout=30
+        )
+        self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
+
+    def test_aTemplateThatDoesNotParse(self) -> None:
+        error = self.assertRaises(
+            ProxyTemplateError, ProxyTemplate, "global\n{% for x in %}\n", "my.cfg.j2"
+        )
+        self.assertTrue(str(error).startswith("my.cfg.j2: line 2: "), str(error))
+
+    def test_aTemplateThatDoesNotRender(self) -> None:
+        template = ProxyTemplate("bind {{ bind_address }}\n", "my.cfg.j2")
+        error = self.assertRaises(
+            ProxyTemplateError, template.render, ProxyModel(), SETTINGS
+        )
+        self.assertIn("my.cfg.j2: ", str(error))
+        self.assertIn("'bind_address' is undefined", str(error))
+
+    def test_aMissingTemplateFile(self) -> None:
+        error = self.assertRaises(
+            ProxyTemplateError, ProxyTemplate.fromFile, "/nonexistent.j2"
+        )
+        self.assertIn("/nonexistent.j2: cannot read", str(error))
