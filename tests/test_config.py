@@ -118,6 +118,11 @@ class FileTests(ConfigTestCase):
             "damping = false\n"
             '[haproxy]\nenabled = true\nbind_ip = "127.0.0.168"\n'
             'config_file = "/tmp/h.cfg"\nbinary = "/usr/sbin/haproxy"\n'
+            'template = "haproxy.cfg.j2"\nmanage_process = false\n'
+            'reload_command = "systemctl reload haproxy"\n'
+            'admin_socket = "/tmp/h.sock"\npid_file = "/tmp/h.pid"\n'
+            'min_reload_interval = "2s"\nuse_hostnames = true\n'
+            'stats_listen = ""\nuser = "haproxy"\ngroup = "haproxy"\n'
             '[listeners]\nurls = ["http://127.0.0.1:9000/events"]\n'
             '[log]\nlevel = "debug"\nformat = "json"\n'
         )
@@ -154,6 +159,20 @@ class FileTests(ConfigTestCase):
         )
         self.assertTrue(config.haproxy.enabled)
         self.assertEqual(config.haproxy.bindIp, "127.0.0.168")
+        self.assertEqual(
+            config.haproxy.template,
+            str(Path(config.source or "").parent / "haproxy.cfg.j2"),
+        )
+        self.assertFalse(config.haproxy.manageProcess)
+        self.assertEqual(config.haproxy.reloadCommand, "systemctl reload haproxy")
+        self.assertEqual(
+            (config.haproxy.adminSocket, config.haproxy.pidFile),
+            ("/tmp/h.sock", "/tmp/h.pid"),
+        )
+        self.assertEqual(config.haproxy.minReloadInterval, 2.0)
+        self.assertTrue(config.haproxy.useHostnames)
+        self.assertEqual(config.haproxy.statsListen, "")
+        self.assertEqual((config.haproxy.user, config.haproxy.group), ("haproxy",) * 2)
         self.assertEqual(config.listeners.urls, ("http://127.0.0.1:9000/events",))
         self.assertEqual((config.log.level, config.log.format), ("debug", "json"))
 
@@ -197,7 +216,11 @@ class EnvironmentTests(ConfigTestCase):
             SERVICES_NAMER="regex",
             SERVICES_NAME_MATCH="^/(.+)$",
             SERVICES_NAME_LABEL="svc",
+            HAPROXY_RELOAD_COMMAND="service haproxy reload",
+            HAPROXY_USE_HOSTNAMES="true",
         )
+        self.assertEqual(config.haproxy.reloadCommand, "service haproxy reload")
+        self.assertTrue(config.haproxy.useHostnames)
         self.assertEqual(config.discovery.dockerNamer, "regex")
         self.assertEqual(config.discovery.dockerNameMatch, "^/(.+)$")
         self.assertEqual(config.discovery.dockerNameLabel, "svc")
@@ -374,6 +397,13 @@ class ErrorTests(ConfigTestCase):
             None,
             "environment SIDECAR_DEFAULT_CHECK_ENDPOINT",
             SIDECAR_DEFAULT_CHECK_ENDPOINT="healthz",
+        )
+
+    def test_badStatsListen(self) -> None:
+        self.assertError(
+            '[haproxy]\nstats_listen = "3212"\n',
+            "haproxy.stats_listen",
+            "not a host:port address",
         )
 
     def test_badDockerNaming(self) -> None:

@@ -100,6 +100,11 @@ class Key:
         return f"{self.section}.{self.name}"
 
 
+def parseOptionalAddress(value: Any) -> str:
+    text = parseString(value)
+    return str(_listenAddress(text)) if text else ""
+
+
 def _listenAddress(value: Any) -> Address:
     return parseAddress(value, minimumPort=0, ipOnly=True)
 
@@ -238,6 +243,21 @@ KEYS: tuple[Key, ...] = (
         "HAPROXY_CONFIG_FILE",
     ),
     Key("haproxy", "binary", "haproxy", parseString),
+    Key("haproxy", "template", "", parseString),
+    Key("haproxy", "manage_process", True, parseBool),
+    Key("haproxy", "reload_command", "", parseString, "HAPROXY_RELOAD_COMMAND"),
+    Key(
+        "haproxy",
+        "admin_socket",
+        "/var/run/haproxy_stats.sock",
+        parseString,
+    ),
+    Key("haproxy", "pid_file", "/var/run/haproxy.pid", parseString, "HAPROXY_PID_FILE"),
+    Key("haproxy", "min_reload_interval", 1.0, parseDuration),
+    Key("haproxy", "use_hostnames", False, parseBool, "HAPROXY_USE_HOSTNAMES"),
+    Key("haproxy", "stats_listen", "0.0.0.0:3212", parseOptionalAddress),
+    Key("haproxy", "user", "", parseString, "HAPROXY_USER"),
+    Key("haproxy", "group", "", parseString, "HAPROXY_GROUP"),
     Key(
         "listeners",
         "urls",
@@ -279,9 +299,10 @@ def loadConfig(
     _applyEnvironment(values, environ)
     if values["node.name"] is None:
         values["node.name"] = hostname or socket.gethostname()
-    staticFile = values["discovery.static_file"]
-    if source is not None and not os.path.isabs(staticFile):
-        staticFile = os.path.join(os.path.dirname(os.path.abspath(source)), staticFile)
+    staticFile = _besideTheFile(source, values["discovery.static_file"])
+    template = values["haproxy.template"]
+    if template:
+        template = os.path.abspath(_besideTheFile(source, template))
     bind: Address = values["node.bind"]
     if values["node.extra_encrypt_keys"] and values["node.encrypt_key"] is None:
         raise ConfigError(
@@ -338,11 +359,28 @@ def loadConfig(
             bindIp=values["haproxy.bind_ip"],
             configFile=values["haproxy.config_file"],
             binary=values["haproxy.binary"],
+            template=template,
+            manageProcess=values["haproxy.manage_process"],
+            reloadCommand=values["haproxy.reload_command"],
+            adminSocket=values["haproxy.admin_socket"],
+            pidFile=values["haproxy.pid_file"],
+            minReloadInterval=values["haproxy.min_reload_interval"],
+            useHostnames=values["haproxy.use_hostnames"],
+            statsListen=values["haproxy.stats_listen"],
+            user=values["haproxy.user"],
+            group=values["haproxy.group"],
         ),
         listeners=ListenersConfig(urls=values["listeners.urls"]),
         log=LogConfig(level=values["log.level"], format=values["log.format"]),
         source=source,
     )
+
+
+def _besideTheFile(source: str | None, path: str) -> str:
+    # A relative path in the file is relative to the file's directory.
+    if source is None or os.path.isabs(path):
+        return path
+    return os.path.join(os.path.dirname(os.path.abspath(source)), path)
 
 
 def _readTOML(source: str) -> dict[str, Any]:

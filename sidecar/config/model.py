@@ -80,6 +80,16 @@ class HaproxyConfig:
     bindIp: str
     configFile: str
     binary: str
+    template: str = ""
+    manageProcess: bool = True
+    reloadCommand: str = ""
+    adminSocket: str = "/var/run/haproxy_stats.sock"
+    pidFile: str = "/var/run/haproxy.pid"
+    minReloadInterval: float = 1.0
+    useHostnames: bool = False
+    statsListen: str = "0.0.0.0:3212"
+    user: str = ""
+    group: str = ""
 
 
 @dataclass(frozen=True)
