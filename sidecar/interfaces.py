@@ -20,6 +20,8 @@ __all__ = [
     "IDiscoveryListener",
     "IHealthReport",
     "IMembership",
+    "IProxyReport",
+    "IProxyWriter",
 ]
 
 
@@ -162,4 +164,45 @@ class ICheckObserver(Interface):
         @param duration: how long it ran, in seconds (timed out: the
             timeout).
         @param healthy: whether it passed.
+        """
+
+
+class IProxyWriter(Interface):
+    """
+    Brings a proxy (HAProxy) in line with a
+    L{sidecar.proxy.model.ProxyModel}.
+    """
+
+    def apply(model):  # type: ignore[no-untyped-def]
+        """
+        @return: an awaitable that gives how the change was made (for
+            HAProxy: C{"unchanged"}, C{"runtime"} or C{"reload"}), or
+            fails with L{sidecar.proxy.haproxy.ProxyError} when the proxy
+            refused it, in which case what ran before keeps running.
+        """
+
+    def status():  # type: ignore[no-untyped-def]
+        """
+        @return: a JSON object describing the proxy for the API.
+        """
+
+    def stop():  # type: ignore[no-untyped-def]
+        """
+        Stop a proxy process this writer started, if any.
+
+        @return: an awaitable that ends when it has.
+        """
+
+
+class IProxyReport(Interface):
+    """
+    What the local proxy is doing, for the API.
+    """
+
+    def status():  # type: ignore[no-untyped-def]
+        """
+        @return: a JSON object: the writer's L{IProxyWriter.status} and
+            C{"Updates"}, C{"Conflicts"} (one line each), C{"KeptBackends"}
+            and C{"Frontends"} (C{{"Name", "Service", "ServicePort",
+            "Mode", "Servers"}}).
         """

@@ -30,6 +30,9 @@ from sidecar.health.checkers import CheckerRegistry, installedCheckers
 from sidecar.health.monitor import HealthMonitor, HealthSettings
 from sidecar.health.status import DAMPING, Damping
 from sidecar.interfaces import IDiscoverer
+from sidecar.proxy.follower import ProxyFollower
+from sidecar.proxy.haproxy import HAProxySettings, HAProxyWriter
+from sidecar.proxy.template import ProxyTemplate, ProxyTemplateError, TemplateSettings
 from sidecar.web.server import APIService, makeSite
 
 
@@ -57,6 +60,7 @@ class SidecarNode(MultiService):
         health: HealthMonitor,
         discoverers: Sequence[IDiscoverer],
         api: APIService,
+        proxy: ProxyFollower | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -66,6 +70,7 @@ class SidecarNode(MultiService):
         self.health = health
         self.discoverers = list(discoverers)
         self.api = api
+        self.proxy = proxy
         # Start order is the order of addition, stop order the reverse:
         # gossip runs before anything is announced and leaves the cluster
         # last; the announcer and the monitor listen before discoverers
@@ -75,6 +80,8 @@ class SidecarNode(MultiService):
         health.setServiceParent(self)
         for discoverer in discoverers:
             discoverer.setServiceParent(self)  # type: ignore[attr-defined]
+        if proxy is not None:
+            proxy.setServiceParent(self)
         api.setServiceParent(self)
 
     def reload(self) -> None:
@@ -141,9 +148,54 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         ),
         state,
     )
-    site = makeSite(state, gossip, health)
+    proxy = _proxy(config, state, gossip, reactor) if config.haproxy.enabled else None
+    site = makeSite(state, gossip, health, proxy)
     api = APIService(tcp, site, config.api.listen.host, config.api.listen.port)
-    return SidecarNode(config, state, gossip, announcer, health, discoverers, api)
+    return SidecarNode(
+        config, state, gossip, announcer, health, discoverers, api, proxy
+    )
+
+
+def _proxy(
+    config: Config, state: ServicesState, gossip: GossipService, reactor: Any
+) -> ProxyFollower:
+    haproxy = config.haproxy
+    try:
+        template = (
+            ProxyTemplate.fromFile(haproxy.template)
+            if haproxy.template
+            else ProxyTemplate.default()
+        )
+    except ProxyTemplateError as e:
+        raise ConfigError(
+            config.source or "configuration", "haproxy.template", str(e)
+        ) from None
+    writer = HAProxyWriter(
+        reactor,
+        HAProxySettings(
+            configFile=haproxy.configFile,
+            binary=haproxy.binary,
+            pidFile=haproxy.pidFile,
+            manageProcess=haproxy.manageProcess,
+            reloadCommand=haproxy.reloadCommand,
+        ),
+        template,
+        TemplateSettings(
+            bind_ip=haproxy.bindIp,
+            admin_socket=haproxy.adminSocket,
+            stats_listen=haproxy.statsListen,
+            user=haproxy.user,
+            group=haproxy.group,
+        ),
+    )
+    return ProxyFollower(
+        state,
+        gossip,
+        writer,
+        reactor,
+        minInterval=haproxy.minReloadInterval,
+        useHostnames=haproxy.useHostnames,
+    )
 
 
 # Damping that can never suppress: every change is published.
@@ -214,9 +266,15 @@ def _pair(address: Address) -> tuple[str, int]:
 
 def _refuseMissingParts(config: Config) -> None:
     source = config.source or "configuration"
-    if config.haproxy.enabled:
+    if (
+        config.haproxy.enabled
+        and not config.haproxy.manageProcess
+        and not config.haproxy.reloadCommand
+    ):
         raise ConfigError(
-            source, "haproxy.enabled", "HAProxy management is not available yet"
+            source,
+            "haproxy.reload_command",
+            "a HAProxy this node does not manage needs a reload command",
         )
     if config.listeners.urls:
         raise ConfigError(

@@ -30,8 +30,27 @@ class MissingPartsTests(SynchronousTestCase):
         self.assertEqual(error.key, key)
         self.assertIn("not available yet", str(error))
 
-    def test_haproxyIsRefused(self) -> None:
-        self.assertRefused("haproxy.enabled", HAPROXY_DISABLE="false")
+    def test_anUnmanagedHAProxyNeedsAReloadCommand(self) -> None:
+        path = Path(self.mktemp())
+        path.write_text("[haproxy]\nenabled = true\nmanage_process = false\n")
+        error = self.assertRaises(
+            ConfigError, makeService, loadConfig(path, environ={}), MemoryReactorClock()
+        )
+        self.assertEqual(error.key, "haproxy.reload_command")
+
+    def test_aBrokenTemplateStopsTheStart(self) -> None:
+        directory = Path(self.mktemp())
+        directory.mkdir()
+        (directory / "haproxy.cfg.j2").write_text("{% if %}\n")
+        (directory / "node.toml").write_text(
+            '[haproxy]\nenabled = true\ntemplate = "haproxy.cfg.j2"\n'
+        )
+        config = loadConfig(directory / "node.toml", environ={})
+        error = self.assertRaises(
+            ConfigError, makeService, config, MemoryReactorClock()
+        )
+        self.assertEqual(error.key, "haproxy.template")
+        self.assertIn("haproxy.cfg.j2: line 1:", str(error))
 
     def test_listenersAreRefused(self) -> None:
         self.assertRefused("listeners.urls", LISTENERS_URLS="http://127.0.0.1:1/")

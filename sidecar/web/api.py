@@ -1,8 +1,9 @@
 """
 The JSON status API, with the Go Sidecar's paths and shapes:
 C{/api/state.json}, C{/api/services.json}, C{/api/services/<name>.json};
-and two of its own: C{/api/members.json}, the cluster's members as this
-node sees them, and C{/api/health.json}, what this node's checks last said.
+and its own: C{/api/members.json}, the cluster's members as this node
+sees them, C{/api/health.json}, what this node's checks last said, and
+C{/api/haproxy.json}, what its HAProxy is doing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sidecar.catalog.documents import (
     servicesDocument,
     stateDocument,
 )
-from sidecar.interfaces import IHealthReport, IMembership
+from sidecar.interfaces import IHealthReport, IMembership, IProxyReport
 
 _READ_METHODS = (b"GET", b"HEAD")
 
@@ -48,12 +49,17 @@ class APIResource(Resource):
     log = Logger()
 
     def __init__(
-        self, state: ServicesState, membership: IMembership, health: IHealthReport
+        self,
+        state: ServicesState,
+        membership: IMembership,
+        health: IHealthReport,
+        proxy: IProxyReport | None = None,
     ) -> None:
         super().__init__()
         self._state = state
         self._membership = membership
         self._health = health
+        self._proxy = proxy
 
     def render(self, request: Request) -> bytes:  # type: ignore[override]
         request.setHeader(b"Content-Type", b"application/json")
@@ -97,6 +103,11 @@ class APIResource(Resource):
                     "Checks": self._health.report(),
                 }
                 return checks, 2
+            case [("haproxy", extension)]:
+                _requireJSON(extension)
+                if self._proxy is None:
+                    return {"Enabled": False}, 2
+                return {"Enabled": True, **self._proxy.status()}, 2
             case [("services", ""), (name, extension)]:
                 _requireJSON(extension)
                 document = serviceDocument(self._state, name)

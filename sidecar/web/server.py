@@ -13,7 +13,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from sidecar.catalog import ServicesState
-from sidecar.interfaces import IHealthReport, IMembership
+from sidecar.interfaces import IHealthReport, IMembership, IProxyReport
 
 from .api import APIResource
 
@@ -33,13 +33,16 @@ class APISite(Site):
 
 
 def makeSite(
-    state: ServicesState, membership: IMembership, health: IHealthReport
+    state: ServicesState,
+    membership: IMembership,
+    health: IHealthReport,
+    proxy: IProxyReport | None = None,
 ) -> Site:
     """
     The site behind the API: C{/api/...} for the JSON endpoints.
     """
     root = Resource()
-    root.putChild(b"api", APIResource(state, membership, health))
+    root.putChild(b"api", APIResource(state, membership, health, proxy))
     return APISite(root)
 
 

@@ -1,0 +1,169 @@
+"""
+L{ProxyFollower}: keeps the proxy in step with the catalog.  Every change
+of the catalog marks the proxy out of date; the proxy is brought up to
+date at most once per C{minInterval} seconds, always with the catalog as
+it is then, so a burst of changes makes one update and the last change is
+never lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from sidecar.catalog import ServicesState
+from sidecar.catalog.interfaces import ICatalogObserver
+from sidecar.interfaces import IMembership, IProxyReport, IProxyWriter
+
+from .haproxy import ProxyError
+from .model import ProxyModel, buildModel
+
+# After a failed update, the next try waits this long.
+RETRY_AFTER = 10.0
+
+
+@implementer(ICatalogObserver, IProxyReport)
+class ProxyFollower(Service):
+    """
+    @ivar model: the last model applied, or L{None}.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        state: ServicesState,
+        membership: IMembership,
+        writer: IProxyWriter,
+        reactor: Any,
+        minInterval: float = 1.0,
+        useHostnames: bool = False,
+    ) -> None:
+        self.model: ProxyModel | None = None
+        self.updates = 0
+        self._state = state
+        self._membership = membership
+        self.writer = writer
+        self._reactor = reactor
+        self._minInterval = minInterval
+        self._useHostnames = useHostnames
+        self._outOfDate = False
+        self._timer: IDelayedCall | None = None
+        self._updating: Deferred[None] | None = None
+        self._lastUpdate: float | None = None
+        self._reported: tuple[str, ...] = ()
+        self._lastProblem: str | None = None
+
+    def serviceChanged(self, event: object) -> None:
+        self._outOfDate = True
+        self._schedule()
+
+    def startService(self) -> None:
+        super().startService()
+        self._state.addObserver(self)
+        self._outOfDate = True
+        self._schedule()
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        self._state.removeObserver(self)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        updating = self._updating or succeed(None)
+        # Then a proxy process we started ends with us.
+        return updating.addCallback(lambda _: ensureDeferred(self.writer.stop()))
+
+    @property
+    def upToDate(self) -> bool:
+        """
+        Whether the proxy does what the catalog says: no change waits.
+        """
+        return (
+            self.model is not None
+            and not self._outOfDate
+            and self._updating is None
+            and self._timer is None
+        )
+
+    def status(self) -> dict[str, Any]:
+        model = self.model or ProxyModel()
+        return {
+            **self.writer.status(),
+            "UpToDate": self.upToDate,
+            "Updates": self.updates,
+            "Conflicts": [str(c) for c in model.conflicts],
+            "KeptBackends": list(model.kept),
+            "Frontends": [
+                {
+                    "Name": f.name,
+                    "Service": f.service,
+                    "ServicePort": f.servicePort,
+                    "Mode": f.mode,
+                    "Servers": [f"{s.name} {s.address}:{s.port}" for s in f.servers],
+                }
+                for f in model.frontends
+            ],
+        }
+
+    def _schedule(self) -> None:
+        if not self.running or self._updating is not None or self._timer is not None:
+            return  # an update under way or due will see this change
+        now = self._reactor.seconds()
+        wait = RETRY_AFTER if self._lastProblem is not None else self._minInterval
+        due = now if self._lastUpdate is None else self._lastUpdate + wait
+        self._timer = self._reactor.callLater(max(0.0, due - now), self._update)
+
+    def _update(self) -> None:
+        self._timer = None
+        self._outOfDate = False
+        self._lastUpdate = self._reactor.seconds()
+        self._updating = ensureDeferred(self._apply())
+        self._updating.addBoth(self._updated)
+
+    async def _apply(self) -> None:
+        model = buildModel(
+            self._state.services(),
+            self._useHostnames,
+            liveHosts=set(self._membership.memberNames()),
+            previous=self.model,
+        )
+        self._report(model)
+        try:
+            how = await self.writer.apply(model)
+        except ProxyError as e:
+            if str(e) != self._lastProblem:
+                self.log.error("the proxy was not updated: {problem}", problem=e)
+            self._lastProblem = str(e)
+            # Tried again later: the problem may pass (a slow reload).
+            self._outOfDate = True
+            return
+        self._lastProblem = None
+        self.model = model
+        self.updates += 1
+        if how != "unchanged":
+            self.log.info(
+                "proxy updated by {how}: {count} frontend(s)",
+                how=how,
+                count=len(model.frontends),
+            )
+
+    def _updated(self, result: object) -> None:
+        self._updating = None
+        if self._outOfDate:
+            self._schedule()
+
+    def _report(self, model: ProxyModel) -> None:
+        problems = tuple(str(c) for c in model.conflicts) + tuple(
+            f"backend {name} keeps its last servers: their hosts are out of sight"
+            for name in model.kept
+        )
+        for problem in problems:
+            if problem not in self._reported:
+                self.log.warn("{problem}", problem=problem)
+        self._reported = problems

@@ -1,0 +1,338 @@
+"""
+L{HAProxyWriter}: brings a running HAProxy in line with a L{ProxyModel}.
+
+A change that keeps the frontends as they are (an instance turning healthy
+or not, joining or leaving a backend) goes through HAProxy's runtime API,
+with no reload at all; the configuration file is still rewritten, so that
+a later start or reload matches.  Any other change is a new file and a
+hitless reload of the master-worker process.  A file is always validated
+(C{haproxy -c}) before it replaces the one in use; a file HAProxy refuses
+leaves the running configuration serving, and the error is kept for the
+API.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessDone
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from sidecar.interfaces import IProxyWriter
+
+from .model import Frontend, ProxyModel, Server
+from .runtime import RuntimeAPI, RuntimeCommandError
+from .template import ProxyTemplate, ProxyTemplateError, TemplateSettings
+
+# How long a reload may take before the new worker answers.
+RELOAD_TIMEOUT = 10.0
+
+
+class ProxyError(Exception):
+    """
+    HAProxy refused a configuration, or could not be reloaded; one line.
+    """
+
+
+@dataclass(frozen=True)
+class HAProxySettings:
+    """
+    @ivar configFile: the configuration HAProxy runs.
+    @ivar binary: the C{haproxy} program.
+    @ivar reloadCommand: for a HAProxy we do not manage, how to reload it.
+    """
+
+    configFile: str
+    binary: str
+    pidFile: str
+    manageProcess: bool = True
+    reloadCommand: str = ""
+
+
+class ManagedHAProxy(ProcessProtocol):
+    """
+    HAProxy in master-worker mode, as our child: started once, reloaded by
+    C{SIGUSR2} (the master starts new workers on the new file and lets the
+    old ones finish their connections).
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor: Any, settings: HAProxySettings) -> None:
+        self._reactor = reactor
+        self._settings = settings
+        self.ended: Deferred[None] = Deferred()
+        self.output: list[bytes] = []
+
+    def start(self) -> None:
+        binary, config = self._settings.binary, self._settings.configFile
+        argv = [binary, "-W", "-db", "-f", config, "-p", self._settings.pidFile]
+        self._reactor.spawnProcess(self, binary, argv, env=dict(os.environ))
+
+    def reload(self) -> None:
+        if self.transport is not None and self.transport.pid is not None:  # type: ignore[attr-defined]
+            os.kill(self.transport.pid, signal.SIGUSR2)  # type: ignore[attr-defined]
+
+    def stop(self) -> Deferred[None]:
+        if self.transport is not None and self.transport.pid is not None:  # type: ignore[attr-defined]
+            self.transport.signalProcess("TERM")  # type: ignore[union-attr]
+        return self.ended
+
+    @property
+    def running(self) -> bool:
+        return self.transport is not None and self.transport.pid is not None  # type: ignore[attr-defined]
+
+    def outReceived(self, data: bytes) -> None:
+        self._keep(data)
+
+    def errReceived(self, data: bytes) -> None:
+        self._keep(data)
+
+    def _keep(self, data: bytes) -> None:
+        self.output = (self.output + [data])[-50:]
+        for line in data.decode("utf-8", "replace").splitlines():
+            if "[ALERT]" in line:
+                self.log.warn("haproxy: {line}", line=line.strip())
+            elif "[WARNING]" in line:
+                # Its warnings include every server taken out or put back.
+                self.log.info("haproxy: {line}", line=line.strip())
+
+    def processEnded(self, reason: Failure) -> None:
+        if not reason.check(ProcessDone):
+            self.log.info("haproxy ended: {why}", why=reason.getErrorMessage())
+        self.ended.callback(None)
+
+
+@implementer(IProxyWriter)
+class HAProxyWriter:
+    """
+    Applies models to one HAProxy: see the module's description.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        settings: HAProxySettings,
+        template: ProxyTemplate,
+        templateSettings: TemplateSettings,
+    ) -> None:
+        self._reactor = reactor
+        self._settings = settings
+        self.template = template
+        self._templateSettings = templateSettings
+        self._runtime = RuntimeAPI(reactor, templateSettings.admin_socket)
+        self._process: ManagedHAProxy | None = None
+        self.running: ProxyModel | None = None
+        self.reloads = 0
+        self.runtimeChanges = 0
+        self.lastError: str | None = None
+        self.lastApplied: float | None = None
+        # Servers taken out at runtime that HAProxy could not delete yet
+        # (a request was under way): "backend/server" -> (address, port).
+        self._parked: dict[str, tuple[str, int]] = {}
+
+    # -- IProxyWriter -------------------------------------------------------
+
+    async def apply(self, model: ProxyModel) -> str:
+        """
+        Make HAProxy do what C{model} says.
+
+        @return: how: C{"unchanged"}, C{"runtime"} or C{"reload"}.
+        @raise ProxyError: when the file is refused or HAProxy cannot be
+            reloaded; what ran before keeps running.
+        """
+        try:
+            how = await self._apply(model)
+        except (ProxyError, ProxyTemplateError) as e:
+            self.lastError = str(e)
+            raise ProxyError(str(e)) from None
+        self.lastError = None
+        self.lastApplied = self._reactor.seconds()
+        return how
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "ConfigFile": self._settings.configFile,
+            "Managed": self._settings.manageProcess,
+            "Running": self._process is not None and self._process.running
+            if self._settings.manageProcess
+            else None,
+            "Reloads": self.reloads,
+            "RuntimeChanges": self.runtimeChanges,
+            "ServersDraining": sorted(self._parked),
+            "LastError": self.lastError,
+        }
+
+    async def stop(self) -> None:
+        if self._process is not None:
+            await self._process.stop()
+            self._process = None
+
+    # -- internals ----------------------------------------------------------
+
+    async def _apply(self, model: ProxyModel) -> str:
+        if model == self.running and self._processUp():
+            return "unchanged"
+        text = self.template.render(model, self._templateSettings)
+        await self._replaceFile(text)
+        if self.running is not None and self._processUp():
+            if model.layout() == self.running.layout():
+                try:
+                    await self._changeAtRuntime(self.running, model)
+                except RuntimeCommandError as e:
+                    self.log.warn(
+                        "runtime change failed ({problem}); reloading instead",
+                        problem=e,
+                    )
+                else:
+                    self.running = model
+                    self.runtimeChanges += 1
+                    return "runtime"
+        await self._reload()
+        self._parked.clear()
+        self.running = model
+        return "reload"
+
+    def _processUp(self) -> bool:
+        if not self._settings.manageProcess:
+            return True
+        return self._process is not None and self._process.running
+
+    async def _replaceFile(self, text: str) -> None:
+        path = self._settings.configFile
+        candidate = f"{path}.new"
+        with open(candidate, "w", encoding="utf-8") as f:
+            f.write(text)
+        try:
+            await self._validate(candidate)
+            os.replace(candidate, path)
+        finally:
+            if os.path.exists(candidate):
+                os.unlink(candidate)
+
+    async def _validate(self, path: str) -> None:
+        binary = self._settings.binary
+        out, err, code = await getProcessOutputAndValue(
+            binary, ["-c", "-f", path], env=dict(os.environ), reactor=self._reactor
+        )
+        if code != 0:
+            said = (out + err).decode("utf-8", "replace")
+            alerts = [
+                line.split(":", 1)[-1].strip() if "[ALERT]" in line else line.strip()
+                for line in said.splitlines()
+                if "[ALERT]" in line
+            ]
+            raise ProxyError(
+                "haproxy refused the new configuration, the running one stays: "
+                + " / ".join(alerts or [said.strip() or f"exit status {code}"])
+            )
+
+    async def _reload(self) -> None:
+        if not self._settings.manageProcess:
+            await self._runReloadCommand()
+        elif self._process is None or not self._process.running:
+            self._process = ManagedHAProxy(self._reactor, self._settings)
+            self._process.start()
+            await self._workerAnswers(previous=None)
+        else:
+            previous = await self._workerPid()
+            self._process.reload()
+            await self._workerAnswers(previous)
+        self.reloads += 1
+
+    async def _runReloadCommand(self) -> None:
+        command = self._settings.reloadCommand
+        out, err, code = await getProcessOutputAndValue(
+            "/bin/sh", ["-c", command], env=dict(os.environ), reactor=self._reactor
+        )
+        if code != 0:
+            said = (out + err).decode("utf-8", "replace").strip()
+            raise ProxyError(f"{command!r} failed ({code}): {said}")
+
+    async def _workerPid(self) -> str | None:
+        try:
+            info = await self._runtime.run("show info")
+        except RuntimeCommandError:
+            return None
+        for line in info.splitlines():
+            if line.startswith("Pid:"):
+                return line.split(":", 1)[1].strip()
+        return None
+
+    async def _workerAnswers(self, previous: str | None) -> None:
+        # A reload is done when a new worker answers on the admin socket.
+        deadline = self._reactor.seconds() + RELOAD_TIMEOUT
+        while self._reactor.seconds() < deadline:
+            if self._process is not None and not self._process.running:
+                break
+            pid = await self._workerPid()
+            if pid is not None and pid != previous:
+                return
+            await deferLater(self._reactor, 0.02)
+        output = b"".join(self._process.output if self._process else []).decode(
+            "utf-8", "replace"
+        )
+        raise ProxyError(
+            f"haproxy did not answer on {self._runtime.socketPath} after a reload"
+            f" within {RELOAD_TIMEOUT:g} s: {output.strip()[-300:]}"
+        )
+
+    async def _changeAtRuntime(self, before: ProxyModel, after: ProxyModel) -> None:
+        for old, new in zip(before.frontends, after.frontends, strict=True):
+            await self._changeBackend(old, new)
+
+    async def _changeBackend(self, old: Frontend, new: Frontend) -> None:
+        backend = new.name
+        oldServers = {s.name: s for s in old.servers}
+        newServers = {s.name: s for s in new.servers}
+        for name, server in newServers.items():
+            was = oldServers.get(name)
+            if was is None:
+                await self._addServer(backend, server)
+            elif (was.address, was.port) != (server.address, server.port):
+                await self._removeServer(backend, was)
+                await self._addServer(backend, server)
+        for name in oldServers.keys() - newServers.keys():
+            await self._removeServer(backend, oldServers[name])
+
+    async def _addServer(self, backend: str, server: Server) -> None:
+        target = f"{backend}/{server.name}"
+        parked = self._parked.pop(target, None)
+        if parked is not None:
+            if parked != (server.address, server.port):
+                await self._runtime.expect(
+                    f"set server {target} addr {server.address} port {server.port}",
+                    "IP changed",
+                    "port changed",
+                    "no need to change",
+                )
+            await self._runtime.expect(f"set server {target} state ready")
+            return
+        await self._runtime.expect(
+            f"add server {target} {server.address}:{server.port}",
+            "New server registered",
+        )
+        await self._runtime.expect(f"enable server {target}")
+
+    async def _removeServer(self, backend: str, server: Server) -> None:
+        target = f"{backend}/{server.name}"
+        # No new requests go to it; those under way finish.
+        await self._runtime.expect(f"set server {target} state maint")
+        try:
+            await self._runtime.expect(f"del server {target}", "Server deleted")
+        except RuntimeCommandError as e:
+            # Still busy: it stays, in maintenance, until the next reload
+            # or until it is wanted again.
+            self._parked[target] = (server.address, server.port)
+            self.log.debug("{problem}", problem=e)

@@ -1,0 +1,295 @@
+"""
+A real HAProxy (Debian's), driven from a catalog by L{ProxyFollower} and
+L{HAProxyWriter}, with clients sending requests through its frontend on
+127.0.0.168 the whole time: instances turn unhealthy and healthy, join
+and leave (all through the runtime API), and 20 reloads happen, and no
+request fails, nor reaches an instance after its removal was applied.  A
+configuration HAProxy refuses leaves the old one serving.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import treq
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
+from zope.interface import implementer
+
+from sidecar.catalog import Port, Service, ServicesState, Status
+from sidecar.interfaces import IMembership
+from sidecar.proxy.follower import ProxyFollower
+from sidecar.proxy.haproxy import HAProxySettings, HAProxyWriter
+from sidecar.proxy.template import ProxyTemplate, TemplateSettings
+
+from .processes import freePort, pollUntil
+
+BIND_IP = "127.0.0.168"
+SECOND = 1_000_000_000
+
+
+def haproxySkipReason() -> str | None:
+    if shutil.which("haproxy") is None:
+        return "haproxy is not installed (Debian package haproxy)"
+    return None
+
+
+class Slow(Resource):
+    """
+    Answers its name when the test says: a request under way.
+    """
+
+    isLeaf = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name.encode()
+        self.waiting: list[object] = []
+
+    def render_GET(self, request):  # type: ignore[no-untyped-def]
+        self.waiting.append(request)
+        return NOT_DONE_YET
+
+    def answerAll(self) -> None:
+        for request in self.waiting:
+            request.write(self.name)  # type: ignore[attr-defined]
+            request.finish()  # type: ignore[attr-defined]
+        self.waiting = []
+
+
+class Named(Resource):
+    isLeaf = True
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name.encode()
+
+    def render_GET(self, request):  # type: ignore[no-untyped-def]
+        return self.name
+
+
+@implementer(IMembership)
+class Members:
+    clusterName = "test"
+
+    def __init__(self, *names: str) -> None:
+        self.names = set(names)
+
+    def memberNames(self) -> list[str]:
+        return sorted(self.names)
+
+    def members(self) -> list[dict[str, object]]:
+        return []
+
+
+@dataclass
+class Request:
+    started: float
+    answer: str | None  # the instance that answered, or None: it failed
+    error: str = ""
+
+
+class HAProxyTests(TestCase):
+    skip = haproxySkipReason()
+
+    def setUp(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="sidecar-haproxy-"))
+        self.addCleanup(shutil.rmtree, self.directory, True)
+        self.state = ServicesState("host-a", reactor)  # type: ignore[arg-type]
+        self.addCleanup(self.state.stop)
+        self.servicePort = freePort(BIND_IP, udp=False)
+        self.ports: dict[str, int] = {}
+        self.writer = HAProxyWriter(
+            reactor,
+            HAProxySettings(
+                configFile=str(self.directory / "haproxy.cfg"),
+                binary="haproxy",
+                pidFile=str(self.directory / "haproxy.pid"),
+            ),
+            ProxyTemplate.default(),
+            TemplateSettings(
+                bind_ip=BIND_IP,
+                admin_socket=str(self.directory / "admin.sock"),
+                maxconn=1024,
+            ),
+        )
+        self.follower = ProxyFollower(
+            self.state, Members("host-a", "host-b"), self.writer, reactor, 0.1
+        )
+        self.follower.startService()
+        self.addCleanup(self.follower.stopService)
+
+    def backend(self, name: str, resource: Resource | None = None) -> int:
+        site = Site(resource or Named(name))
+        site.log = lambda request: None  # type: ignore[method-assign]
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        self.ports[name] = port.getHost().port
+        return self.ports[name]
+
+    def record(
+        self,
+        name: str,
+        status: Status = Status.ALIVE,
+        service: str = "web",
+        servicePort: int | None = None,
+    ) -> Service:
+        return Service(
+            id=name,
+            name=service,
+            image="img",
+            hostname="host-b",
+            ports=(
+                Port(
+                    "tcp",
+                    self.ports[name],
+                    servicePort or self.servicePort,
+                    "127.0.0.1",
+                ),
+            ),
+            created=SECOND,
+            updated=round(reactor.seconds() * SECOND),  # type: ignore[attr-defined]
+            status=status,
+        )
+
+    async def applied(self) -> float:
+        """
+        Wait until the follower has applied the catalog as it is now;
+        return when.
+        """
+        await pollUntil(
+            lambda: defer.succeed(True if self.follower.upToDate else None),
+            timeout=15,
+            every=0.01,
+        )
+        return reactor.seconds()  # type: ignore[attr-defined, no-any-return]
+
+    async def clients(
+        self, log: list[Request], count: int = 2
+    ) -> defer.Deferred[object]:
+        self.sending = True
+
+        async def loop() -> None:
+            url = f"http://{BIND_IP}:{self.servicePort}/"
+            while self.sending:
+                started = reactor.seconds()  # type: ignore[attr-defined]
+                try:
+                    response = await treq.get(url, persistent=False, timeout=5)
+                    body = (await response.content()).decode()
+                    if response.code == 200:
+                        log.append(Request(started, body))
+                    else:
+                        log.append(Request(started, None, f"HTTP {response.code}"))
+                except Exception as e:
+                    log.append(Request(started, None, repr(e)))
+
+        return defer.DeferredList([defer.ensureDeferred(loop()) for _ in range(count)])
+
+    async def test_noRequestFailsThroughChangesAndReloads(self) -> None:
+        for name in ("a", "b", "c"):
+            self.backend(name)
+        self.state.merge(self.record("a"))
+        self.state.merge(self.record("b"))
+        await self.applied()
+        reloads = self.writer.reloads
+        log: list[Request] = []
+        running = await self.clients(log)
+        try:
+            await deferLater(reactor, 0.3)
+            # b turns unhealthy: no request started after that reaches it.
+            self.state.merge(self.record("b", Status.UNHEALTHY))
+            gone = await self.applied()
+            await deferLater(reactor, 0.3)
+            self.state.merge(self.record("b"))
+            await self.applied()
+            # c joins, then leaves.
+            self.state.merge(self.record("c"))
+            await self.applied()
+            await deferLater(reactor, 0.3)
+            self.state.merge(self.record("c", Status.TOMBSTONE))
+            cGone = await self.applied()
+            self.assertEqual(self.writer.reloads, reloads)  # no reload at all
+            self.assertEqual(self.writer.runtimeChanges, 4)
+            # 20 reloads: another service's frontend comes and goes.
+            otherPort = freePort(BIND_IP, udp=False)
+            for n in range(20):
+                status = Status.ALIVE if n % 2 == 0 else Status.TOMBSTONE
+                other = self.record("c", status, service="other", servicePort=otherPort)
+                self.state.merge(replace(other, id="other"))
+                await self.applied()
+            self.assertEqual(self.writer.reloads, reloads + 20)
+            await deferLater(reactor, 0.3)
+        finally:
+            self.sending = False
+            await running
+        failed = [r for r in log if r.answer is None]
+        self.assertEqual(failed, [], f"{len(failed)} of {len(log)} requests failed")
+        self.assertGreater(len(log), 200)
+        served = {r.answer for r in log}
+        self.assertEqual(served, {"a", "b", "c"})
+        unhealthyB = [
+            r for r in log if r.answer == "b" and gone < r.started < gone + 0.3
+        ]
+        self.assertEqual(unhealthyB, [])
+        lateC = [r for r in log if r.answer == "c" and r.started > cGone]
+        self.assertEqual(lateC, [])
+
+    async def test_aServerBusyWhenTakenOutComesBackWithoutAReload(self) -> None:
+        slow = Slow("a")
+        self.backend("a", slow)
+        self.state.merge(self.record("a"))
+        await self.applied()
+        reloads = self.writer.reloads
+        url = f"http://{BIND_IP}:{self.servicePort}/"
+        underWay = treq.get(url, persistent=False, timeout=10)
+        await pollUntil(lambda: defer.succeed(True if slow.waiting else None))
+        # Taken out with a request under way: HAProxy cannot delete it yet.
+        self.state.merge(self.record("a", Status.UNHEALTHY))
+        await self.applied()
+        self.assertEqual(
+            self.follower.status()["ServersDraining"],
+            [f"web-{self.servicePort}/host-b-a"],
+        )
+        self.state.merge(self.record("a"))
+        await self.applied()
+        slow.answerAll()
+        response = await underWay
+        self.assertEqual(await response.content(), b"a")
+        self.assertEqual(self.writer.reloads, reloads)
+        self.assertEqual(self.writer.runtimeChanges, 2)
+        second = treq.get(url, persistent=False, timeout=10)
+        await pollUntil(lambda: defer.succeed(True if slow.waiting else None))
+        slow.answerAll()
+        self.assertEqual(await (await second).content(), b"a")
+
+    async def test_aConfigurationHAProxyRefusesLeavesTheOldOneServing(self) -> None:
+        self.backend("a")
+        self.state.merge(self.record("a"))
+        await self.applied()
+        configFile = self.directory / "haproxy.cfg"
+        good = configFile.read_text()
+        # A user's template that renders what HAProxy refuses.
+        self.writer.template = ProxyTemplate(
+            "global\n    nonsense-keyword\n", "broken.cfg.j2"
+        )
+        self.state.merge(self.record("a", Status.UNHEALTHY))
+        await pollUntil(
+            lambda: defer.succeed(True if self.writer.lastError else None), timeout=15
+        )
+        self.assertIn(
+            "haproxy refused the new configuration", self.writer.lastError or ""
+        )
+        self.assertIn("nonsense-keyword", self.writer.lastError or "")
+        self.assertEqual(configFile.read_text(), good)
+        response = await treq.get(
+            f"http://{BIND_IP}:{self.servicePort}/", persistent=False, timeout=5
+        )
+        self.assertEqual(await response.content(), b"a")
+        status = self.follower.status()
+        self.assertEqual(status["LastError"], self.writer.lastError)
