@@ -28,6 +28,7 @@ from sidecar.proxy.follower import ProxyFollower
 from sidecar.proxy.haproxy import HAProxySettings, HAProxyWriter
 from sidecar.proxy.template import ProxyTemplate, TemplateSettings
 
+from .inprocess import startNode
 from .processes import freePort, pollUntil
 
 BIND_IP = "127.0.0.168"
@@ -293,3 +294,70 @@ class HAProxyTests(TestCase):
         self.assertEqual(await response.content(), b"a")
         status = self.follower.status()
         self.assertEqual(status["LastError"], self.writer.lastError)
+
+
+class NodeTests(TestCase):
+    """
+    A node built by L{makeService} with C{haproxy.enabled}: its static
+    service is reachable at the well-known IP and its ServicePort.
+    """
+
+    skip = haproxySkipReason()
+
+    async def test_aStaticServiceIsReachableAtTheWellKnownAddress(self) -> None:
+        directory = Path(tempfile.mkdtemp(prefix="sidecar-haproxy-"))
+        self.addCleanup(shutil.rmtree, directory, True)
+        site = Site(Named("static-web"))
+        site.log = lambda request: None  # type: ignore[method-assign]
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        servicePort = freePort(BIND_IP, udp=False)
+        target = {
+            "Service": {
+                "Name": "web",
+                "Ports": [{"Port": port.getHost().port, "ServicePort": servicePort}],
+            },
+            "Check": {"Type": "AlwaysSuccessful"},
+        }
+        node = startNode(
+            self,
+            "host-a",
+            "127.0.0.1",
+            targets=[target],
+            moreSettings=[
+                "[health]",
+                'interval = "100ms"',
+                "[haproxy]",
+                "enabled = true",
+                f'bind_ip = "{BIND_IP}"',
+                f'config_file = "{directory / "haproxy.cfg"}"',
+                f'pid_file = "{directory / "haproxy.pid"}"',
+                f'admin_socket = "{directory / "admin.sock"}"',
+                'stats_listen = ""',
+                'min_reload_interval = "100ms"',
+            ],
+        )
+        assert node.proxy is not None
+        proxy = node.proxy
+
+        def routed() -> defer.Deferred[bool | None]:
+            frontends = proxy.model.frontends if proxy.model else ()
+            up = proxy.upToDate and any(f.servers for f in frontends)
+            return defer.succeed(True if up else None)
+
+        await pollUntil(routed, timeout=15, every=0.02)
+        response = await treq.get(
+            f"http://{BIND_IP}:{servicePort}/", persistent=False, timeout=5
+        )
+        self.assertEqual(await response.content(), b"static-web")
+        api = node.api.port.getHost()  # type: ignore[union-attr]
+        response = await treq.get(
+            f"http://{api.host}:{api.port}/api/haproxy.json", persistent=False
+        )
+        body = await response.json()
+        self.assertTrue(body["Enabled"])
+        self.assertEqual(
+            [(f["Name"], f["ServicePort"]) for f in body["Frontends"]],
+            [(f"web-{servicePort}", servicePort)],
+        )
+        self.assertIsNone(body["LastError"])
