@@ -185,6 +185,7 @@ class HAProxyWriter:
         if model == self.running and self._processUp():
             return "unchanged"
         text = self.template.render(model, self._templateSettings)
+        # Nothing changes unless HAProxy accepts the whole new file.
         await self._replaceFile(text)
         if self.running is not None and self._processUp():
             if model.layout() == self.running.layout():
