@@ -30,9 +30,8 @@ from sidecar.health.checkers import CheckerRegistry, installedCheckers
 from sidecar.health.monitor import HealthMonitor, HealthSettings
 from sidecar.health.status import DAMPING, Damping
 from sidecar.interfaces import IDiscoverer
+from sidecar.proxy.build import makeProxy
 from sidecar.proxy.follower import ProxyFollower
-from sidecar.proxy.haproxy import HAProxySettings, HAProxyWriter
-from sidecar.proxy.template import ProxyTemplate, ProxyTemplateError, TemplateSettings
 from sidecar.web.server import APIService, makeSite
 
 
@@ -148,53 +147,13 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         ),
         state,
     )
-    proxy = _proxy(config, state, gossip, reactor) if config.haproxy.enabled else None
+    proxy = (
+        makeProxy(config, state, gossip, reactor) if config.haproxy.enabled else None
+    )
     site = makeSite(state, gossip, health, proxy)
     api = APIService(tcp, site, config.api.listen.host, config.api.listen.port)
     return SidecarNode(
         config, state, gossip, announcer, health, discoverers, api, proxy
-    )
-
-
-def _proxy(
-    config: Config, state: ServicesState, gossip: GossipService, reactor: Any
-) -> ProxyFollower:
-    haproxy = config.haproxy
-    try:
-        template = (
-            ProxyTemplate.fromFile(haproxy.template)
-            if haproxy.template
-            else ProxyTemplate.default()
-        )
-    except ProxyTemplateError as e:
-        raise ConfigError(
-            config.source or "configuration", "haproxy.template", str(e)
-        ) from None
-    writer = HAProxyWriter(
-        reactor,
-        HAProxySettings(
-            configFile=haproxy.configFile,
-            binary=haproxy.binary,
-            pidFile=haproxy.pidFile,
-            manageProcess=haproxy.manageProcess,
-            reloadCommand=haproxy.reloadCommand,
-        ),
-        template,
-        TemplateSettings(
-            bind_ip=haproxy.bindIp,
-            admin_socket=haproxy.adminSocket,
-            stats_listen=haproxy.statsListen,
-            user=haproxy.user,
-            group=haproxy.group,
-        ),
-    )
-    return ProxyFollower(
-        state,
-        gossip,
-        writer,
-        reactor,
-        minInterval=haproxy.minReloadInterval,
-        useHostnames=haproxy.useHostnames,
     )
 
 
@@ -266,16 +225,6 @@ def _pair(address: Address) -> tuple[str, int]:
 
 def _refuseMissingParts(config: Config) -> None:
     source = config.source or "configuration"
-    if (
-        config.haproxy.enabled
-        and not config.haproxy.manageProcess
-        and not config.haproxy.reloadCommand
-    ):
-        raise ConfigError(
-            source,
-            "haproxy.reload_command",
-            "a HAProxy this node does not manage needs a reload command",
-        )
     if config.listeners.urls:
         raise ConfigError(
             source, "listeners.urls", "change listeners are not available yet"

@@ -57,6 +57,14 @@ def servicesDocument(state: ServicesState, memberNames: Iterable[str]) -> JSONOb
     }
 
 
+def byServiceDocument(state: ServicesState) -> JSONObject:
+    """
+    The Go C{ServicesState.ByService()} map, C{{<name>: [Service, ...]}}:
+    C{/api/watch}'s default payload.
+    """
+    return _grouped(state.byName())
+
+
 def serviceDocument(state: ServicesState, name: str) -> JSONObject | None:
     """
     C{/api/services/<name>.json}, or L{None} when no instance has that name.

@@ -36,3 +36,26 @@ class IBroadcaster(Interface):
 
         @param services: a sequence of L{sidecar.catalog.service.Service}.
         """
+
+
+class ICatalog(Interface):
+    """
+    A catalog to read and follow: a node's own L{ServicesState}, or a
+    remote node's as it is received (see L{sidecar.proxy.remote}).
+    """
+
+    def services():  # type: ignore[no-untyped-def]
+        """
+        @return: every record, tombstones included, as an iterable of
+            L{sidecar.catalog.service.Service}.
+        """
+
+    def addObserver(observer):  # type: ignore[no-untyped-def]
+        """
+        Tell C{observer} (an L{ICatalogObserver}) of every change.
+        """
+
+    def removeObserver(observer):  # type: ignore[no-untyped-def]
+        """
+        Stop telling C{observer}.
+        """

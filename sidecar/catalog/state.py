@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from .codec import encodeService
-from .interfaces import IBroadcaster, ICatalogObserver
+from .interfaces import IBroadcaster, ICatalog, ICatalogObserver
 from .service import Service, Status
 from .timestamps import NANOSECONDS
 
@@ -139,6 +140,7 @@ class Server:
     lastChanged: int = 0
 
 
+@implementer(ICatalog)
 class ServicesState:
     """
     The cluster catalog: hostname -> service ID -> record.

@@ -16,8 +16,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from sidecar.catalog import ServicesState
-from sidecar.catalog.interfaces import ICatalogObserver
+from sidecar.catalog.interfaces import ICatalog, ICatalogObserver
 from sidecar.interfaces import IMembership, IProxyReport, IProxyWriter
 
 from .haproxy import ProxyError
@@ -37,13 +36,20 @@ class ProxyFollower(Service):
 
     def __init__(
         self,
-        state: ServicesState,
-        membership: IMembership,
+        state: ICatalog,
+        membership: IMembership | None,
         writer: IProxyWriter,
         reactor: Any,
         minInterval: float = 1.0,
         useHostnames: bool = False,
+        ready: Deferred[object] | None = None,
     ) -> None:
+        """
+        @param membership: the members this node sees, to keep backends
+            whose hosts go out of sight; L{None} for none of that.
+        @param ready: fires when the catalog is worth applying (a remote
+            catalog's first document); until then HAProxy is left alone.
+        """
         self.model: ProxyModel | None = None
         self.updates = 0
         self._state = state
@@ -58,10 +64,25 @@ class ProxyFollower(Service):
         self._lastUpdate: float | None = None
         self._reported: tuple[str, ...] = ()
         self._lastProblem: str | None = None
+        self._ready = ready is None
+        if ready is not None:
+            ready.addCallback(self._becameReady)
+
+    def _becameReady(self, result: object) -> object:
+        self._ready = True
+        self._schedule()
+        return result
 
     def serviceChanged(self, event: object) -> None:
         self._outOfDate = True
         self._schedule()
+
+    def refresh(self) -> None:
+        """
+        Apply the catalog again now (within the reload interval), as on
+        C{SIGHUP}.
+        """
+        self.serviceChanged(None)
 
     def startService(self) -> None:
         super().startService()
@@ -112,7 +133,9 @@ class ProxyFollower(Service):
         }
 
     def _schedule(self) -> None:
-        if not self.running or self._updating is not None or self._timer is not None:
+        if not self.running or not self._ready:
+            return
+        if self._updating is not None or self._timer is not None:
             return  # an update under way or due will see this change
         now = self._reactor.seconds()
         wait = RETRY_AFTER if self._lastProblem is not None else self._minInterval
@@ -127,10 +150,13 @@ class ProxyFollower(Service):
         self._updating.addBoth(self._updated)
 
     async def _apply(self) -> None:
+        liveHosts = (
+            None if self._membership is None else set(self._membership.memberNames())
+        )
         model = buildModel(
             self._state.services(),
             self._useHostnames,
-            liveHosts=set(self._membership.memberNames()),
+            liveHosts=liveHosts,
             previous=self.model,
         )
         self._report(model)

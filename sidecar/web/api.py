@@ -1,7 +1,8 @@
 """
 The JSON status API, with the Go Sidecar's paths and shapes:
 C{/api/state.json}, C{/api/services.json}, C{/api/services/<name>.json};
-and its own: C{/api/members.json}, the cluster's members as this node
+C{/api/watch} (see L{sidecar.web.watch}); and its own:
+C{/api/members.json}, the cluster's members as this node
 sees them, C{/api/health.json}, what this node's checks last said, and
 C{/api/haproxy.json}, what its HAProxy is doing.
 """
@@ -14,7 +15,7 @@ from urllib.parse import unquote
 from twisted.logger import Logger
 from twisted.web.http import BAD_REQUEST, NOT_ALLOWED, NOT_FOUND
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
 from sidecar.catalog import ServicesState
 from sidecar.catalog.codec import dumps
@@ -24,6 +25,8 @@ from sidecar.catalog.documents import (
     stateDocument,
 )
 from sidecar.interfaces import IHealthReport, IMembership, IProxyReport
+
+from .watch import Watcher
 
 _READ_METHODS = (b"GET", b"HEAD")
 
@@ -54,21 +57,28 @@ class APIResource(Resource):
         membership: IMembership,
         health: IHealthReport,
         proxy: IProxyReport | None = None,
+        reactor: Any = None,
     ) -> None:
         super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor
         self._state = state
         self._membership = membership
         self._health = health
         self._proxy = proxy
+        self._reactor = reactor
 
-    def render(self, request: Request) -> bytes:  # type: ignore[override]
+    def render(self, request: Request) -> bytes | int:  # type: ignore[override]
         request.setHeader(b"Content-Type", b"application/json")
         request.setHeader(b"Access-Control-Allow-Origin", b"*")
         try:
             if request.method not in _READ_METHODS:
                 request.setHeader(b"Allow", b", ".join(_READ_METHODS))
                 raise APIError(NOT_ALLOWED, "method not allowed")
-            document, indent = self._route(_segments(request))
+            segments = _segments(request)
+            if segments == ["watch"] and request.method == b"GET":
+                return self._watch(request)
+            document, indent = self._route(segments)
         except APIError as e:
             self.log.debug(
                 "refused {method} {uri}: {message}",
@@ -79,6 +89,11 @@ class APIResource(Resource):
             request.setResponseCode(e.code)
             return dumps({"status": "error", "message": e.message})
         return dumps(document, indent=indent)
+
+    def _watch(self, request: Request) -> int:
+        choice = request.args.get(b"by_service", [b"true"])[0].lower()  # type: ignore[union-attr]
+        Watcher(request, self._state, choice != b"false", self._reactor).start()
+        return NOT_DONE_YET
 
     def _route(self, segments: list[str]) -> tuple[Any, int | None]:
         match [_splitExtension(segment) for segment in segments]:

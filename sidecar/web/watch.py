@@ -1,0 +1,99 @@
+"""
+C{/api/watch}: a response that never ends by itself.  It carries the
+catalog at once, and again after every change, as JSON documents one after
+the other with no separator (the Go Sidecar's format; a client decodes
+them as a stream).  A client that reads slowly is sent only the newest
+catalog when it catches up, never a backlog.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IPushProducer
+from twisted.logger import Logger
+from twisted.web.server import Request
+from zope.interface import implementer
+
+from sidecar.catalog import ServicesState
+from sidecar.catalog.codec import dumps
+from sidecar.catalog.documents import byServiceDocument, stateDocument
+from sidecar.catalog.interfaces import ICatalogObserver
+
+
+@implementer(ICatalogObserver, IPushProducer)
+class Watcher:
+    """
+    One C{/api/watch} client.
+
+    @param byService: the C{{name: [Service]}} map (the default), or the
+        whole state document.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self, request: Request, state: ServicesState, byService: bool, reactor: Any
+    ) -> None:
+        self._request = request
+        self._state = state
+        self._byService = byService
+        self._reactor = reactor
+        self._paused = False
+        self._due = True
+        self._timer: IDelayedCall | None = None
+        self._ended = False
+
+    def start(self) -> None:
+        self._request.registerProducer(self, True)
+        self._state.addObserver(self)
+        self._request.notifyFinish().addBoth(self._clientGone)
+        self._send()
+
+    # -- ICatalogObserver ---------------------------------------------------
+
+    def serviceChanged(self, event: object) -> None:
+        self._due = True
+        # Changes in one turn of the reactor make one document.
+        if self._timer is None and not self._paused and not self._ended:
+            self._timer = self._reactor.callLater(0, self._send)
+
+    # -- IPushProducer: the client's TCP buffer is full, or has room --------
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        if self._due and self._timer is None and not self._ended:
+            self._timer = self._reactor.callLater(0, self._send)
+
+    def stopProducing(self) -> None:
+        self._end()
+
+    # -- internals ----------------------------------------------------------
+
+    def _send(self) -> None:
+        self._timer = None
+        if self._ended or self._paused or not self._due:
+            return
+        self._due = False
+        document = (
+            byServiceDocument(self._state)
+            if self._byService
+            else stateDocument(self._state)
+        )
+        self._request.write(dumps(document))
+
+    def _clientGone(self, result: object) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._state.removeObserver(self)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self._request.unregisterProducer()

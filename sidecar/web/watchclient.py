@@ -1,0 +1,135 @@
+"""
+Following a Sidecar's C{/api/watch} from elsewhere: L{splitDocuments}
+cuts the stream into JSON documents, and L{WatchClient} keeps a
+connection open, reconnecting with backoff, and hands each document on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import treq
+from twisted.application.service import Service
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+_DECODER = json.JSONDecoder()
+# Reconnecting: 1 s, doubling, at most 30 s.
+FIRST_RETRY = 1.0
+LAST_RETRY = 30.0
+# A document larger than this is not a catalog; the stream is dropped.
+MAX_DOCUMENT = 64 * 1024 * 1024
+
+
+class StreamError(ValueError):
+    """
+    The stream is not a sequence of JSON documents.
+    """
+
+
+def splitDocuments(buffer: str) -> tuple[list[Any], str]:
+    """
+    The complete JSON documents at the start of C{buffer}, and what is left
+    (the beginning of the next one).
+
+    @raise StreamError: when the text cannot be the start of a document.
+    """
+    documents: list[Any] = []
+    position = 0
+    while True:
+        while position < len(buffer) and buffer[position].isspace():
+            position += 1
+        if position == len(buffer):
+            return documents, ""
+        try:
+            document, end = _DECODER.raw_decode(buffer, position)
+        except json.JSONDecodeError as e:
+            if e.pos >= len(buffer) - 1 or "Unterminated" in e.msg:
+                return documents, buffer[position:]  # incomplete: wait
+            raise StreamError(f"not JSON at offset {e.pos}: {e.msg}") from None
+        documents.append(document)
+        position = end
+
+
+class WatchClient(Service):
+    """
+    Follows C{url} (a Sidecar's C{/api/watch?by_service=false}) while
+    running and calls C{received} with each document.
+
+    @ivar connected: whether a stream is open now.
+    @ivar lastError: the latest problem, as one line, or L{None}.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor: Any, url: str, received: Callable[[Any], None]) -> None:
+        self._reactor = reactor
+        self.url = url
+        self._received = received
+        self.connected = False
+        self.lastError: str | None = None
+        self._retry = FIRST_RETRY
+        self._timer: IDelayedCall | None = None
+        self._following: Deferred[None] | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._connect()
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._following is not None:
+            self._following.cancel()
+
+    def _connect(self) -> None:
+        self._timer = None
+        self._following = ensureDeferred(self._follow())
+        self._following.addBoth(self._ended)
+
+    async def _follow(self) -> None:
+        response = await treq.get(self.url, unbuffered=True, persistent=False)
+        if response.code != 200:
+            raise StreamError(f"HTTP {response.code}")
+        self.connected = True
+        self.lastError = None
+        self._retry = FIRST_RETRY
+        self.log.info("following {url}", url=self.url)
+        pending = [""]
+
+        def collect(data: bytes) -> None:
+            text = pending[0] + data.decode("utf-8", "replace")
+            documents, pending[0] = splitDocuments(text)
+            if len(pending[0]) > MAX_DOCUMENT:
+                raise StreamError(f"a document over {MAX_DOCUMENT} bytes")
+            for document in documents:
+                self._received(document)
+
+        await treq.collect(response, collect)
+
+    def _ended(self, result: object) -> None:
+        self._following = None
+        self.connected = False
+        if not self.running:
+            return
+        if isinstance(result, Failure):
+            if result.check(CancelledError):
+                return
+            why = result.getErrorMessage()
+        else:
+            why = "the stream ended"
+        problem = f"{self.url}: {why}"
+        if problem != self.lastError:
+            self.log.warn(
+                "{problem}; reconnecting, keeping what was last received",
+                problem=problem,
+            )
+        self.lastError = problem
+        self._timer = self._reactor.callLater(self._retry, self._connect)
+        self._retry = min(self._retry * 2, LAST_RETRY)
