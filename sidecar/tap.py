@@ -17,7 +17,6 @@ from twisted.python.components import Componentized
 
 from sidecar.config import ConfigError, loadConfig
 from sidecar.logsetup import makeLogObserver
-from sidecar.service import SidecarNode
 from sidecar.service import makeService as makeNode
 
 
@@ -39,14 +38,15 @@ class Options(usage.Options):
 
 class TwistdNode(MultiService):
     """
-    A L{SidecarNode} as twistd runs it: logs go where the configuration says,
+    A L{SidecarNode} (or the HAProxy companion) as twistd runs it: logs go
+    where the configuration says,
     C{SIGHUP} re-reads the static file, and a port that cannot be bound
     stops the start with one line instead of a traceback.
     """
 
     log = Logger()
 
-    def __init__(self, node: SidecarNode, observer: ILogObserver) -> None:
+    def __init__(self, node: Any, observer: ILogObserver) -> None:
         super().__init__()
         self.node = node
         self._observer = observer

@@ -23,6 +23,8 @@ from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
 from sidecar.catalog import Port, Service, ServicesState, Status
+from sidecar.config import loadConfig
+from sidecar.haproxytap import makeCompanion
 from sidecar.interfaces import IMembership
 from sidecar.proxy.follower import ProxyFollower
 from sidecar.proxy.haproxy import HAProxySettings, HAProxyWriter
@@ -361,3 +363,72 @@ class NodeTests(TestCase):
             [(f"web-{servicePort}", servicePort)],
         )
         self.assertIsNone(body["LastError"])
+
+
+class CompanionTests(TestCase):
+    """
+    C{sidecar-haproxy}: a HAProxy that follows a node's C{/api/watch} from
+    outside, and keeps serving when the node goes away.
+    """
+
+    skip = haproxySkipReason()
+
+    async def test_itRoutesTheNodesServicesAndOutlivesTheNode(self) -> None:
+        directory = Path(tempfile.mkdtemp(prefix="sidecar-haproxy-"))
+        self.addCleanup(shutil.rmtree, directory, True)
+        site = Site(Named("followed"))
+        site.log = lambda request: None  # type: ignore[method-assign]
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        servicePort = freePort(BIND_IP, udp=False)
+        target = {
+            "Service": {
+                "Name": "web",
+                "Ports": [{"Port": port.getHost().port, "ServicePort": servicePort}],
+            },
+            "Check": {"Type": "AlwaysSuccessful"},
+        }
+        node = startNode(
+            self,
+            "host-a",
+            "127.0.0.1",
+            targets=[target],
+            moreSettings=["[health]", 'interval = "100ms"'],
+        )
+        api = node.api.port.getHost()  # type: ignore[union-attr]
+        configPath = directory / "companion.toml"
+        configPath.write_text(
+            "[haproxy]\n"
+            f'bind_ip = "{BIND_IP}"\n'
+            f'config_file = "{directory / "haproxy.cfg"}"\n'
+            f'pid_file = "{directory / "haproxy.pid"}"\n'
+            f'admin_socket = "{directory / "admin.sock"}"\n'
+            'stats_listen = ""\nmin_reload_interval = "100ms"\n'
+        )
+        companion = makeCompanion(
+            loadConfig(configPath, environ={}), f"http://{api.host}:{api.port}"
+        )
+        companion.startService()
+        self.addCleanup(companion.stopService)
+
+        def routed() -> defer.Deferred[bool | None]:
+            model = companion.proxy.model
+            up = (
+                companion.proxy.upToDate
+                and model is not None
+                and any(f.servers for f in model.frontends)
+            )
+            return defer.succeed(True if up else None)
+
+        await pollUntil(routed, timeout=15, every=0.02)
+        url = f"http://{BIND_IP}:{servicePort}/"
+        response = await treq.get(url, persistent=False, timeout=5)
+        self.assertEqual(await response.content(), b"followed")
+        # The node goes away; HAProxy keeps serving what it had.
+        await node.stopService()
+        await pollUntil(
+            lambda: defer.succeed(True if companion.watch.lastError else None),
+            timeout=10,
+        )
+        response = await treq.get(url, persistent=False, timeout=5)
+        self.assertEqual(await response.content(), b"followed")

@@ -58,6 +58,7 @@ class APIResource(Resource):
         health: IHealthReport,
         proxy: IProxyReport | None = None,
         reactor: Any = None,
+        watchers: set[Watcher] | None = None,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -67,6 +68,7 @@ class APIResource(Resource):
         self._health = health
         self._proxy = proxy
         self._reactor = reactor
+        self.watchers: set[Watcher] = set() if watchers is None else watchers
 
     def render(self, request: Request) -> bytes | int:  # type: ignore[override]
         request.setHeader(b"Content-Type", b"application/json")
@@ -92,7 +94,8 @@ class APIResource(Resource):
 
     def _watch(self, request: Request) -> int:
         choice = request.args.get(b"by_service", [b"true"])[0].lower()  # type: ignore[union-attr]
-        Watcher(request, self._state, choice != b"false", self._reactor).start()
+        byService = choice != b"false"
+        Watcher(request, self._state, byService, self._reactor, self.watchers).start()
         return NOT_DONE_YET
 
     def _route(self, segments: list[str]) -> tuple[Any, int | None]:

@@ -16,6 +16,7 @@ from sidecar.catalog import ServicesState
 from sidecar.interfaces import IHealthReport, IMembership, IProxyReport
 
 from .api import APIResource
+from .watch import Watcher
 
 
 class APISite(Site):
@@ -25,6 +26,17 @@ class APISite(Site):
     """
 
     accessLog = Logger()
+
+    def __init__(self, resource: Resource, watchers: set[Watcher]) -> None:
+        super().__init__(resource)
+        self.watchers = watchers
+
+    def endStreams(self) -> None:
+        """
+        End every open C{/api/watch} stream.
+        """
+        for watcher in list(self.watchers):
+            watcher.finish()
 
     def log(self, request: Request) -> None:
         self.accessLog.debug(
@@ -37,13 +49,15 @@ def makeSite(
     membership: IMembership,
     health: IHealthReport,
     proxy: IProxyReport | None = None,
-) -> Site:
+) -> APISite:
     """
     The site behind the API: C{/api/...} for the JSON endpoints.
     """
     root = Resource()
-    root.putChild(b"api", APIResource(state, membership, health, proxy))
-    return APISite(root)
+    watchers: set[Watcher] = set()
+    api = APIResource(state, membership, health, proxy, watchers=watchers)
+    root.putChild(b"api", api)
+    return APISite(root, watchers)
 
 
 class APIService(Service):
@@ -74,6 +88,8 @@ class APIService(Service):
 
     def stopService(self):  # type: ignore[no-untyped-def]
         super().stopService()
+        if isinstance(self._site, APISite):
+            self._site.endStreams()
         port, self.port = self.port, None
         if port is not None:
             return port.stopListening()

@@ -33,9 +33,15 @@ class Watcher:
     log = Logger()
 
     def __init__(
-        self, request: Request, state: ServicesState, byService: bool, reactor: Any
+        self,
+        request: Request,
+        state: ServicesState,
+        byService: bool,
+        reactor: Any,
+        watchers: set[Watcher],
     ) -> None:
         self._request = request
+        self._watchers = watchers
         self._state = state
         self._byService = byService
         self._reactor = reactor
@@ -45,6 +51,7 @@ class Watcher:
         self._ended = False
 
     def start(self) -> None:
+        self._watchers.add(self)
         self._request.registerProducer(self, True)
         self._state.addObserver(self)
         self._request.notifyFinish().addBoth(self._clientGone)
@@ -71,6 +78,14 @@ class Watcher:
     def stopProducing(self) -> None:
         self._end()
 
+    def finish(self) -> None:
+        """
+        End the stream, as when the node stops.
+        """
+        if not self._ended:
+            self._end()
+            self._request.finish()
+
     # -- internals ----------------------------------------------------------
 
     def _send(self) -> None:
@@ -92,6 +107,7 @@ class Watcher:
         if self._ended:
             return
         self._ended = True
+        self._watchers.discard(self)
         self._state.removeObserver(self)
         if self._timer is not None and self._timer.active():
             self._timer.cancel()

@@ -1,5 +1,6 @@
 """
-The twistd plugins: C{twistd -n sidecar --config=FILE}.
+The twistd plugins: C{twistd -n sidecar --config=FILE}, and
+C{twistd -n sidecar-haproxy --sidecar=URL}.
 """
 
 from twisted.application.service import ServiceMaker
@@ -9,4 +10,11 @@ sidecar = ServiceMaker(
     "sidecar.tap",
     "Peer-to-peer service discovery: gossip, health checks, HAProxy, status API.",
     "sidecar",
+)
+
+sidecarHAProxy = ServiceMaker(
+    "sidecar-haproxy",
+    "sidecar.haproxytap",
+    "Drive a local HAProxy from a Sidecar's /api/watch stream.",
+    "sidecar-haproxy",
 )

@@ -1,0 +1,172 @@
+"""
+C{/api/watch} over real HTTP, the stream splitter, and the remote catalog
+that a HAProxy companion builds from the stream.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import treq
+from twisted.internet import defer, reactor
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
+
+from sidecar.catalog import Port, Service, ServicesState, Status
+from sidecar.catalog.codec import dumps
+from sidecar.catalog.documents import stateDocument
+from sidecar.catalog.interfaces import ICatalogObserver
+from sidecar.proxy.remote import RemoteCatalog
+from sidecar.web.server import APIService, makeSite
+from sidecar.web.watchclient import StreamError, splitDocuments
+
+from .processes import pollUntil
+from .test_web_api import Health, Members
+
+SECOND = 1_000_000_000
+
+
+def record(
+    serviceID: str, status: Status = Status.ALIVE, updated: int = SECOND
+) -> Service:
+    return Service(
+        id=serviceID,
+        name="web",
+        image="img",
+        hostname="host-b",
+        ports=(Port("tcp", 8080, 10001, "127.0.1.2"),),
+        updated=updated,
+        status=status,
+    )
+
+
+class SplitTests(SynchronousTestCase):
+    def test_documentsOneAfterTheOther(self) -> None:
+        self.assertEqual(
+            splitDocuments('{"a": 1}{"b": [2]}\n {"c"'),
+            ([{"a": 1}, {"b": [2]}], '{"c"'),
+        )
+
+    def test_nothingYet(self) -> None:
+        self.assertEqual(splitDocuments(""), ([], ""))
+        self.assertEqual(splitDocuments('{"a": "unfinished'), ([], '{"a": "unfinished'))
+
+    def test_garbage(self) -> None:
+        error = self.assertRaises(
+            StreamError, splitDocuments, '{"a": 1} nonsense {"b": 2}'
+        )
+        self.assertIn("not JSON at offset 9", str(error))
+
+
+class WatchTests(TestCase):
+    async def test_theCatalogAtOnceThenAfterEachChangeThenTheEndAtStop(self) -> None:
+        state = ServicesState("host-a", reactor)  # type: ignore[arg-type]
+        self.addCleanup(state.stop)
+        api = APIService(
+            reactor, makeSite(state, Members("host-a"), Health()), "127.0.0.1", 0
+        )  # type: ignore[arg-type]
+        api.startService()
+        self.addCleanup(api.stopService)
+        address = api.port.getHost()  # type: ignore[union-attr]
+        received: list[Any] = []
+        pending = [""]
+
+        def collect(data: bytes) -> None:
+            documents, pending[0] = splitDocuments(pending[0] + data.decode())
+            received.extend(documents)
+
+        response = await treq.get(
+            f"http://127.0.0.1:{address.port}/api/watch?by_service=false",
+            unbuffered=True,
+            persistent=False,
+        )
+        self.assertEqual(
+            response.headers.getRawHeaders(b"content-type"), [b"application/json"]
+        )
+        done = treq.collect(response, collect)
+
+        async def documents(count: int) -> None:
+            await pollUntil(
+                lambda: defer.succeed(True if len(received) >= count else None),
+                timeout=5,
+            )
+
+        await documents(1)
+        self.assertEqual(received[0]["Servers"], {})
+        now = round(reactor.seconds() * SECOND)  # type: ignore[attr-defined]
+        state.merge(record("b1", updated=now))
+        await documents(2)
+        self.assertEqual(list(received[1]["Servers"]["host-b"]["Services"]), ["b1"])
+        self.assertEqual(received[1], stateDocument(state))
+        await api.stopService()
+        await done  # the stream ends with the node
+
+    async def test_byServiceIsTheDefault(self) -> None:
+        state = ServicesState("host-a", reactor)  # type: ignore[arg-type]
+        self.addCleanup(state.stop)
+        state.merge(record("b1", updated=round(reactor.seconds() * SECOND)))  # type: ignore[attr-defined]
+        api = APIService(
+            reactor, makeSite(state, Members("host-a"), Health()), "127.0.0.1", 0
+        )  # type: ignore[arg-type]
+        api.startService()
+        self.addCleanup(api.stopService)
+        address = api.port.getHost()  # type: ignore[union-attr]
+        received: list[Any] = []
+        response = await treq.get(
+            f"http://127.0.0.1:{address.port}/api/watch",
+            unbuffered=True,
+            persistent=False,
+        )
+        done = treq.collect(
+            response, lambda data: received.extend(splitDocuments(data.decode())[0])
+        )
+        await pollUntil(lambda: defer.succeed(True if received else None), timeout=5)
+        self.assertEqual(list(received[0]), ["web"])
+        self.assertEqual(received[0]["web"][0]["ID"], "b1")
+        await api.stopService()
+        await done
+
+
+@implementer(ICatalogObserver)
+class Events:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def serviceChanged(self, event: Any) -> None:
+        self.events.append(event)
+
+
+class RemoteCatalogTests(SynchronousTestCase):
+    def document(self, *records: Service) -> Any:
+        state = ServicesState("host-b", Clock())
+        for r in records:
+            state.merge(r)
+        state.stop()
+        return json.loads(dumps(stateDocument(state)))
+
+    def test_changesAreEvents(self) -> None:
+        catalog = RemoteCatalog(Clock())
+        events = Events()
+        catalog.addObserver(events)
+        catalog.received(self.document(record("b1")))
+        catalog.received(self.document(record("b1")))  # nothing new
+        catalog.received(self.document(record("b1", Status.UNHEALTHY, 2 * SECOND)))
+        catalog.received(self.document())
+        self.assertEqual(
+            [(e.service.id, e.previousStatus, e.service.status) for e in events.events],
+            [
+                ("b1", Status.UNKNOWN, Status.ALIVE),
+                ("b1", Status.ALIVE, Status.UNHEALTHY),
+                ("b1", Status.UNHEALTHY, Status.TOMBSTONE),
+            ],
+        )
+        self.assertEqual(list(catalog.services()), [])
+
+    def test_aDocumentThatIsNotAStateIsIgnored(self) -> None:
+        catalog = RemoteCatalog(Clock())
+        catalog.received(self.document(record("b1")))
+        catalog.received({"Servers": {"host-b": {"Services": {"x": {"ID": 5}}}}})
+        self.assertIn("not a Sidecar state", catalog.lastError or "")
+        self.assertEqual([s.id for s in catalog.services()], ["b1"])
