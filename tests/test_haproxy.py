@@ -17,14 +17,15 @@ from pathlib import Path
 import treq
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import TestCase
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.config import loadConfig
-from sidecar.haproxytap import makeCompanion
+from sidecar.haproxytap import Options, makeCompanion
 from sidecar.interfaces import IMembership
 from sidecar.proxy.follower import ProxyFollower
 from sidecar.proxy.haproxy import HAProxySettings, HAProxyWriter
@@ -432,3 +433,16 @@ class CompanionTests(TestCase):
         )
         response = await treq.get(url, persistent=False, timeout=5)
         self.assertEqual(await response.content(), b"followed")
+
+
+class CompanionOptionsTests(SynchronousTestCase):
+    def test_theSidecarURLIsRequiredAndMustBeHTTP(self) -> None:
+        for argv, problem in (
+            ([], "--sidecar=URL is required"),
+            (["--sidecar=127.0.0.1:7777"], "not an http(s) URL"),
+        ):
+            error = self.assertRaises(UsageError, Options().parseOptions, argv)
+            self.assertIn(problem, str(error))
+        options = Options()
+        options.parseOptions(["--sidecar=http://127.0.0.1:7777"])
+        self.assertEqual(options["sidecar"], "http://127.0.0.1:7777")
