@@ -10,6 +10,7 @@ configuration HAProxy refuses leaves the old one serving.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +30,7 @@ from sidecar.haproxytap import Options, makeCompanion
 from sidecar.interfaces import IMembership
 from sidecar.proxy.follower import ProxyFollower
 from sidecar.proxy.haproxy import HAProxySettings, HAProxyWriter
+from sidecar.proxy.model import buildModel
 from sidecar.proxy.template import ProxyTemplate, TemplateSettings
 
 from .inprocess import startNode
@@ -446,3 +448,74 @@ class CompanionOptionsTests(SynchronousTestCase):
         options = Options()
         options.parseOptions(["--sidecar=http://127.0.0.1:7777"])
         self.assertEqual(options["sidecar"], "http://127.0.0.1:7777")
+
+
+class UnmanagedTests(TestCase):
+    """
+    A HAProxy someone else runs, reloaded with C{haproxy.reload_command}.
+    """
+
+    skip = haproxySkipReason()
+
+    async def test_theReloadCommandReloadsIt(self) -> None:
+        directory = Path(tempfile.mkdtemp(prefix="sidecar-haproxy-"))
+        self.addCleanup(shutil.rmtree, directory, True)
+        site = Site(Named("elsewhere"))
+        site.log = lambda request: None  # type: ignore[method-assign]
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        config = directory / "haproxy.cfg"
+        pidFile = directory / "haproxy.pid"
+        settings = TemplateSettings(BIND_IP, str(directory / "admin.sock"), maxconn=256)
+        template = ProxyTemplate.default()
+        config.write_text(template.render(buildModel([]), settings))
+        # "Someone else": a master-worker HAProxy of its own.
+        other = subprocess.Popen(
+            ["haproxy", "-W", "-db", "-f", str(config), "-p", str(pidFile)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(other.wait, 10)
+        self.addCleanup(other.terminate)
+        await pollUntil(lambda: defer.succeed(True if pidFile.exists() else None))
+        state = ServicesState("host-a", reactor)  # type: ignore[arg-type]
+        self.addCleanup(state.stop)
+        writer = HAProxyWriter(
+            reactor,
+            HAProxySettings(
+                configFile=str(config),
+                binary="haproxy",
+                pidFile=str(pidFile),
+                manageProcess=False,
+                reloadCommand=f"kill -USR2 $(cat {pidFile})",
+            ),
+            template,
+            settings,
+        )
+        follower = ProxyFollower(state, None, writer, reactor, 0.1)
+        follower.startService()
+        self.addCleanup(follower.stopService)
+        servicePort = freePort(BIND_IP, udp=False)
+        state.merge(
+            Service(
+                id="e1",
+                name="web",
+                image="img",
+                hostname="host-b",
+                ports=(Port("tcp", port.getHost().port, servicePort, "127.0.0.1"),),
+                updated=round(reactor.seconds() * SECOND),  # type: ignore[attr-defined]
+            )
+        )
+        url = f"http://{BIND_IP}:{servicePort}/"
+
+        async def answers() -> bytes | None:
+            try:
+                response = await treq.get(url, persistent=False, timeout=2)
+                return await response.content()  # type: ignore[no-any-return]
+            except Exception:
+                return None
+
+        self.assertEqual(await pollUntil(answers, timeout=15), b"elsewhere")
+        self.assertGreaterEqual(writer.reloads, 1)
+        self.assertIsNone(writer.lastError)
+        self.assertEqual(other.poll(), None)  # the same HAProxy, reloaded

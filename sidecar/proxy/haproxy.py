@@ -241,7 +241,9 @@ class HAProxyWriter:
 
     async def _reload(self) -> None:
         if not self._settings.manageProcess:
+            previous = await self._workerPid()
             await self._runReloadCommand()
+            await self._workerAnswers(previous)
         elif self._process is None or not self._process.running:
             self._process = ManagedHAProxy(self._reactor, self._settings)
             self._process.start()
@@ -272,7 +274,8 @@ class HAProxyWriter:
         return None
 
     async def _workerAnswers(self, previous: str | None) -> None:
-        # A reload is done when a new worker answers on the admin socket.
+        # A reload is done when a new worker answers on the admin socket:
+        # runtime changes sent earlier would go to the old one, and be lost.
         deadline = self._reactor.seconds() + RELOAD_TIMEOUT
         while self._reactor.seconds() < deadline:
             if self._process is not None and not self._process.running:
