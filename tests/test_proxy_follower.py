@@ -1,0 +1,148 @@
+"""
+L{ProxyFollower} on a Clock with a writer the test controls: changes are
+coalesced to one update per interval and the last is never lost; a failed
+update is tried again; backends whose hosts go out of sight keep their
+servers, and the API says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from sidecar.catalog import Port, Service, ServicesState, Status
+from sidecar.interfaces import IMembership, IProxyWriter
+from sidecar.proxy.follower import RETRY_AFTER, ProxyFollower
+from sidecar.proxy.haproxy import ProxyError
+from sidecar.proxy.model import ProxyModel
+
+SECOND = 1_000_000_000
+
+
+@implementer(IProxyWriter)
+class Writer:
+    def __init__(self) -> None:
+        self.applied: list[ProxyModel] = []
+        self.failWith: str | None = None
+        self.hold: Deferred[None] | None = None
+
+    async def apply(self, model: ProxyModel) -> str:
+        if self.hold is not None:
+            await self.hold
+        if self.failWith is not None:
+            raise ProxyError(self.failWith)
+        self.applied.append(model)
+        return "runtime"
+
+    def status(self) -> dict[str, Any]:
+        return {"LastError": self.failWith}
+
+    async def stop(self) -> None:
+        pass
+
+
+@implementer(IMembership)
+class Members:
+    clusterName = "test"
+
+    def __init__(self) -> None:
+        self.names = {"host-a", "host-b"}
+
+    def memberNames(self) -> list[str]:
+        return sorted(self.names)
+
+    def members(self) -> list[dict[str, object]]:
+        return []
+
+
+class FollowerTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        self.state = ServicesState("host-a", self.clock)
+        self.addCleanup(self.state.stop)
+        self.writer = Writer()
+        self.members = Members()
+        self.follower = ProxyFollower(
+            self.state, self.members, self.writer, self.clock, minInterval=1.0
+        )
+        self.follower.startService()
+        self.addCleanup(self.follower.stopService)
+
+    def instance(self, serviceID: str, status: Status = Status.ALIVE) -> Service:
+        return Service(
+            id=serviceID,
+            name="web",
+            image="img",
+            hostname="host-b",
+            ports=(Port("tcp", 8080, 10001, "127.0.1.2"),),
+            updated=round(self.clock.seconds() * SECOND),
+            status=status,
+        )
+
+    def servers(self, model: ProxyModel) -> list[str]:
+        return [s.name for f in model.frontends for s in f.servers]
+
+    def test_aBurstIsOneUpdateAndTheLastChangeIsNotLost(self) -> None:
+        self.clock.advance(0)
+        self.assertEqual(len(self.writer.applied), 1)  # the start
+        for n in range(10):
+            self.state.merge(self.instance(f"i{n}"))
+            self.clock.advance(0.05)
+        self.assertEqual(len(self.writer.applied), 1)  # within the interval
+        self.clock.advance(1)
+        self.assertEqual(len(self.writer.applied), 2)
+        self.assertEqual(len(self.servers(self.writer.applied[-1])), 10)
+        self.assertTrue(self.follower.upToDate)
+
+    def test_aChangeDuringAnUpdateIsAppliedAfterIt(self) -> None:
+        self.clock.advance(0)
+        self.writer.hold = Deferred()
+        self.state.merge(self.instance("i1"))
+        self.clock.advance(1)
+        self.state.merge(self.instance("i2"))  # while i1's update waits
+        hold, self.writer.hold = self.writer.hold, None
+        hold.callback(None)
+        self.clock.advance(1)
+        self.assertEqual(
+            self.servers(self.writer.applied[-1]), ["host-b-i1", "host-b-i2"]
+        )
+
+    def test_aFailedUpdateIsLoggedOnceAndTriedAgain(self) -> None:
+        self.clock.advance(0)
+        self.writer.failWith = "haproxy refused the new configuration"
+        with capturedLogs() as events:
+            self.state.merge(self.instance("i1"))
+            self.clock.advance(1)
+            self.clock.advance(RETRY_AFTER)
+        errors = [formatEvent(e) for e in events if e["log_level"].name == "error"]
+        self.assertEqual(
+            errors,
+            ["the proxy was not updated: haproxy refused the new configuration"],
+        )
+        self.assertFalse(self.follower.upToDate)
+        self.writer.failWith = None
+        self.clock.advance(RETRY_AFTER)
+        self.assertEqual(self.servers(self.writer.applied[-1]), ["host-b-i1"])
+
+    def test_backendsOfHostsOutOfSightKeepTheirServers(self) -> None:
+        self.state.merge(self.instance("i1"))
+        self.clock.advance(0)
+        # This node loses the cluster: host-b is expired here.
+        self.members.names = {"host-a"}
+        with capturedLogs() as events:
+            self.state.expireServer("host-b")
+            self.clock.advance(1)
+        self.assertEqual(self.servers(self.writer.applied[-1]), ["host-b-i1"])
+        status = self.follower.status()
+        self.assertEqual(status["KeptBackends"], ["web-10001"])
+        warnings = [formatEvent(e) for e in events if e["log_level"].name == "warn"]
+        self.assertIn(
+            "backend web-10001 keeps its last servers: their hosts are out of sight",
+            warnings,
+        )
