@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import treq
 from twisted.internet import defer, reactor
@@ -94,6 +95,66 @@ class Members:
         return []
 
 
+def temporaryDirectory(case: TestCase) -> Path:
+    # Short: HAProxy's admin socket path must fit in 107 bytes.
+    directory = Path(tempfile.mkdtemp(prefix="sidecar-haproxy-"))
+    case.addCleanup(shutil.rmtree, directory, True)
+    return directory
+
+
+def serveNamed(case: TestCase, name: str, resource: Resource | None = None) -> int:
+    """
+    A web server on 127.0.0.1 answering C{name}; its port.
+    """
+    site = Site(resource or Named(name))
+    site.log = lambda request: None  # type: ignore[method-assign]
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+    case.addCleanup(port.stopListening)
+    return port.getHost().port  # type: ignore[no-any-return]
+
+
+def staticTarget(port: int, servicePort: int) -> dict[str, Any]:
+    return {
+        "Service": {
+            "Name": "web",
+            "Ports": [{"Port": port, "ServicePort": servicePort}],
+        },
+        "Check": {"Type": "AlwaysSuccessful"},
+    }
+
+
+def haproxySettings(directory: Path) -> list[str]:
+    """
+    The C{[haproxy]} lines of a test: everything in C{directory}.
+    """
+    return [
+        "[haproxy]",
+        f'bind_ip = "{BIND_IP}"',
+        f'config_file = "{directory / "haproxy.cfg"}"',
+        f'pid_file = "{directory / "haproxy.pid"}"',
+        f'admin_socket = "{directory / "admin.sock"}"',
+        'stats_listen = ""',
+        'min_reload_interval = "100ms"',
+    ]
+
+
+async def routing(follower: ProxyFollower) -> None:
+    """
+    Wait until C{follower}'s HAProxy routes to some server.
+    """
+
+    def routed() -> defer.Deferred[bool | None]:
+        model = follower.model
+        up = (
+            follower.upToDate
+            and model is not None
+            and any(f.servers for f in model.frontends)
+        )
+        return defer.succeed(True if up else None)
+
+    await pollUntil(routed, timeout=15, every=0.02)
+
+
 @dataclass
 class Request:
     started: float
@@ -105,8 +166,7 @@ class HAProxyTests(TestCase):
     skip = haproxySkipReason()
 
     def setUp(self) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="sidecar-haproxy-"))
-        self.addCleanup(shutil.rmtree, self.directory, True)
+        self.directory = temporaryDirectory(self)
         self.state = ServicesState("host-a", reactor)  # type: ignore[arg-type]
         self.addCleanup(self.state.stop)
         self.servicePort = freePort(BIND_IP, udp=False)
@@ -132,11 +192,7 @@ class HAProxyTests(TestCase):
         self.addCleanup(self.follower.stopService)
 
     def backend(self, name: str, resource: Resource | None = None) -> int:
-        site = Site(resource or Named(name))
-        site.log = lambda request: None  # type: ignore[method-assign]
-        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
-        self.addCleanup(port.stopListening)
-        self.ports[name] = port.getHost().port
+        self.ports[name] = serveNamed(self, name, resource)
         return self.ports[name]
 
     def record(
@@ -310,20 +366,9 @@ class NodeTests(TestCase):
     skip = haproxySkipReason()
 
     async def test_aStaticServiceIsReachableAtTheWellKnownAddress(self) -> None:
-        directory = Path(tempfile.mkdtemp(prefix="sidecar-haproxy-"))
-        self.addCleanup(shutil.rmtree, directory, True)
-        site = Site(Named("static-web"))
-        site.log = lambda request: None  # type: ignore[method-assign]
-        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
-        self.addCleanup(port.stopListening)
+        directory = temporaryDirectory(self)
         servicePort = freePort(BIND_IP, udp=False)
-        target = {
-            "Service": {
-                "Name": "web",
-                "Ports": [{"Port": port.getHost().port, "ServicePort": servicePort}],
-            },
-            "Check": {"Type": "AlwaysSuccessful"},
-        }
+        target = staticTarget(serveNamed(self, "static-web"), servicePort)
         node = startNode(
             self,
             "host-a",
@@ -332,25 +377,12 @@ class NodeTests(TestCase):
             moreSettings=[
                 "[health]",
                 'interval = "100ms"',
-                "[haproxy]",
+                *haproxySettings(directory),
                 "enabled = true",
-                f'bind_ip = "{BIND_IP}"',
-                f'config_file = "{directory / "haproxy.cfg"}"',
-                f'pid_file = "{directory / "haproxy.pid"}"',
-                f'admin_socket = "{directory / "admin.sock"}"',
-                'stats_listen = ""',
-                'min_reload_interval = "100ms"',
             ],
         )
         assert node.proxy is not None
-        proxy = node.proxy
-
-        def routed() -> defer.Deferred[bool | None]:
-            frontends = proxy.model.frontends if proxy.model else ()
-            up = proxy.upToDate and any(f.servers for f in frontends)
-            return defer.succeed(True if up else None)
-
-        await pollUntil(routed, timeout=15, every=0.02)
+        await routing(node.proxy)
         response = await treq.get(
             f"http://{BIND_IP}:{servicePort}/", persistent=False, timeout=5
         )
@@ -377,20 +409,9 @@ class CompanionTests(TestCase):
     skip = haproxySkipReason()
 
     async def test_itRoutesTheNodesServicesAndOutlivesTheNode(self) -> None:
-        directory = Path(tempfile.mkdtemp(prefix="sidecar-haproxy-"))
-        self.addCleanup(shutil.rmtree, directory, True)
-        site = Site(Named("followed"))
-        site.log = lambda request: None  # type: ignore[method-assign]
-        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
-        self.addCleanup(port.stopListening)
+        directory = temporaryDirectory(self)
         servicePort = freePort(BIND_IP, udp=False)
-        target = {
-            "Service": {
-                "Name": "web",
-                "Ports": [{"Port": port.getHost().port, "ServicePort": servicePort}],
-            },
-            "Check": {"Type": "AlwaysSuccessful"},
-        }
+        target = staticTarget(serveNamed(self, "followed"), servicePort)
         node = startNode(
             self,
             "host-a",
@@ -400,30 +421,13 @@ class CompanionTests(TestCase):
         )
         api = node.api.port.getHost()  # type: ignore[union-attr]
         configPath = directory / "companion.toml"
-        configPath.write_text(
-            "[haproxy]\n"
-            f'bind_ip = "{BIND_IP}"\n'
-            f'config_file = "{directory / "haproxy.cfg"}"\n'
-            f'pid_file = "{directory / "haproxy.pid"}"\n'
-            f'admin_socket = "{directory / "admin.sock"}"\n'
-            'stats_listen = ""\nmin_reload_interval = "100ms"\n'
-        )
+        configPath.write_text("\n".join(haproxySettings(directory)) + "\n")
         companion = makeCompanion(
             loadConfig(configPath, environ={}), f"http://{api.host}:{api.port}"
         )
         companion.startService()
         self.addCleanup(companion.stopService)
-
-        def routed() -> defer.Deferred[bool | None]:
-            model = companion.proxy.model
-            up = (
-                companion.proxy.upToDate
-                and model is not None
-                and any(f.servers for f in model.frontends)
-            )
-            return defer.succeed(True if up else None)
-
-        await pollUntil(routed, timeout=15, every=0.02)
+        await routing(companion.proxy)
         url = f"http://{BIND_IP}:{servicePort}/"
         response = await treq.get(url, persistent=False, timeout=5)
         self.assertEqual(await response.content(), b"followed")
@@ -458,12 +462,8 @@ class UnmanagedTests(TestCase):
     skip = haproxySkipReason()
 
     async def test_theReloadCommandReloadsIt(self) -> None:
-        directory = Path(tempfile.mkdtemp(prefix="sidecar-haproxy-"))
-        self.addCleanup(shutil.rmtree, directory, True)
-        site = Site(Named("elsewhere"))
-        site.log = lambda request: None  # type: ignore[method-assign]
-        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
-        self.addCleanup(port.stopListening)
+        directory = temporaryDirectory(self)
+        backendPort = serveNamed(self, "elsewhere")
         config = directory / "haproxy.cfg"
         pidFile = directory / "haproxy.pid"
         settings = TemplateSettings(BIND_IP, str(directory / "admin.sock"), maxconn=256)
@@ -502,7 +502,7 @@ class UnmanagedTests(TestCase):
                 name="web",
                 image="img",
                 hostname="host-b",
-                ports=(Port("tcp", port.getHost().port, servicePort, "127.0.0.1"),),
+                ports=(Port("tcp", backendPort, servicePort, "127.0.0.1"),),
                 updated=round(reactor.seconds() * SECOND),  # type: ignore[attr-defined]
             )
         )

@@ -61,15 +61,21 @@ class SplitTests(SynchronousTestCase):
 
 
 class WatchTests(TestCase):
+    def serve(self, state: ServicesState) -> tuple[APIService, Any]:
+        api = APIService(
+            reactor,  # type: ignore[arg-type]
+            makeSite(state, Members("host-a"), Health()),
+            "127.0.0.1",
+            0,
+        )
+        api.startService()
+        self.addCleanup(api.stopService)
+        return api, api.port.getHost()  # type: ignore[union-attr]
+
     async def test_theCatalogAtOnceThenAfterEachChangeThenTheEndAtStop(self) -> None:
         state = ServicesState("host-a", reactor)  # type: ignore[arg-type]
         self.addCleanup(state.stop)
-        api = APIService(
-            reactor, makeSite(state, Members("host-a"), Health()), "127.0.0.1", 0
-        )  # type: ignore[arg-type]
-        api.startService()
-        self.addCleanup(api.stopService)
-        address = api.port.getHost()  # type: ignore[union-attr]
+        api, address = self.serve(state)
         received: list[Any] = []
         pending = [""]
 
@@ -107,12 +113,7 @@ class WatchTests(TestCase):
         state = ServicesState("host-a", reactor)  # type: ignore[arg-type]
         self.addCleanup(state.stop)
         state.merge(record("b1", updated=round(reactor.seconds() * SECOND)))  # type: ignore[attr-defined]
-        api = APIService(
-            reactor, makeSite(state, Members("host-a"), Health()), "127.0.0.1", 0
-        )  # type: ignore[arg-type]
-        api.startService()
-        self.addCleanup(api.stopService)
-        address = api.port.getHost()  # type: ignore[union-attr]
+        api, address = self.serve(state)
         received: list[Any] = []
         response = await treq.get(
             f"http://127.0.0.1:{address.port}/api/watch",
