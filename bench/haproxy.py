@@ -70,6 +70,7 @@ class Named(Resource):
 @implementer(IMembership)
 class Members:
     clusterName = "bench"
+    seeded = False
 
     def memberNames(self) -> list[str]:
         return ["host-a", "host-b"]

@@ -81,6 +81,9 @@ class IMembership(Interface):
     """
 
     clusterName = Attribute("The cluster's name (str).")
+    seeded = Attribute(
+        "Whether this node was given seeds, so that it expects peers (bool)."
+    )
 
     def memberNames():  # type: ignore[no-untyped-def]
         """

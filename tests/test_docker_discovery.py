@@ -181,7 +181,7 @@ class NodeTests(TestCase):
     async def healthReport(self, node: SidecarNode) -> Any:
         address = node.api.port.getHost()  # type: ignore[union-attr]
         response = await treq.get(
-            f"http://{address.host}:{address.port}/api/health.json", persistent=False
+            f"http://{address.host}:{address.port}/api/checks.json", persistent=False
         )
         return (await response.json())["Checks"]
 

@@ -84,6 +84,7 @@ class Named(Resource):
 @implementer(IMembership)
 class Members:
     clusterName = "test"
+    seeded = False
 
     def __init__(self, *names: str) -> None:
         self.names = set(names)

@@ -73,7 +73,7 @@ class HealthAcrossTheClusterTests(TestCase):
     async def healthReport(self, node: SidecarNode) -> Any:
         api = node.api.port.getHost()  # type: ignore[union-attr]
         response = await treq.get(
-            f"http://{api.host}:{api.port}/api/health.json", persistent=False
+            f"http://{api.host}:{api.port}/api/checks.json", persistent=False
         )
         self.assertEqual(response.code, 200)
         return await response.json()

@@ -49,6 +49,7 @@ class Writer:
 @implementer(IMembership)
 class Members:
     clusterName = "test"
+    seeded = False
 
     def __init__(self) -> None:
         self.names = {"host-a", "host-b"}

@@ -24,6 +24,7 @@ SECOND = 1_000_000_000
 @implementer(IMembership)
 class Members:
     clusterName = "test-cluster"
+    seeded = False
 
     def __init__(self, *names: str) -> None:
         self.names = list(names)
@@ -164,13 +165,47 @@ class APITests(SynchronousTestCase):
         code, _, _ = self.request("GET", "/api/members.xml")
         self.assertEqual(code, 404)
 
+    def test_healthSaysTheNodeIsUpAndInACluster(self) -> None:
+        for path in ("/api/health", "/api/health.json"):
+            code, _, body = self.request("GET", path)
+            self.assertEqual(code, 200)
+            self.assertEqual(
+                body,
+                {
+                    "Status": "up",
+                    "Hostname": "node-a",
+                    "ClusterName": "test-cluster",
+                    "Members": 3,
+                    "InCluster": True,
+                },
+            )
+
+    def test_healthOfANodeAloneOnPurpose(self) -> None:
+        self.members.names = ["node-a"]
+        code, _, body = self.request("GET", "/api/health")
+        self.assertEqual(code, 200)
+        self.assertEqual((body["Members"], body["InCluster"]), (1, False))
+
+    def test_healthOfANodeThatShouldHavePeersButHasNone(self) -> None:
+        self.members.names = ["node-a"]
+        self.members.seeded = True
+        code, _, body = self.request("GET", "/api/health")
+        self.assertEqual(code, 503)
+        self.assertEqual(
+            body,
+            {
+                "status": "error",
+                "message": "this node is up but sees no other member of its cluster",
+            },
+        )
+
     def test_healthListsWhatTheChecksLastSaid(self) -> None:
         self.health.checks["dddddddddddd"] = {
             "Name": "web",
             "Status": "Unhealthy",
             "LastError": "HTTP 503 from http://127.0.1.1:8080/version",
         }
-        code, headers, body = self.request("GET", "/api/health.json")
+        code, headers, body = self.request("GET", "/api/checks.json")
         self.assertEqual(code, 200)
         self.assertEqual(headers["content-type"], ["application/json"])
         self.assertEqual(body, {"Hostname": "node-a", "Checks": self.health.checks})

@@ -99,6 +99,10 @@ class GossipService(Service):
 
     # -- IMembership --------------------------------------------------------
 
+    @property
+    def seeded(self) -> bool:
+        return bool(self.settings.seeds)
+
     def memberNames(self) -> list[str]:
         if self.cluster is None:
             return [self.settings.name]

@@ -3,8 +3,9 @@ The JSON status API, with the Go Sidecar's paths and shapes:
 C{/api/state.json}, C{/api/services.json}, C{/api/services/<name>.json};
 C{/api/watch} (see L{sidecar.web.watch}); and its own:
 C{/api/members.json}, the cluster's members as this node
-sees them, C{/api/health.json}, what this node's checks last said, and
-C{/api/haproxy.json}, what its HAProxy is doing.
+sees them, C{/api/checks.json}, what this node's checks last said,
+C{/api/haproxy.json}, what its HAProxy is doing, and C{/api/health},
+whether it is up and in a cluster.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from twisted.logger import Logger
-from twisted.web.http import BAD_REQUEST, NOT_ALLOWED, NOT_FOUND
+from twisted.web.http import BAD_REQUEST, NOT_ALLOWED, NOT_FOUND, SERVICE_UNAVAILABLE
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -98,6 +99,23 @@ class APIResource(Resource):
         Watcher(request, self._state, byService, self._reactor, self.watchers).start()
         return NOT_DONE_YET
 
+    def _nodeHealth(self) -> dict[str, Any]:
+        members = len(self._membership.memberNames())
+        inCluster = members > 1
+        if not inCluster and self._membership.seeded:
+            # Given seeds, yet alone: up, but not where it should be.
+            raise APIError(
+                SERVICE_UNAVAILABLE,
+                "this node is up but sees no other member of its cluster",
+            )
+        return {
+            "Status": "up",
+            "Hostname": self._state.hostname,
+            "ClusterName": self._membership.clusterName,
+            "Members": members,
+            "InCluster": inCluster,
+        }
+
     def _route(self, segments: list[str]) -> tuple[Any, int | None]:
         match [_splitExtension(segment) for segment in segments]:
             case [("state", extension)]:
@@ -115,6 +133,10 @@ class APIResource(Resource):
                 }
                 return members, 2
             case [("health", extension)]:
+                if extension not in ("", "json"):
+                    _requireJSON(extension)
+                return self._nodeHealth(), 2
+            case [("checks", extension)]:
                 _requireJSON(extension)
                 checks = {
                     "Hostname": self._state.hostname,
