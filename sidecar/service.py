@@ -16,7 +16,7 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime
 
 from sidecar.announce import LocalAnnouncer
 from sidecar.catalog import ServicesState
-from sidecar.config import Address, Config, ConfigError, HealthConfig
+from sidecar.config import Address, Config, HealthConfig
 from sidecar.discovery.containers import Naming
 from sidecar.discovery.docker import (
     ContainerHealthCheckers,
@@ -30,6 +30,7 @@ from sidecar.health.checkers import CheckerRegistry, installedCheckers
 from sidecar.health.monitor import HealthMonitor, HealthSettings
 from sidecar.health.status import DAMPING, Damping
 from sidecar.interfaces import IDiscoverer
+from sidecar.listeners import Listeners, managedListeners
 from sidecar.proxy.build import makeProxy
 from sidecar.proxy.follower import ProxyFollower
 from sidecar.web.server import APIService, makeSite
@@ -60,6 +61,7 @@ class SidecarNode(MultiService):
         discoverers: Sequence[IDiscoverer],
         api: APIService,
         proxy: ProxyFollower | None = None,
+        listeners: Listeners | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -70,6 +72,7 @@ class SidecarNode(MultiService):
         self.discoverers = list(discoverers)
         self.api = api
         self.proxy = proxy
+        self.listeners = listeners
         # Start order is the order of addition, stop order the reverse:
         # gossip runs before anything is announced and leaves the cluster
         # last; the announcer and the monitor listen before discoverers
@@ -81,6 +84,8 @@ class SidecarNode(MultiService):
             discoverer.setServiceParent(self)  # type: ignore[attr-defined]
         if proxy is not None:
             proxy.setServiceParent(self)
+        if listeners is not None:
+            listeners.setServiceParent(self)
         api.setServiceParent(self)
 
     def reload(self) -> None:
@@ -116,7 +121,6 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         reactor = globalReactor
     clock: IReactorTime = reactor  # type: ignore[assignment]
     tcp: IReactorTCP = reactor  # type: ignore[assignment]
-    _refuseMissingParts(config)
     node = config.node
     advertise = node.advertiseAddress
     state = ServicesState(node.name, clock, clusterName=node.clusterName)
@@ -150,10 +154,16 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
     proxy = (
         makeProxy(config, state, gossip, reactor) if config.haproxy.enabled else None
     )
+    listeners = Listeners(
+        state,
+        config.listeners.urls,
+        managedListeners(announcer.wanted, advertise.host),
+        reactor,
+    )
     site = makeSite(state, gossip, health, proxy)
     api = APIService(tcp, site, config.api.listen.host, config.api.listen.port)
     return SidecarNode(
-        config, state, gossip, announcer, health, discoverers, api, proxy
+        config, state, gossip, announcer, health, discoverers, api, proxy, listeners
     )
 
 
@@ -221,11 +231,3 @@ def _timing(profile: str, pushPullInterval: float | None) -> Timing:
 
 def _pair(address: Address) -> tuple[str, int]:
     return (address.host, address.port)
-
-
-def _refuseMissingParts(config: Config) -> None:
-    source = config.source or "configuration"
-    if config.listeners.urls:
-        raise ConfigError(
-            source, "listeners.urls", "change listeners are not available yet"
-        )

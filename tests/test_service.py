@@ -21,15 +21,7 @@ from sidecar.service import makeService
 from .doubles import MemoryReactorWithUDP
 
 
-class MissingPartsTests(SynchronousTestCase):
-    def assertRefused(self, key: str, **environ: str) -> None:
-        config = loadConfig(None, environ=environ, hostname="h")
-        error = self.assertRaises(
-            ConfigError, makeService, config, MemoryReactorClock()
-        )
-        self.assertEqual(error.key, key)
-        self.assertIn("not available yet", str(error))
-
+class CompositionTests(SynchronousTestCase):
     def test_anUnmanagedHAProxyNeedsAReloadCommand(self) -> None:
         path = Path(self.mktemp())
         path.write_text("[haproxy]\nenabled = true\nmanage_process = false\n")
@@ -51,9 +43,6 @@ class MissingPartsTests(SynchronousTestCase):
         )
         self.assertEqual(error.key, "haproxy.template")
         self.assertIn("haproxy.cfg.j2: line 1:", str(error))
-
-    def test_listenersAreRefused(self) -> None:
-        self.assertRefused("listeners.urls", LISTENERS_URLS="http://127.0.0.1:1/")
 
     def test_staticNodeStartsAndStopsOnAMemoryReactor(self) -> None:
         reactor = MemoryReactorWithUDP()
