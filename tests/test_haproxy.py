@@ -21,6 +21,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import HTTPConnectionPool
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
@@ -238,12 +239,21 @@ class HAProxyTests(TestCase):
     ) -> defer.Deferred[object]:
         self.sending = True
 
-        async def loop() -> None:
+        # Besides new connections, one client keeps its connections alive,
+        # and does not retry a request on a connection HAProxy closed.
+        pool = HTTPConnectionPool(reactor, persistent=True)
+        pool.retryAutomatically = False
+        self.addCleanup(pool.closeCachedConnections)
+
+        async def loop(keepAlive: bool) -> None:
             url = f"http://{BIND_IP}:{self.servicePort}/"
             while self.sending:
                 started = reactor.seconds()  # type: ignore[attr-defined]
                 try:
-                    response = await treq.get(url, persistent=False, timeout=5)
+                    if keepAlive:
+                        response = await treq.get(url, pool=pool, timeout=5)
+                    else:
+                        response = await treq.get(url, persistent=False, timeout=5)
                     body = (await response.content()).decode()
                     if response.code == 200:
                         log.append(Request(started, body))
@@ -252,7 +262,8 @@ class HAProxyTests(TestCase):
                 except Exception as e:
                     log.append(Request(started, None, repr(e)))
 
-        return defer.DeferredList([defer.ensureDeferred(loop()) for _ in range(count)])
+        loops = [loop(keepAlive=False) for _ in range(count)] + [loop(keepAlive=True)]
+        return defer.DeferredList([defer.ensureDeferred(each) for each in loops])
 
     async def test_noRequestFailsThroughChangesAndReloads(self) -> None:
         for name in ("a", "b", "c"):

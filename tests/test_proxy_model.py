@@ -200,7 +200,7 @@ class TemplateTests(SynchronousTestCase):
         )
         self.assertIn(
             "frontend web-10001\n    mode http\n    bind 127.0.0.168:10001\n"
-            "    default_backend web-10001\n",
+            "    option idle-close-on-response\n    default_backend web-10001\n",
             text,
         )
         self.assertIn(

@@ -35,6 +35,8 @@ from .template import ProxyTemplate, ProxyTemplateError, TemplateSettings
 
 # How long a reload may take before the new worker answers.
 RELOAD_TIMEOUT = 10.0
+# How long a soft stop may take before HAProxy is terminated.
+STOP_GRACE = 5.0
 
 
 class ProxyError(Exception):
@@ -83,9 +85,19 @@ class ManagedHAProxy(ProcessProtocol):
             os.kill(self.transport.pid, signal.SIGUSR2)  # type: ignore[attr-defined]
 
     def stop(self) -> Deferred[None]:
-        if self.transport is not None and self.transport.pid is not None:  # type: ignore[attr-defined]
-            self.transport.signalProcess("TERM")  # type: ignore[union-attr]
+        """
+        A soft stop (C{SIGUSR1}: requests under way finish), then
+        C{SIGTERM} after L{STOP_GRACE} seconds.
+        """
+        if self.running:
+            self.transport.signalProcess(signal.SIGUSR1)  # type: ignore[union-attr]
+            hard = self._reactor.callLater(STOP_GRACE, self._terminate)
+            self.ended.addBoth(lambda result: hard.active() and hard.cancel())
         return self.ended
+
+    def _terminate(self) -> None:
+        if self.running:
+            self.transport.signalProcess("TERM")  # type: ignore[union-attr]
 
     @property
     def running(self) -> bool:
