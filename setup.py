@@ -22,6 +22,8 @@ setup(
         "service-identity>=23.1",
         "msgpack>=1.0",
         "cryptography>=42",
+        # /metrics: the Prometheus project's own client.
+        "prometheus_client>=0.20",
     ],
     extras_require={
         "test": ["hypothesis>=6.100"],

@@ -31,6 +31,7 @@ from sidecar.health.monitor import HealthMonitor, HealthSettings
 from sidecar.health.status import DAMPING, Damping
 from sidecar.interfaces import IDiscoverer
 from sidecar.listeners import Listeners, managedListeners
+from sidecar.metrics import installMetrics
 from sidecar.proxy.build import makeProxy
 from sidecar.proxy.follower import ProxyFollower
 from sidecar.web.server import APIService, makeSite
@@ -162,9 +163,11 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
     )
     site = makeSite(state, gossip, health, proxy)
     api = APIService(tcp, site, config.api.listen.host, config.api.listen.port)
-    return SidecarNode(
+    built = SidecarNode(
         config, state, gossip, announcer, health, discoverers, api, proxy, listeners
     )
+    installMetrics(built, site)
+    return built
 
 
 # Damping that can never suppress: every change is published.

@@ -410,6 +410,10 @@ class NodeTests(TestCase):
             [(f"web-{servicePort}", servicePort)],
         )
         self.assertIsNone(body["LastError"])
+        metrics = await treq.get(
+            f"http://{api.host}:{api.port}/metrics", persistent=False
+        )
+        self.assertIn("sidecar_haproxy_reloads_total ", await metrics.text())
 
 
 class CompanionTests(TestCase):

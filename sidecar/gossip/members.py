@@ -130,6 +130,7 @@ class Members:
         self._members: dict[str, Member] = {local.name: local}
         self._suspicions: dict[str, _Suspicion] = {}
         self.refused = 0
+        self.suspicions = 0
         self.leaving = False
 
     @property
@@ -232,6 +233,7 @@ class Members:
             state=NodeState.SUSPECT,
             stateChange=self._clock.seconds(),
         )
+        self.suspicions += 1
         self._broadcast(message.node, message.encode())
         suspicion = _Suspicion(
             self._clock.seconds(), message.incarnation, message.source

@@ -36,7 +36,7 @@ from .security import Keyring
 from .serf import SerfAwareDelegate, SerfClock
 from .streams import StreamMessage
 from .tcp import StreamDialer, StreamServerFactory
-from .transport import GossipDatagramProtocol
+from .transport import GossipDatagramProtocol, PacketCounters
 
 # With port 0, TCP picks a port and UDP must get the same one; another
 # program may hold it for UDP, so try a few times.
@@ -96,6 +96,13 @@ class GossipService(Service):
         self._broadcaster: CatalogBroadcaster | None = None
         self._serfClock: SerfClock | None = None
         self.joined: Deferred[int] | None = None
+
+    @property
+    def packetCounters(self) -> PacketCounters | None:
+        """
+        UDP packets and bytes in and out, while running.
+        """
+        return None if self._protocol is None else self._protocol.counters
 
     # -- IMembership --------------------------------------------------------
 

@@ -1,0 +1,176 @@
+"""
+C{/metrics}: the node in Prometheus's text format (prometheus_client).
+Most figures are read from the node's parts when scraped; check durations
+are a histogram fed by the health monitor.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+from zope.interface import implementer
+
+from sidecar.catalog import Status
+from sidecar.interfaces import ICheckObserver
+
+if TYPE_CHECKING:
+    from sidecar.service import SidecarNode
+
+
+@implementer(ICheckObserver)
+class CheckDurations:
+    """
+    Check durations and results, as the health monitor reports them.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.histogram = Histogram(
+            "sidecar_check_duration_seconds",
+            "How long health checks took.",
+            ["result"],
+            registry=registry,
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 3, 10),
+        )
+
+    def checkEnded(
+        self, serviceID: str, started: float, duration: float, healthy: bool
+    ) -> None:
+        result = "healthy" if healthy else "unhealthy"
+        self.histogram.labels(result).observe(duration)
+
+
+class NodeCollector:
+    """
+    Reads a node's figures when scraped.
+    """
+
+    def __init__(self, node: SidecarNode) -> None:
+        self._node = node
+
+    def collect(self) -> Iterator[Metric]:
+        node = self._node
+        members = GaugeMetricFamily(
+            "sidecar_members", "Cluster members by state.", labels=["state"]
+        )
+        byState = Counter(m["State"] for m in node.gossip.members())
+        for state in ("alive", "suspect", "failed", "left"):
+            members.add_metric([state], byState.get(state, 0))
+        yield members
+        services = GaugeMetricFamily(
+            "sidecar_services", "Catalog records by status.", labels=["status"]
+        )
+        byStatus = Counter(s.status for s in node.state.services())
+        for status in Status:
+            services.add_metric([status.label], byStatus.get(status, 0))
+        yield services
+        yield from self._gossip()
+        yield from self._proxy()
+        yield from self._listeners()
+
+    def _gossip(self) -> Iterator[Metric]:
+        gossip = self._node.gossip
+        counters = gossip.packetCounters
+        cluster = gossip.cluster
+        packets = CounterMetricFamily(
+            "sidecar_gossip_packets", "UDP gossip packets.", labels=["direction"]
+        )
+        volume = CounterMetricFamily(
+            "sidecar_gossip_bytes", "UDP gossip bytes.", labels=["direction"]
+        )
+        if counters is not None:
+            packets.add_metric(["in"], counters.packetsIn)
+            packets.add_metric(["out"], counters.packetsOut)
+            volume.add_metric(["in"], counters.bytesIn)
+            volume.add_metric(["out"], counters.bytesOut)
+        yield packets
+        yield volume
+        if counters is not None:
+            yield _counter(
+                "sidecar_gossip_packets_dropped",
+                "Gossip packets refused (bad, foreign or unsealed).",
+                counters.dropped,
+            )
+        if cluster is not None:
+            yield _counter(
+                "sidecar_gossip_probes", "Probes sent.", cluster.prober.probes
+            )
+            yield _counter(
+                "sidecar_gossip_probe_failures",
+                "Probes that got no ack.",
+                cluster.prober.failures,
+            )
+            yield _counter(
+                "sidecar_gossip_suspicions",
+                "Members this node came to suspect.",
+                cluster.members.suspicions,
+            )
+
+    def _proxy(self) -> Iterator[Metric]:
+        proxy = self._node.proxy
+        if proxy is None:
+            return
+        status = proxy.status()
+        yield _counter("sidecar_haproxy_reloads", "HAProxy reloads.", status["Reloads"])
+        yield _counter(
+            "sidecar_haproxy_runtime_updates",
+            "HAProxy updates made through its runtime API, without a reload.",
+            status["RuntimeChanges"],
+        )
+
+    def _listeners(self) -> Iterator[Metric]:
+        listeners = self._node.listeners
+        if listeners is None:
+            return
+        delivered = CounterMetricFamily(
+            "sidecar_listener_events_delivered",
+            "Change events a listener accepted.",
+            labels=["listener"],
+        )
+        failures = CounterMetricFamily(
+            "sidecar_listener_failures",
+            "Failed deliveries to a listener (each is retried).",
+            labels=["listener"],
+        )
+        for listener in listeners.status():
+            delivered.add_metric([listener["Name"]], listener["Delivered"])
+            failures.add_metric([listener["Name"]], listener["Failures"])
+        yield delivered
+        yield failures
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=value)
+
+
+class MetricsResource(Resource):
+    """
+    C{GET /metrics}.
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
+        self._registry = registry
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
+        return generate_latest(self._registry)
+
+
+def installMetrics(node: SidecarNode, site: Any) -> CollectorRegistry:
+    """
+    Serve C{node}'s metrics at C{/metrics} of its API C{site}.
+    """
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(node))  # type: ignore[arg-type]
+    node.health.addObserver(CheckDurations(registry))
+    site.resource.putChild(b"metrics", MetricsResource(registry))
+    return registry

@@ -1,0 +1,53 @@
+"""
+C{/metrics} of a running node, in Prometheus's text format.
+"""
+
+from __future__ import annotations
+
+import treq
+from prometheus_client.parser import text_string_to_metric_families
+from twisted.internet import defer
+from twisted.trial.unittest import TestCase
+
+from sidecar.catalog import Status
+
+from .inprocess import startNode
+from .processes import pollUntil
+
+
+class MetricsTests(TestCase):
+    async def test_aNodesFigures(self) -> None:
+        node = startNode(
+            self,
+            "host-a",
+            "127.0.1.1",
+            ['profile = "local"'],
+            moreSettings=["[health]", 'interval = "100ms"'],
+        )
+
+        def checked() -> defer.Deferred[bool | None]:
+            alive = [s for s in node.state.localServices() if s.status is Status.ALIVE]
+            return defer.succeed(True if alive else None)
+
+        await pollUntil(checked, timeout=10)
+        api = node.api.port.getHost()  # type: ignore[union-attr]
+        response = await treq.get(
+            f"http://{api.host}:{api.port}/metrics", persistent=False
+        )
+        self.assertEqual(response.code, 200)
+        [contentType] = response.headers.getRawHeaders(b"content-type")
+        self.assertTrue(contentType.startswith(b"text/plain; version="), contentType)
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(await response.text())
+            for sample in family.samples
+        }
+        self.assertEqual(samples[("sidecar_members", (("state", "alive"),))], 1)
+        self.assertEqual(samples[("sidecar_services", (("status", "Alive"),))], 1)
+        self.assertIn(("sidecar_gossip_packets_total", (("direction", "in"),)), samples)
+        self.assertIn(("sidecar_gossip_probes_total", ()), samples)
+        self.assertGreater(
+            samples[("sidecar_check_duration_seconds_count", (("result", "healthy"),))],
+            0,
+        )
+        self.assertNotIn(("sidecar_haproxy_reloads_total", ()), samples)  # no HAProxy
