@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 NANOSECONDS = 1_000_000_000
 
@@ -29,6 +30,7 @@ class TimestampError(ValueError):
     """
 
 
+@lru_cache(maxsize=1 << 16)
 def formatTimestamp(nanoseconds: int) -> str:
     """
     Render nanoseconds since the epoch as Go's RFC3339Nano in UTC, e.g.
