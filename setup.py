@@ -11,6 +11,7 @@ setup(
     package_data={
         "twisted": ["plugins/sidecar_plugin.py"],
         "sidecar.proxy": ["haproxy.cfg.j2"],
+        "sidecar.web": ["ui/*"],
     },
     include_package_data=True,
     install_requires=[
@@ -26,7 +27,9 @@ setup(
         "prometheus_client>=0.20",
     ],
     extras_require={
-        "test": ["hypothesis>=6.100"],
+        # websockets: the browser test drives chromium over its DevTools
+        # protocol.
+        "test": ["hypothesis>=6.100", "websockets>=12"],
         "lint": ["ruff>=0.5", "mypy>=1.10", "mypy-zope>=1.0"],
     },
     entry_points={},

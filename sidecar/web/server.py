@@ -4,6 +4,8 @@ L{APIService}: the HTTP server for the status API, as a Twisted service.
 
 from __future__ import annotations
 
+from importlib.resources import files
+
 from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IListeningPort, IReactorTCP
@@ -11,6 +13,8 @@ from twisted.logger import Logger
 from twisted.web.http import Request
 from twisted.web.resource import Resource
 from twisted.web.server import Site
+from twisted.web.static import File
+from twisted.web.util import Redirect
 
 from sidecar.catalog import ServicesState
 from sidecar.interfaces import IHealthReport, IMembership, IProxyReport
@@ -51,12 +55,16 @@ def makeSite(
     proxy: IProxyReport | None = None,
 ) -> APISite:
     """
-    The site behind the API: C{/api/...} for the JSON endpoints.
+    The site behind the API: C{/api/...} for the JSON endpoints, C{/ui/}
+    for the web page (and C{/} leads there).
     """
     root = Resource()
     watchers: set[Watcher] = set()
     api = APIResource(state, membership, health, proxy, watchers=watchers)
     root.putChild(b"api", api)
+    # The web page: static files, no build step.
+    root.putChild(b"ui", File(str(files(__package__).joinpath("ui"))))
+    root.putChild(b"", Redirect(b"/ui/"))
     return APISite(root, watchers)
 
 
