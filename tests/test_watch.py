@@ -109,6 +109,41 @@ class WatchTests(TestCase):
         await api.stopService()
         await done  # the stream ends with the node
 
+    async def test_everyWatcherHasAChangeWithin100ms(self) -> None:
+        state = ServicesState("host-a", reactor)  # type: ignore[arg-type]
+        self.addCleanup(state.stop)
+        api, address = self.serve(state)
+        arrivals: list[list[float]] = [[] for _ in range(5)]
+        done = []
+        for seen in arrivals:
+            response = await treq.get(
+                f"http://127.0.0.1:{address.port}/api/watch",
+                unbuffered=True,
+                persistent=False,
+            )
+
+            def collect(data: bytes, seen: list[float] = seen) -> None:
+                for _ in splitDocuments(data.decode())[0]:
+                    seen.append(reactor.seconds())  # type: ignore[attr-defined]
+
+            done.append(treq.collect(response, collect))
+        await pollUntil(
+            lambda: defer.succeed(True if all(arrivals) else None), timeout=5
+        )
+        changed = reactor.seconds()  # type: ignore[attr-defined]
+        state.merge(record("b1", updated=round(changed * SECOND)))
+        await pollUntil(
+            lambda: defer.succeed(
+                True if all(len(seen) == 2 for seen in arrivals) else None
+            ),
+            timeout=5,
+            every=0.005,
+        )
+        delays = [seen[1] - changed for seen in arrivals]
+        self.assertLess(max(delays), 0.1, delays)
+        await api.stopService()
+        await defer.DeferredList(done)
+
     async def test_byServiceIsTheDefault(self) -> None:
         state = ServicesState("host-a", reactor)  # type: ignore[arg-type]
         self.addCleanup(state.stop)
