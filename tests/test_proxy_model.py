@@ -12,7 +12,14 @@ from pathlib import Path
 from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.catalog import Port, Service, Status
-from sidecar.proxy.model import Conflict, ProxyModel, Server, buildModel, sanitize
+from sidecar.proxy.model import (
+    Conflict,
+    ProxyModel,
+    Server,
+    buildModel,
+    sanitize,
+    unusable,
+)
 from sidecar.proxy.template import ProxyTemplate, ProxyTemplateError, TemplateSettings
 
 SETTINGS = TemplateSettings(
@@ -156,6 +163,45 @@ class ModelTests(SynchronousTestCase):
         self.assertNotEqual(one, two)
         self.assertNotEqual(
             one.layout(), buildModel([instance("a1", servicePort=1)]).layout()
+        )
+
+
+class HostileRecordTests(SynchronousTestCase):
+    """
+    Records come from other nodes: none may write HAProxy's file or its
+    runtime commands, nor block every update with a port out of range.
+    """
+
+    def test_anAddressThatIsNotOneIsIgnoredAndReported(self) -> None:
+        evil = Service(
+            id="e1",
+            name="web\n    server evil 6.6.6.6:80",
+            image="",
+            hostname="host-b",
+            ports=(Port("tcp", 80, 10001, "10.0.0.1 check\n    server evil"),),
+        )
+        good = instance("a1")
+        model = buildModel([evil, good])
+        text = ProxyTemplate.default().render(model, SETTINGS)
+        self.assertNotIn("evil", text)
+        self.assertEqual(
+            [s.name for f in model.frontends for s in f.servers], ["host-a-a1"]
+        )
+        [problem] = unusable([evil, good])
+        self.assertTrue(problem.startswith("host-b/e1: not an address: "), problem)
+
+    def test_portsOutOfRangeAreIgnoredAndReported(self) -> None:
+        wide = Service(
+            id="w1",
+            name="wide",
+            image="",
+            hostname="host-b",
+            ports=(Port("tcp", 80, 70000, "127.0.1.2"),),
+        )
+        self.assertEqual(buildModel([wide]), ProxyModel())
+        self.assertEqual(
+            unusable([wide]),
+            ["host-b/w1: port 80 or ServicePort 70000 out of range"],
         )
 
 

@@ -20,7 +20,7 @@ from sidecar.catalog.interfaces import ICatalog, ICatalogObserver
 from sidecar.interfaces import IMembership, IProxyReport, IProxyWriter
 
 from .haproxy import ProxyError
-from .model import ProxyModel, buildModel
+from .model import ProxyModel, buildModel, unusable
 
 # After a failed update, the next try waits this long.
 RETRY_AFTER = 10.0
@@ -159,12 +159,15 @@ class ProxyFollower(Service):
             liveHosts=liveHosts,
             previous=self.model,
         )
-        self._report(model)
+        self._report(model, unusable(self._state.services(), self._useHostnames))
         try:
             how = await self.writer.apply(model)
-        except ProxyError as e:
+        except Exception as e:
             if str(e) != self._lastProblem:
-                self.log.error("the proxy was not updated: {problem}", problem=e)
+                if isinstance(e, ProxyError):
+                    self.log.error("the proxy was not updated: {problem}", problem=e)
+                else:
+                    self.log.failure("the proxy was not updated")
             self._lastProblem = str(e)
             # Tried again later: the problem may pass (a slow reload).
             self._outOfDate = True
@@ -184,10 +187,14 @@ class ProxyFollower(Service):
         if self._outOfDate:
             self._schedule()
 
-    def _report(self, model: ProxyModel) -> None:
-        problems = tuple(str(c) for c in model.conflicts) + tuple(
-            f"backend {name} keeps its last servers: their hosts are out of sight"
-            for name in model.kept
+    def _report(self, model: ProxyModel, ignored: list[str]) -> None:
+        problems = (
+            tuple(str(c) for c in model.conflicts)
+            + tuple(
+                f"backend {name} keeps its last servers: their hosts are out of sight"
+                for name in model.kept
+            )
+            + tuple(f"ignoring {problem}" for problem in ignored)
         )
         for problem in problems:
             if problem not in self._reported:

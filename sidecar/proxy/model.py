@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from sidecar.catalog import Service, Status
 
 _UNSAFE = re.compile(r"[^a-z0-9-]")
+# What may be a server's address in HAProxy's file and runtime commands: an
+# IPv4 or IPv6 address or a host name, nothing that could end a line or a
+# command.
+_ADDRESS = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,252}")
 # What HAProxy allows in a name.
 _UNSAFE_IN_HAPROXY = re.compile(r"[^A-Za-z0-9_.:-]")
 
@@ -164,8 +168,32 @@ def _servicePorts(instances: list[Service]) -> set[int]:
         port.servicePort
         for instance in instances
         for port in instance.ports
-        if port.type == "tcp" and port.servicePort
+        if port.type == "tcp" and 0 < port.servicePort <= 65535
     }
+
+
+def unusable(services: Iterable[Service], useHostnames: bool = False) -> list[str]:
+    """
+    The records the proxy must ignore, and why, one line each: a port or
+    ServicePort out of range, or an address that is not one (records come
+    from other nodes, and HAProxy's file must not be theirs to write).
+    """
+    problems = []
+    for s in services:
+        if s.status is Status.TOMBSTONE:
+            continue
+        for port in s.ports:
+            if port.type != "tcp" or not port.servicePort:
+                continue
+            address = s.hostname if useHostnames or not port.ip else port.ip
+            if not 0 < port.servicePort <= 65535 or not 0 < port.port <= 65535:
+                problems.append(
+                    f"{s.hostname}/{s.id}: port {port.port} or ServicePort "
+                    f"{port.servicePort} out of range"
+                )
+            elif not _ADDRESS.fullmatch(address):
+                problems.append(f"{s.hostname}/{s.id}: not an address: {address!r:.80}")
+    return problems
 
 
 def _frontend(
@@ -180,6 +208,8 @@ def _frontend(
         for port in instance.ports:
             if port.type == "tcp" and port.servicePort == servicePort:
                 address = instance.hostname if useHostnames or not port.ip else port.ip
+                if not _ADDRESS.fullmatch(address) or not 0 < port.port <= 65535:
+                    continue  # not something HAProxy may be told; see unusable()
                 serverName = f"{instance.hostname}-{instance.id}"
                 servers.append(
                     Server(
