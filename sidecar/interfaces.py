@@ -176,6 +176,11 @@ class IProxyWriter(Interface):
     L{sidecar.proxy.model.ProxyModel}.
     """
 
+    exited = Attribute(
+        "A callable with no arguments, set by whoever drives the writer: "
+        "called when a proxy process the writer started ends by itself."
+    )
+
     def apply(model):  # type: ignore[no-untyped-def]
         """
         @return: an awaitable that gives how the change was made (for

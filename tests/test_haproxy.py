@@ -9,7 +9,9 @@ configuration HAProxy refuses leaves the old one serving.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, replace
@@ -313,6 +315,26 @@ class HAProxyTests(TestCase):
         self.assertEqual(unhealthyB, [])
         lateC = [r for r in log if r.answer == "c" and r.started > cGone]
         self.assertEqual(lateC, [])
+
+    async def test_aHAProxyThatDiesIsStartedAgain(self) -> None:
+        self.backend("a")
+        self.state.merge(self.record("a"))
+        await self.applied()
+        pid = int((self.directory / "haproxy.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+        url = f"http://{BIND_IP}:{self.servicePort}/"
+
+        async def answers() -> bytes | None:
+            try:
+                response = await treq.get(url, persistent=False, timeout=2)
+                return await response.content()  # type: ignore[no-any-return]
+            except Exception:
+                return None
+
+        await pollUntil(
+            lambda: defer.succeed(True if self.writer.lastError else None), timeout=10
+        )
+        self.assertEqual(await pollUntil(answers, timeout=15), b"a")
 
     async def test_aServerBusyWhenTakenOutComesBackWithoutAReload(self) -> None:
         slow = Slow("a")

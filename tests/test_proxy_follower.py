@@ -30,6 +30,7 @@ class Writer:
         self.applied: list[ProxyModel] = []
         self.failWith: str | None = None
         self.hold: Deferred[None] | None = None
+        self.exited: Any = None
 
     async def apply(self, model: ProxyModel) -> str:
         if self.hold is not None:

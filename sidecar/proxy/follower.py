@@ -67,6 +67,14 @@ class ProxyFollower(Service):
         self._ready = ready is None
         if ready is not None:
             ready.addCallback(self._becameReady)
+        writer.exited = self._proxyExited
+
+    def _proxyExited(self) -> None:
+        # Started again after the usual interval, so that a HAProxy that
+        # keeps crashing is not restarted in a tight loop.
+        self._lastUpdate = self._reactor.seconds()
+        self._outOfDate = True
+        self._schedule()
 
     def _becameReady(self, result: object) -> object:
         self._ready = True

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,7 @@ class ManagedHAProxy(ProcessProtocol):
         self._settings = settings
         self.ended: Deferred[None] = Deferred()
         self.output: list[bytes] = []
+        self.stopping = False
 
     def start(self) -> None:
         binary, config = self._settings.binary, self._settings.configFile
@@ -89,6 +91,7 @@ class ManagedHAProxy(ProcessProtocol):
         A soft stop (C{SIGUSR1}: requests under way finish), then
         C{SIGTERM} after L{STOP_GRACE} seconds.
         """
+        self.stopping = True
         if self.running:
             self.transport.signalProcess(signal.SIGUSR1)  # type: ignore[union-attr]
             hard = self._reactor.callLater(STOP_GRACE, self._terminate)
@@ -119,7 +122,11 @@ class ManagedHAProxy(ProcessProtocol):
                 self.log.info("haproxy: {line}", line=line.strip())
 
     def processEnded(self, reason: Failure) -> None:
-        if not reason.check(ProcessDone):
+        if not self.stopping:
+            self.log.error(
+                "haproxy ended unexpectedly: {why}", why=reason.getErrorMessage()
+            )
+        elif not reason.check(ProcessDone):
             self.log.info("haproxy ended: {why}", why=reason.getErrorMessage())
         self.ended.callback(None)
 
@@ -146,6 +153,9 @@ class HAProxyWriter:
         self._runtime = RuntimeAPI(reactor, templateSettings.admin_socket)
         self._process: ManagedHAProxy | None = None
         self.running: ProxyModel | None = None
+        # Told when a HAProxy we manage ends by itself (a crash): it must be
+        # started again.
+        self.exited: Callable[[], None] = lambda: None
         self.reloads = 0
         self.runtimeChanges = 0
         self.lastError: str | None = None
@@ -257,14 +267,22 @@ class HAProxyWriter:
             await self._runReloadCommand()
             await self._workerAnswers(previous)
         elif self._process is None or not self._process.running:
-            self._process = ManagedHAProxy(self._reactor, self._settings)
-            self._process.start()
+            process = self._process = ManagedHAProxy(self._reactor, self._settings)
+            process.ended.addCallback(lambda _: self._ended(process))
+            process.start()
             await self._workerAnswers(previous=None)
         else:
             previous = await self._workerPid()
             self._process.reload()
             await self._workerAnswers(previous)
         self.reloads += 1
+
+    def _ended(self, process: ManagedHAProxy) -> None:
+        if process is self._process and not process.stopping:
+            self._process = None
+            self.running = None
+            self.lastError = "haproxy ended unexpectedly; starting it again"
+            self.exited()
 
     async def _runReloadCommand(self) -> None:
         command = self._settings.reloadCommand
