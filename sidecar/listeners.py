@@ -21,7 +21,7 @@ from typing import Any
 
 import treq
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.web.http_headers import Headers
@@ -140,6 +140,8 @@ class UrlListener:
             while self._queue and not self._stopped:
                 try:
                     await self._post(self._queue[0])
+                except CancelledError:
+                    return  # stopped
                 except Exception as e:
                     self.failures += 1
                     problem = f"{self.url}: {e}"

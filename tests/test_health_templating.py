@@ -79,6 +79,14 @@ class ProblemTests(SynchronousTestCase):
     def test_unparseable(self) -> None:
         self.assertProblem("http://{{ host }", "cannot parse 'http://{{ host }'")
 
-    def test_theSandboxHoldsAgainstAttributeTricks(self) -> None:
-        self.assertProblem("{{ ''.__class__.__mro__ }}", "unsafe")
-        self.assertProblem("{{ tcp.__globals__ }}", "unsafe")
+    def test_onlyTheGoFormsAreAllowed(self) -> None:
+        for args in (
+            "{{ ''.__class__.__mro__ }}",
+            "{{ tcp.__globals__ }}",
+            "{{ 'a' * 100000000 }}",
+            "{{ range(10**9) | list }}",
+        ):
+            self.assertProblem(args, "is not one of host, container, tcp N, udp N")
+        self.assertProblem(
+            "{% for a in range(100000) %}{% endfor %}", "only {{ ... }} expressions"
+        )

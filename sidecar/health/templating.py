@@ -26,6 +26,10 @@ _EXPRESSION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _GO_PORT_CALL = re.compile(r"^\s*(tcp|udp)\s+(\S+)\s*$")
 _GO_FIELD = re.compile(r"^\s*\.([A-Za-z_]\w*)\s*$")
 _ENVIRONMENT = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+# The expressions a template may hold once rewritten from Go's syntax.
+_ALLOWED = re.compile(
+    r"host|container|(?:tcp|udp)\((?:\d+|'[^']*')\)|service\['[A-Za-z_]\w*'\]|[A-Za-z_]\w*"
+)
 
 
 class TemplateProblem(CheckArgumentError):
@@ -78,8 +82,19 @@ def renderArgs(args: str, service: Service, advertiseHost: str) -> str:
 
 @lru_cache(maxsize=1024)
 def _compiled(args: str) -> Template:
+    # Only the forms above: no statements, loops or arithmetic, so that a
+    # label cannot make rendering slow or huge.
+    if "{%" in args or "{#" in args:
+        raise TemplateProblem(f"only {{{{ ... }}}} expressions are allowed: {args!r}")
+    converted = _EXPRESSION.sub(_fromGo, args)
+    for expression in _EXPRESSION.findall(converted):
+        if not _ALLOWED.fullmatch(expression.strip()):
+            raise TemplateProblem(
+                f"cannot render {args!r}: {{{{{expression}}}}} is not one of "
+                "host, container, tcp N, udp N, .Field"
+            )
     try:
-        return _ENVIRONMENT.from_string(_EXPRESSION.sub(_fromGo, args))
+        return _ENVIRONMENT.from_string(converted)
     except TemplateError as e:
         raise TemplateProblem(f"cannot parse {args!r}: {e}") from None
 
