@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from docker.errors import NotFound
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
@@ -50,6 +51,7 @@ class FakeEngine:
     def __init__(self) -> None:
         self.running: dict[str, dict[str, Any]] = {}
         self.health: dict[str, str] = {}
+        self.gone: set[str] = set()
         self.up = True
         self.streams: list[FakeStream] = []
 
@@ -60,6 +62,8 @@ class FakeEngine:
         return [e for i, e in self.running.items() if wanted in (None, i)]
 
     def inspect_container(self, containerID: str) -> dict[str, Any]:
+        if containerID in self.gone:
+            raise NotFound(f"no such container {containerID}")
         status = self.health.get(containerID)
         return {"State": {"Health": {"Status": status}} if status else {}}
 
@@ -222,6 +226,24 @@ class DiscovererTests(SynchronousTestCase):
         self.successResultOf(first)
         self.successResultOf(second)
         self.assertEqual(self.ids(), ["aaaaaaaaaaaa"])
+
+    def test_aReadForAnOlderEventDoesNotUndoANewerOne(self) -> None:
+        self.start()
+        self.engine.running[B] = entry(B)
+        self.event("start", B)
+        self.reactor.pool.execute()  # B's read sees it running...
+        del self.engine.running[B]
+        self.event("die", B)  # ...then it dies...
+        self.reactor.pool.deliver()  # ...before that read comes back.
+        self.assertEqual(self.ids(), [])
+
+    def test_aContainerGoneBeforeItsInspectionIsSkipped(self) -> None:
+        self.engine.running[A] = entry(A, HealthCheck="Docker")
+        self.engine.running[B] = entry(B, HealthCheck="Docker")
+        self.engine.gone = {B}
+        self.start()
+        self.assertEqual(self.ids(), ["aaaaaaaaaaaa", "bbbbbbbbbbbb"])
+        self.assertIsNone(self.discoverer.lastError)
 
     def test_theListIsReadAgainEveryResyncInterval(self) -> None:
         self.start()

@@ -104,6 +104,9 @@ class DockerDiscoverer(Service):
         # a container's latest change must not undo that change.
         self._changes = 0
         self._changedAt: dict[str, int] = {}
+        # The number of each container's latest event, so that a read for
+        # an older event cannot undo a newer one.
+        self._latestEvent: dict[str, int] = {}
         self._client: Any = None
         self._stream: Any = None
         self._unreachable = False
@@ -225,12 +228,18 @@ class DockerDiscoverer(Service):
         return entries, self._inspectHealth(client, entries)
 
     def _inspectHealth(self, client: Any, entries: list[Any]) -> dict[str, str]:
+        from docker.errors import NotFound
+
         # Only containers whose check is the engine's own need inspecting.
         health = {}
         for entry in entries:
             labels = entry.get("Labels") or {}
             if labels.get("HealthCheck") == "Docker":
-                state = client.inspect_container(entry["Id"]).get("State") or {}
+                try:
+                    inspected = client.inspect_container(entry["Id"])
+                except NotFound:
+                    continue  # gone between the list and now
+                state = inspected.get("State") or {}
                 status = (state.get("Health") or {}).get("Status")
                 if isinstance(status, str):
                     health[entry["Id"][:12]] = status
@@ -398,19 +407,24 @@ class DockerDiscoverer(Service):
         containerID = fullID[:12]
         self._changes += 1
         self._changedAt[containerID] = self._changes
+        if len(self._latestEvent) > 100_000:
+            self._latestEvent.clear()  # bounded; resyncs repair the rest
+        self._latestEvent[containerID] = self._changes
         if action in _GONE:
             self._remove(containerID)
         elif action in _CHANGED or action.startswith("health_status"):
             d = self._inThread(self._listOne, fullID)
-            d.addCallback(self._listedOne, containerID)
+            d.addCallback(self._listedOne, containerID, self._changes)
             d.addErrback(self._engineFailed)
             d.addErrback(self._bug, "reading a container")
 
     def _listedOne(
-        self, result: tuple[list[Any], dict[str, str]], containerID: str
+        self, result: tuple[list[Any], dict[str, str]], containerID: str, event: int
     ) -> None:
         entries, health = result
         self._reachable()
+        if self._latestEvent.get(containerID, 0) > event:
+            return  # a later event of this container has been handled
         self._health.pop(containerID, None)
         self._health.update(health)
         self._update(containerID, self._parse(entries))
