@@ -5,6 +5,7 @@ that a HAProxy companion builds from the stream.
 
 from __future__ import annotations
 
+import codecs
 import json
 from typing import Any
 
@@ -20,7 +21,7 @@ from sidecar.catalog.documents import stateDocument
 from sidecar.catalog.interfaces import ICatalogObserver
 from sidecar.proxy.remote import RemoteCatalog
 from sidecar.web.server import APIService, makeSite
-from sidecar.web.watchclient import StreamError, splitDocuments
+from sidecar.web.watchclient import DocumentSplitter, StreamError, splitDocuments
 
 from .processes import pollUntil
 from .test_web_api import Health, Members
@@ -57,7 +58,22 @@ class SplitTests(SynchronousTestCase):
         error = self.assertRaises(
             StreamError, splitDocuments, '{"a": 1} nonsense {"b": 2}'
         )
-        self.assertIn("not JSON at offset 9", str(error))
+        self.assertIn("not JSON: 'nonsense", str(error))
+
+    def test_chunksEndingAnywhere(self) -> None:
+        stream = dumps({"a": "<é>", "b": [1, {"c": "}"}]}) * 3
+        for size in (1, 2, 3, 7):
+            splitter = DocumentSplitter()
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            documents = []
+            for offset in range(0, len(stream), size):
+                chunk = stream[offset : offset + size]
+                documents += splitter.feed(decoder.decode(chunk))
+            self.assertEqual(documents, [{"a": "<é>", "b": [1, {"c": "}"}]}] * 3)
+
+    def test_aBrokenDocument(self) -> None:
+        error = self.assertRaises(StreamError, DocumentSplitter().feed, '{"a": nope}')
+        self.assertIn("not JSON at offset 6", str(error))
 
 
 class WatchTests(TestCase):

@@ -6,6 +6,7 @@ connection open, reconnecting with backoff, and hands each document on.
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +18,6 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-_DECODER = json.JSONDecoder()
 # Reconnecting: 1 s, doubling, at most 30 s.
 FIRST_RETRY = 1.0
 LAST_RETRY = 30.0
@@ -36,23 +36,72 @@ def splitDocuments(buffer: str) -> tuple[list[Any], str]:
     The complete JSON documents at the start of C{buffer}, and what is left
     (the beginning of the next one).
 
-    @raise StreamError: when the text cannot be the start of a document.
+    @raise StreamError: when the text cannot be a sequence of documents.
     """
-    documents: list[Any] = []
-    position = 0
-    while True:
-        while position < len(buffer) and buffer[position].isspace():
-            position += 1
-        if position == len(buffer):
-            return documents, ""
+    splitter = DocumentSplitter()
+    documents = splitter.feed(buffer)
+    return documents, splitter.pending
+
+
+class DocumentSplitter:
+    """
+    Cuts a stream of JSON objects (or arrays), one after another, into
+    documents, in one pass over the text however it is chunked.
+    """
+
+    def __init__(self) -> None:
+        self._current: list[str] = []
+        self._depth = 0
+        self._inString = False
+        self._escaped = False
+
+    @property
+    def pending(self) -> str:
+        return "".join(self._current)
+
+    def feed(self, text: str) -> list[Any]:
+        """
+        @return: the documents that C{text} completes.
+        @raise StreamError: on text that is not JSON documents.
+        """
+        documents = []
+        start = 0
+        for position, character in enumerate(text):
+            if self._depth == 0:
+                if character.isspace():
+                    start = position + 1
+                    continue
+                if character not in "{[":
+                    raise StreamError(f"not JSON: {text[position : position + 20]!r}")
+            if self._inString:
+                if self._escaped:
+                    self._escaped = False
+                elif character == "\\":
+                    self._escaped = True
+                elif character == '"':
+                    self._inString = False
+            elif character == '"':
+                self._inString = True
+            elif character in "{[":
+                self._depth += 1
+            elif character in "}]":
+                self._depth -= 1
+                if self._depth == 0:
+                    self._current.append(text[start : position + 1])
+                    documents.append(self._complete())
+                    start = position + 1
+        if self._depth > 0:
+            self._current.append(text[start:])
+        if sum(len(part) for part in self._current) > MAX_DOCUMENT:
+            raise StreamError(f"a document over {MAX_DOCUMENT} bytes")
+        return documents
+
+    def _complete(self) -> Any:
+        text, self._current = "".join(self._current), []
         try:
-            document, end = _DECODER.raw_decode(buffer, position)
+            return json.loads(text)
         except json.JSONDecodeError as e:
-            if e.pos >= len(buffer) - 1 or "Unterminated" in e.msg:
-                return documents, buffer[position:]  # incomplete: wait
             raise StreamError(f"not JSON at offset {e.pos}: {e.msg}") from None
-        documents.append(document)
-        position = end
 
 
 class WatchClient(Service):
@@ -101,14 +150,12 @@ class WatchClient(Service):
         self.lastError = None
         self._retry = FIRST_RETRY
         self.log.info("following {url}", url=self.url)
-        pending = [""]
+        # Bytes may end inside a character, and text inside a document.
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        splitter = DocumentSplitter()
 
         def collect(data: bytes) -> None:
-            text = pending[0] + data.decode("utf-8", "replace")
-            documents, pending[0] = splitDocuments(text)
-            if len(pending[0]) > MAX_DOCUMENT:
-                raise StreamError(f"a document over {MAX_DOCUMENT} bytes")
-            for document in documents:
+            for document in splitter.feed(decoder.decode(data)):
                 self._received(document)
 
         await treq.collect(response, collect)
