@@ -12,7 +12,10 @@ from typing import Any
 import treq
 from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 
 from sidecar.catalog import Port, Service, ServicesState, Status
@@ -20,8 +23,14 @@ from sidecar.catalog.codec import dumps
 from sidecar.catalog.documents import stateDocument
 from sidecar.catalog.interfaces import ICatalogObserver
 from sidecar.proxy.remote import RemoteCatalog
+from sidecar.web import watch, watchclient
 from sidecar.web.server import APIService, makeSite
-from sidecar.web.watchclient import DocumentSplitter, StreamError, splitDocuments
+from sidecar.web.watchclient import (
+    DocumentSplitter,
+    StreamError,
+    WatchClient,
+    splitDocuments,
+)
 
 from .processes import pollUntil
 from .test_web_api import Health, Members
@@ -179,6 +188,74 @@ class WatchTests(TestCase):
         self.assertEqual(received[0]["web"][0]["ID"], "b1")
         await api.stopService()
         await done
+
+
+class Silent(Resource):
+    """
+    A watch endpoint that sends one document and then nothing, ever.
+    """
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[Any] = []
+
+    def render_GET(self, request):  # type: ignore[no-untyped-def]
+        self.requests.append(request)
+        request.write(b'{"Servers": {}}')
+        return NOT_DONE_YET
+
+
+class LivenessTests(TestCase):
+    async def test_anIdleStreamCarriesHeartbeats(self) -> None:
+        self.patch(watch, "HEARTBEAT", 0.05)
+        state = ServicesState("host-a", reactor)  # type: ignore[arg-type]
+        self.addCleanup(state.stop)
+        api, address = WatchTests.serve(self, state)  # type: ignore[arg-type]
+        chunks: list[bytes] = []
+        response = await treq.get(
+            f"http://127.0.0.1:{address.port}/api/watch",
+            unbuffered=True,
+            persistent=False,
+        )
+        done = treq.collect(response, chunks.append)
+        await pollUntil(
+            lambda: defer.succeed(True if b"".join(chunks).count(b"\n") >= 2 else None),
+            timeout=5,
+        )
+        await api.stopService()
+        await done
+
+    async def test_aSilentStreamIsFollowedAgain(self) -> None:
+        self.patch(watchclient, "SILENCE", 0.2)
+        self.patch(watchclient, "FIRST_RETRY", 0.05)
+        silent = Silent()
+        site = Site(silent)
+        site.log = lambda request: None  # type: ignore[method-assign]
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        received: list[Any] = []
+        client = WatchClient(
+            reactor, f"http://127.0.0.1:{port.getHost().port}/", received.append
+        )
+        client.startService()
+        self.addCleanup(client.stopService)
+        with capturedLogs() as events:
+            await pollUntil(
+                lambda: defer.succeed(True if len(silent.requests) >= 2 else None),
+                timeout=5,
+            )
+        self.assertIn("nothing for 0.2 s", " ".join(formatEvent(e) for e in events))
+        self.assertGreaterEqual(len(received), 1)
+        client.stopService()
+        # Every stream the client opened is closed.
+        await pollUntil(
+            lambda: defer.succeed(
+                True if all(r._disconnected for r in silent.requests) else None
+            ),
+            timeout=5,
+        )
 
 
 @implementer(ICatalogObserver)

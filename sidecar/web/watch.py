@@ -20,6 +20,10 @@ from sidecar.catalog.codec import dumps
 from sidecar.catalog.documents import byServiceDocument, stateDocument
 from sidecar.catalog.interfaces import ICatalogObserver
 
+# With no change to send, a newline this often: the client knows the
+# stream is alive (stream decoders skip whitespace between documents).
+HEARTBEAT = 15.0
+
 
 @implementer(ICatalogObserver, IPushProducer)
 class Watcher:
@@ -48,6 +52,7 @@ class Watcher:
         self._paused = False
         self._due = True
         self._timer: IDelayedCall | None = None
+        self._heartbeat: IDelayedCall | None = None
         self._ended = False
 
     def start(self) -> None:
@@ -99,6 +104,20 @@ class Watcher:
             else stateDocument(self._state)
         )
         self._request.write(dumps(document))
+        self._beatLater()
+
+    def _beatLater(self) -> None:
+        if self._heartbeat is not None and self._heartbeat.active():
+            self._heartbeat.cancel()
+        self._heartbeat = self._reactor.callLater(HEARTBEAT, self._beat)
+
+    def _beat(self) -> None:
+        self._heartbeat = None
+        if self._ended:
+            return
+        if not self._paused:
+            self._request.write(b"\n")
+        self._beatLater()
 
     def _clientGone(self, result: object) -> None:
         self._end()
@@ -109,7 +128,8 @@ class Watcher:
         self._ended = True
         self._watchers.discard(self)
         self._state.removeObserver(self)
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        for timer in (self._timer, self._heartbeat):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._timer = self._heartbeat = None
         self._request.unregisterProducer()

@@ -15,12 +15,19 @@ import treq
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.client import ResponseDone
+
+from .watch import HEARTBEAT
 
 # Reconnecting: 1 s, doubling, at most 30 s.
 FIRST_RETRY = 1.0
 LAST_RETRY = 30.0
+# A stream silent this long is dead (the server sends a newline every
+# HEARTBEAT seconds at least): it is dropped and followed again.
+SILENCE = 3 * HEARTBEAT
 # A document larger than this is not a catalog; the stream is dropped.
 MAX_DOCUMENT = 64 * 1024 * 1024
 
@@ -124,6 +131,7 @@ class WatchClient(Service):
         self._retry = FIRST_RETRY
         self._timer: IDelayedCall | None = None
         self._following: Deferred[None] | None = None
+        self._stream: _Stream | None = None
 
     def startService(self) -> None:
         super().startService()
@@ -134,6 +142,8 @@ class WatchClient(Service):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        if self._stream is not None:
+            self._stream.stop()
         if self._following is not None:
             self._following.cancel()
 
@@ -150,15 +160,12 @@ class WatchClient(Service):
         self.lastError = None
         self._retry = FIRST_RETRY
         self.log.info("following {url}", url=self.url)
-        # Bytes may end inside a character, and text inside a document.
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        splitter = DocumentSplitter()
-
-        def collect(data: bytes) -> None:
-            for document in splitter.feed(decoder.decode(data)):
-                self._received(document)
-
-        await treq.collect(response, collect)
+        stream = self._stream = _Stream(self._reactor, self._received)
+        response.deliverBody(stream)
+        try:
+            await stream.finished
+        finally:
+            self._stream = None
 
     def _ended(self, result: object) -> None:
         self._following = None
@@ -180,3 +187,57 @@ class WatchClient(Service):
         self.lastError = problem
         self._timer = self._reactor.callLater(self._retry, self._connect)
         self._retry = min(self._retry * 2, LAST_RETRY)
+
+
+class _Stream(Protocol):
+    """
+    A response body of JSON documents: each complete one is handed on.  A
+    body silent for L{SILENCE} seconds is dropped: the server writes at
+    least a newline every L{HEARTBEAT} seconds, so it is gone.
+    """
+
+    def __init__(self, reactor: Any, received: Callable[[Any], None]) -> None:
+        self._received = received
+        # Bytes may end inside a character, and text inside a document.
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._splitter = DocumentSplitter()
+        self._silence = reactor.callLater(SILENCE, self._silent)
+        self._silenced = False
+        self.finished: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self._silence.reset(SILENCE)
+        try:
+            documents = self._splitter.feed(self._decoder.decode(data))
+        except StreamError as e:
+            self._abort(e)
+            return
+        for document in documents:
+            self._received(document)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if self._silence.active():
+            self._silence.cancel()
+        if self.finished.called:
+            return
+        if self._silenced:
+            self.finished.errback(StreamError(f"nothing for {SILENCE:g} s"))
+        elif reason is None or reason.check(ResponseDone):
+            self.finished.callback(None)
+        else:
+            self.finished.errback(reason)
+
+    def stop(self) -> None:
+        # The body's transport is a producer: stopping it drops the
+        # connection.
+        if self.transport is not None:
+            self.transport.stopProducing()  # type: ignore[attr-defined]
+
+    def _silent(self) -> None:
+        self._silenced = True
+        self.stop()
+
+    def _abort(self, error: StreamError) -> None:
+        if not self.finished.called:
+            self.finished.errback(error)
+        self.stop()
