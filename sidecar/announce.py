@@ -13,17 +13,17 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from sidecar.catalog import Service, ServicesState
+from sidecar.catalog import Service, ServicesState, Status
 from sidecar.catalog.local import LocalService
 from sidecar.discovery.reports import Reports
-from sidecar.interfaces import IDiscoveryListener
+from sidecar.interfaces import IDiscoveryListener, IDrainControl
 
 # Peers forget a record they have not heard of for 80 s; refreshing well
 # inside that window survives two lost rounds.
 REFRESH_INTERVAL = 25.0
 
 
-@implementer(IDiscoveryListener)
+@implementer(IDiscoveryListener, IDrainControl)
 class LocalAnnouncer(TwistedService):
     """
     Keeps the catalog's local records equal to the union of what every
@@ -45,6 +45,7 @@ class LocalAnnouncer(TwistedService):
     ) -> None:
         self._state = state
         self._reports = Reports()
+        self._drained: set[str] = set()
         self._refresh = LoopingCall(self._refreshAll)
         self._refresh.clock = clock
         self._refreshInterval = refreshInterval
@@ -64,6 +65,33 @@ class LocalAnnouncer(TwistedService):
         """
         return self._reports.wanted()
 
+    # -- IDrainControl ------------------------------------------------------
+
+    def drain(self, serviceID: str) -> Service:
+        """
+        Publish a local service as DRAINING (out of every proxy, still
+        running) until L{undrain}; its health checks no longer change its
+        status meanwhile.
+
+        @raise KeyError: when no local service has that ID.
+        """
+        local = self.wanted()[serviceID]
+        self._drained.add(serviceID)
+        self._announceIfChanged(local.service)
+        return self._published(local.service)
+
+    def undrain(self, serviceID: str) -> Service:
+        """
+        Publish a drained local service with its health-checked status
+        again.
+
+        @raise KeyError: when no local service has that ID.
+        """
+        local = self.wanted()[serviceID]
+        self._drained.discard(serviceID)
+        self._announceIfChanged(local.service)
+        return local.service
+
     def startService(self) -> None:
         super().startService()
         self._refresh.start(self._refreshInterval, now=False)
@@ -75,6 +103,7 @@ class LocalAnnouncer(TwistedService):
 
     def _reconcile(self) -> None:
         wanted = self.wanted()
+        self._drained &= wanted.keys()
         for local in wanted.values():
             self._announceIfChanged(local.service)
         for record in self._state.localServices():
@@ -84,7 +113,13 @@ class LocalAnnouncer(TwistedService):
                     "service {name} {id} is gone", name=record.name, id=record.id
                 )
 
+    def _published(self, service: Service) -> Service:
+        if service.id in self._drained:
+            return service.withStatus(Status.DRAINING, service.updated)
+        return service
+
     def _announceIfChanged(self, service: Service) -> None:
+        service = self._published(service)
         current = self._state.get(self._state.hostname, service.id)
         if current is not None and current.sameContentAs(service):
             return
@@ -98,4 +133,4 @@ class LocalAnnouncer(TwistedService):
 
     def _refreshAll(self) -> None:
         for local in self.wanted().values():
-            self._state.announceLocal(local.service)
+            self._state.announceLocal(self._published(local.service))

@@ -18,6 +18,7 @@ __all__ = [
     "ICheckerFactory",
     "IDiscoverer",
     "IDiscoveryListener",
+    "IDrainControl",
     "IHealthReport",
     "IMembership",
     "IProxyReport",
@@ -213,4 +214,22 @@ class IProxyReport(Interface):
             C{"Updates"}, C{"Conflicts"} (one line each), C{"KeptBackends"}
             and C{"Frontends"} (C{{"Name", "Service", "ServicePort",
             "Mode", "Servers"}}).
+        """
+
+
+class IDrainControl(Interface):
+    """
+    Takes this node's own services out of the proxies and back.
+    """
+
+    def drain(serviceID):  # type: ignore[no-untyped-def]
+        """
+        @return: the service as it is now published (DRAINING).
+        @raise KeyError: when no local service has that ID.
+        """
+
+    def undrain(serviceID):  # type: ignore[no-untyped-def]
+        """
+        @return: the service with its health-checked status.
+        @raise KeyError: when no local service has that ID.
         """

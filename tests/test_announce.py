@@ -266,6 +266,30 @@ class LocalAnnouncerTests(SynchronousTestCase):
             ],
         )
 
+    def test_aDrainedServiceIsPublishedDrainingUntilUndrained(self) -> None:
+        self.announcer.servicesDiscovered("static", [local("a" * 12)])
+        self.clock.advance(1)
+        drained = self.announcer.drain("a" * 12)
+        self.assertEqual(drained.status, Status.DRAINING)
+        self.assertEqual(self.record("a" * 12).status, Status.DRAINING)
+        # Neither a refresh nor a health change undoes it.
+        self.announcer.startService()
+        self.addCleanup(self.announcer.stopService)
+        self.clock.advance(REFRESH_INTERVAL)
+        self.assertEqual(self.record("a" * 12).status, Status.DRAINING)
+        sick = local("a" * 12)
+        sick = replace(sick, service=sick.service.withStatus(Status.UNHEALTHY, 0))
+        self.announcer.serviceChanged("static", sick)
+        self.assertEqual(self.record("a" * 12).status, Status.DRAINING)
+        # Undrained, it is what its checks say.
+        self.clock.advance(1)
+        self.assertEqual(self.announcer.undrain("a" * 12).status, Status.UNHEALTHY)
+        self.assertEqual(self.record("a" * 12).status, Status.UNHEALTHY)
+
+    def test_onlyLocalServicesCanBeDrained(self) -> None:
+        self.assertRaises(KeyError, self.announcer.drain, "b" * 12)
+        self.assertRaises(KeyError, self.announcer.undrain, "b" * 12)
+
     def test_firstEmptyReportOfASourceWithdrawsNothing(self) -> None:
         self.announcer.servicesDiscovered("static", [local("a" * 12)])
         self.announcer.servicesDiscovered("docker", [])

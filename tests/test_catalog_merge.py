@@ -103,6 +103,21 @@ class MergeTests(CatalogTestCase):
         self.assertEqual(current.status, Status.DRAINING)
         self.assertEqual(current.updated, self.now - SECOND)
 
+    def test_anOriginThatPublishesItsDrainsIsTakenAtItsWord(self) -> None:
+        # Our own nodes say so in their metadata: their ALIVE after a
+        # DRAINING is an undrain.
+        self.state.trustDrains("peer", True)
+        self.state.merge(self.remote(Status.DRAINING, ago=5))
+        self.state.merge(self.remote(Status.ALIVE, ago=1))
+        current = self.current()
+        assert current is not None
+        self.assertEqual(current.status, Status.ALIVE)
+        self.state.trustDrains("peer", False)
+        self.state.merge(self.remote(Status.ALIVE, ago=0))
+        current = self.current()
+        assert current is not None
+        self.assertEqual(current.status, Status.DRAINING)
+
     def test_drainingStopsBeingStickyAfterAnotherStatus(self) -> None:
         self.state.merge(self.remote(Status.DRAINING, ago=5))
         self.state.merge(self.remote(Status.UNHEALTHY, ago=3))

@@ -71,6 +71,31 @@ class InProcessClusterTests(TestCase):
         self.assertEqual(body["Members"][2]["Address"], "127.0.1.3")
         self.assertEqual(body["Members"][2]["Port"], self.gossipPort(nodes[2]))
 
+    async def test_aDrainAndUndrainReachTheOtherNode(self) -> None:
+        nodes = await self.startCluster(2)
+        owner, other = nodes
+        [service] = owner.state.localServices()
+        api = owner.api.port.getHost()  # type: ignore[union-attr]
+        url = f"http://{api.host}:{api.port}/api/services/{service.id}/drain"
+
+        async def otherSees(status: Status) -> None:
+            def seen() -> defer.Deferred[bool | None]:
+                record = other.state.get("host-1", service.id)
+                ok = record is not None and record.status is status
+                return defer.succeed(True if ok else None)
+
+            await pollUntil(seen, timeout=10, every=0.02)
+
+        await otherSees(Status.ALIVE)
+        response = await treq.post(url, persistent=False)
+        self.assertEqual(response.code, 202)
+        await response.content()
+        await otherSees(Status.DRAINING)
+        response = await treq.delete(url, persistent=False)
+        self.assertEqual(response.code, 200)
+        await response.content()
+        await otherSees(Status.ALIVE)
+
     async def test_aStoppedNodeLeavesAndItsServicesGo(self) -> None:
         nodes = await self.startCluster(3)
         leaver, others = nodes[2], nodes[:2]

@@ -15,7 +15,7 @@ from zope.interface import implementer
 
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.catalog.timestamps import formatTimestamp
-from sidecar.interfaces import IHealthReport, IMembership
+from sidecar.interfaces import IDrainControl, IHealthReport, IMembership
 from sidecar.web.server import makeSite
 
 SECOND = 1_000_000_000
@@ -56,6 +56,27 @@ class Health:
         return self.checks
 
 
+@implementer(IDrainControl)
+class Drains:
+    def __init__(self, state: ServicesState) -> None:
+        self.state = state
+        self.calls: list[tuple[str, str]] = []
+
+    def drain(self, serviceID: str) -> Service:
+        self.calls.append(("drain", serviceID))
+        found = self.state.get("node-b", serviceID)
+        if found is None:
+            raise KeyError(serviceID)
+        return found.withStatus(Status.DRAINING, found.updated)
+
+    def undrain(self, serviceID: str) -> Service:
+        self.calls.append(("undrain", serviceID))
+        found = self.state.get("node-b", serviceID)
+        if found is None:
+            raise KeyError(serviceID)
+        return found
+
+
 def record(
     serviceID: str, name: str, hostname: str, updated: int, **kw: Any
 ) -> Service:
@@ -85,7 +106,9 @@ class APITests(SynchronousTestCase):
         )
         self.members = Members("node-a", "node-b", "node-c")
         self.health = Health()
-        self.client = StubTreq(makeSite(self.state, self.members, self.health).resource)
+        self.drains = Drains(self.state)
+        site = makeSite(self.state, self.members, self.health, drains=self.drains)
+        self.client = StubTreq(site.resource)
         self.addCleanup(self.state.stop)
 
     def request(self, method: str, path: str) -> tuple[int, dict[str, Any], Any]:
@@ -164,6 +187,39 @@ class APITests(SynchronousTestCase):
         self.assertEqual(body["Members"], self.members.members())
         code, _, _ = self.request("GET", "/api/members.xml")
         self.assertEqual(code, 404)
+
+    def test_drainAndUndrain(self) -> None:
+        code, _, body = self.request("POST", "/api/services/bbbbbbbbbbbb/drain")
+        self.assertEqual(code, 202)
+        self.assertEqual(
+            body, {"Message": "Service 'web' instance 'bbbbbbbbbbbb' set to DRAINING"}
+        )
+        code, _, body = self.request("DELETE", "/api/services/bbbbbbbbbbbb/drain")
+        self.assertEqual(code, 200)
+        self.assertEqual(
+            body, {"Message": "Service 'web' instance 'bbbbbbbbbbbb' set to ALIVE"}
+        )
+        self.assertEqual(
+            self.drains.calls,
+            [("drain", "bbbbbbbbbbbb"), ("undrain", "bbbbbbbbbbbb")],
+        )
+
+    def test_drainingAServiceThatIsNotHereIs404(self) -> None:
+        code, _, body = self.request("POST", "/api/services/nope/drain")
+        self.assertEqual(code, 404)
+        self.assertEqual(
+            body,
+            {
+                "status": "error",
+                "message": "no service with ID 'nope' runs on this node",
+            },
+        )
+
+    def test_drainTakesOnlyPostAndDelete(self) -> None:
+        code, _, body = self.request("GET", "/api/services/bbbbbbbbbbbb/drain")
+        self.assertEqual(code, 405)
+        self.assertEqual(body["message"], "use POST to drain, DELETE to undrain")
+        self.assertEqual(self.drains.calls, [])
 
     def test_healthSaysTheNodeIsUpAndInACluster(self) -> None:
         for path in ("/api/health", "/api/health.json"):

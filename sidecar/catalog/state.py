@@ -172,6 +172,7 @@ class ServicesState:
         self._resend = tombstoneResend
         self._servers: dict[str, Server] = {}
         self._localIDs: set[str] = set()
+        self._trustedDrains: set[str] = set()
         self._observers: list[ICatalogObserver] = []
         self._broadcasters: list[IBroadcaster] = []
         self._deadlines: list[tuple[int, str, str]] = []
@@ -188,6 +189,17 @@ class ServicesState:
         return round(self._clock.seconds() * NANOSECONDS)
 
     # -- subscribers --------------------------------------------------------
+
+    def trustDrains(self, hostname: str, trusted: bool) -> None:
+        """
+        Whether C{hostname} publishes its drains itself (its metadata says
+        so): then an ALIVE of it after a DRAINING is an undrain, not a Go
+        origin's refresh to hold as DRAINING.
+        """
+        if trusted:
+            self._trustedDrains.add(hostname)
+        else:
+            self._trustedDrains.discard(hostname)
 
     def addObserver(self, observer: ICatalogObserver) -> None:
         self._observers.append(observer)
@@ -393,10 +405,12 @@ class ServicesState:
     # -- internals ----------------------------------------------------------
 
     def _effective(self, entry: _Entry) -> Service:
-        # This node's own records are what it says they are; the sticky
-        # rule only guards against a remote origin's ALIVE refreshes.
-        own = entry.winner.hostname == self.hostname
-        return entry.effective(sticky=not (own and entry.winner.id in self._localIDs))
+        # This node's own records are what it says they are, and so are
+        # those of origins that publish their drains themselves; the sticky
+        # rule only guards against a Go origin's ALIVE refreshes.
+        host = entry.winner.hostname
+        own = host == self.hostname and entry.winner.id in self._localIDs
+        return entry.effective(sticky=not own and host not in self._trustedDrains)
 
     def _store(self, record: Service) -> Service | None:
         """

@@ -81,13 +81,32 @@ class PushPullError(Exception):
     """
 
 
+# In a node's metadata: it publishes its drains itself, and undrains, so
+# that peers need not hold its ALIVE records as DRAINING (the Go Sidecar's
+# sticky rule, for origins that keep announcing ALIVE while drained).
+PUBLISHES_DRAINS = {"Drains": "published"}
+
+
 def nodeMeta(clusterName: str) -> bytes:
     """
-    The node metadata the Go Sidecar gossips: its cluster and state.
+    The node metadata the Go Sidecar gossips (its cluster and state), and
+    that this node publishes its drains itself (Go ignores the extra key).
     """
     return json.dumps(
-        {"ClusterName": clusterName, "State": "Running"}, separators=(",", ":")
+        {"ClusterName": clusterName, "State": "Running", **PUBLISHES_DRAINS},
+        separators=(",", ":"),
     ).encode()
+
+
+def publishesDrains(meta: bytes) -> bool:
+    """
+    Whether a member's metadata says it publishes its drains itself.
+    """
+    try:
+        document = json.loads(meta)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(document, dict) and document.get("Drains") == "published"
 
 
 def localMember(

@@ -26,7 +26,7 @@ from sidecar.catalog import (
 from sidecar.catalog.codec import dumps
 from sidecar.catalog.documents import stateDocument
 
-from .cluster import Cluster
+from .cluster import Cluster, publishesDrains
 from .interfaces import IGossipDelegate, IMemberObserver
 from .members import Member
 from .ratelimit import RateLimitedLog
@@ -76,10 +76,10 @@ class CatalogDelegate:
         )
 
     def memberJoined(self, member: Member) -> None:
-        pass
+        self._state.trustDrains(member.name, publishesDrains(member.meta))
 
     def memberUpdated(self, member: Member) -> None:
-        pass
+        self._state.trustDrains(member.name, publishesDrains(member.meta))
 
     def memberGone(self, member: Member) -> None:
         # Its services leave the proxies now; if it comes back, its own

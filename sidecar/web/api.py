@@ -14,7 +14,14 @@ from typing import Any
 from urllib.parse import unquote
 
 from twisted.logger import Logger
-from twisted.web.http import BAD_REQUEST, NOT_ALLOWED, NOT_FOUND, SERVICE_UNAVAILABLE
+from twisted.web.http import (
+    ACCEPTED,
+    BAD_REQUEST,
+    NOT_ALLOWED,
+    NOT_FOUND,
+    OK,
+    SERVICE_UNAVAILABLE,
+)
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -25,7 +32,12 @@ from sidecar.catalog.documents import (
     servicesDocument,
     stateDocument,
 )
-from sidecar.interfaces import IHealthReport, IMembership, IProxyReport
+from sidecar.interfaces import (
+    IDrainControl,
+    IHealthReport,
+    IMembership,
+    IProxyReport,
+)
 
 from .watch import Watcher
 
@@ -60,6 +72,7 @@ class APIResource(Resource):
         proxy: IProxyReport | None = None,
         reactor: Any = None,
         watchers: set[Watcher] | None = None,
+        drains: IDrainControl | None = None,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -68,6 +81,7 @@ class APIResource(Resource):
         self._membership = membership
         self._health = health
         self._proxy = proxy
+        self._drains = drains
         self._reactor = reactor
         self.watchers: set[Watcher] = set() if watchers is None else watchers
 
@@ -75,10 +89,18 @@ class APIResource(Resource):
         request.setHeader(b"Content-Type", b"application/json")
         request.setHeader(b"Access-Control-Allow-Origin", b"*")
         try:
+            segments = _segments(request)
+            if (
+                len(segments) == 3
+                and segments[0] == "services"
+                and segments[2] == "drain"
+            ):
+                document, code = self._drain(request.method, segments[1])
+                request.setResponseCode(code)
+                return dumps(document, indent=2)
             if request.method not in _READ_METHODS:
                 request.setHeader(b"Allow", b", ".join(_READ_METHODS))
                 raise APIError(NOT_ALLOWED, "method not allowed")
-            segments = _segments(request)
             if segments == ["watch"] and request.method == b"GET":
                 return self._watch(request)
             document, indent = self._route(segments)
@@ -98,6 +120,26 @@ class APIResource(Resource):
         byService = choice != b"false"
         Watcher(request, self._state, byService, self._reactor, self.watchers).start()
         return NOT_DONE_YET
+
+    def _drain(self, method: bytes, serviceID: str) -> tuple[Any, int]:
+        if method not in (b"POST", b"DELETE"):
+            raise APIError(NOT_ALLOWED, "use POST to drain, DELETE to undrain")
+        if self._drains is None:
+            raise APIError(NOT_FOUND, "this node cannot drain services")
+        try:
+            if method == b"POST":
+                service = self._drains.drain(serviceID)
+                status = "DRAINING"
+            else:
+                service = self._drains.undrain(serviceID)
+                status = service.status.name
+        except KeyError:
+            raise APIError(
+                NOT_FOUND, f"no service with ID {serviceID!r} runs on this node"
+            ) from None
+        message = f"Service {service.name!r} instance {service.id!r} set to {status}"
+        self.log.info("{message}", message=message)
+        return {"Message": message}, ACCEPTED if method == b"POST" else OK
 
     def _nodeHealth(self) -> dict[str, Any]:
         members = len(self._membership.memberNames())

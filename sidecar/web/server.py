@@ -17,7 +17,12 @@ from twisted.web.static import File
 from twisted.web.util import Redirect
 
 from sidecar.catalog import ServicesState
-from sidecar.interfaces import IHealthReport, IMembership, IProxyReport
+from sidecar.interfaces import (
+    IDrainControl,
+    IHealthReport,
+    IMembership,
+    IProxyReport,
+)
 
 from .api import APIResource
 from .watch import Watcher
@@ -53,6 +58,7 @@ def makeSite(
     membership: IMembership,
     health: IHealthReport,
     proxy: IProxyReport | None = None,
+    drains: IDrainControl | None = None,
 ) -> APISite:
     """
     The site behind the API: C{/api/...} for the JSON endpoints, C{/ui/}
@@ -60,7 +66,9 @@ def makeSite(
     """
     root = Resource()
     watchers: set[Watcher] = set()
-    api = APIResource(state, membership, health, proxy, watchers=watchers)
+    api = APIResource(
+        state, membership, health, proxy, watchers=watchers, drains=drains
+    )
     root.putChild(b"api", api)
     # The web page: static files, no build step.
     root.putChild(b"ui", File(str(files(__package__).joinpath("ui"))))
