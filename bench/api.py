@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import treq
-from cluster import TWISTD_SIDECAR, Children, cpuSeconds, log, rssMiB, sleep
+from cluster import TWISTD_SIDECAR, Children, cpuSeconds, log, printRows, rssMiB, sleep
 from twisted.internet import defer, task
 
 HOSTS = ("127.0.1.1", "127.0.1.2")
@@ -126,9 +126,7 @@ async def run(arguments: argparse.Namespace, workdir: Path) -> None:
             ("node CPU", f"{100 * cpu / wall:.0f} % of one core"),
             ("node RSS", f"{rssMiB(node.pid):.0f} MiB"),
         ]
-        width = max(len(name) for name, _ in rows)
-        for name, value in rows:
-            print(f"{name:<{width}}  {value}")
+        printRows(rows)
     finally:
         children.killAll()
 

@@ -89,6 +89,15 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def printRows(rows: Sequence[tuple[str, str]]) -> None:
+    """
+    A benchmark's figures, one per line, names aligned, on standard output.
+    """
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
 def sleep(seconds: float) -> defer.Deferred[None]:
     return task.deferLater(reactor, seconds)  # type: ignore[arg-type]
 

@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from cluster import TWISTD_SIDECAR, Children, cpuSeconds, log, rssMiB, sleep
+from cluster import TWISTD_SIDECAR, Children, cpuSeconds, log, printRows, rssMiB, sleep
 from twisted.internet import defer, task
 from twisted.internet.threads import deferToThread
 
@@ -163,9 +163,7 @@ async def run(arguments: argparse.Namespace, workdir: Path) -> None:
             ),
             ("node RSS at the end", f"{rss:.0f} MiB"),
         ]
-        width = max(len(name) for name, _ in rows)
-        for name, value in rows:
-            print(f"{name:<{width}}  {value}")
+        printRows(rows)
     finally:
         children.killAll()
         log("removing the containers and the engine")

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import treq
-from cluster import log, sleep
+from cluster import log, printRows, sleep
 from twisted.internet import defer, reactor, task
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -245,9 +245,7 @@ async def run(arguments: argparse.Namespace, directory: Path) -> None:
             ("  requests", f"{bench.requests}"),
             ("  failed requests", f"{len(bench.failures)}"),
         ]
-        width = max(len(name) for name, _ in rows)
-        for name, value in rows:
-            print(f"{name:<{width}}  {value}")
+        printRows(rows)
         for failure in sorted(set(bench.failures))[:5]:
             print(f"  failure: {failure}")
     finally:

@@ -37,7 +37,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from cluster import Children, cpuSeconds, log, rssMiB, sleep
+from cluster import Children, cpuSeconds, log, printRows, rssMiB, sleep
 from twisted.internet import defer, reactor, task
 from zope.interface import implementer
 
@@ -214,9 +214,7 @@ def report(
         ("haproxy CPU", f"{100 * haproxyCPU / wall:.1f} % of one core"),
         ("node RSS at the end", f"{rss:.0f} MiB"),
     ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+    printRows(rows)
 
 
 def main() -> None:
