@@ -32,7 +32,7 @@ setup(
         "test": ["hypothesis>=6.100", "websockets>=12"],
         "lint": ["ruff>=0.5", "mypy>=1.10", "mypy-zope>=1.0"],
     },
-    entry_points={},
+    entry_points={"console_scripts": ["sidecar = sidecar.cli:main"]},
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3",

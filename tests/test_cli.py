@@ -1,0 +1,94 @@
+"""
+The C{sidecar} command against a running node: tables, C{--json}, drain
+and undrain, C{check-config}, and one-line errors.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from twisted.internet import defer
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from sidecar.catalog import Status
+from sidecar.cli import CommandFailed, Options, checkConfig, run
+
+from .inprocess import startNode
+from .processes import pollUntil
+
+
+def parse(*argv: str) -> Options:
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class CommandTests(TestCase):
+    async def say(self, *argv: str) -> str:
+        out = io.StringIO()
+        await run(parse("--api", self.api, *argv), out)
+        return out.getvalue()
+
+    async def test_membersServicesDrainUndrain(self) -> None:
+        node = startNode(
+            self, "host-a", "127.0.1.1", moreSettings=["[health]", 'interval = "100ms"']
+        )
+        address = node.api.port.getHost()  # type: ignore[union-attr]
+        self.api = f"http://{address.host}:{address.port}"
+        await pollUntil(
+            lambda: defer.succeed(
+                True
+                if [s for s in node.state.localServices() if s.status is Status.ALIVE]
+                else None
+            )
+        )
+        [service] = node.state.localServices()
+        members = await self.say("members")
+        self.assertEqual(
+            members.splitlines()[0].split(), ["NAME", "ADDRESS", "STATE", "INCARNATION"]
+        )
+        self.assertEqual(members.splitlines()[1].split()[0::2], ["host-a", "alive"])
+        services = await self.say("services")
+        self.assertEqual(
+            services.splitlines()[1].split()[:4],
+            ["svc-host-a", service.id, "host-a", "ALIVE"],
+        )
+        parsed = json.loads(await self.say("services", "--json"))
+        self.assertEqual(list(parsed["Services"]), ["svc-host-a"])
+        self.assertIn("set to DRAINING", await self.say("drain", service.id))
+        self.assertIn("DRAINING", await self.say("services"))
+        self.assertIn("set to ALIVE", await self.say("undrain", service.id))
+        with self.assertRaises(CommandFailed) as caught:
+            await self.say("drain", "nope")
+        self.assertIn(
+            "HTTP 404: no service with ID 'nope' runs on this node",
+            str(caught.exception),
+        )
+
+    async def test_aNodeThatIsNotThere(self) -> None:
+        self.api = "http://127.0.0.1:1"
+        with self.assertRaises(CommandFailed) as caught:
+            await self.say("members")
+        self.assertIn(
+            "cannot reach http://127.0.0.1:1/api/members.json", str(caught.exception)
+        )
+
+
+class OfflineTests(SynchronousTestCase):
+    def test_checkConfig(self) -> None:
+        good = Path(self.mktemp())
+        good.write_text('[node]\nname = "a"\n')
+        self.assertEqual(checkConfig(str(good)), f"{good}: valid")
+        bad = Path(self.mktemp())
+        bad.write_text('[node]\nnmae = "a"\n')
+        error = self.assertRaises(CommandFailed, checkConfig, str(bad))
+        self.assertIn(
+            "node.nmae: unknown key 'nmae' (did you mean 'name'?)", str(error)
+        )
+
+    def test_aCommandIsNeeded(self) -> None:
+        self.assertRaises(UsageError, parse)
+        self.assertRaises(UsageError, parse, "drain")
