@@ -5,6 +5,7 @@ Test doubles for the catalog's seams: they record what they are told.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import succeed
@@ -12,6 +13,7 @@ from twisted.internet.testing import MemoryReactorClock
 from zope.interface import implementer
 
 from sidecar.catalog import ChangeEvent, IBroadcaster, ICatalogObserver, Service
+from sidecar.interfaces import IMembership
 
 
 @implementer(ICatalogObserver)
@@ -75,3 +77,33 @@ class MemoryReactorWithUDP(MemoryReactorClock):
         fake = _FakeUDPPort(interface, port)
         self.udpServers.append((port, protocol, interface, fake))
         return fake
+
+
+@implementer(IMembership)
+class Members:
+    """
+    A membership of the given live members, for the API and the proxy.
+    """
+
+    clusterName = "test-cluster"
+    seeded = False
+
+    def __init__(self, *names: str) -> None:
+        self.names = list(names)
+
+    def memberNames(self) -> list[str]:
+        return self.names
+
+    def members(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "Name": name,
+                "Address": "127.0.1.1",
+                "Port": 7946,
+                "State": "alive",
+                "Incarnation": 0,
+                "Meta": "",
+                "ProtocolVersions": [1, 5, 4, 0, 0, 0],
+            }
+            for name in self.names
+        ]

@@ -1,6 +1,6 @@
 """
-L{serveSwitch}: a real HTTP server whose answer a test turns from healthy
-to unhealthy and back.
+Real HTTP servers for tests: L{serve} any resource, and L{serveSwitch}, a
+server whose answer a test turns from healthy to unhealthy and back.
 """
 
 from __future__ import annotations
@@ -29,15 +29,25 @@ class Switch(Resource):
         return b""
 
 
+def serve(case: TestCase, resource: Resource, host: str = "127.0.0.1") -> int:
+    """
+    Serve C{resource} on C{host} at a free port, without access log lines,
+    until C{case} cleans up.
+
+    @return: the port.
+    """
+    site = Site(resource)
+    site.log = lambda request: None  # type: ignore[method-assign]
+    port = reactor.listenTCP(0, site, interface=host)  # type: ignore[attr-defined]
+    case.addCleanup(port.stopListening)
+    return port.getHost().port  # type: ignore[no-any-return]
+
+
 def serveSwitch(case: TestCase, host: str = "127.0.0.1") -> tuple[Switch, int]:
     """
-    Listen on C{host} at a free port until C{case} cleans up.
+    A L{Switch} on C{host} at a free port until C{case} cleans up.
 
     @return: the switch and its port.
     """
     switch = Switch()
-    site = Site(switch)
-    site.log = lambda request: None  # type: ignore[method-assign]
-    port = reactor.listenTCP(0, site, interface=host)  # type: ignore[attr-defined]
-    case.addCleanup(port.stopListening)
-    return switch, port.getHost().port
+    return switch, serve(case, switch, host)

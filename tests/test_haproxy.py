@@ -25,20 +25,20 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import HTTPConnectionPool
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
-from zope.interface import implementer
+from twisted.web.server import NOT_DONE_YET
 
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.config import loadConfig
 from sidecar.haproxytap import Options, makeCompanion
-from sidecar.interfaces import IMembership
 from sidecar.proxy.follower import ProxyFollower
 from sidecar.proxy.haproxy import HAProxySettings, HAProxyWriter
 from sidecar.proxy.model import buildModel
 from sidecar.proxy.template import ProxyTemplate, TemplateSettings
 
+from .doubles import Members
 from .inprocess import startNode
 from .processes import freePort, pollUntil
+from .switches import serve
 
 BIND_IP = "127.0.0.168"
 SECOND = 1_000_000_000
@@ -84,21 +84,6 @@ class Named(Resource):
         return self.name
 
 
-@implementer(IMembership)
-class Members:
-    clusterName = "test"
-    seeded = False
-
-    def __init__(self, *names: str) -> None:
-        self.names = set(names)
-
-    def memberNames(self) -> list[str]:
-        return sorted(self.names)
-
-    def members(self) -> list[dict[str, object]]:
-        return []
-
-
 def temporaryDirectory(case: TestCase) -> Path:
     # Short: HAProxy's admin socket path must fit in 107 bytes.
     directory = Path(tempfile.mkdtemp(prefix="sidecar-haproxy-"))
@@ -110,11 +95,7 @@ def serveNamed(case: TestCase, name: str, resource: Resource | None = None) -> i
     """
     A web server on 127.0.0.1 answering C{name}; its port.
     """
-    site = Site(resource or Named(name))
-    site.log = lambda request: None  # type: ignore[method-assign]
-    port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
-    case.addCleanup(port.stopListening)
-    return port.getHost().port  # type: ignore[no-any-return]
+    return serve(case, resource or Named(name))
 
 
 def staticTarget(port: int, servicePort: int) -> dict[str, Any]:

@@ -16,10 +16,12 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from sidecar.catalog import Port, Service, ServicesState, Status
-from sidecar.interfaces import IMembership, IProxyWriter
+from sidecar.interfaces import IProxyWriter
 from sidecar.proxy.follower import RETRY_AFTER, ProxyFollower
 from sidecar.proxy.haproxy import ProxyError
 from sidecar.proxy.model import ProxyModel
+
+from .doubles import Members
 
 SECOND = 1_000_000_000
 
@@ -47,21 +49,6 @@ class Writer:
         pass
 
 
-@implementer(IMembership)
-class Members:
-    clusterName = "test"
-    seeded = False
-
-    def __init__(self) -> None:
-        self.names = {"host-a", "host-b"}
-
-    def memberNames(self) -> list[str]:
-        return sorted(self.names)
-
-    def members(self) -> list[dict[str, object]]:
-        return []
-
-
 class FollowerTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
@@ -69,7 +56,7 @@ class FollowerTests(SynchronousTestCase):
         self.state = ServicesState("host-a", self.clock)
         self.addCleanup(self.state.stop)
         self.writer = Writer()
-        self.members = Members()
+        self.members = Members("host-a", "host-b")
         self.follower = ProxyFollower(
             self.state, self.members, self.writer, self.clock, minInterval=1.0
         )
@@ -136,7 +123,7 @@ class FollowerTests(SynchronousTestCase):
         self.state.merge(self.instance("i1"))
         self.clock.advance(0)
         # This node loses the cluster: host-b is expired here.
-        self.members.names = {"host-a"}
+        self.members.names = ["host-a"]
         with capturedLogs() as events:
             self.state.expireServer("host-b")
             self.clock.advance(1)

@@ -15,7 +15,7 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from sidecar.catalog import Port, Service, ServicesState, Status
@@ -32,8 +32,10 @@ from sidecar.web.watchclient import (
     splitDocuments,
 )
 
+from .doubles import Members
 from .processes import pollUntil
-from .test_web_api import Health, Members
+from .switches import serve
+from .test_web_api import Health
 
 SECOND = 1_000_000_000
 
@@ -231,14 +233,9 @@ class LivenessTests(TestCase):
         self.patch(watchclient, "SILENCE", 0.2)
         self.patch(watchclient, "FIRST_RETRY", 0.05)
         silent = Silent()
-        site = Site(silent)
-        site.log = lambda request: None  # type: ignore[method-assign]
-        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
-        self.addCleanup(port.stopListening)
+        port = serve(self, silent)
         received: list[Any] = []
-        client = WatchClient(
-            reactor, f"http://127.0.0.1:{port.getHost().port}/", received.append
-        )
+        client = WatchClient(reactor, f"http://127.0.0.1:{port}/", received.append)
         client.startService()
         self.addCleanup(client.stopService)
         with capturedLogs() as events:

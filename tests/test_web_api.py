@@ -15,36 +15,12 @@ from zope.interface import implementer
 
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.catalog.timestamps import formatTimestamp
-from sidecar.interfaces import IDrainControl, IHealthReport, IMembership
+from sidecar.interfaces import IDrainControl, IHealthReport
 from sidecar.web.server import makeSite
 
+from .doubles import Members
+
 SECOND = 1_000_000_000
-
-
-@implementer(IMembership)
-class Members:
-    clusterName = "test-cluster"
-    seeded = False
-
-    def __init__(self, *names: str) -> None:
-        self.names = list(names)
-
-    def memberNames(self) -> list[str]:
-        return self.names
-
-    def members(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "Name": name,
-                "Address": "127.0.1.1",
-                "Port": 7946,
-                "State": "alive",
-                "Incarnation": 0,
-                "Meta": "",
-                "ProtocolVersions": [1, 5, 4, 0, 0, 0],
-            }
-            for name in self.names
-        ]
 
 
 @implementer(IHealthReport)
