@@ -161,13 +161,11 @@ class ProxyFollower(Service):
         liveHosts = (
             None if self._membership is None else set(self._membership.memberNames())
         )
+        records = list(self._state.services())
         model = buildModel(
-            self._state.services(),
-            self._useHostnames,
-            liveHosts=liveHosts,
-            previous=self.model,
+            records, self._useHostnames, liveHosts=liveHosts, previous=self.model
         )
-        self._report(model, unusable(self._state.services(), self._useHostnames))
+        self._report(model, unusable(records, self._useHostnames))
         try:
             how = await self.writer.apply(model)
         except Exception as e:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-from sidecar.catalog import Service, Status
+from sidecar.catalog import Port, Service, Status
 
 _UNSAFE = re.compile(r"[^a-z0-9-]")
 # What may be a server's address in HAProxy's file and runtime commands: an
@@ -185,15 +185,26 @@ def unusable(services: Iterable[Service], useHostnames: bool = False) -> list[st
         for port in s.ports:
             if port.type != "tcp" or not port.servicePort:
                 continue
-            address = s.hostname if useHostnames or not port.ip else port.ip
-            if not 0 < port.servicePort <= 65535 or not 0 < port.port <= 65535:
-                problems.append(
-                    f"{s.hostname}/{s.id}: port {port.port} or ServicePort "
-                    f"{port.servicePort} out of range"
-                )
-            elif not _ADDRESS.fullmatch(address):
-                problems.append(f"{s.hostname}/{s.id}: not an address: {address!r:.80}")
+            fault = _fault(s, port, useHostnames)
+            if fault is not None:
+                problems.append(f"{s.hostname}/{s.id}: {fault}")
     return problems
+
+
+def _address(service: Service, port: Port, useHostnames: bool) -> str:
+    return service.hostname if useHostnames or not port.ip else port.ip
+
+
+def _fault(service: Service, port: Port, useHostnames: bool) -> str | None:
+    """
+    Why HAProxy must not be told of this port of C{service}, or L{None}.
+    """
+    if not 0 < port.servicePort <= 65535 or not 0 < port.port <= 65535:
+        return f"port {port.port} or ServicePort {port.servicePort} out of range"
+    address = _address(service, port, useHostnames)
+    if not _ADDRESS.fullmatch(address):
+        return f"not an address: {address!r:.80}"
+    return None
 
 
 def _frontend(
@@ -207,14 +218,13 @@ def _frontend(
             continue
         for port in instance.ports:
             if port.type == "tcp" and port.servicePort == servicePort:
-                address = instance.hostname if useHostnames or not port.ip else port.ip
-                if not _ADDRESS.fullmatch(address) or not 0 < port.port <= 65535:
+                if _fault(instance, port, useHostnames) is not None:
                     continue  # not something HAProxy may be told; see unusable()
                 serverName = f"{instance.hostname}-{instance.id}"
                 servers.append(
                     Server(
                         _UNSAFE_IN_HAPROXY.sub("-", serverName),
-                        address,
+                        _address(instance, port, useHostnames),
                         port.port,
                         instance.hostname,
                     )
