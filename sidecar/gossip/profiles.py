@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from .suspicion import suspicionTimeouts
+
 # Beyond this many members, anti-entropy slows down so that the TCP load on
 # each node stays about constant (memberlist's pushPullScaleThreshold).
 PUSH_PULL_SCALE_THRESHOLD = 32
@@ -75,3 +77,24 @@ def scaledPushPullInterval(interval: float, members: int) -> float:
     doublings = math.log2(members) - math.log2(PUSH_PULL_SCALE_THRESHOLD)
     multiplier = math.ceil(doublings) + 1
     return interval * multiplier
+
+
+def detectionBound(timing: Timing, members: int) -> float:
+    """
+    The longest, in seconds, that the others take to declare a member of a
+    cluster of C{members} dead once it stops answering, unless packets are
+    lost or a prober is slowed by its own awareness score: each other
+    member probes it within one round over the membership, that probe
+    takes its interval, the suspicion lasts at most Lifeguard's longest
+    timeout, and the verdict then spreads in its retransmissions' gossip
+    rounds.
+    """
+    others = max(1, members - 1)
+    _, longest = suspicionTimeouts(
+        timing.suspicionMultiplier,
+        timing.suspicionMaxTimeoutMultiplier,
+        members,
+        timing.probeInterval,
+    )
+    spread = timing.retransmitMultiplier * math.ceil(math.log10(members + 1))
+    return (others + 1) * timing.probeInterval + longest + spread * timing.gossipInterval

@@ -1,0 +1,69 @@
+"""
+C{python -m sidecar.demo}: play the demo's story on this machine's loopback
+addresses and print what each step changed and when.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer, task
+from twisted.python import usage
+
+from .cluster import Layout
+from .story import Demo
+
+
+class Options(usage.Options):
+    synopsis = "python -m sidecar.demo [--keep]"
+    optFlags = [["keep", None, "keep the demo's files and logs"]]
+    optParameters = [
+        ["gossip-port", None, 7946, "the gossip port of every node", int],
+        ["api-port", None, 7777, "the API port of every node", int],
+    ]
+
+
+async def play(reactor: Any, options: Options) -> None:
+    layout = Layout(gossipPort=options["gossip-port"], apiPort=options["api-port"])
+    if shutil.which("haproxy") is None:
+        raise SystemExit("the demo needs haproxy on the PATH (apt-get install haproxy)")
+    unavailable = layout.unavailable()
+    if unavailable:
+        raise SystemExit(
+            "the demo cannot listen where it needs to:\n  "
+            + "\n  ".join(unavailable)
+            + "\n(is another demo or node running?)"
+        )
+    demo = Demo(layout, Path(tempfile.mkdtemp(prefix="sidecar-demo-")), print)
+    try:
+        await demo.play()
+        print(f"\n{demo.summary()}")
+    except Exception as e:
+        print(f"\nthe demo failed: {e}", file=sys.stderr)
+        options["keep"] = True
+        raise SystemExit(1) from None
+    finally:
+        print("\nstopping every process")
+        await demo.cleanUp()
+        if options["keep"]:
+            demo.keepLogs()
+            print(f"files and logs kept in {demo.directory}")
+        else:
+            demo.removeFiles()
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = Options()
+    try:
+        options.parseOptions(sys.argv[1:] if argv is None else argv)
+    except usage.UsageError as e:
+        raise SystemExit(f"{e}\n{options}") from None
+    task.react(lambda reactor: defer.ensureDeferred(play(reactor, options)))
+
+
+if __name__ == "__main__":
+    main()

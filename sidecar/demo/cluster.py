@@ -1,0 +1,294 @@
+"""
+The demo's machines, all on this one: host N is the loopback address
+127.0.1.N, where its sidecar node gossips and serves its API and its
+services listen, and its HAProxy binds 127.0.2.N.  Node 1 runs awesome-svc,
+nodes 2 and 3 each run an instance of good-svc; each node publishes its
+services from a static file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import treq
+from twisted.internet import defer, reactor
+
+from ..proxy.runtime import RuntimeAPI
+from .processes import (
+    ChildProcess,
+    bindProblem,
+    descendants,
+    killAll,
+    nodeEnvironment,
+    spawn,
+    startNode,
+)
+
+GOOD = "good-svc"
+AWESOME = "awesome-svc"
+GOOD_SERVICE_PORT = 10001
+AWESOME_SERVICE_PORT = 10002
+# How long a process may take to start answering.
+START_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Layout:
+    """
+    Where everything listens.  The ports are the same on every host.
+    """
+
+    size: int = 3
+    gossipPort: int = 7946
+    apiPort: int = 7777
+    goodPort: int = 8001
+    awesomePort: int = 8002
+
+    def address(self, number: int) -> str:
+        return f"127.0.1.{number}"
+
+    def proxyAddress(self, number: int) -> str:
+        return f"127.0.2.{number}"
+
+    def api(self, number: int) -> str:
+        return f"http://{self.address(number)}:{self.apiPort}/api"
+
+    def goodURL(self, number: int) -> str:
+        return f"http://{self.address(number)}:{self.goodPort}"
+
+    def awesomeURL(self) -> str:
+        return f"http://{self.address(1)}:{self.awesomePort}"
+
+    def goodThroughProxy(self, number: int) -> str:
+        """
+        good-svc as a client on host C{number} reaches it: its HAProxy.
+        """
+        return f"http://{self.proxyAddress(number)}:{GOOD_SERVICE_PORT}/"
+
+    def instance(self, number: int) -> str:
+        return f"{GOOD}@node-{number}"
+
+    def unavailable(self) -> list[str]:
+        """
+        Why each address this layout needs that cannot be bound now cannot.
+        """
+        wanted: list[tuple[str, int, bool]] = []
+        for n in range(1, self.size + 1):
+            wanted += [
+                (self.address(n), self.gossipPort, True),
+                (self.address(n), self.apiPort, False),
+                (self.address(n), self.goodPort if n > 1 else self.awesomePort, False),
+                (self.proxyAddress(n), GOOD_SERVICE_PORT, False),
+                (self.proxyAddress(n), AWESOME_SERVICE_PORT, False),
+            ]
+        problems = [bindProblem(host, port, udp=udp) for host, port, udp in wanted]
+        return [problem for problem in problems if problem is not None]
+
+
+class ServiceProcess(ChildProcess):
+    """
+    One of L{sidecar.demo.apps}'s services; C{listening} fires once it says
+    it is listening.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listening: defer.Deferred[None] = defer.Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        super().outReceived(data)
+        if not self.listening.called and b" listening on " in self.output:
+            self.listening.callback(None)
+
+    def processEnded(self, reason: Any) -> None:
+        if not self.listening.called:
+            self.listening.errback(
+                RuntimeError(f"the service exited before listening:\n{self.describe()}")
+            )
+        super().processEnded(reason)
+
+
+def _check(url: str) -> dict[str, Any]:
+    return {"Type": "HttpGet", "Args": url}
+
+
+class Host:
+    """
+    One demo machine: its node's configuration and static file in
+    C{directory}, its services, its node and (the node's child) its HAProxy.
+    """
+
+    def __init__(
+        self,
+        layout: Layout,
+        number: int,
+        directory: Path,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.layout = layout
+        self.number = number
+        self.name = f"node-{number}"
+        self.directory = directory
+        self._environ = nodeEnvironment() if environ is None else dict(environ)
+        # Every process started, in order, with its name.
+        self.started: list[tuple[str, ChildProcess]] = []
+        directory.mkdir(parents=True, exist_ok=True)
+        self.runtime = RuntimeAPI(reactor, str(directory / "haproxy.sock"))
+        (directory / "static.json").write_text(json.dumps(self._static(), indent=2))
+        (directory / "node.toml").write_text(self._configuration())
+
+    def _static(self) -> list[dict[str, Any]]:
+        layout, address = self.layout, self.layout.address(self.number)
+        if self.number == 1:
+            name, port, servicePort = AWESOME, layout.awesomePort, AWESOME_SERVICE_PORT
+        else:
+            name, port, servicePort = GOOD, layout.goodPort, GOOD_SERVICE_PORT
+        ports = [{"Type": "tcp", "Port": port, "ServicePort": servicePort}]
+        return [
+            {
+                "Service": {
+                    "Name": name,
+                    "Image": f"demo/{name}:1",
+                    "Ports": ports,
+                    "ProxyMode": "http",
+                },
+                "Check": _check(f"http://{address}:{port}/health"),
+            }
+        ]
+
+    def _configuration(self) -> str:
+        layout, n = self.layout, self.number
+        others = [
+            f'"{layout.address(k)}:{layout.gossipPort}"'
+            for k in range(1, layout.size + 1)
+            if k != n
+        ]
+        files = self.directory
+        return f"""\
+# The demo's node {n}; written by sidecar.demo.
+[node]
+name = "{self.name}"
+bind = "{layout.address(n)}:{layout.gossipPort}"
+seeds = [{", ".join(others)}]
+profile = "local"
+
+[api]
+listen = "{layout.address(n)}:{layout.apiPort}"
+
+[discovery]
+backends = ["static"]
+static_file = "static.json"
+
+[health]
+interval = "1s"
+timeout = "1s"
+
+[haproxy]
+enabled = true
+bind_ip = "{layout.proxyAddress(n)}"
+config_file = "{files / "haproxy.cfg"}"
+pid_file = "{files / "haproxy.pid"}"
+admin_socket = "{files / "haproxy.sock"}"
+stats_listen = ""
+min_reload_interval = "0.2s"
+
+[log]
+format = "text"
+"""
+
+    def _serviceArguments(self) -> list[str]:
+        layout, n = self.layout, self.number
+        if n == 1:
+            listen = f"{layout.address(n)}:{layout.awesomePort}"
+            return [
+                "awesome",
+                f"--listen={listen}",
+                f"--target={layout.goodThroughProxy(n)}",
+            ]
+        listen = f"{layout.address(n)}:{layout.goodPort}"
+        return ["good", f"--listen={listen}", f"--instance={layout.instance(n)}"]
+
+    async def start(self) -> None:
+        """
+        Start the host's service, then its node; return once both answer.
+        """
+        service = ServiceProcess()
+        argv = [sys.executable, "-m", "sidecar.demo.apps", *self._serviceArguments()]
+        spawn(service, argv, self._environ, str(self.directory))
+        self.started.append(("service", service))
+        await service.listening.addTimeout(START_TIMEOUT, reactor)
+        node = startNode(
+            str(self.directory / "node.toml"), START_TIMEOUT, self._environ
+        )
+        self.started.append(("node", node))
+        await node.listening
+
+    def logs(self) -> dict[str, bytes]:
+        """
+        What this host's processes wrote, by file name: every run of its
+        node in C{node.log}, of its service in C{service.log}.
+        """
+        logs: dict[str, bytes] = {}
+        for name, process in self.started:
+            earlier = logs.get(f"{name}.log")
+            restart = b"" if earlier is None else earlier + b"\n---- restarted ----\n"
+            logs[f"{name}.log"] = restart + process.output + process.errors
+        return logs
+
+    def running(self) -> list[ChildProcess]:
+        return [p for _, p in self.started if not p.ended.called]
+
+    async def crash(self) -> None:
+        """
+        The machine dies: SIGKILL its node, the node's HAProxy and its
+        services, all at once.
+        """
+        running = self.running()
+        pids = [p.pid for p in running if p.pid is not None]
+        for pid in list(pids):
+            pids += descendants(pid)
+        killAll(pids)
+        await defer.gatherResults([p.ended for p in running])
+
+    async def stop(self) -> None:
+        """
+        A clean shutdown: SIGTERM to the node (which stops its HAProxy and
+        leaves the cluster) and to the services.
+        """
+        await defer.gatherResults([p.stop() for p in self.running()])
+
+    async def rotation(
+        self, service: str = GOOD, port: int = GOOD_SERVICE_PORT
+    ) -> set[str]:
+        """
+        The C{address:port} of every server that this host's HAProxy sends
+        C{service}'s requests to now (up, and not in maintenance or
+        draining).
+        """
+        answer = await self.runtime.run(f"show servers state {service}-{port}")
+        lines = answer.splitlines()
+        header = next((line for line in lines if line.startswith("# be_id")), None)
+        if header is None:
+            return set()
+        names = header[2:].split()
+        servers = set()
+        for line in lines[lines.index(header) + 1 :]:
+            row = dict(zip(names, line.split(), strict=False))
+            if row.get("srv_op_state") == "2" and row.get("srv_admin_state") == "0":
+                servers.add(f"{row['srv_addr']}:{row['srv_port']}")
+        return servers
+
+    async def get(self, path: str) -> Any:
+        """
+        GET C{path} of this node's API, as JSON.
+        """
+        url = f"{self.layout.api(self.number)}{path}"
+        response = await treq.get(url, timeout=5, persistent=False)
+        if response.code != 200:
+            raise RuntimeError(f"{self.name}: GET /api{path}: HTTP {response.code}")
+        return await response.json()

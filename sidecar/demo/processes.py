@@ -1,0 +1,271 @@
+"""
+Child processes with bounded waits: a C{twistd -n sidecar} node, any other
+program, and the few helpers that waiting on real processes needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from twisted.internet import defer, protocol, reactor, task
+from twisted.internet.error import ProcessDone, ProcessExitedAlready
+from twisted.python.failure import Failure
+
+T = TypeVar("T")
+TWISTD = ["-c", "from twisted.scripts.twistd import run; run()"]
+_API_LINE = re.compile(rb"status API on http://([^:/]+):(\d+)/api/")
+# Keep this much of a child's output: enough to show why it failed.
+_KEPT_OUTPUT = 1 << 20
+
+
+def nodeEnvironment() -> dict[str, str]:
+    """
+    This process's environment without the Go Sidecar's variables, which
+    would override a node's configuration file.
+    """
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SIDECAR_", "HAPROXY_", "LISTENERS_", "STATIC_"))
+        and k != "DOCKER_URL"
+    }
+
+
+class ChildProcess(protocol.ProcessProtocol):
+    """
+    A child process: its output is kept (the last megabyte of each
+    stream); C{ended} fires with its exit code, or with C{-signal} when a
+    signal ended it.
+    """
+
+    def __init__(self) -> None:
+        self.output = b""
+        self.errors = b""
+        self.ended: defer.Deferred[int | None] = defer.Deferred()
+
+    @property
+    def pid(self) -> int | None:
+        return getattr(self.transport, "pid", None)
+
+    def outReceived(self, data: bytes) -> None:
+        self.output = (self.output + data)[-_KEPT_OUTPUT:]
+
+    def errReceived(self, data: bytes) -> None:
+        self.errors = (self.errors + data)[-_KEPT_OUTPUT:]
+
+    def signal(self, name: str | int) -> None:
+        """
+        Send a signal unless the process has ended.
+        """
+        if not self.ended.called:
+            try:
+                self.transport.signalProcess(name)  # type: ignore[union-attr]
+            except ProcessExitedAlready:
+                pass
+
+    def stop(self) -> defer.Deferred[int | None]:
+        """
+        Send SIGTERM unless the process has ended; fire with its exit code.
+        """
+        self.signal("TERM")
+        return self.ended
+
+    def processEnded(self, reason: Failure) -> None:
+        ended: Any = reason.value
+        code = 0 if reason.check(ProcessDone) else ended.exitCode
+        if code is None and ended.signal is not None:
+            code = -ended.signal
+        self.ended.callback(code)
+
+    def describe(self) -> str:
+        """
+        What it wrote, for an error message.
+        """
+        return (self.output + self.errors).decode("utf-8", "replace")
+
+
+class NodeProcess(ChildProcess):
+    """
+    A twistd sidecar process.  C{listening} fires with the API's port once
+    the node logs it; C{ended} fires with C{-SIGTERM} when the process
+    ended by re-raising a handled SIGTERM, as daemons do.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listening: defer.Deferred[int] = defer.Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        super().outReceived(data)
+        if not self.listening.called:
+            port = _apiPort(self.output)
+            if port is not None:
+                self.listening.callback(port)
+
+    def processEnded(self, reason: Failure) -> None:
+        if not self.listening.called:
+            code = getattr(reason.value, "exitCode", None)
+            self.listening.errback(
+                RuntimeError(
+                    f"twistd exited ({code}) before listening:\n{self.describe()}"
+                )
+            )
+        super().processEnded(reason)
+
+
+def _apiPort(output: bytes) -> int | None:
+    """
+    The API's port from the node's log, in text or JSON lines.
+    """
+    match = _API_LINE.search(output)
+    if match:
+        return int(match.group(2))
+    for line in output.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if str(event.get("log_format", "")).startswith("status API on"):
+            return int(event["port"])
+    return None
+
+
+def spawn(
+    child: ChildProcess,
+    argv: Sequence[str],
+    environ: Mapping[str, str] | None = None,
+    path: str | None = None,
+) -> None:
+    """
+    Start C{argv} (its first element run as found on C{PATH}, or as given)
+    as C{child}.
+    """
+    reactor.spawnProcess(  # type: ignore[attr-defined]
+        child,
+        argv[0],
+        list(argv),
+        env=dict(os.environ if environ is None else environ),
+        path=path,
+    )
+
+
+def startNode(
+    configPath: str, timeout: float = 30, environ: Mapping[str, str] | None = None
+) -> NodeProcess:
+    """
+    Start C{twistd -n sidecar --config=configPath} in the configuration's
+    directory; C{listening} times out after C{timeout} seconds.
+    """
+    node = NodeProcess()
+    argv = [sys.executable, *TWISTD, "-n", "--pidfile=", "sidecar"]
+    spawn(
+        node,
+        [*argv, f"--config={configPath}"],
+        nodeEnvironment() if environ is None else environ,
+        str(Path(configPath).parent),
+    )
+    node.listening.addTimeout(timeout, reactor)
+    node.ended.addTimeout(timeout * 2, reactor)
+    return node
+
+
+async def pollUntil(
+    probe: Callable[[], Awaitable[T | None]], timeout: float = 10, every: float = 0.05
+) -> T:
+    """
+    Call C{probe} every C{every} seconds until it returns something other
+    than L{None}, and return that; fail after C{timeout} seconds.
+    """
+    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
+    while True:
+        result = await probe()
+        if result is not None:
+            return result
+        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+            raise TimeoutError(f"no result from {probe!r} within {timeout} s")
+        await task.deferLater(reactor, every)  # type: ignore[arg-type]
+
+
+def freePort(host: str = "127.0.0.1", udp: bool = True, attempts: int = 50) -> int:
+    """
+    A port that is free on C{host} for TCP and, when C{udp}, for UDP too:
+    memberlist listens on the same port number with both.  (Another
+    process may still take it before it is bound; that race is rare.)
+    """
+    for _ in range(attempts):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port: int = tcp.getsockname()[1]
+            if not udp or portIsFree(host, port, tcp=False, udp=True):
+                return port
+    raise RuntimeError(f"no port free for both TCP and UDP on {host}")
+
+
+def portIsFree(host: str, port: int, tcp: bool = True, udp: bool = False) -> bool:
+    """
+    Whether C{port} can be bound on C{host} right now, for TCP when C{tcp}
+    and for UDP when C{udp}.
+    """
+    return bindProblem(host, port, tcp, udp) is None
+
+
+def bindProblem(
+    host: str, port: int, tcp: bool = True, udp: bool = False
+) -> str | None:
+    """
+    Why C{port} cannot be bound on C{host} right now (for TCP when C{tcp},
+    for UDP when C{udp}), or L{None} when it can.
+    """
+    kinds = [socket.SOCK_STREAM] * tcp + [socket.SOCK_DGRAM] * udp
+    for kind in kinds:
+        with socket.socket(socket.AF_INET, kind) as probe:
+            if kind == socket.SOCK_STREAM:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as e:
+                protocol = "TCP" if kind == socket.SOCK_STREAM else "UDP"
+                return f"{host}:{port} ({protocol}): {e.strerror}"
+    return None
+
+
+def descendants(pid: int) -> list[int]:
+    """
+    The processes started by C{pid}, and by those, from Linux's C{/proc}
+    (empty where there is none).
+    """
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = entry.read_text()
+        except OSError:
+            continue
+        # The command name, in parentheses, may hold spaces.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.parent.name))
+    found: list[int] = []
+    pending = list(children.get(pid, []))
+    while pending:
+        child = pending.pop()
+        found.append(child)
+        pending.extend(children.get(child, []))
+    return found
+
+
+def killAll(pids: Sequence[int]) -> None:
+    """
+    SIGKILL each of C{pids} that still runs.
+    """
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,110 @@
+"""
+The demo's story end to end, with assertions: three real node processes on
+127.0.1.1-3, each with a real HAProxy on 127.0.2.N, real good-svc and
+awesome-svc processes; awesome-svc's calls through node 1's HAProxy see no
+failure while an instance turns unhealthy and back, or is drained and
+undrained, and are served again within the failure-detection bound after
+node 3 is SIGKILLed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from twisted.logger import Logger
+from twisted.trial.unittest import TestCase
+
+from sidecar.demo.apps import Call
+from sidecar.demo.cluster import Layout
+from sidecar.demo.processes import portIsFree
+from sidecar.demo.story import Demo, Step
+
+from .processes import freePort, twistdEnvironment
+from .test_haproxy import haproxySkipReason
+
+log = Logger()
+
+
+def freeLayout() -> Layout:
+    """
+    A layout whose ports are free now on every one of its addresses.
+    """
+    probe = Layout()
+    hosts = [probe.address(n) for n in range(1, 4)]
+    hosts += [probe.proxyAddress(n) for n in range(1, 4)]
+
+    def everywhere(udp: bool) -> int:
+        for _ in range(50):
+            port = freePort(hosts[0], udp=udp)
+            if all(portIsFree(h, port, udp=udp) for h in hosts):
+                return port
+        raise RuntimeError("no port free on every demo address")
+
+    return Layout(
+        gossipPort=everywhere(True),
+        apiPort=everywhere(False),
+        goodPort=everywhere(False),
+        awesomePort=everywhere(False),
+    )
+
+
+class DemoTests(TestCase):
+    skip = haproxySkipReason()
+    timeout = 240
+
+    async def test_theStory(self) -> None:
+        directory = Path(self.mktemp()).resolve()
+        demo = Demo(
+            freeLayout(),
+            directory,
+            lambda line: log.info("{line}", line=line),
+            twistdEnvironment(),
+        )
+
+        async def stop() -> None:
+            await demo.cleanUp()
+            demo.keepLogs()
+
+        self.addCleanup(stop)
+        steps = {step.key: step for step in await demo.play()}
+        self.assertEqual(
+            list(steps),
+            ["start", "unhealthy", "healthy", "killed", "back", "drained", "undrained"],
+        )
+
+        # Routing around a sick or drained instance, and back, loses no call.
+        for key in ["unhealthy", "healthy", "back", "drained", "undrained"]:
+            step = steps[key]
+            self.assertGreater(len(step.calls), 10, key)
+            self.assertEqual(step.failures, [], key)
+
+        # The sick and the drained instance stop getting calls once node 1's
+        # HAProxy has let them go; the one back gets calls again.
+        for key in ["unhealthy", "drained"]:
+            self.assertLessEqual(steps[key].time("routed"), steps[key].time("proxy"))
+        for key in ["healthy", "back", "undrained"]:
+            self.assertGreaterEqual(
+                steps[key].time("routed"), steps[key].time("catalog")
+            )
+
+        # After the SIGKILL: node 1 routes around node 3 within the bound,
+        # any failed call came before that, and none after the bound.
+        killed = steps["killed"]
+        routedAround = killed.time("proxy")
+        self.assertLessEqual(killed.time("member"), demo.bound)
+        self.assertLessEqual(routedAround, demo.bound)
+        for call in killed.failures:
+            self.assertLessEqual(call.started - killed.began, routedAround, call)
+        later = [c for c in demo.log.calls if c.started > killed.began + demo.bound]
+        self.assertEqual([c for c in later if c.error is not None], [])
+        self.assertNoGaps(demo.log.calls, killed)
+
+    def assertNoGaps(self, calls: list[Call], killed: Step) -> None:
+        """
+        awesome-svc kept calling across the SIGKILL: no two seconds without a
+        call that answered.
+        """
+        answered = [c.started for c in calls if c.error is None]
+        after = [t for t in answered if t >= killed.began]
+        gaps = [b - a for a, b in zip(after, after[1:], strict=False)]
+        self.assertLess(max(gaps), 2.0, "awesome-svc's calls stalled")
