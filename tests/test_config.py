@@ -122,7 +122,7 @@ class FileTests(ConfigTestCase):
             'reload_command = "systemctl reload haproxy"\n'
             'admin_socket = "/tmp/h.sock"\npid_file = "/tmp/h.pid"\n'
             'min_reload_interval = "2s"\nuse_hostnames = true\n'
-            'stats_listen = ""\nuser = "haproxy"\ngroup = "haproxy"\n'
+            'stats_listen = ""\nuser = "haproxy"\ngroup = "haproxy"\nmaxconn = 512\n'
             '[listeners]\nurls = ["http://127.0.0.1:9000/events"]\n'
             '[log]\nlevel = "debug"\nformat = "json"\n'
         )
@@ -173,6 +173,7 @@ class FileTests(ConfigTestCase):
         self.assertTrue(config.haproxy.useHostnames)
         self.assertEqual(config.haproxy.statsListen, "")
         self.assertEqual((config.haproxy.user, config.haproxy.group), ("haproxy",) * 2)
+        self.assertEqual(config.haproxy.maxconn, 512)
         self.assertEqual(config.listeners.urls, ("http://127.0.0.1:9000/events",))
         self.assertEqual((config.log.level, config.log.format), ("debug", "json"))
 
@@ -399,11 +400,14 @@ class ErrorTests(ConfigTestCase):
             SIDECAR_DEFAULT_CHECK_ENDPOINT="healthz",
         )
 
-    def test_badStatsListen(self) -> None:
+    def test_badHAProxySettings(self) -> None:
         self.assertError(
             '[haproxy]\nstats_listen = "3212"\n',
             "haproxy.stats_listen",
             "not a host:port address",
+        )
+        self.assertError(
+            "[haproxy]\nmaxconn = 0\n", "haproxy.maxconn", "must be at least 1, got 0"
         )
 
     def test_badDockerNaming(self) -> None:

@@ -98,6 +98,9 @@ class DemoTests(TestCase):
         later = [c for c in demo.log.calls if c.started > killed.began + demo.bound]
         self.assertEqual([c for c in later if c.error is not None], [])
         self.assertNoGaps(demo.log.calls, killed)
+        # The node's HAProxy runs on the demo's configuration.
+        haproxyConfig = (directory / "node-1" / "haproxy.cfg").read_text()
+        self.assertIn("    maxconn 256\n", haproxyConfig)
 
     def assertNoGaps(self, calls: list[Call], killed: Step) -> None:
         """

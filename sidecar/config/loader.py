@@ -258,6 +258,7 @@ KEYS: tuple[Key, ...] = (
     Key("haproxy", "stats_listen", "0.0.0.0:3212", parseOptionalAddress),
     Key("haproxy", "user", "", parseString, "HAPROXY_USER"),
     Key("haproxy", "group", "", parseString, "HAPROXY_GROUP"),
+    Key("haproxy", "maxconn", 4096, parsePositiveInt),
     Key(
         "listeners",
         "urls",
@@ -367,6 +368,7 @@ def loadConfig(
             minReloadInterval=values["haproxy.min_reload_interval"],
             useHostnames=values["haproxy.use_hostnames"],
             statsListen=values["haproxy.stats_listen"],
+            maxconn=values["haproxy.maxconn"],
             user=values["haproxy.user"],
             group=values["haproxy.group"],
         ),

@@ -90,6 +90,7 @@ class HaproxyConfig:
     statsListen: str = "0.0.0.0:3212"
     user: str = ""
     group: str = ""
+    maxconn: int = 4096
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,7 @@ config_file = "{files / "haproxy.cfg"}"
 pid_file = "{files / "haproxy.pid"}"
 admin_socket = "{files / "haproxy.sock"}"
 stats_listen = ""
+maxconn = 256                 # within a small ulimit -n
 min_reload_interval = "0.2s"
 
 [log]

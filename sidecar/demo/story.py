@@ -256,9 +256,14 @@ class Demo:
             self.say(f"   +{event.after:6.2f} s  {event.what}")
         failures = step.failures
         self.say(f"   {AWESOME}: {len(step.calls)} calls, {len(failures)} failed")
-        for call in failures[:5]:
-            moment = call.started - step.began
-            self.say(f"     a call at +{moment:.2f} s failed: {call.error}")
+        byError: dict[str, list[float]] = {}
+        for call in failures:
+            byError.setdefault(str(call.error), []).append(call.started - step.began)
+        for error, moments in byError.items():
+            self.say(
+                f"     {len(moments)} x {error} "
+                f"(+{min(moments):.2f} s to +{max(moments):.2f} s)"
+            )
 
     # --- the story ------------------------------------------------------
 

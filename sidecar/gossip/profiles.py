@@ -97,4 +97,6 @@ def detectionBound(timing: Timing, members: int) -> float:
         timing.probeInterval,
     )
     spread = timing.retransmitMultiplier * math.ceil(math.log10(members + 1))
-    return (others + 1) * timing.probeInterval + longest + spread * timing.gossipInterval
+    return (
+        (others + 1) * timing.probeInterval + longest + spread * timing.gossipInterval
+    )

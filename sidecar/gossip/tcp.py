@@ -223,6 +223,8 @@ class StreamDialer:
         factory = Factory.forProtocol(
             lambda: _StreamClientProtocol(frame, self._keyring, expectReply)
         )
+        # Every push-pull and TCP ping would log two lines otherwise.
+        factory.noisy = False
         endpoint = HostnameEndpoint(
             self._reactor, address[0], address[1], timeout=self._timeout
         )

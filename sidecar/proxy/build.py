@@ -64,6 +64,7 @@ def makeProxy(
             stats_listen=haproxy.statsListen,
             user=haproxy.user,
             group=haproxy.group,
+            maxconn=haproxy.maxconn,
         ),
     )
     return ProxyFollower(
