@@ -9,6 +9,8 @@ node 3 is SIGKILLed.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 from twisted.logger import Logger
@@ -53,7 +55,9 @@ class DemoTests(TestCase):
     timeout = 240
 
     async def test_theStory(self) -> None:
-        directory = Path(self.mktemp()).resolve()
+        # A short path: HAProxy's admin socket lives there, and a UNIX
+        # socket's path has at most 107 bytes.
+        directory = Path(tempfile.mkdtemp(prefix="sidecar-demo-"))
         demo = Demo(
             freeLayout(),
             directory,
@@ -64,6 +68,10 @@ class DemoTests(TestCase):
         async def stop() -> None:
             await demo.cleanUp()
             demo.keepLogs()
+            # The files and logs stay in the test's directory.
+            ignore = shutil.ignore_patterns("*.sock")
+            shutil.copytree(directory, self.mktemp(), ignore=ignore)
+            demo.removeFiles()
 
         self.addCleanup(stop)
         steps = {step.key: step for step in await demo.play()}

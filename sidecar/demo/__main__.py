@@ -11,9 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import defer, task
 from twisted.python import usage
 
+from .apps import runProgram
 from .cluster import Layout
 from .story import Demo
 
@@ -57,12 +57,7 @@ async def play(reactor: Any, options: Options) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    options = Options()
-    try:
-        options.parseOptions(sys.argv[1:] if argv is None else argv)
-    except usage.UsageError as e:
-        raise SystemExit(f"{e}\n{options}") from None
-    task.react(lambda reactor: defer.ensureDeferred(play(reactor, options)))
+    runProgram(Options(), argv, play)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -215,13 +215,24 @@ async def serve(reactor: Any, options: Options) -> None:
     await defer.Deferred()  # until the process is stopped
 
 
-def main(argv: list[str] | None = None) -> None:
-    options = Options()
+def runProgram(
+    options: usage.Options,
+    argv: list[str] | None,
+    program: Callable[[Any, Any], Coroutine[Any, Any, None]],
+) -> None:
+    """
+    Parse C{argv} (default: the command line) into C{options}, or exit
+    with the usage; then run C{program(reactor, options)} until it ends.
+    """
     try:
         options.parseOptions(sys.argv[1:] if argv is None else argv)
     except usage.UsageError as e:
-        raise SystemExit(f"{sys.argv[0]}: {e}\n{options}") from None
-    task.react(lambda reactor: defer.ensureDeferred(serve(reactor, options)))
+        raise SystemExit(f"{e}\n{options}") from None
+    task.react(lambda reactor: defer.ensureDeferred(program(reactor, options)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    runProgram(Options(), argv, serve)
 
 
 if __name__ == "__main__":

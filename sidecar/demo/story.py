@@ -233,15 +233,26 @@ class Demo:
         step = Step(key, title, time.time())
         await action()
         pending = dict(expected)
+        # A probe may fail while what it asks is starting or gone (a node's
+        # API, its HAProxy's socket): that is "not yet", and the last such
+        # error is told if the change never comes.
+        errors: dict[str, str] = {}
         while pending:
             await self.log.read()
             for name, (what, probe) in list(pending.items()):
-                seen = await probe(step.began)
+                try:
+                    seen = await probe(step.began)
+                except Exception as e:
+                    errors[name] = f"{type(e).__name__}: {e}"
+                    continue
                 if seen is not None:
                     step.events.append(Event(name, max(0.0, seen - step.began), what))
                     del pending[name]
             if pending and time.time() > step.began + timeout:
-                missing = "; ".join(what for what, _ in pending.values())
+                missing = "; ".join(
+                    what + (f" (last error: {errors[name]})" if name in errors else "")
+                    for name, (what, _) in pending.items()
+                )
                 raise TimeoutError(f"{title}: not seen within {timeout:g} s: {missing}")
             await task.deferLater(reactor, POLL_INTERVAL)  # type: ignore[arg-type]
         step.ended = time.time()
@@ -304,42 +315,63 @@ class Demo:
         await self._drained()
         return self.steps
 
+    def _leaving(
+        self, number: int, status: Status, calls: bool = True
+    ) -> dict[str, tuple[str, Probe]]:
+        """
+        What a step expects when node C{number}'s good-svc takes C{status}:
+        node 1 sees it, and sends good-svc to the other node only (and,
+        with C{calls}, awesome-svc's calls stop going there).
+        """
+        other = 5 - number  # 2 <-> 3
+        expected = {
+            "catalog": (
+                f"node-1's catalog: {GOOD} on node-{number} is {status.name}",
+                self.statusIs(number, status),
+            ),
+            "proxy": (
+                f"node-1's HAProxy sends {GOOD} to node-{other} only",
+                self.rotationIs({other}),
+            ),
+        }
+        if calls:
+            expected["routed"] = (
+                f"{AWESOME}'s last call to node-{number}",
+                self.callsAvoid(number),
+            )
+        return expected
+
+    def _returning(self, number: int) -> dict[str, tuple[str, Probe]]:
+        """
+        What a step expects when node C{number}'s good-svc is ALIVE again:
+        node 1 sees it, sends good-svc to both nodes, and awesome-svc's
+        calls reach it.
+        """
+        return {
+            "catalog": (
+                f"node-1's catalog: {GOOD} on node-{number} is ALIVE",
+                self.statusIs(number, Status.ALIVE),
+            ),
+            "proxy": (f"{BOTH} again", self.rotationIs({2, 3})),
+            "routed": (
+                f"{AWESOME}'s first call to node-{number} again",
+                self.callsReach(number),
+            ),
+        }
+
     async def _unhealthy(self) -> None:
         sick = self.layout.goodURL(3)
         await self.step(
             "unhealthy",
             f"{GOOD} on node-3 fails its health check (it still answers calls)",
             lambda: _post(f"{sick}/health/fail"),
-            {
-                "catalog": (
-                    f"node-1's catalog: {GOOD} on node-3 is UNHEALTHY",
-                    self.statusIs(3, Status.UNHEALTHY),
-                ),
-                "proxy": (
-                    f"node-1's HAProxy sends {GOOD} to node-2 only",
-                    self.rotationIs({2}),
-                ),
-                "routed": (
-                    f"{AWESOME}'s last call to node-3",
-                    self.callsAvoid(3),
-                ),
-            },
+            self._leaving(3, Status.UNHEALTHY),
         )
         await self.step(
             "healthy",
             f"{GOOD} on node-3 passes its health check again",
             lambda: _post(f"{sick}/health/pass"),
-            {
-                "catalog": (
-                    f"node-1's catalog: {GOOD} on node-3 is ALIVE",
-                    self.statusIs(3, Status.ALIVE),
-                ),
-                "proxy": (f"{BOTH} again", self.rotationIs({2, 3})),
-                "routed": (
-                    f"{AWESOME}'s first call to node-3 again",
-                    self.callsReach(3),
-                ),
-            },
+            self._returning(3),
         )
 
     async def _killed(self) -> None:
@@ -351,14 +383,7 @@ class Demo:
             node3.crash,
             {
                 "member": ("node-1 declares node-3 failed", self.memberIs(3, "failed")),
-                "catalog": (
-                    f"node-1's catalog: {GOOD} on node-3 is a TOMBSTONE",
-                    self.statusIs(3, Status.TOMBSTONE),
-                ),
-                "proxy": (
-                    f"node-1's HAProxy sends {GOOD} to node-2 only",
-                    self.rotationIs({2}),
-                ),
+                **self._leaving(3, Status.TOMBSTONE, calls=False),
             },
             timeout=self.bound + STEP_TIMEOUT,
         )
@@ -368,15 +393,7 @@ class Demo:
             node3.start,
             {
                 "member": ("node-1 sees node-3 alive", self.memberIs(3, "alive")),
-                "catalog": (
-                    f"node-1's catalog: {GOOD} on node-3 is ALIVE",
-                    self.statusIs(3, Status.ALIVE),
-                ),
-                "proxy": (f"{BOTH} again", self.rotationIs({2, 3})),
-                "routed": (
-                    f"{AWESOME}'s first call to node-3 again",
-                    self.callsReach(3),
-                ),
+                **self._returning(3),
             },
         )
 
@@ -395,33 +412,13 @@ class Demo:
             f"drain {GOOD} on node-2 (POST /api/services/{serviceID}/drain "
             "on node-2, as `sidecar drain` does)",
             lambda: _post(drain),
-            {
-                "catalog": (
-                    f"node-1's catalog: {GOOD} on node-2 is DRAINING",
-                    self.statusIs(2, Status.DRAINING),
-                ),
-                "proxy": (
-                    f"node-1's HAProxy sends {GOOD} to node-3 only",
-                    self.rotationIs({3}),
-                ),
-                "routed": (f"{AWESOME}'s last call to node-2", self.callsAvoid(2)),
-            },
+            self._leaving(2, Status.DRAINING),
         )
         await self.step(
             "undrained",
             f"undrain {GOOD} on node-2 (DELETE on the same URL)",
             lambda: _post(drain, method="DELETE"),
-            {
-                "catalog": (
-                    f"node-1's catalog: {GOOD} on node-2 is ALIVE",
-                    self.statusIs(2, Status.ALIVE),
-                ),
-                "proxy": (f"{BOTH} again", self.rotationIs({2, 3})),
-                "routed": (
-                    f"{AWESOME}'s first call to node-2 again",
-                    self.callsReach(2),
-                ),
-            },
+            self._returning(2),
         )
 
     def summary(self) -> str:
