@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from sidecar.gossip.profiles import LAN, LOCAL, detectionBound
 from sidecar.gossip.suspicion import Awareness, suspicionTimeout, suspicionTimeouts
 
 
@@ -38,3 +39,17 @@ class AwarenessTests(SynchronousTestCase):
         self.assertEqual(awareness.score, 7)
         awareness.apply(-100)
         self.assertEqual(awareness.score, 0)
+
+
+class DetectionBoundTests(SynchronousTestCase):
+    def test_roundOfProbesLongestSuspicionAndSpread(self) -> None:
+        # local, 3 members: 2 others + 1 probe intervals (3 s), the longest
+        # suspicion 6 x 3 x 1 s (18 s), 2 x 1 retransmissions x 0.1 s.
+        self.assertAlmostEqual(detectionBound(LOCAL, 3), 3 + 18 + 0.2)
+        # lan, 3 members: 3 s, 6 x 4 x 1 s, 4 x 1 x 0.2 s.
+        self.assertAlmostEqual(detectionBound(LAN, 3), 3 + 24 + 0.8)
+        # 100 members: 100 probe intervals, suspicion x log10(100) = 2.
+        self.assertAlmostEqual(detectionBound(LOCAL, 100), 100 + 36 + 2 * 3 * 0.1)
+
+    def test_aLoneMemberStillHasAProbeRound(self) -> None:
+        self.assertAlmostEqual(detectionBound(LOCAL, 1), 2 + 18 + 2 * 1 * 0.1)
