@@ -140,6 +140,37 @@ async def routing(follower: ProxyFollower) -> None:
     await pollUntil(routed, timeout=15, every=0.02)
 
 
+async def answer(url: str) -> bytes | None:
+    """
+    The body of one GET of C{url} on a new connection, or L{None} if it
+    fails.
+    """
+    try:
+        response = await treq.get(url, persistent=False, timeout=2)
+        return await response.content()  # type: ignore[no-any-return]
+    except Exception:
+        return None
+
+
+async def startOwnHAProxy(
+    case: TestCase, config: Path, pidFile: Path
+) -> subprocess.Popen[bytes]:
+    """
+    A master-worker HAProxy of the test's own on C{config}, not the
+    writer's child (one run by someone else, or left by an earlier node);
+    stopped when the test ends.  Return once it has written C{pidFile}.
+    """
+    own = subprocess.Popen(
+        ["haproxy", "-W", "-db", "-f", str(config), "-p", str(pidFile)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    case.addCleanup(own.wait, 10)
+    case.addCleanup(own.terminate)
+    await pollUntil(lambda: defer.succeed(True if pidFile.exists() else None))
+    return own
+
+
 @dataclass
 class Request:
     started: float
@@ -304,18 +335,10 @@ class HAProxyTests(TestCase):
         pid = int((self.directory / "haproxy.pid").read_text().split()[0])
         os.kill(pid, signal.SIGKILL)
         url = f"http://{BIND_IP}:{self.servicePort}/"
-
-        async def answers() -> bytes | None:
-            try:
-                response = await treq.get(url, persistent=False, timeout=2)
-                return await response.content()  # type: ignore[no-any-return]
-            except Exception:
-                return None
-
         await pollUntil(
             lambda: defer.succeed(True if self.writer.lastError else None), timeout=10
         )
-        self.assertEqual(await pollUntil(answers, timeout=15), b"a")
+        self.assertEqual(await pollUntil(lambda: answer(url), timeout=15), b"a")
 
     async def test_aServerBusyWhenTakenOutComesBackWithoutAReload(self) -> None:
         slow = Slow("a")
@@ -488,15 +511,7 @@ class UnmanagedTests(TestCase):
         settings = TemplateSettings(BIND_IP, str(directory / "admin.sock"), maxconn=256)
         template = ProxyTemplate.default()
         config.write_text(template.render(buildModel([]), settings))
-        # "Someone else": a master-worker HAProxy of its own.
-        other = subprocess.Popen(
-            ["haproxy", "-W", "-db", "-f", str(config), "-p", str(pidFile)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.addCleanup(other.wait, 10)
-        self.addCleanup(other.terminate)
-        await pollUntil(lambda: defer.succeed(True if pidFile.exists() else None))
+        other = await startOwnHAProxy(self, config, pidFile)
         state = ServicesState("host-a", reactor)  # type: ignore[arg-type]
         self.addCleanup(state.stop)
         writer = HAProxyWriter(
@@ -526,15 +541,81 @@ class UnmanagedTests(TestCase):
             )
         )
         url = f"http://{BIND_IP}:{servicePort}/"
-
-        async def answers() -> bytes | None:
-            try:
-                response = await treq.get(url, persistent=False, timeout=2)
-                return await response.content()  # type: ignore[no-any-return]
-            except Exception:
-                return None
-
-        self.assertEqual(await pollUntil(answers, timeout=15), b"elsewhere")
+        self.assertEqual(await pollUntil(lambda: answer(url), timeout=15), b"elsewhere")
         self.assertGreaterEqual(writer.reloads, 1)
         self.assertIsNone(writer.lastError)
         self.assertEqual(other.poll(), None)  # the same HAProxy, reloaded
+
+
+class TakeoverTests(TestCase):
+    """
+    A HAProxy that an earlier node left running on the same files (that
+    node was killed before it could stop it) holds the ports: the new
+    node's HAProxy takes its listening sockets over.
+    """
+
+    skip = haproxySkipReason()
+
+    async def test_theNewHAProxyTakesTheSocketsOverAndNoRequestFails(self) -> None:
+        directory = temporaryDirectory(self)
+        config, pidFile = directory / "haproxy.cfg", directory / "haproxy.pid"
+        settings = TemplateSettings(BIND_IP, str(directory / "admin.sock"), maxconn=256)
+        template = ProxyTemplate.default()
+        servicePort = freePort(BIND_IP, udp=False)
+        url = f"http://{BIND_IP}:{servicePort}/"
+
+        def record(name: str) -> Service:
+            port = Port("tcp", serveNamed(self, name), servicePort, "127.0.0.1")
+            now = round(reactor.seconds() * SECOND)  # type: ignore[attr-defined]
+            return Service(
+                id=name,
+                name="web",
+                image="img",
+                hostname="host-b",
+                ports=(port,),
+                updated=now,
+            )
+
+        config.write_text(template.render(buildModel([record("earlier")]), settings))
+        earlier = await startOwnHAProxy(self, config, pidFile)
+        self.assertEqual(await pollUntil(lambda: answer(url), timeout=15), b"earlier")
+
+        answers: list[bytes | None] = []
+        asking = True
+
+        async def keepAsking() -> None:
+            while asking:
+                answers.append(await answer(url))
+
+        asked = defer.ensureDeferred(keepAsking())
+        state = ServicesState("host-a", reactor)  # type: ignore[arg-type]
+        self.addCleanup(state.stop)
+        state.merge(record("later"))
+        writer = HAProxyWriter(
+            reactor,
+            HAProxySettings(
+                configFile=str(config), binary="haproxy", pidFile=str(pidFile)
+            ),
+            template,
+            settings,
+        )
+        follower = ProxyFollower(state, None, writer, reactor, 0.1)
+        follower.startService()
+        self.addCleanup(follower.stopService)
+
+        # The earlier HAProxy finishes and exits; the new one answers.
+        await pollUntil(
+            lambda: defer.succeed(True if earlier.poll() is not None else None),
+            timeout=15,
+        )
+        await pollUntil(
+            lambda: defer.succeed(
+                True if answers and answers[-1] == b"later" else None
+            ),
+            timeout=15,
+        )
+        asking = False
+        await asked
+        self.assertEqual([a for a in answers if a is None], [])
+        self.assertIsNone(writer.lastError)
+        self.assertNotEqual(int(pidFile.read_text().split()[0]), earlier.pid)

@@ -61,6 +61,24 @@ class HAProxySettings:
     reloadCommand: str = ""
 
 
+def leftBehind(pidFile: str, configFile: str) -> int | None:
+    """
+    The pid of a HAProxy master that C{pidFile} names and that still runs
+    on C{configFile}: one an earlier node started and could not stop (it
+    was killed).  L{None} when there is none, or where Linux's C{/proc}
+    cannot tell (a pid reused by another program must not be signalled).
+    """
+    try:
+        with open(pidFile) as pids:
+            pid = int(pids.readline())
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            argv = cmdline.read().decode("utf-8", "replace").split("\0")
+    except (OSError, ValueError):
+        return None
+    isHAProxy = os.path.basename(argv[0]).startswith("haproxy")
+    return pid if isHAProxy and configFile in argv else None
+
+
 class ManagedHAProxy(ProcessProtocol):
     """
     HAProxy in master-worker mode, as our child: started once, reloaded by
@@ -70,9 +88,12 @@ class ManagedHAProxy(ProcessProtocol):
 
     log = Logger()
 
-    def __init__(self, reactor: Any, settings: HAProxySettings) -> None:
+    def __init__(
+        self, reactor: Any, settings: HAProxySettings, adminSocket: str
+    ) -> None:
         self._reactor = reactor
         self._settings = settings
+        self._adminSocket = adminSocket
         self.ended: Deferred[None] = Deferred()
         self.output: list[bytes] = []
         self.stopping = False
@@ -80,6 +101,17 @@ class ManagedHAProxy(ProcessProtocol):
     def start(self) -> None:
         binary, config = self._settings.binary, self._settings.configFile
         argv = [binary, "-W", "-db", "-f", config, "-p", self._settings.pidFile]
+        earlier = leftBehind(self._settings.pidFile, config)
+        if earlier is not None:
+            # It holds the ports: the new master takes its listening sockets
+            # through the admin socket (the template's "expose-fd
+            # listeners") and tells it to finish its connections and exit,
+            # so no connection is refused in between.
+            argv += ["-x", self._adminSocket, "-sf", str(earlier)]
+            self.log.warn(
+                "taking over from haproxy {pid}, left running by an earlier node",
+                pid=earlier,
+            )
         self._reactor.spawnProcess(self, binary, argv, env=dict(os.environ))
 
     def reload(self) -> None:
@@ -267,7 +299,9 @@ class HAProxyWriter:
             await self._runReloadCommand()
             await self._workerAnswers(previous)
         elif self._process is None or not self._process.running:
-            process = self._process = ManagedHAProxy(self._reactor, self._settings)
+            process = self._process = ManagedHAProxy(
+                self._reactor, self._settings, self._templateSettings.admin_socket
+            )
             process.ended.addCallback(lambda _: self._ended(process))
             process.start()
             await self._workerAnswers(previous=None)
