@@ -33,6 +33,8 @@ GOOD = "good-svc"
 AWESOME = "awesome-svc"
 GOOD_SERVICE_PORT = 10001
 AWESOME_SERVICE_PORT = 10002
+# The nodes' gossip timing: memberlist's, for machines on one network.
+PROFILE = "local"
 # How long a process may take to start answering.
 START_TIMEOUT = 30.0
 
@@ -175,7 +177,7 @@ class Host:
 name = "{self.name}"
 bind = "{layout.address(n)}:{layout.gossipPort}"
 seeds = [{", ".join(others)}]
-profile = "local"
+profile = "{PROFILE}"
 
 [api]
 listen = "{layout.address(n)}:{layout.apiPort}"

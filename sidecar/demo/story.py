@@ -20,9 +20,9 @@ import treq
 from twisted.internet import defer, reactor, task
 
 from ..catalog.service import Status
-from ..gossip.profiles import LOCAL, detectionBound
+from ..gossip.profiles import PROFILES, detectionBound
 from .apps import Call
-from .cluster import AWESOME, GOOD, GOOD_SERVICE_PORT, Host, Layout
+from .cluster import AWESOME, GOOD, GOOD_SERVICE_PORT, PROFILE, Host, Layout
 
 # How often the conditions of a step are looked at, and the call log read.
 POLL_INTERVAL = 0.05
@@ -134,7 +134,7 @@ class Demo:
         }
         self.log = CallLog(layout.awesomeURL())
         self.steps: list[Step] = []
-        self.bound = detectionBound(LOCAL, layout.size)
+        self.bound = detectionBound(PROFILES[PROFILE], layout.size)
 
     # --- what the steps look at ---------------------------------------
 
