@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from twisted.internet import defer
 from twisted.python import usage
 
 from .apps import runProgram
@@ -39,14 +40,8 @@ async def play(reactor: Any, options: Options) -> None:
             + "\n(is another demo or node running?)"
         )
     demo = Demo(layout, Path(tempfile.mkdtemp(prefix="sidecar-demo-")), print)
-    try:
-        await demo.play()
-        print(f"\n{demo.summary()}")
-    except Exception as e:
-        print(f"\nthe demo failed: {e}", file=sys.stderr)
-        options["keep"] = True
-        raise SystemExit(1) from None
-    finally:
+
+    async def finish() -> None:
         print("\nstopping every process")
         await demo.cleanUp()
         if options["keep"]:
@@ -54,6 +49,29 @@ async def play(reactor: Any, options: Options) -> None:
             print(f"files and logs kept in {demo.directory}")
         else:
             demo.removeFiles()
+
+    # Interrupted (Ctrl-C, SIGTERM), it stops the story and then what it
+    # started, before the reactor stops.
+    playing = defer.ensureDeferred(demo.play())
+    finished: defer.Deferred[None] = defer.Deferred()
+
+    def interrupt() -> defer.Deferred[None]:
+        playing.cancel()
+        return finished
+
+    reactor.addSystemEventTrigger("before", "shutdown", interrupt)
+    try:
+        await playing
+        print(f"\n{demo.summary()}")
+    except defer.CancelledError:
+        print("\ninterrupted")
+    except Exception as e:
+        print(f"\nthe demo failed: {e}", file=sys.stderr)
+        options["keep"] = True
+        raise SystemExit(1) from None
+    finally:
+        await finish()
+        finished.callback(None)
 
 
 def main(argv: list[str] | None = None) -> None:
