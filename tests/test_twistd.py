@@ -19,9 +19,9 @@ from twisted.trial.unittest import TestCase
 from .processes import (
     TWISTD,
     NodeProcess,
+    nodeEnvironment,
     pollUntil,
     startNode,
-    twistdEnvironment,
 )
 
 STATIC = [
@@ -134,7 +134,7 @@ class TwistdTests(TestCase):
         out, err, code = await getProcessOutputAndValue(
             sys.executable,
             [*TWISTD, "-n", "--pidfile=", "sidecar", f"--config={path}"],
-            env=twistdEnvironment(),
+            env=nodeEnvironment(),
         )
         lines = err.decode().strip().splitlines()
         self.assertNotEqual(code, 0)
@@ -168,7 +168,7 @@ class TwistdTests(TestCase):
         out, err, code = await getProcessOutputAndValue(
             sys.executable,
             [*TWISTD, "-n", "--pidfile=", "sidecar", f"--config={missing}"],
-            env=twistdEnvironment(),
+            env=nodeEnvironment(),
         )
         self.assertNotEqual(code, 0)
         self.assertEqual(len(err.decode().strip().splitlines()), 1, err.decode())
@@ -189,7 +189,7 @@ class TwistdTests(TestCase):
             out, err, code = await getProcessOutputAndValue(
                 sys.executable,
                 [*TWISTD, "-n", "--pidfile=", "sidecar", f"--config={path}"],
-                env=twistdEnvironment(),
+                env=nodeEnvironment(),
             )
             self.assertNotEqual(code, 0)
             self.assertIn(f"cannot listen on 127.0.0.1:{port}", (out + err).decode())

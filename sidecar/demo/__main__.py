@@ -39,7 +39,12 @@ async def play(reactor: Any, options: Options) -> None:
             + "\n  ".join(unavailable)
             + "\n(is another demo or node running?)"
         )
-    demo = Demo(layout, Path(tempfile.mkdtemp(prefix="sidecar-demo-")), print)
+    directory = Path(tempfile.mkdtemp(prefix="sidecar-demo-"))
+    try:
+        demo = Demo(layout, directory, print)
+    except ValueError as e:
+        shutil.rmtree(directory)
+        raise SystemExit(f"the demo cannot run: {e}") from None
 
     async def finish() -> None:
         print("\nstopping every process")
@@ -60,18 +65,24 @@ async def play(reactor: Any, options: Options) -> None:
         return finished
 
     reactor.addSystemEventTrigger("before", "shutdown", interrupt)
+    status = 0
     try:
         await playing
         print(f"\n{demo.summary()}")
     except defer.CancelledError:
         print("\ninterrupted")
+        status = 130
     except Exception as e:
         print(f"\nthe demo failed: {e}", file=sys.stderr)
         options["keep"] = True
-        raise SystemExit(1) from None
+        status = 1
     finally:
-        await finish()
-        finished.callback(None)
+        try:
+            await finish()
+        finally:
+            finished.callback(None)
+    if status:
+        raise SystemExit(status)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import treq
 from twisted.internet import defer, endpoints, task
-from twisted.logger import Logger
+from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
 from twisted.python import usage
 from twisted.web.client import HTTPConnectionPool
 from twisted.web.resource import Resource
@@ -199,6 +199,9 @@ class Options(usage.Options):
 
 
 async def serve(reactor: Any, options: Options) -> None:
+    globalLogBeginner.beginLoggingTo(
+        [textFileLogObserver(sys.stderr)], redirectStandardIO=False
+    )
     chosen = options.subOptions
     if options.subCommand == "good":
         resource: Resource = GoodService(chosen["instance"])

@@ -21,9 +21,9 @@ from twisted.internet import defer, reactor
 from ..proxy.runtime import RuntimeAPI
 from .processes import (
     ChildProcess,
+    ListeningProcess,
     bindProblem,
-    descendants,
-    killAll,
+    killTrees,
     nodeEnvironment,
     spawn,
     startNode,
@@ -33,8 +33,10 @@ GOOD = "good-svc"
 AWESOME = "awesome-svc"
 GOOD_SERVICE_PORT = 10001
 AWESOME_SERVICE_PORT = 10002
-# The nodes' gossip timing: memberlist's, for machines on one network.
+# The nodes' gossip timing: memberlist's for one machine's loopback.
 PROFILE = "local"
+# The longest path a UNIX socket (HAProxy's admin socket) may have on Linux.
+MAX_SOCKET_PATH = 107
 # How long a process may take to start answering.
 START_TIMEOUT = 30.0
 
@@ -92,31 +94,14 @@ class Layout:
         return [problem for problem in problems if problem is not None]
 
 
-class ServiceProcess(ChildProcess):
+class ServiceProcess(ListeningProcess[bool]):
     """
     One of L{sidecar.demo.apps}'s services; C{listening} fires once it says
     it is listening.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.listening: defer.Deferred[None] = defer.Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        super().outReceived(data)
-        if not self.listening.called and b" listening on " in self.output:
-            self.listening.callback(None)
-
-    def processEnded(self, reason: Any) -> None:
-        if not self.listening.called:
-            self.listening.errback(
-                RuntimeError(f"the service exited before listening:\n{self.describe()}")
-            )
-        super().processEnded(reason)
-
-
-def _check(url: str) -> dict[str, Any]:
-    return {"Type": "HttpGet", "Args": url}
+    def heard(self, output: bytes) -> bool | None:
+        return True if b" listening on " in output else None
 
 
 class Host:
@@ -139,8 +124,14 @@ class Host:
         self._environ = nodeEnvironment() if environ is None else dict(environ)
         # Every process started, in order, with its name.
         self.started: list[tuple[str, ChildProcess]] = []
+        socket = directory / "haproxy.sock"
+        if len(bytes(socket)) > MAX_SOCKET_PATH:
+            raise ValueError(
+                f"{socket}: longer than a UNIX socket's path may be "
+                f"({MAX_SOCKET_PATH} bytes); use a shorter directory"
+            )
         directory.mkdir(parents=True, exist_ok=True)
-        self.runtime = RuntimeAPI(reactor, str(directory / "haproxy.sock"))
+        self.runtime = RuntimeAPI(reactor, str(socket))
         (directory / "static.json").write_text(json.dumps(self._static(), indent=2))
         (directory / "node.toml").write_text(self._configuration())
 
@@ -159,7 +150,7 @@ class Host:
                     "Ports": ports,
                     "ProxyMode": "http",
                 },
-                "Check": _check(f"http://{address}:{port}/health"),
+                "Check": {"Type": "HttpGet", "Args": f"http://{address}:{port}/health"},
             }
         ]
 
@@ -170,7 +161,11 @@ class Host:
             for k in range(1, layout.size + 1)
             if k != n
         ]
-        files = self.directory
+
+        def path(name: str) -> str:
+            # A TOML basic string, as JSON writes it.
+            return json.dumps(str(self.directory / name))
+
         return f"""\
 # The demo's node {n}; written by sidecar.demo.
 [node]
@@ -193,9 +188,9 @@ timeout = "1s"
 [haproxy]
 enabled = true
 bind_ip = "{layout.proxyAddress(n)}"
-config_file = "{files / "haproxy.cfg"}"
-pid_file = "{files / "haproxy.pid"}"
-admin_socket = "{files / "haproxy.sock"}"
+config_file = {path("haproxy.cfg")}
+pid_file = {path("haproxy.pid")}
+admin_socket = {path("haproxy.sock")}
 stats_listen = ""
 maxconn = 256                 # within a small ulimit -n
 min_reload_interval = "0.2s"
@@ -244,7 +239,7 @@ format = "text"
         return logs
 
     def running(self) -> list[ChildProcess]:
-        return [p for _, p in self.started if not p.ended.called]
+        return [p for _, p in self.started if not p.exited]
 
     async def crash(self) -> None:
         """
@@ -252,10 +247,7 @@ format = "text"
         services, all at once.
         """
         running = self.running()
-        pids = [p.pid for p in running if p.pid is not None]
-        for pid in list(pids):
-            pids += descendants(pid)
-        killAll(pids)
+        killTrees([p.pid for p in running if p.pid is not None])
         await defer.gatherResults([p.ended for p in running])
 
     async def stop(self) -> None:

@@ -13,11 +13,13 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.error import ProcessDone, ProcessExitedAlready
 from twisted.python.failure import Failure
+
+from ..config import KEYS
 
 T = TypeVar("T")
 TWISTD = ["-c", "from twisted.scripts.twistd import run; run()"]
@@ -26,30 +28,51 @@ _API_LINE = re.compile(rb"status API on http://([^:/]+):(\d+)/api/")
 _KEPT_OUTPUT = 1 << 20
 
 
+# Where this package is imported from: a checkout (which holds the twistd
+# plugin too) or site-packages.
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+
+
 def nodeEnvironment() -> dict[str, str]:
     """
-    This process's environment without the Go Sidecar's variables, which
-    would override a node's configuration file.
+    This process's environment for a node or a demo service: without the
+    variables that would override a node's configuration file (the Go
+    Sidecar's), and with this package's own directory first on the path,
+    so that children run this very code, installed or not.
     """
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SIDECAR_", "HAPROXY_", "LISTENERS_", "STATIC_"))
-        and k != "DOCKER_URL"
-    }
+    overrides = {key.env for key in KEYS if key.env is not None}
+    environ = {k: v for k, v in os.environ.items() if k not in overrides}
+    environ["PYTHONPATH"] = os.pathsep.join(
+        [PACKAGE_ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+    )
+    return environ
 
 
 class ChildProcess(protocol.ProcessProtocol):
     """
     A child process: its output is kept (the last megabyte of each
-    stream); C{ended} fires with its exit code, or with C{-signal} when a
-    signal ended it.
+    stream); once it has ended, C{exited} is true and C{exitCode} its exit
+    code, or C{-signal} when a signal ended it.
     """
 
     def __init__(self) -> None:
         self.output = b""
         self.errors = b""
-        self.ended: defer.Deferred[int | None] = defer.Deferred()
+        self.exited = False
+        self.exitCode: int | None = None
+        self._waiting: list[defer.Deferred[int | None]] = []
+
+    @property
+    def ended(self) -> defer.Deferred[int | None]:
+        """
+        A new Deferred that fires with the exit code once the process has
+        ended: each caller may time out or cancel its own.
+        """
+        if self.exited:
+            return defer.succeed(self.exitCode)
+        waiting: defer.Deferred[int | None] = defer.Deferred(self._waiting.remove)
+        self._waiting.append(waiting)
+        return waiting
 
     @property
     def pid(self) -> int | None:
@@ -65,7 +88,7 @@ class ChildProcess(protocol.ProcessProtocol):
         """
         Send a signal unless the process has ended.
         """
-        if not self.ended.called:
+        if not self.exited:
             try:
                 self.transport.signalProcess(name)  # type: ignore[union-attr]
             except ProcessExitedAlready:
@@ -83,7 +106,10 @@ class ChildProcess(protocol.ProcessProtocol):
         code = 0 if reason.check(ProcessDone) else ended.exitCode
         if code is None and ended.signal is not None:
             code = -ended.signal
-        self.ended.callback(code)
+        self.exited, self.exitCode = True, code
+        waiting, self._waiting = self._waiting, []
+        for each in waiting:
+            each.callback(code)
 
     def describe(self) -> str:
         """
@@ -92,33 +118,48 @@ class ChildProcess(protocol.ProcessProtocol):
         return (self.output + self.errors).decode("utf-8", "replace")
 
 
-class NodeProcess(ChildProcess):
+class ListeningProcess(ChildProcess, Generic[T]):
+    """
+    A child that says on its output when it listens: C{listening} fires
+    with what L{heard} finds there, or fails if the process ends first.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listening: defer.Deferred[T] = defer.Deferred()
+
+    def heard(self, output: bytes) -> T | None:
+        """
+        What the output so far says of where it listens, or L{None} while
+        it says nothing.
+        """
+        raise NotImplementedError
+
+    def outReceived(self, data: bytes) -> None:
+        super().outReceived(data)
+        if not self.listening.called:
+            said = self.heard(self.output)
+            if said is not None:
+                self.listening.callback(said)
+
+    def processEnded(self, reason: Failure) -> None:
+        if not self.listening.called:
+            code = getattr(reason.value, "exitCode", None)
+            self.listening.errback(
+                RuntimeError(f"exited ({code}) before listening:\n{self.describe()}")
+            )
+        super().processEnded(reason)
+
+
+class NodeProcess(ListeningProcess[int]):
     """
     A twistd sidecar process.  C{listening} fires with the API's port once
     the node logs it; C{ended} fires with C{-SIGTERM} when the process
     ended by re-raising a handled SIGTERM, as daemons do.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.listening: defer.Deferred[int] = defer.Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        super().outReceived(data)
-        if not self.listening.called:
-            port = _apiPort(self.output)
-            if port is not None:
-                self.listening.callback(port)
-
-    def processEnded(self, reason: Failure) -> None:
-        if not self.listening.called:
-            code = getattr(reason.value, "exitCode", None)
-            self.listening.errback(
-                RuntimeError(
-                    f"twistd exited ({code}) before listening:\n{self.describe()}"
-                )
-            )
-        super().processEnded(reason)
+    def heard(self, output: bytes) -> int | None:
+        return _apiPort(output)
 
 
 def _apiPort(output: bytes) -> int | None:
@@ -173,7 +214,6 @@ def startNode(
         str(Path(configPath).parent),
     )
     node.listening.addTimeout(timeout, reactor)
-    node.ended.addTimeout(timeout * 2, reactor)
     return node
 
 
@@ -237,10 +277,9 @@ def bindProblem(
     return None
 
 
-def descendants(pid: int) -> list[int]:
+def _children() -> dict[int, list[int]]:
     """
-    The processes started by C{pid}, and by those, from Linux's C{/proc}
-    (empty where there is none).
+    Every process's children, from Linux's C{/proc}.
     """
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").glob("[0-9]*/stat"):
@@ -251,6 +290,15 @@ def descendants(pid: int) -> list[int]:
         # The command name, in parentheses, may hold spaces.
         fields = stat[stat.rindex(")") + 2 :].split()
         children.setdefault(int(fields[1]), []).append(int(entry.parent.name))
+    return children
+
+
+def descendants(pid: int) -> list[int]:
+    """
+    The processes started by C{pid}, and by those (empty where Linux's
+    C{/proc} is missing).
+    """
+    children = _children()
     found: list[int] = []
     pending = list(children.get(pid, []))
     while pending:
@@ -260,12 +308,26 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def killAll(pids: Sequence[int]) -> None:
+def killTrees(roots: Sequence[int]) -> None:
     """
-    SIGKILL each of C{pids} that still runs.
+    SIGKILL C{roots} and every process they started, all at once, as when
+    a machine dies: each is first stopped (SIGSTOP), so that none can fork
+    a process that escapes, until no new one turns up.
     """
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    found: set[int] = set()
+    while True:
+        tree = set(roots).union(*(descendants(root) for root in roots))
+        if tree <= found:
+            break
+        for pid in tree - found:
+            _signal(pid, signal.SIGSTOP)
+        found |= tree
+    for pid in found:
+        _signal(pid, signal.SIGKILL)
+
+
+def _signal(pid: int, number: int) -> None:
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        pass

@@ -41,12 +41,15 @@ Probe = Callable[[float], Awaitable[float | None]]
 @dataclass(frozen=True)
 class Event:
     """
-    A change a step saw, C{after} seconds after its action.
+    A change a step saw, C{after} seconds after its action; C{notBefore},
+    when the last look that had not seen it began: a change seen by
+    polling happened between the two.
     """
 
     key: str
     after: float
     what: str
+    notBefore: float = 0.0
 
 
 @dataclass
@@ -63,14 +66,17 @@ class Step:
     events: list[Event] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
 
+    def event(self, key: str) -> Event:
+        for event in self.events:
+            if event.key == key:
+                return event
+        raise KeyError(f"step {self.key!r} saw no {key!r}")
+
     def time(self, key: str) -> float:
         """
         Seconds from the action to the event C{key}.
         """
-        for event in self.events:
-            if event.key == key:
-                return event.after
-        raise KeyError(f"step {self.key!r} saw no {key!r}")
+        return self.event(key).after
 
     @property
     def failures(self) -> list[Call]:
@@ -237,17 +243,23 @@ class Demo:
         # API, its HAProxy's socket): that is "not yet", and the last such
         # error is told if the change never comes.
         errors: dict[str, str] = {}
+        notBefore = dict.fromkeys(expected, step.began)
         while pending:
             await self.log.read()
             for name, (what, probe) in list(pending.items()):
+                asked = time.time()
                 try:
                     seen = await probe(step.began)
                 except Exception as e:
                     errors[name] = f"{type(e).__name__}: {e}"
+                    seen = None
+                if seen is None:
+                    notBefore[name] = asked
                     continue
-                if seen is not None:
-                    step.events.append(Event(name, max(0.0, seen - step.began), what))
-                    del pending[name]
+                after = max(0.0, seen - step.began)
+                earliest = min(after, notBefore[name] - step.began)
+                step.events.append(Event(name, after, what, earliest))
+                del pending[name]
             if pending and time.time() > step.began + timeout:
                 missing = "; ".join(
                     what + (f" (last error: {errors[name]})" if name in errors else "")

@@ -73,10 +73,15 @@ def leftBehind(pidFile: str, configFile: str) -> int | None:
             pid = int(pids.readline())
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
             argv = cmdline.read().decode("utf-8", "replace").split("\0")
+        # Its arguments are relative to its own working directory.
+        cwd = os.readlink(f"/proc/{pid}/cwd")
     except (OSError, ValueError):
         return None
-    isHAProxy = os.path.basename(argv[0]).startswith("haproxy")
-    return pid if isHAProxy and configFile in argv else None
+    if not os.path.basename(argv[0]).startswith("haproxy"):
+        return None
+    wanted = os.path.realpath(configFile)
+    files = {os.path.realpath(os.path.join(cwd, arg)) for arg in argv[1:] if arg}
+    return pid if wanted in files else None
 
 
 class ManagedHAProxy(ProcessProtocol):
@@ -303,8 +308,11 @@ class HAProxyWriter:
                 self._reactor, self._settings, self._templateSettings.admin_socket
             )
             process.ended.addCallback(lambda _: self._ended(process))
+            # Usually none answers; one left by an earlier node, taken over,
+            # does until the new one has started.
+            previous = await self._workerPid()
             process.start()
-            await self._workerAnswers(previous=None)
+            await self._workerAnswers(previous)
         else:
             previous = await self._workerPid()
             self._process.reload()
