@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from twisted.trial.unittest import TestCase
 
 from sidecar.demo.apps import Call
-from sidecar.demo.cluster import AWESOME_SERVICE_PORT, GOOD_SERVICE_PORT, Layout
+from sidecar.demo.cluster import AWESOME_SERVICE_PORT, GOOD_SERVICE_PORT, HOSTS, Layout
 from sidecar.demo.processes import portIsFree
 from sidecar.demo.story import Demo
 
@@ -32,7 +32,7 @@ def freeLayout() -> Layout:
     A layout whose ports are free now on every one of its addresses.
     """
     probe = Layout()
-    numbers = range(1, probe.size + 1)
+    numbers = HOSTS
     hosts = [probe.address(n) for n in numbers] + [
         probe.proxyAddress(n) for n in numbers
     ]

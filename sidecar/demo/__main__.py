@@ -20,6 +20,10 @@ from .story import Demo
 
 
 class Options(usage.Options):
+    """
+    C{python -m sidecar.demo}'s command line.
+    """
+
     synopsis = "python -m sidecar.demo [--keep]"
     optFlags = [["keep", None, "keep the demo's files and logs"]]
     optParameters = [

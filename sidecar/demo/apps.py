@@ -163,6 +163,10 @@ class AwesomeService(Resource):
 
 
 class ServiceOptions(usage.Options):
+    """
+    Where a service listens.
+    """
+
     optParameters = [["listen", None, None, "IP:PORT to serve on"]]
 
     def postOptions(self) -> None:
@@ -171,10 +175,18 @@ class ServiceOptions(usage.Options):
 
 
 class GoodOptions(ServiceOptions):
+    """
+    good-svc's command line.
+    """
+
     optParameters = [["instance", None, "good-svc", "this instance's name"]]
 
 
 class AwesomeOptions(ServiceOptions):
+    """
+    awesome-svc's command line.
+    """
+
     optParameters: list[list[Any]] = [
         ["target", None, None, "the URL to call"],
         ["pause", None, 0.02, "seconds between two calls", float],
@@ -188,6 +200,10 @@ class AwesomeOptions(ServiceOptions):
 
 
 class Options(usage.Options):
+    """
+    C{python -m sidecar.demo.apps}'s command line: which service.
+    """
+
     subCommands = [
         ["good", None, GoodOptions, "run good-svc"],
         ["awesome", None, AwesomeOptions, "run awesome-svc"],

@@ -41,31 +41,46 @@ MAX_SOCKET_PATH = 107
 START_TIMEOUT = 30.0
 
 
+# The story's hosts: node 1 calls, nodes 2 and 3 answer.
+HOSTS = (1, 2, 3)
+
+
 @dataclass(frozen=True)
 class Layout:
     """
     Where everything listens.  The ports are the same on every host.
     """
 
-    size: int = 3
     gossipPort: int = 7946
     apiPort: int = 7777
     goodPort: int = 8001
     awesomePort: int = 8002
 
     def address(self, number: int) -> str:
+        """
+        Host C{number}'s address: its node's and its services'.
+        """
         return f"127.0.1.{number}"
 
     def proxyAddress(self, number: int) -> str:
+        """
+        Where host C{number}'s HAProxy listens.
+        """
         return f"127.0.2.{number}"
 
     def api(self, number: int) -> str:
         return f"http://{self.address(number)}:{self.apiPort}/api"
 
     def goodURL(self, number: int) -> str:
+        """
+        The good-svc instance of host C{number}, directly.
+        """
         return f"http://{self.address(number)}:{self.goodPort}"
 
     def awesomeURL(self) -> str:
+        """
+        awesome-svc, directly (its call log).
+        """
         return f"http://{self.address(1)}:{self.awesomePort}"
 
     def goodThroughProxy(self, number: int) -> str:
@@ -82,7 +97,7 @@ class Layout:
         Why each address this layout needs that cannot be bound now cannot.
         """
         wanted: list[tuple[str, int, bool]] = []
-        for n in range(1, self.size + 1):
+        for n in HOSTS:
             wanted += [
                 (self.address(n), self.gossipPort, True),
                 (self.address(n), self.apiPort, False),
@@ -156,11 +171,7 @@ class Host:
 
     def _configuration(self) -> str:
         layout, n = self.layout, self.number
-        others = [
-            f'"{layout.address(k)}:{layout.gossipPort}"'
-            for k in range(1, layout.size + 1)
-            if k != n
-        ]
+        others = [f'"{layout.address(k)}:{layout.gossipPort}"' for k in HOSTS if k != n]
 
         def path(name: str) -> str:
             # A TOML basic string, as JSON writes it.
@@ -239,6 +250,9 @@ format = "text"
         return logs
 
     def running(self) -> list[ChildProcess]:
+        """
+        This host's processes that have not ended.
+        """
         return [p for _, p in self.started if not p.exited]
 
     async def crash(self) -> None:

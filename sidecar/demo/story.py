@@ -22,7 +22,7 @@ from twisted.internet import defer, reactor, task
 from ..catalog.service import Status
 from ..gossip.profiles import PROFILES, detectionBound
 from .apps import Call
-from .cluster import AWESOME, GOOD, GOOD_SERVICE_PORT, PROFILE, Host, Layout
+from .cluster import AWESOME, GOOD, GOOD_SERVICE_PORT, HOSTS, PROFILE, Host, Layout
 
 # How often the conditions of a step are looked at, and the call log read.
 POLL_INTERVAL = 0.05
@@ -135,12 +135,11 @@ class Demo:
         self.directory = directory
         self.say = say
         self.hosts = {
-            n: Host(layout, n, directory / f"node-{n}", environ)
-            for n in range(1, layout.size + 1)
+            n: Host(layout, n, directory / f"node-{n}", environ) for n in HOSTS
         }
         self.log = CallLog(layout.awesomeURL())
         self.steps: list[Step] = []
-        self.bound = detectionBound(PROFILES[PROFILE], layout.size)
+        self.bound = detectionBound(PROFILES[PROFILE], len(HOSTS))
 
     # --- what the steps look at ---------------------------------------
 
@@ -296,7 +295,7 @@ class Demo:
         """
         layout, hosts = self.layout, self.hosts
         self.say(
-            f"{layout.size} nodes on 127.0.1.1-{layout.size} (gossip port "
+            f"{len(HOSTS)} nodes on 127.0.1.1-{len(HOSTS)} (gossip port "
             f"{layout.gossipPort}, API port {layout.apiPort}), each with its "
             f"HAProxy on 127.0.2.N. {GOOD} (ServicePort {GOOD_SERVICE_PORT}) "
             f"runs on node-2 and node-3; {AWESOME} on node-1 calls "
@@ -335,7 +334,7 @@ class Demo:
         node 1 sees it, and sends good-svc to the other node only (and,
         with C{calls}, awesome-svc's calls stop going there).
         """
-        other = 5 - number  # 2 <-> 3
+        [other] = {2, 3} - {number}  # the other good-svc host
         expected = {
             "catalog": (
                 f"node-1's catalog: {GOOD} on node-{number} is {status.name}",
@@ -473,6 +472,9 @@ class Demo:
 
 
 async def _post(url: str, method: str = "POST") -> None:
+    """
+    Send C{method} to C{url}; fail unless it answers 2xx.
+    """
     response = await treq.request(method, url, timeout=5, persistent=False)
     body = await response.text()
     if response.code >= 300:
