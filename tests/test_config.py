@@ -468,3 +468,14 @@ class DocumentationTests(SynchronousTestCase):
         for key in KEYS:
             if key.env:
                 self.assertIn(f"`{key.env}`", text)
+
+    def test_theShippedExamplesAreValid(self) -> None:
+        node = loadConfig(str(REPO / "examples" / "node.toml"), environ={})
+        self.assertEqual(node.discovery.backends, ("static",))
+        image = loadConfig(
+            str(REPO / "examples" / "container" / "node.toml"), environ={}
+        )
+        self.assertEqual(image.discovery.backends, ("docker",))
+        self.assertTrue(image.haproxy.enabled)
+        self.assertEqual(image.api.listen, Address("127.0.0.1", 7777))
+        self.assertEqual(image.haproxy.statsListen, "127.0.0.1:3212")
