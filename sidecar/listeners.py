@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
+from sidecar.backoff import Backoff
 from sidecar.catalog import ServicesState
 from sidecar.catalog.codec import dumps, serviceToJSON
 from sidecar.catalog.documents import stateDocument
@@ -135,7 +136,7 @@ class UrlListener:
             sending.cancel()
 
     async def _sendAll(self) -> None:
-        retry = self._delivery.firstRetry
+        retry = Backoff(self._delivery.firstRetry, self._delivery.lastRetry)
         try:
             while self._queue and not self._stopped:
                 try:
@@ -152,13 +153,12 @@ class UrlListener:
                             problem=problem,
                         )
                     self.lastError = problem
-                    await deferLater(self._reactor, retry)
-                    retry = min(retry * 2, self._delivery.lastRetry)
+                    await deferLater(self._reactor, retry.failed())
                     continue
                 self._queue.popleft()
                 self.delivered += 1
                 self.lastError = None
-                retry = self._delivery.firstRetry
+                retry.succeeded()
         finally:
             self._sending = None
 

@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from sidecar.backoff import Backoff
 from sidecar.catalog.local import LocalService
 from sidecar.health.checkers import CheckArgumentError, CheckFailed
 from sidecar.interfaces import (
@@ -112,8 +113,8 @@ class DockerDiscoverer(Service):
         self._unreachable = False
         self._resyncTimer: IDelayedCall | None = None
         self._eventsTimer: IDelayedCall | None = None
-        self._resyncRetry = FIRST_RETRY
-        self._eventsRetry = FIRST_RETRY
+        self._resyncRetry = Backoff(FIRST_RETRY, LAST_RETRY)
+        self._eventsRetry = Backoff(FIRST_RETRY, LAST_RETRY)
         self._eventsDone: Deferred[None] = succeed(None)
         self._pending: set[Deferred[Any]] = set()
         self._reading = False
@@ -260,7 +261,7 @@ class DockerDiscoverer(Service):
         self._changedAt = {}
         self._health = health
         self._replace(found)
-        self._resyncRetry = FIRST_RETRY
+        self._resyncRetry.succeeded()
         self._resyncIn(self._resyncInterval)
 
     def _engineFailed(self, failure: Failure) -> None:
@@ -276,8 +277,7 @@ class DockerDiscoverer(Service):
             )
         self._unreachable = True
         self.lastError = problem
-        self._resyncIn(self._resyncRetry)
-        self._resyncRetry = min(self._resyncRetry * 2, LAST_RETRY)
+        self._resyncIn(self._resyncRetry.failed())
 
     def _resyncIn(self, delay: float) -> None:
         # A read may be asked for while a timer waits: one timer remains.
@@ -367,7 +367,7 @@ class DockerDiscoverer(Service):
             self._inThread(stream.close).addErrback(lambda _: None)
             return
         self._stream = stream
-        self._eventsRetry = FIRST_RETRY
+        self._eventsRetry.succeeded()
         self.log.info("following the container events of {where}", where=self._where)
         # Whatever happened while there was no stream is read now.
         self._resync()
@@ -385,8 +385,9 @@ class DockerDiscoverer(Service):
         if not self.running:
             return
         self.log.info("{problem}; subscribing again", problem=problem)
-        self._eventsTimer = self._reactor.callLater(self._eventsRetry, self._subscribe)
-        self._eventsRetry = min(self._eventsRetry * 2, LAST_RETRY)
+        self._eventsTimer = self._reactor.callLater(
+            self._eventsRetry.failed(), self._subscribe
+        )
         # Without events, a read now tells whether the engine is there
         # (unless one is under way, or reads fail and retry on their own).
         if not self._unreachable and not self._reading:

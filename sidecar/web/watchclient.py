@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 
+from ..backoff import Backoff
 from .watch import HEARTBEAT
 
 # Reconnecting: 1 s, doubling, at most 30 s.
@@ -128,7 +129,7 @@ class WatchClient(Service):
         self._received = received
         self.connected = False
         self.lastError: str | None = None
-        self._retry = FIRST_RETRY
+        self._retry = Backoff(FIRST_RETRY, LAST_RETRY)
         self._timer: IDelayedCall | None = None
         self._following: Deferred[None] | None = None
         self._stream: _Stream | None = None
@@ -158,7 +159,7 @@ class WatchClient(Service):
             raise StreamError(f"HTTP {response.code}")
         self.connected = True
         self.lastError = None
-        self._retry = FIRST_RETRY
+        self._retry.succeeded()
         self.log.info("following {url}", url=self.url)
         stream = self._stream = _Stream(self._reactor, self._received)
         response.deliverBody(stream)
@@ -185,8 +186,7 @@ class WatchClient(Service):
                 problem=problem,
             )
         self.lastError = problem
-        self._timer = self._reactor.callLater(self._retry, self._connect)
-        self._retry = min(self._retry * 2, LAST_RETRY)
+        self._timer = self._reactor.callLater(self._retry.failed(), self._connect)
 
 
 class _Stream(Protocol):
