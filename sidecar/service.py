@@ -161,7 +161,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         managedListeners(announcer.wanted, advertise.host),
         reactor,
     )
-    site = makeSite(state, gossip, health, proxy, drains=announcer)
+    site = makeSite(state, gossip, health, proxy, drains=announcer, reactor=clock)
     api = APIService(tcp, site, config.api.listen.host, config.api.listen.port)
     built = SidecarNode(
         config, state, gossip, announcer, health, discoverers, api, proxy, listeners

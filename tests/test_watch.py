@@ -91,7 +91,7 @@ class WatchTests(TestCase):
     def serve(self, state: ServicesState) -> tuple[APIService, Any]:
         api = APIService(
             reactor,  # type: ignore[arg-type]
-            makeSite(state, Members("host-a"), Health()),
+            makeSite(state, Members("host-a"), Health(), reactor=reactor),
             "127.0.0.1",
             0,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import treq
 from treq.testing import StubTreq
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
@@ -17,6 +18,7 @@ from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.catalog.timestamps import formatTimestamp
 from sidecar.interfaces import IDrainControl, IHealthReport
 from sidecar.web.server import makeSite
+from sidecar.web.watch import HEARTBEAT
 
 from .doubles import Members
 
@@ -83,7 +85,13 @@ class APITests(SynchronousTestCase):
         self.members = Members("node-a", "node-b", "node-c")
         self.health = Health()
         self.drains = Drains(self.state)
-        site = makeSite(self.state, self.members, self.health, drains=self.drains)
+        site = makeSite(
+            self.state,
+            self.members,
+            self.health,
+            drains=self.drains,
+            reactor=self.clock,
+        )
         self.client = StubTreq(site.resource)
         self.addCleanup(self.state.stop)
 
@@ -115,6 +123,15 @@ class APITests(SynchronousTestCase):
         )
         self.assertEqual(sorted(server["Services"]), ["bbbbbbbbbbbb", "cccccccccccc"])
         self.assertEqual(server["Services"]["cccccccccccc"]["Status"], 2)
+
+    def test_watchHeartbeatsRunOnTheGivenReactor(self) -> None:
+        response = self.successResultOf(self.client.get("http://node-a/api/watch"))
+        received: list[bytes] = []
+        treq.collect(response, received.append)
+        self.assertEqual(len(received), 1)  # the state, at once
+        self.clock.advance(HEARTBEAT)
+        self.client.flush()
+        self.assertEqual(received[1:], [b"\n"])
 
     def test_stateIsCompact(self) -> None:
         response = self.successResultOf(self.client.get("http://node-a/api/state.json"))

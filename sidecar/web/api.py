@@ -69,14 +69,12 @@ class APIResource(Resource):
         state: ServicesState,
         membership: IMembership,
         health: IHealthReport,
-        proxy: IProxyReport | None = None,
-        reactor: Any = None,
+        proxy: IProxyReport | None,
+        reactor: Any,
         watchers: set[Watcher] | None = None,
         drains: IDrainControl | None = None,
     ) -> None:
         super().__init__()
-        if reactor is None:
-            from twisted.internet import reactor
         self._state = state
         self._membership = membership
         self._health = health

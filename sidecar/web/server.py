@@ -8,7 +8,7 @@ from importlib.resources import files
 
 from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IListeningPort, IReactorTCP
+from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
 from twisted.logger import Logger
 from twisted.web.http import Request
 from twisted.web.resource import Resource
@@ -59,15 +59,18 @@ def makeSite(
     health: IHealthReport,
     proxy: IProxyReport | None = None,
     drains: IDrainControl | None = None,
+    *,
+    reactor: IReactorTime,
 ) -> APISite:
     """
     The site behind the API: C{/api/...} for the JSON endpoints, C{/ui/}
-    for the web page (and C{/} leads there).
+    for the web page (and C{/} leads there); C{reactor} runs the watch
+    streams' heartbeats.
     """
     root = Resource()
     watchers: set[Watcher] = set()
     api = APIResource(
-        state, membership, health, proxy, watchers=watchers, drains=drains
+        state, membership, health, proxy, reactor, watchers=watchers, drains=drains
     )
     root.putChild(b"api", api)
     # The web page: static files, no build step.
