@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 import treq
 from cluster import TWISTD_SIDECAR, Children, cpuSeconds, log, printRows, rssMiB, sleep
 from twisted.internet import defer, task
+
+from sidecar.demo.processes import nodeEnvironment
 
 HOSTS = ("127.0.1.1", "127.0.1.2")
 GOSSIP_PORT = 7946
@@ -73,7 +74,7 @@ async def catalogSize(host: str) -> int:
 
 async def run(arguments: argparse.Namespace, workdir: Path) -> None:
     children = Children()
-    environ = dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent))
+    environ = nodeEnvironment()
     try:
         processes = []
         for index in range(2):

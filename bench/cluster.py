@@ -51,9 +51,9 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.web.client import HTTPConnectionPool
 
+from sidecar.demo import processes
 from sidecar.gossip.profiles import PROFILES, detectionBound
 
-REPO = Path(__file__).resolve().parent.parent
 OURS_NET = "127.0.1"
 SERF_NET = "127.0.2"
 GOSSIP_PORT = 7946
@@ -73,14 +73,7 @@ DETECTION_SLACK = 10.0
 
 Probe = Callable[[int], Awaitable[float | None]]
 # A node in the foreground: append --config=FILE.
-TWISTD_SIDECAR = [
-    sys.executable,
-    "-c",
-    "from twisted.scripts.twistd import run; run()",
-    "-n",
-    "--pidfile=",
-    "sidecar",
-]
+TWISTD_SIDECAR = [sys.executable, *processes.TWISTD_SIDECAR]
 
 
 def log(message: str) -> None:
@@ -375,13 +368,7 @@ class Sidecar(System):
         super().__init__(size, workdir, children, profile)
         self.pool = HTTPConnectionPool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = 2
-        self.environment = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("SIDECAR_", "HAPROXY_", "LISTENERS_", "STATIC_"))
-            and k != "DOCKER_URL"
-        }
-        self.environment["PYTHONPATH"] = str(REPO)
+        self.environment = processes.nodeEnvironment()
         self.statics: dict[int, list[dict[str, Any]]] = {}
 
     def name(self, k: int) -> str:

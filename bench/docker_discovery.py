@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -41,6 +40,7 @@ from cluster import TWISTD_SIDECAR, Children, cpuSeconds, log, printRows, rssMiB
 from twisted.internet import defer, task
 from twisted.internet.threads import deferToThread
 
+from sidecar.demo.processes import nodeEnvironment
 from tests.dockerengine import DockerEngine, dockerEngineSkipReason
 
 LABELS = {
@@ -96,7 +96,7 @@ async def run(arguments: argparse.Namespace, workdir: Path) -> None:
             f'[discovery]\nbackends = ["docker"]\ndocker_url = "{engine.url}"\n'
             '[log]\nformat = "json"\n'
         )
-        environ = dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent))
+        environ = nodeEnvironment()
         node = children.spawn(
             [*TWISTD_SIDECAR, f"--config={workdir / 'node.toml'}"],
             nodeLog,

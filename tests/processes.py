@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sidecar.demo.processes import (
-    TWISTD,
+    TWISTD_SIDECAR,
     NodeProcess,
     freePort,
     nodeEnvironment,
@@ -18,7 +18,7 @@ from sidecar.demo.processes import (
 
 __all__ = [
     "REPO",
-    "TWISTD",
+    "TWISTD_SIDECAR",
     "NodeProcess",
     "freePort",
     "nodeEnvironment",

@@ -17,7 +17,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from .processes import (
-    TWISTD,
+    TWISTD_SIDECAR,
     NodeProcess,
     nodeEnvironment,
     pollUntil,
@@ -133,7 +133,7 @@ class TwistdTests(TestCase):
         path = self.writeConfig(text)
         out, err, code = await getProcessOutputAndValue(
             sys.executable,
-            [*TWISTD, "-n", "--pidfile=", "sidecar", f"--config={path}"],
+            [*TWISTD_SIDECAR, f"--config={path}"],
             env=nodeEnvironment(),
         )
         lines = err.decode().strip().splitlines()
@@ -167,7 +167,7 @@ class TwistdTests(TestCase):
         missing = str(Path(self.mktemp()) / "absent.toml")
         out, err, code = await getProcessOutputAndValue(
             sys.executable,
-            [*TWISTD, "-n", "--pidfile=", "sidecar", f"--config={missing}"],
+            [*TWISTD_SIDECAR, f"--config={missing}"],
             env=nodeEnvironment(),
         )
         self.assertNotEqual(code, 0)
@@ -188,7 +188,7 @@ class TwistdTests(TestCase):
             path = self.writeConfig(text)
             out, err, code = await getProcessOutputAndValue(
                 sys.executable,
-                [*TWISTD, "-n", "--pidfile=", "sidecar", f"--config={path}"],
+                [*TWISTD_SIDECAR, f"--config={path}"],
                 env=nodeEnvironment(),
             )
             self.assertNotEqual(code, 0)

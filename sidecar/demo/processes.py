@@ -23,6 +23,9 @@ from ..config import KEYS
 
 T = TypeVar("T")
 TWISTD = ["-c", "from twisted.scripts.twistd import run; run()"]
+# The interpreter's arguments that run a node in the foreground; append
+# --config=FILE.
+TWISTD_SIDECAR = [*TWISTD, "-n", "--pidfile=", "sidecar"]
 _API_LINE = re.compile(rb"status API on http://([^:/]+):(\d+)/api/")
 # Keep this much of a child's output: enough to show why it failed.
 _KEPT_OUTPUT = 1 << 20
@@ -206,10 +209,9 @@ def startNode(
     directory; C{listening} times out after C{timeout} seconds.
     """
     node = NodeProcess()
-    argv = [sys.executable, *TWISTD, "-n", "--pidfile=", "sidecar"]
     spawn(
         node,
-        [*argv, f"--config={configPath}"],
+        [sys.executable, *TWISTD_SIDECAR, f"--config={configPath}"],
         nodeEnvironment() if environ is None else environ,
         str(Path(configPath).parent),
     )
