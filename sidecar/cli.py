@@ -82,7 +82,7 @@ async def run(options: Options, out: IO[str]) -> None:
     else:
         method = "POST" if command == "drain" else "DELETE"
         url = f"{api}/api/services/{sub['id']}/drain"
-        document = await _request(method, url)
+        document = await requestJSON(method, url)
         out.write(document["Message"] + "\n")
 
 
@@ -142,12 +142,18 @@ def _json(document: Any) -> str:
 
 
 async def _get(url: str) -> Any:
-    return await _request("GET", url)
+    return await requestJSON("GET", url)
 
 
-async def _request(method: str, url: str) -> Any:
+async def requestJSON(method: str, url: str, timeout: float = 10.0) -> Any:
+    """
+    Send C{method} to C{url} (a node's API) and return the JSON answer.
+
+    @raise CommandFailed: when it cannot be reached, does not answer JSON,
+        or answers an error (its message is told).
+    """
     try:
-        response = await treq.request(method, url, persistent=False, timeout=10)
+        response = await treq.request(method, url, persistent=False, timeout=timeout)
         body = await response.content()
     except Exception as e:
         raise CommandFailed(f"cannot reach {url}: {e}") from None

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import treq
 from twisted.internet import defer, reactor
 
+from ..cli import requestJSON
 from ..proxy.runtime import RuntimeAPI
 from .processes import (
     ChildProcess,
@@ -296,8 +296,4 @@ format = "text"
         """
         GET C{path} of this node's API, as JSON.
         """
-        url = f"{self.layout.api(self.number)}{path}"
-        response = await treq.get(url, timeout=5, persistent=False)
-        if response.code != 200:
-            raise RuntimeError(f"{self.name}: GET /api{path}: HTTP {response.code}")
-        return await response.json()
+        return await requestJSON("GET", f"{self.layout.api(self.number)}{path}", 5)

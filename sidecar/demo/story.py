@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import treq
 from twisted.internet import defer, reactor, task
 
 from ..catalog.service import Status
+from ..cli import requestJSON
 from ..gossip.profiles import PROFILES, detectionBound
 from .apps import Call
 from .cluster import AWESOME, GOOD, GOOD_SERVICE_PORT, HOSTS, PROFILE, Host, Layout
@@ -94,10 +94,7 @@ class CallLog:
         self._next = 0
 
     async def read(self) -> None:
-        response = await treq.get(
-            f"{self._url}/calls?after={self._next}", timeout=5, persistent=False
-        )
-        body = await response.json()
+        body = await requestJSON("GET", f"{self._url}/calls?after={self._next}", 5)
         self.calls += [Call(**call) for call in body["Calls"]]
         self._next = body["Next"]
 
@@ -375,13 +372,13 @@ class Demo:
         await self.step(
             "unhealthy",
             f"{GOOD} on node-3 fails its health check (it still answers calls)",
-            lambda: _post(f"{sick}/health/fail"),
+            lambda: requestJSON("POST", f"{sick}/health/fail", 5),
             self._leaving(3, Status.UNHEALTHY),
         )
         await self.step(
             "healthy",
             f"{GOOD} on node-3 passes its health check again",
-            lambda: _post(f"{sick}/health/pass"),
+            lambda: requestJSON("POST", f"{sick}/health/pass", 5),
             self._returning(3),
         )
 
@@ -422,13 +419,13 @@ class Demo:
             "drained",
             f"drain {GOOD} on node-2 (POST /api/services/{serviceID}/drain "
             "on node-2, as `sidecar drain` does)",
-            lambda: _post(drain),
+            lambda: requestJSON("POST", drain, 5),
             self._leaving(2, Status.DRAINING),
         )
         await self.step(
             "undrained",
             f"undrain {GOOD} on node-2 (DELETE on the same URL)",
-            lambda: _post(drain, method="DELETE"),
+            lambda: requestJSON("DELETE", drain, 5),
             self._returning(2),
         )
 
@@ -469,13 +466,3 @@ class Demo:
 
     def removeFiles(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
-
-
-async def _post(url: str, method: str = "POST") -> None:
-    """
-    Send C{method} to C{url}; fail unless it answers 2xx.
-    """
-    response = await treq.request(method, url, timeout=5, persistent=False)
-    body = await response.text()
-    if response.code >= 300:
-        raise RuntimeError(f"{method} {url}: HTTP {response.code}: {body.strip()}")
