@@ -21,7 +21,7 @@ from sidecar.demo.cluster import AWESOME_SERVICE_PORT, GOOD_SERVICE_PORT, HOSTS,
 from sidecar.demo.processes import portIsFree
 from sidecar.demo.story import Demo
 
-from .processes import freePort, nodeEnvironment
+from .processes import freePort
 from .test_haproxy import haproxySkipReason
 
 log = Logger()
@@ -71,7 +71,6 @@ class DemoTests(TestCase):
             freeLayout(),
             directory,
             lambda line: log.info("{line}", line=line),
-            nodeEnvironment(),
         )
 
         async def stop() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from .processes import (
     ListeningProcess,
     bindProblem,
     killTrees,
-    nodeEnvironment,
     spawn,
     startNode,
 )
@@ -130,13 +128,11 @@ class Host:
         layout: Layout,
         number: int,
         directory: Path,
-        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.layout = layout
         self.number = number
         self.name = f"node-{number}"
         self.directory = directory
-        self._environ = nodeEnvironment() if environ is None else dict(environ)
         # Every process started, in order, with its name.
         self.started: list[tuple[str, ChildProcess]] = []
         socket = directory / "haproxy.sock"
@@ -228,12 +224,10 @@ format = "text"
         """
         service = ServiceProcess()
         argv = [sys.executable, "-m", "sidecar.demo.apps", *self._serviceArguments()]
-        spawn(service, argv, self._environ, str(self.directory))
+        spawn(service, argv, str(self.directory))
         self.started.append(("service", service))
         await service.listening.addTimeout(START_TIMEOUT, reactor)
-        node = startNode(
-            str(self.directory / "node.toml"), START_TIMEOUT, self._environ
-        )
+        node = startNode(str(self.directory / "node.toml"), START_TIMEOUT)
         self.started.append(("node", node))
         await node.listening
 

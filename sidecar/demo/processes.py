@@ -11,7 +11,7 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -182,28 +182,16 @@ def _apiPort(output: bytes) -> int | None:
     return None
 
 
-def spawn(
-    child: ChildProcess,
-    argv: Sequence[str],
-    environ: Mapping[str, str] | None = None,
-    path: str | None = None,
-) -> None:
+def spawn(child: ChildProcess, argv: Sequence[str], path: str) -> None:
     """
-    Start C{argv} (its first element run as found on C{PATH}, or as given)
-    as C{child}.
+    Start C{argv} as C{child} in directory C{path}, with L{nodeEnvironment}.
     """
     reactor.spawnProcess(  # type: ignore[attr-defined]
-        child,
-        argv[0],
-        list(argv),
-        env=dict(os.environ if environ is None else environ),
-        path=path,
+        child, argv[0], list(argv), env=nodeEnvironment(), path=path
     )
 
 
-def startNode(
-    configPath: str, timeout: float = 30, environ: Mapping[str, str] | None = None
-) -> NodeProcess:
+def startNode(configPath: str, timeout: float = 30) -> NodeProcess:
     """
     Start C{twistd -n sidecar --config=configPath} in the configuration's
     directory; C{listening} times out after C{timeout} seconds.
@@ -212,7 +200,6 @@ def startNode(
     spawn(
         node,
         [sys.executable, *TWISTD_SIDECAR, f"--config={configPath}"],
-        nodeEnvironment() if environ is None else environ,
         str(Path(configPath).parent),
     )
     node.listening.addTimeout(timeout, reactor)

@@ -126,14 +126,11 @@ class Demo:
         layout: Layout,
         directory: Path,
         say: Callable[[str], None],
-        environ: dict[str, str] | None = None,
     ) -> None:
         self.layout = layout
         self.directory = directory
         self.say = say
-        self.hosts = {
-            n: Host(layout, n, directory / f"node-{n}", environ) for n in HOSTS
-        }
+        self.hosts = {n: Host(layout, n, directory / f"node-{n}") for n in HOSTS}
         self.log = CallLog(layout.awesomeURL())
         self.steps: list[Step] = []
         self.bound = detectionBound(PROFILES[PROFILE], len(HOSTS))
