@@ -135,3 +135,26 @@ class FollowerTests(SynchronousTestCase):
             "backend web-10001 keeps its last servers: their hosts are out of sight",
             warnings,
         )
+
+    def test_refusedRecordsAreShownAndLoggedOnceAndTheRestFlows(self) -> None:
+        bad = Service(
+            id="bad",
+            name="web",
+            image="img",
+            hostname="host-b",
+            ports=(Port("tcp", 8080, 10001, "no-such-host"),),
+            updated=round(self.clock.seconds() * SECOND),
+        )
+        with capturedLogs() as events:
+            self.state.merge(bad)
+            self.state.merge(self.instance("i1"))
+            self.clock.advance(0)
+            self.state.merge(self.instance("i2"))
+            self.clock.advance(1)
+        self.assertEqual(
+            self.servers(self.writer.applied[-1]), ["host-b-i1", "host-b-i2"]
+        )
+        refusal = "host-b/bad: not an IP address: 'no-such-host'"
+        self.assertEqual(self.follower.status()["Refused"], [refusal])
+        warnings = [formatEvent(e) for e in events if e["log_level"].name == "warn"]
+        self.assertEqual(warnings, [f"ignoring {refusal}"])

@@ -259,6 +259,7 @@ KEYS: tuple[Key, ...] = (
     Key("haproxy", "user", "", parseString, "HAPROXY_USER"),
     Key("haproxy", "group", "", parseString, "HAPROXY_GROUP"),
     Key("haproxy", "maxconn", 4096, parsePositiveInt),
+    Key("haproxy", "allow_loopback_targets", False, parseBool),
     Key(
         "listeners",
         "urls",
@@ -371,6 +372,7 @@ def loadConfig(
             maxconn=values["haproxy.maxconn"],
             user=values["haproxy.user"],
             group=values["haproxy.group"],
+            allowLoopbackTargets=values["haproxy.allow_loopback_targets"],
         ),
         listeners=ListenersConfig(urls=values["listeners.urls"]),
         log=LogConfig(level=values["log.level"], format=values["log.format"]),

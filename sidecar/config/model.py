@@ -91,6 +91,7 @@ class HaproxyConfig:
     user: str = ""
     group: str = ""
     maxconn: int = 4096
+    allowLoopbackTargets: bool = False
 
 
 @dataclass(frozen=True)
