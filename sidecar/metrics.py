@@ -123,6 +123,12 @@ class NodeCollector:
             "HAProxy updates made through its runtime API, without a reload.",
             status["RuntimeChanges"],
         )
+        yield GaugeMetricFamily(
+            "sidecar_haproxy_refused",
+            "Instances and ServicePorts left out of HAProxy (see Refused in"
+            " /api/haproxy.json).",
+            value=len(status["Refused"]),
+        )
 
     def _listeners(self) -> Iterator[Metric]:
         listeners = self._node.listeners

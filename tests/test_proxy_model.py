@@ -230,9 +230,7 @@ class HostileRecordTests(SynchronousTestCase):
             self.assertEqual(
                 [s.name for s in model.frontends[0].servers], ["host-a-a1"]
             )
-            self.assertEqual(
-                [r.what for r in model.refused], ["host-b/b2"], address
-            )
+            self.assertEqual([r.what for r in model.refused], ["host-b/b2"], address)
         self.assertEqual(
             str(
                 buildModel(

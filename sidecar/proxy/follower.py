@@ -21,7 +21,7 @@ from sidecar.catalog.interfaces import ICatalog, ICatalogObserver
 from sidecar.interfaces import IMembership, IProxyReport, IProxyWriter
 
 from .haproxy import ProxyError
-from .model import OPEN, Admission, ProxyModel, buildModel
+from .model import OPEN, Admission, ProxyModel, Refusal, buildModel
 
 # After a failed update, the next try waits this long.
 RETRY_AFTER = 10.0
@@ -55,6 +55,8 @@ class ProxyFollower(Service):
             set from C{reactor} at each update.
         """
         self.model: ProxyModel | None = None
+        # What the last model built left out, and why.
+        self.refused: tuple[Refusal, ...] = ()
         self.updates = 0
         self._state = state
         self._membership = membership
@@ -133,7 +135,7 @@ class ProxyFollower(Service):
             "Updates": self.updates,
             "Conflicts": [str(c) for c in model.conflicts],
             "KeptBackends": list(model.kept),
-            "Refused": [str(r) for r in model.refused],
+            "Refused": [str(r) for r in self.refused],
             "Frontends": [
                 {
                     "Name": f.name,
@@ -175,6 +177,7 @@ class ProxyFollower(Service):
             previous=self.model,
             admission=replace(self._admission, now=now),
         )
+        self.refused = model.refused
         self._report(model)
         try:
             how = await self.writer.apply(model)

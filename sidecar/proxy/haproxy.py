@@ -312,7 +312,9 @@ class HAProxyWriter:
             with open(f"{path}.new", "w", encoding="utf-8") as f:
                 f.write(before)
             os.replace(f"{path}.new", path)
-        self.log.warn("haproxy could not run {path}: the previous file is back", path=path)
+        self.log.warn(
+            "haproxy could not run {path}: the previous file is back", path=path
+        )
 
     async def _validate(self, path: str) -> None:
         binary = self._settings.binary

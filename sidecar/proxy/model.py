@@ -202,17 +202,17 @@ def buildModel(
     for record in services:
         if record.status is Status.TOMBSTONE:
             continue
-        ports = []
+        admitted = []
         for port in record.ports:
             if port.type != "tcp" or not port.servicePort:
                 continue
             fault = _fault(record, port, useHostnames, admission)
             if fault is None:
-                ports.append(port)
+                admitted.append(port)
             else:
                 refused.append(Refusal(f"{record.hostname}/{record.id}", fault))
-        if ports:
-            usable.append((record, tuple(ports)))
+        if admitted:
+            usable.append((record, tuple(admitted)))
     byName: dict[str, list[tuple[Service, tuple[Port, ...]]]] = {}
     for record, ports in usable:
         byName.setdefault(record.name, []).append((record, ports))
@@ -225,12 +225,16 @@ def buildModel(
     for servicePort, names in sorted(claims.items()):
         why = _portFault(servicePort, admission)
         if why is not None:
-            refused += [Refusal(f"ServicePort {servicePort}", f"{n}: {why}") for n in names]
+            refused += [
+                Refusal(f"ServicePort {servicePort}", f"{n}: {why}") for n in names
+            ]
             continue
         ranked = sorted(names, key=lambda n: _precedence(byName[n], admission) + (n,))
         kept, *others = ranked
         conflicts += [
-            Conflict(servicePort, kept, other, _why(byName[kept], byName[other], admission))
+            Conflict(
+                servicePort, kept, other, _why(byName[kept], byName[other], admission)
+            )
             for other in others
         ]
         frontend, collisions = _frontend(
@@ -272,9 +276,7 @@ def _precedence(
     whose every C{Created} is implausible comes last.
     """
     local = any(r.hostname == admission.localHost for r, _ in instances)
-    created = [
-        r.created for r, _ in instances if _plausibleCreated(r, admission)
-    ]
+    created = [r.created for r, _ in instances if _plausibleCreated(r, admission)]
     return (0 if local else 1, min(created) if created else float("inf"))
 
 
