@@ -233,6 +233,8 @@ KEYS: tuple[Key, ...] = (
         "SIDECAR_DEFAULT_CHECK_ENDPOINT",
     ),
     Key("health", "damping", True, parseBool),
+    Key("health", "external_from_labels", False, parseBool),
+    Key("health", "external_commands", (), listOf(parsePath)),
     Key("haproxy", "enabled", False, parseBool, "HAPROXY_DISABLE", _haproxyDisable),
     Key("haproxy", "bind_ip", "192.168.168.168", parseIP, "HAPROXY_BIND_IP"),
     Key(
@@ -355,6 +357,8 @@ def loadConfig(
             concurrency=values["health.concurrency"],
             defaultCheckEndpoint=values["health.default_check_endpoint"],
             damping=values["health.damping"],
+            externalFromLabels=values["health.external_from_labels"],
+            externalCommands=values["health.external_commands"],
         ),
         haproxy=HaproxyConfig(
             enabled=values["haproxy.enabled"],

@@ -72,6 +72,8 @@ class HealthConfig:
     concurrency: int
     defaultCheckEndpoint: str
     damping: bool
+    externalFromLabels: bool = False
+    externalCommands: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
