@@ -643,7 +643,9 @@ class NodeTests(TestCase):
         metrics = await treq.get(
             f"http://{api.host}:{api.port}/metrics", persistent=False
         )
-        self.assertIn("sidecar_haproxy_reloads_total ", await metrics.text())
+        text = await metrics.text()
+        self.assertIn("sidecar_haproxy_reloads_total ", text)
+        self.assertIn("sidecar_haproxy_refused 0.0", text)
 
 
 class CompanionTests(TestCase):
