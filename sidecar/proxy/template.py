@@ -12,32 +12,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from importlib.resources import files
-from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, TemplateRuntimeError, Undefined
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError
+
+from sidecar.sandbox import sandboxedEnvironment
 
 from .model import Frontend, ProxyModel, haproxyName, sanitize
 
-
-def _printable(value: Any) -> Any:
-    """
-    What an expression may print: text and numbers, nothing whose
-    printing would be a Python repr.
-    """
-    if isinstance(value, str | int | float | Undefined):
-        return value  # printing an Undefined says what is undefined
-    raise TemplateRuntimeError(
-        f"cannot print {type(value).__name__}: only text and numbers print"
-    )
-
-
-_ENVIRONMENT = SandboxedEnvironment(
-    undefined=StrictUndefined,
-    autoescape=False,
-    keep_trailing_newline=True,
-    finalize=_printable,
-)
+_ENVIRONMENT = sandboxedEnvironment(keep_trailing_newline=True)
 
 
 class ProxyTemplateError(ValueError):
