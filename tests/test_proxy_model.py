@@ -308,6 +308,27 @@ class HostileRecordTests(SynchronousTestCase):
             (Refusal("host-a/a1", "address 127.0.0.168 is the proxy's own IP"),),
         )
 
+    def test_byHostNameAnotherHostCannotBeLocalhost(self) -> None:
+        admission = Admission(localHost="host-a")
+        for name in ("localhost", "LOCALHOST.", "api.localhost"):
+            model = buildModel(
+                [instance("b2", host=name), instance("a1", host="host-a")],
+                useHostnames=True,
+                admission=admission,
+            )
+            self.assertEqual(
+                [s.address for s in model.frontends[0].servers], ["host-a"]
+            )
+            self.assertEqual(
+                model.refused,
+                (
+                    Refusal(
+                        f"{name}/b2",
+                        f"host name {name} of another host is this node's own",
+                    ),
+                ),
+            )
+
     def test_aServicePortOfOursOrInUseGetsNoFrontend(self) -> None:
         """
         A ServicePort this node uses (gossip, API) or that something else
@@ -391,6 +412,9 @@ class TemplateTests(SynchronousTestCase):
             "stats socket /run/sidecar/haproxy.sock mode 600 level admin", text
         )
         self.assertIn("bind 127.0.0.1:3212", text)
+        # A host name that does not resolve disables its server, rather than
+        # making HAProxy refuse the file.
+        self.assertIn("    default-server init-addr last,libc,none\n", text)
 
     def test_theDefaultTemplateIsValidForHAProxy(self) -> None:
         haproxy = shutil.which("haproxy")

@@ -8,6 +8,7 @@ never lost.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -175,7 +176,7 @@ class ProxyFollower(Service):
             self._useHostnames,
             liveHosts=liveHosts,
             previous=self.model,
-            admission=replace(self._admission, now=now),
+            admission=replace(self._admission, now=now, bindable=self._bindable()),
         )
         self.refused = model.refused
         self._report(model)
@@ -200,6 +201,16 @@ class ProxyFollower(Service):
                 how=how,
                 count=len(model.frontends),
             )
+
+    def _bindable(self) -> Callable[[int], str | None]:
+        """
+        The admission's bind probe, for ServicePorts HAProxy does not serve
+        yet: those it serves can be bound (by it), and thousands of them
+        are not worth a socket each at every update.
+        """
+        served = {f.servicePort for f in self.model.frontends} if self.model else set()
+        probe = self._admission.bindable
+        return lambda port: None if port in served else probe(port)
 
     def _updated(self, result: object) -> None:
         self._updating = None

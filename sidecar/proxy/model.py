@@ -320,9 +320,13 @@ def _fault(
     if not 0 < port.servicePort <= 65535 or not 0 < port.port <= 65535:
         return f"port {port.port} or ServicePort {port.servicePort} out of range"
     address = _address(service, port, useHostnames)
+    remote = service.hostname != admission.localHost and not admission.loopbackTargets
     if useHostnames:
         if not _HOSTNAME.fullmatch(address):
             return f"not a host name: {address!r:.80}"
+        name = address.lower().rstrip(".")
+        if remote and (name == "localhost" or name.endswith(".localhost")):
+            return f"host name {address} of another host is this node's own"
         return None
     try:
         ip = ipaddress.ip_address(address)
@@ -330,9 +334,8 @@ def _fault(
         return f"not an IP address: {address!r:.80}"
     if address == admission.bindIP:
         return f"address {address} is the proxy's own IP"
-    if service.hostname != admission.localHost and not admission.loopbackTargets:
-        if ip.is_loopback or ip.is_link_local or ip.is_unspecified:
-            return f"address {address} of another host is this node's own"
+    if remote and (ip.is_loopback or ip.is_link_local or ip.is_unspecified):
+        return f"address {address} of another host is this node's own"
     return None
 
 
