@@ -4,7 +4,10 @@ L{HAProxyWriter}, with clients sending requests through its frontend on
 127.0.0.168 the whole time: instances turn unhealthy and healthy, join
 and leave (all through the runtime API), and 20 reloads happen, and no
 request fails, nor reaches an instance after its removal was applied.  A
-configuration HAProxy refuses leaves the old one serving.
+configuration HAProxy refuses leaves the old one serving until a good one
+comes; one it cannot run is rolled back.  Hostile records (no IP, names
+that collide, a ServicePort held or of our own, another host's loopback,
+C{Created} 0) are left out and shown, and the rest keeps flowing.
 """
 
 from __future__ import annotations
@@ -387,6 +390,7 @@ class HAProxyTests(HAProxyCase):
         self.assertEqual(await (await second).content(), b"a")
 
     async def test_aConfigurationHAProxyRefusesLeavesTheOldOneServing(self) -> None:
+        self.patch(followerModule, "RETRY_AFTER", 0.5)
         self.backend("a")
         self.state.merge(self.record("a"))
         await self.applied()
@@ -405,12 +409,19 @@ class HAProxyTests(HAProxyCase):
         )
         self.assertIn("nonsense-keyword", self.writer.lastError or "")
         self.assertEqual(configFile.read_text(), good)
-        response = await treq.get(
-            f"http://{BIND_IP}:{self.servicePort}/", persistent=False, timeout=5
-        )
+        url = f"http://{BIND_IP}:{self.servicePort}/"
+        response = await treq.get(url, persistent=False, timeout=5)
         self.assertEqual(await response.content(), b"a")
         status = self.follower.status()
         self.assertEqual(status["LastError"], self.writer.lastError)
+        # Nothing is frozen for good: with a template HAProxy accepts, the
+        # change that waited (a is unhealthy) is applied.
+        self.writer.template = ProxyTemplate.default()
+        await self.applied()
+        self.assertIsNone(self.writer.lastError)
+        response = await treq.get(url, persistent=False, timeout=5)
+        self.assertEqual(response.code, 503)
+        await response.content()
 
 
 class HostileRecordsCase(HAProxyCase):
