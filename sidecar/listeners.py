@@ -30,12 +30,16 @@ from typing import Any
 import treq
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
-from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone
+from twisted.web.client import (
+    RequestTransmissionFailed,
+    ResponseDone,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from zope.interface import implementer
@@ -58,6 +62,8 @@ POST_TIMEOUT = 3.0
 QUEUE_LIMIT = 1_000
 # The most of an answer's body read (and discarded).
 BODY_LIMIT = 64 * 1024
+# The agent's errors whose message is only a list of Failure reprs.
+_WITH_REASONS = (ResponseFailed, ResponseNeverReceived, RequestTransmissionFailed)
 
 
 @dataclass(frozen=True)
@@ -192,7 +198,10 @@ class UrlListener:
                     if self._stopped:
                         return  # cancelled: treq says so in its own words
                     self._failed(e)
-                    await deferLater(self._reactor, retry.failed())
+                    try:
+                        await deferLater(self._reactor, retry.failed())
+                    except CancelledError:
+                        return  # stopped
                     continue
                 self._queue.pop(0)
                 self.delivered += 1
@@ -209,8 +218,8 @@ class UrlListener:
 
     def _failed(self, error: Exception) -> None:
         self.failures += 1
-        if isinstance(error, DeferredTimeout):
-            why = f"no complete answer within {self._delivery.timeout:g} s"
+        if isinstance(error, _WITH_REASONS):
+            why = "; ".join(f.getErrorMessage() for f in error.reasons)
         else:
             why = str(error) or type(error).__name__
         problem = f"{self.url}: {why}"
@@ -224,8 +233,14 @@ class UrlListener:
         """
         One delivery of C{event}, within the deadline.
         """
+        timeout = self._delivery.timeout
+
+        def timedOut(result: object, timeout: float) -> None:
+            # Whatever the cancelled request said (treq has its own words).
+            raise ListenerRefused(f"no complete answer within {timeout:g} s")
+
         attempt = ensureDeferred(self._post(event))
-        return attempt.addTimeout(self._delivery.timeout, self._reactor)
+        return attempt.addTimeout(timeout, self._reactor, onTimeoutCancel=timedOut)
 
     async def _post(self, event: ChangeEvent) -> None:
         response = await treq.post(
@@ -277,7 +292,8 @@ class _Discard(Protocol):
 
 class ListenerRefused(Exception):
     """
-    The endpoint answered, but not with 2xx, or with too long a body.
+    The endpoint answered, but not with 2xx, or with too long a body, or
+    not within the deadline.
     """
 
 

@@ -56,7 +56,8 @@ class Misbehaving(Resource):
     """
     Takes every event; while C{stall}, answers 200 with its headers and
     then nothing more; while C{stream}, a body that never ends (as fast as
-    the client reads it).  Counts the body bytes it wrote.
+    the client reads it); while C{hangUp}, closes the connection without
+    an answer.  Counts the body bytes it wrote.
     """
 
     isLeaf = True
@@ -66,11 +67,15 @@ class Misbehaving(Resource):
         self.events: list[dict[str, Any]] = []
         self.stall = False
         self.stream = False
+        self.hangUp = False
         self.written = 0
         self.open: list[Any] = []
 
     def render_POST(self, request):  # type: ignore[no-untyped-def]
         body = json.loads(request.content.read())
+        if self.hangUp:
+            request.transport.abortConnection()
+            return NOT_DONE_YET
         if self.stall:
             request.write(b"")  # the headers, then silence
             self.open.append(request)
@@ -243,6 +248,20 @@ class ListenerTests(TestCase):
         )
         for request in resource.open:
             self.assertTrue(request._disconnected)  # the stalled ones were closed
+
+    async def test_aFailureSaysWhatHappenedNotAFailureRepr(self) -> None:
+        resource, url = self.serveMisbehaving()
+        resource.hangUp = True
+        listeners = self.start((url,))
+        self.change(1)
+        await pollUntil(
+            lambda: defer.succeed(True if listeners.status()[0]["Failures"] else None),
+            timeout=10,
+        )
+        problem = listeners.status()[0]["LastError"]
+        self.assertTrue(problem.startswith(f"{url}: "), problem)
+        self.assertIn("lost", problem)
+        self.assertNotIn("Failure", problem)
 
     async def test_anEndlessBodyIsCutShortAndCostsNoMemory(self) -> None:
         resource, url = self.serveMisbehaving()
