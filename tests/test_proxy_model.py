@@ -282,7 +282,15 @@ class HostileRecordTests(SynchronousTestCase):
         proxy IP; this host's own instances may use loopback.
         """
         admission = Admission(localHost="host-a", bindIP="127.0.0.168")
-        for address in ("127.0.0.1", "127.1.2.3", "::1", "169.254.1.1", "fe80::1"):
+        for address in (
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "::ffff:127.0.0.1",
+            "169.254.1.1",
+            "fe80::1",
+            "0.0.0.0",
+        ):
             remote = replace(
                 instance("b2", host="host-b"),
                 ports=(Port("tcp", 7777, 10001, address),),
@@ -306,6 +314,13 @@ class HostileRecordTests(SynchronousTestCase):
         self.assertEqual(
             buildModel([proxyIP], admission=admission).refused,
             (Refusal("host-a/a1", "address 127.0.0.168 is the proxy's own IP"),),
+        )
+        mapped = replace(
+            instance("a1"), ports=(Port("tcp", 80, 10001, "::ffff:127.0.0.168"),)
+        )
+        self.assertEqual(
+            [r.reason for r in buildModel([mapped], admission=admission).refused],
+            ["address ::ffff:127.0.0.168 is the proxy's own IP"],
         )
 
     def test_byHostNameAnotherHostCannotBeLocalhost(self) -> None:
