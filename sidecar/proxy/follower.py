@@ -53,7 +53,9 @@ class ProxyFollower(Service):
         @param ready: fires when the catalog is worth applying (a remote
             catalog's first document); until then HAProxy is left alone.
         @param admission: what records may reach HAProxy; its C{now} is
-            set from C{reactor} at each update.
+            set from C{reactor} at each update.  The default admits every
+            well-formed record; a node's (L{sidecar.proxy.build.admission})
+            also knows its host, its own ports and what it can bind.
         """
         self.model: ProxyModel | None = None
         # What the last model built left out, and why.
