@@ -38,7 +38,7 @@ from zope.interface import implementer
 from .codec import encodeService
 from .interfaces import IBroadcaster, ICatalog, ICatalogObserver
 from .service import Service, Status
-from .timestamps import NANOSECONDS, later
+from .timestamps import LATEST, NANOSECONDS, formatTimestamp, later
 
 SECOND = NANOSECONDS
 # The tolerance when a timer fires: float seconds from a reactor may land a
@@ -70,7 +70,7 @@ class Limits:
     How large the catalog may grow, in bytes of records' compact JSON.
     The defaults keep a whole catalog, with its servers' wrapping and the
     member list, well inside memberlist's 10 MiB push-pull limit, so that
-    a node can always join.
+    a node can always join.  Records count by L{footprint}.
 
     @ivar record: the most one record may take.
     @ivar host: the most one host's records may take together.
@@ -130,6 +130,21 @@ def recordOrder(service: Service) -> tuple[int, int, bytes]:
     larger encoding, so every node picks the same winner.
     """
     return (service.updated, int(service.status), encodeService(service))
+
+
+_WIDEST_STAMP = len(formatTimestamp(LATEST))
+
+
+def footprint(record: Service) -> int:
+    """
+    The bytes L{Limits} count for C{record}: its compact JSON with both
+    stamps at their widest, so that a refresh (a new stamp, the same
+    content) never changes a host's share.
+    """
+    stamps = len(formatTimestamp(record.created)) + len(
+        formatTimestamp(record.updated)
+    )
+    return len(encodeService(record)) - stamps + 2 * _WIDEST_STAMP
 
 
 def _supersedes(record: Service, other: Service) -> bool:
@@ -385,7 +400,7 @@ class ServicesState:
 
         @raise Refused: counted in L{refused}.
         """
-        size = len(encodeService(record))
+        size = footprint(record)
         limits = self._limits
         server = self._servers.get(record.hostname)
         entry = None if server is None else server.entries.get(record.id)
@@ -556,7 +571,7 @@ class ServicesState:
                 entry.winner = record
                 entry.arrived = self.now()
         if won:
-            self._resize(server, entry, len(encodeService(record)))
+            self._resize(server, entry, footprint(record))
         # A record that loses can still matter: a late DRAINING record
         # makes an ALIVE winner read as DRAINING.
         entry.absorb(record)
