@@ -54,7 +54,10 @@ class Forger:
         """
         Push C{record} as the whole catalog, in a push-pull.
         """
-        server = {"Name": record.hostname, "Services": {record.id: serviceToJSON(record)}}
+        server = {
+            "Name": record.hostname,
+            "Services": {record.id: serviceToJSON(record)},
+        }
         userState = dumps({"Servers": {record.hostname: server}})
         body = encodePushPull(
             PushPullHeader(0, len(userState), False, "default"), [], userState
@@ -138,7 +141,9 @@ class AttackTests(AdmissionTestCase):
         for source in (STRANGER, nodes[0].address):
             for node in nodes:
                 self.forger(source).message(node, encodeService(ghost))
-                self.forger(source).message(node, encodeService(replace(ghost, updated=now)))
+                self.forger(source).message(
+                    node, encodeService(replace(ghost, updated=now))
+                )
         self.network.run(120)
         self.assertUnharmed(nodes)
         for node in nodes:

@@ -90,7 +90,9 @@ class TimestampTests(SynchronousTestCase):
         self.assertEqual(later(LATEST, 1), LATEST)
         self.assertEqual(later(LATEST - 5, 10**9), LATEST)
         self.assertEqual(later(0, 7), 7)
-        self.assertEqual(formatTimestamp(later(LATEST, 10**18)), formatTimestamp(LATEST))
+        self.assertEqual(
+            formatTimestamp(later(LATEST, 10**18)), formatTimestamp(LATEST)
+        )
 
     @settings(max_examples=500, deadline=None)
     @given(rfc3339)
@@ -137,7 +139,9 @@ services = st.builds(
     updated=st.integers(EARLIEST, LATEST),
     status=st.sampled_from(Status),
     ports=st.lists(
-        st.builds(Port, type=st.sampled_from(["tcp", "udp"]), port=st.integers(0, 65535)),
+        st.builds(
+            Port, type=st.sampled_from(["tcp", "udp"]), port=st.integers(0, 65535)
+        ),
         max_size=2,
     ).map(tuple),
 )
@@ -152,7 +156,6 @@ class ServiceJSONTests(SynchronousTestCase):
         and decodes to itself.
         """
         self.assertEqual(decodeService(encodeService(service)), service)
-
 
     def test_encodesExactlyAsGo(self) -> None:
         self.assertEqual(

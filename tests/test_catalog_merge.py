@@ -222,9 +222,7 @@ class LimitTests(CatalogTestCase):
         self.addCleanup(self.state.stop)
 
     def instance(self, number: int, host: str = "peer", **kw) -> Service:  # type: ignore[no-untyped-def]
-        return Service(
-            f"{number:012d}", "web", hostname=host, updated=self.now, **kw
-        )
+        return Service(f"{number:012d}", "web", hostname=host, updated=self.now, **kw)
 
     def test_aRecordCountsWithItsStampsAtTheirWidest(self) -> None:
         record = self.instance(1)
@@ -235,7 +233,9 @@ class LimitTests(CatalogTestCase):
             + len("9999-12-31T23:59:59.999999999Z")
             - len("0001-01-01T00:00:00Z"),
         )
-        self.assertEqual(footprint(record), footprint(record.withStatus(Status.ALIVE, 7)))
+        self.assertEqual(
+            footprint(record), footprint(record.withStatus(Status.ALIVE, 7))
+        )
 
     def test_aRecordLargerThanTheCapIsRefused(self) -> None:
         large = self.instance(1, image="x" * 11)
@@ -258,9 +258,13 @@ class LimitTests(CatalogTestCase):
         # Updates of what is held still pass: a refresh grows nothing.
         later = self.instance(0).withStatus(Status.DRAINING, self.now + 1)
         self.assertTrue(self.state.merge(later))
-        self.assertEqual(self.state.refused, {Refused.HOST_FULL: 1, Refused.CATALOG_FULL: 1})
+        self.assertEqual(
+            self.state.refused, {Refused.HOST_FULL: 1, Refused.CATALOG_FULL: 1}
+        )
         # mergeAll skips the refused and counts them.
-        self.assertEqual(self.state.mergeAll([self.instance(6), self.instance(7, "x")]), 0)
+        self.assertEqual(
+            self.state.mergeAll([self.instance(6), self.instance(7, "x")]), 0
+        )
         self.assertEqual(sum(self.state.refused.values()), 4)
 
     def test_forgottenRecordsFreeTheirRoom(self) -> None:

@@ -202,7 +202,9 @@ class CatalogDelegateTests(SynchronousTestCase):
         # for as long as the catalog keeps tombstones.
         self.members.reap(self.clock.seconds() + 1)
         self.assertIsNone(self.members.get("peer"))
-        self.delegate.messageReceived(encodeService(late.tombstone(late.updated)), THIRD)
+        self.delegate.messageReceived(
+            encodeService(late.tombstone(late.updated)), THIRD
+        )
         self.assertEqual(self.state.get("peer", "late"), late.tombstone(late.updated))
         self.clock.advance(3 * 3600 + 1)
         stamp = round(self.clock.seconds() * SECOND)
@@ -243,9 +245,7 @@ class CatalogDelegateTests(SynchronousTestCase):
         self.assertEqual(self.state.refused, {Refused.RECORD_TOO_LARGE: 3})
 
     def test_aMembersClockIsMeasuredFromItsOwnRecords(self) -> None:
-        self.delegate.messageReceived(
-            encodeService(record(updated=NOW - 120.5)), PEER
-        )
+        self.delegate.messageReceived(encodeService(record(updated=NOW - 120.5)), PEER)
         self.delegate.messageReceived(encodeService(record(updated=NOW - 120)), PEER)
         # Relayed by another member, a record says nothing of clocks.
         self.delegate.messageReceived(

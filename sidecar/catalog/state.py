@@ -141,9 +141,7 @@ def footprint(record: Service) -> int:
     stamps at their widest, so that a refresh (a new stamp, the same
     content) never changes a host's share.
     """
-    stamps = len(formatTimestamp(record.created)) + len(
-        formatTimestamp(record.updated)
-    )
+    stamps = len(formatTimestamp(record.created)) + len(formatTimestamp(record.updated))
     return len(encodeService(record)) - stamps + 2 * _WIDEST_STAMP
 
 

@@ -32,7 +32,9 @@ class _Window:
     previous: int | None = None
 
     def smallest(self) -> int:
-        return self.current if self.previous is None else min(self.current, self.previous)
+        return (
+            self.current if self.previous is None else min(self.current, self.previous)
+        )
 
 
 class ClockSkews:
