@@ -143,7 +143,7 @@ class GossipService(Service):
         settings = self.settings
         bound = self.tcpPort.getHost()
         advertise = settings.advertise or (settings.bind[0], bound.port)  # type: ignore[attr-defined]
-        if advertise[0] in ("0.0.0.0", "::", ""):
+        if _specificHost(advertise[0]) is None:
             advertise = ("127.0.0.1", advertise[1])
         local = localMember(
             settings.name,
@@ -163,7 +163,12 @@ class GossipService(Service):
             self._reactor,
             self._rng,
             self._protocol,
-            StreamDialer(self._reactor, self._keyring, settings.timing.tcpTimeout),
+            StreamDialer(
+                self._reactor,
+                self._keyring,
+                settings.timing.tcpTimeout,
+                bindHost=_specificHost(settings.bind[0]),
+            ),
             delegate,
             observer=catalog,
             clusterName=settings.clusterName,
@@ -242,6 +247,13 @@ _STATE_NAMES = {
     NodeState.DEAD: "failed",
     NodeState.LEFT: "left",
 }
+
+
+def _specificHost(host: str) -> str | None:
+    """
+    C{host}, unless it is a wildcard that names no one address.
+    """
+    return None if host in ("0.0.0.0", "::", "") else host
 
 
 def describeMember(member: Member, skew: float | None = None) -> dict[str, Any]:
