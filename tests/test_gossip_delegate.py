@@ -251,6 +251,10 @@ class CatalogDelegateTests(SynchronousTestCase):
         self.delegate.messageReceived(
             encodeService(record("third", updated=NOW - 3600)), PEER
         )
+        # Nor do our own records, even from our own address.
+        self.delegate.messageReceived(
+            encodeService(record("me", updated=NOW - 60)), ("127.0.1.1", 7946)
+        )
         self.assertEqual(self.admission.skews.skew("peer"), -120.0)
         self.assertIsNone(self.admission.skews.skew("third"))
         self.assertIsNone(self.admission.skews.skew("me"))

@@ -149,10 +149,20 @@ class Admission:
         if problem is not None:
             self.refuse(problem[0], source, problem[1])
             return False
-        member = self._members.get(record.hostname) if self._members else None
-        if member is not None and _ip(member.addr) == _ip(source[0]):
+        if self._fromOrigin(record, source):
             self.skews.observe(record.hostname, record.updated, arrived)
         return True
+
+    def _fromOrigin(self, record: Service, source: Address) -> bool:
+        """
+        Whether C{record} was sent by the member it is about (not this
+        node), so that its stamp tells that member's clock.
+        """
+        members = self._members
+        if members is None or record.hostname == members.localName:
+            return False
+        origin = members.get(record.hostname)
+        return origin is not None and _ip(origin.addr) == _ip(source[0])
 
     def _problem(
         self, record: Service, fromMember: bool, arrived: int

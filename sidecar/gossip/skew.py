@@ -12,7 +12,8 @@ refreshes its records every few seconds and sends them straight to us now
 and then, so over a window of a couple of minutes the minimum is within a
 few hundred milliseconds of the true offset.  Keeping the minimum of the
 current and the previous window, rather than of all time, lets the
-estimate follow a clock that is stepped.
+estimate follow a clock that is stepped: at once when it is stepped ahead
+(a smaller difference), within two windows when it is stepped back.
 """
 
 from __future__ import annotations
