@@ -1,20 +1,26 @@
 """
 Nodes built by L{makeService} in one reactor, gossiping over real UDP and
 TCP on 127.0.1.x: they join through a seed, see each other's static
-services, list each other in C{/api/members.json}, and see a stopped node
-leave (and its services go).
+services, list each other in C{/api/members.json} (with their clocks'
+skew), see a stopped node leave (and its services go), and shrug off
+records forged from an address that is no member's.
 """
 
 from __future__ import annotations
 
+import socket
 from dataclasses import replace
 
 import treq
+from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from sidecar.catalog import Status
+from sidecar.catalog import Status, encodeService
+from sidecar.catalog.codec import dumps, serviceToJSON
+from sidecar.catalog.timestamps import LATEST
 from sidecar.gossip.messages import NodeState
+from sidecar.gossip.packets import encodeUserMessage
 from sidecar.gossip.prober import memberAddress
 from sidecar.service import SidecarNode
 
@@ -70,6 +76,64 @@ class InProcessClusterTests(TestCase):
         )
         self.assertEqual(body["Members"][2]["Address"], "127.0.1.3")
         self.assertEqual(body["Members"][2]["Port"], self.gossipPort(nodes[2]))
+        # Each other member's clock, from its own records: all on ours.
+        skews = {m["Name"]: m["ClockSkew"] for m in body["Members"]}
+        self.assertIsNone(skews["host-2"])
+        for name in ("host-1", "host-3"):
+            self.assertLess(abs(skews[name]), 1.0, skews)
+
+    async def test_forgedRecordsOverRealSocketsChangeNothing(self) -> None:
+        """
+        From 127.0.1.99, no member: a phantom instance of a service in year
+        9999, a tombstone of a live one, an unwritable timestamp.  The
+        catalog, the API and membership stay as they were; the refusals
+        are counted in /metrics.
+        """
+        nodes = await self.startCluster(2)
+        [victim] = nodes[1].state.localServices()
+        ghost = replace(victim, id="ghost0000001", hostname="ghost", updated=LATEST)
+        unwritable = serviceToJSON(replace(victim, updated=victim.updated + 1))
+        unwritable["Created"] = "0001-01-01T00:00:00+01:00"
+        payloads = [
+            encodeService(ghost),
+            encodeService(victim.tombstone(LATEST)),
+            encodeService(victim.tombstone(victim.updated + 1)),
+            dumps(unwritable),
+        ]
+        forger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(forger.close)
+        forger.bind(("127.0.1.99", 0))
+        target = ("127.0.1.1", self.gossipPort(nodes[0]))
+        for payload in payloads:
+            forger.sendto(encodeUserMessage(payload), target)
+        api = nodes[0].api.port.getHost()  # type: ignore[union-attr]
+        base = f"http://{api.host}:{api.port}"
+
+        async def refusals() -> dict[str, float]:
+            response = await treq.get(f"{base}/metrics", persistent=False)
+            return {
+                sample.labels["reason"]: sample.value
+                for family in text_string_to_metric_families(await response.text())
+                for sample in family.samples
+                if sample.name == "sidecar_catalog_records_refused_total"
+            }
+
+        async def allRefused() -> bool | None:
+            counts = await refusals()
+            return True if sum(counts.values()) == len(payloads) else None
+
+        await pollUntil(lambda: defer.ensureDeferred(allRefused()), timeout=10)
+        self.assertEqual(await refusals(), {"foreign sender": 3.0, "not a record": 1.0})
+        held = nodes[0].state.get(victim.hostname, victim.id)
+        assert held is not None
+        self.assertNotEqual(held.status, Status.TOMBSTONE)
+        self.assertLess(held.updated, LATEST)
+        self.assertIsNone(nodes[0].state.get("ghost", ghost.id))
+        self.assertEqual(nodes[0].gossip.memberNames(), ["host-1", "host-2"])
+        for path in ("/api/state.json", "/api/services.json", "/api/members.json"):
+            response = await treq.get(base + path, persistent=False)
+            self.assertEqual(response.code, 200, path)
+            await response.content()
 
     async def test_aDrainAndUndrainReachTheOtherNode(self) -> None:
         nodes = await self.startCluster(2)
