@@ -174,6 +174,13 @@ class MergeTests(CatalogTestCase):
         self.assertTrue(self.state.merge(self.remote(ago=4 * 3600 - 1)))
         self.assertEqual(self.current().status, Status.ALIVE)  # type: ignore[union-attr]
 
+    def test_noOffsetMakesAStampUnwritable(self) -> None:
+        self.state.merge(self.remote())
+        self.state.useClockOffsets(lambda host: -(10**30))
+        [tombstone] = self.state.expireServer("peer")
+        self.assertEqual(tombstone.updated, LATEST)
+        stateDocument(self.state)
+
     def test_refutationCannotOverflow(self) -> None:
         """
         Even a tombstone of our own service stamped at the last instant Go

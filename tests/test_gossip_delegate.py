@@ -171,6 +171,8 @@ class CatalogDelegateTests(SynchronousTestCase):
         self.delegate.messageReceived(encodeService(ahead), THIRD)
         self.assertEqual(self.refusals(), {FUTURE_STAMP: 2})
         self.assertEqual(self.state.get("peer", "abc"), record())
+        # Refused, it says nothing of the peer's clock.
+        self.assertEqual(self.admission.skews.skew("peer"), 0.0)
         near = record().tombstone(round((NOW + 30) * SECOND))
         self.delegate.messageReceived(encodeService(near), THIRD)
         self.assertEqual(self.state.get("peer", "abc"), near)

@@ -30,6 +30,7 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -135,6 +136,7 @@ def recordOrder(service: Service) -> tuple[int, int, bytes]:
 _WIDEST_STAMP = len(formatTimestamp(LATEST))
 
 
+@lru_cache(maxsize=4096)
 def footprint(record: Service) -> int:
     """
     The bytes L{Limits} count for C{record}: its compact JSON with both
@@ -270,9 +272,10 @@ class ServicesState:
 
     def _originNow(self, hostname: str) -> int:
         """
-        C{hostname}'s clock now, at most, as far as this node can tell.
+        C{hostname}'s clock now, at most, as far as this node can tell; never
+        past the last writable instant, whatever the offset.
         """
-        return self.now() - self._clockOffset(hostname)
+        return min(self.now() - self._clockOffset(hostname), LATEST)
 
     @property
     def lifespans(self) -> Lifespans:
@@ -398,14 +401,16 @@ class ServicesState:
 
         @raise Refused: counted in L{refused}.
         """
-        size = footprint(record)
         limits = self._limits
         server = self._servers.get(record.hostname)
         entry = None if server is None else server.entries.get(record.id)
+        if entry is not None and not _supersedes(record, entry.winner):
+            return
+        size = footprint(record)
         problem = None
         if size > limits.record:
             problem = (Refused.RECORD_TOO_LARGE, f"{size} bytes > {limits.record}")
-        elif entry is None or _supersedes(record, entry.winner):
+        else:
             growth = size - (0 if entry is None else entry.size)
             hostSize = 0 if server is None else server.size
             if growth > 0 and hostSize + growth > limits.host:

@@ -147,8 +147,10 @@ class Admission:
         arrived = round(self._clock.seconds() * NANOSECONDS)
         problem = self._problem(record, fromMember, arrived)
         if problem is not None:
-            self.refuse(problem[0], source, problem[1])
+            self.refuse(problem, source, self._detail(problem, record, arrived))
             return False
+        # Only admitted records tell a clock: one forged far ahead would
+        # otherwise hold the estimate (a minimum) for minutes.
         if self._fromOrigin(record, source):
             self.skews.observe(record.hostname, record.updated, arrived)
         return True
@@ -164,23 +166,35 @@ class Admission:
         origin = members.get(record.hostname)
         return origin is not None and _ip(origin.addr) == _ip(source[0])
 
-    def _problem(
-        self, record: Service, fromMember: bool, arrived: int
-    ) -> tuple[str, str] | None:
-        where = f"record {record.id!r} of {record.hostname!r}"
+    def _problem(self, record: Service, fromMember: bool, arrived: int) -> str | None:
+        """
+        Why C{record} may not be merged, as one of this module's kinds, or
+        L{None}.
+        """
         if not fromMember:
-            return FOREIGN_SENDER, f"{where} from an address that is no member's"
+            return FOREIGN_SENDER
         if record.updated > arrived + self._maxSkew:
-            ahead = (record.updated - arrived) / NANOSECONDS
-            return FUTURE_STAMP, f"{where} stamped {ahead:.3f} s ahead of our clock"
+            return FUTURE_STAMP
         member = None if self._members is None else self._members.get(record.hostname)
         if member is not None and (record.isTombstone or not member.isGone):
             return None
         if record.isTombstone and self._recentlyGone(record.hostname):
             return None
         if member is not None or self._recentlyGone(record.hostname):
-            return GONE_HOST, f"live {where}, which is gone from the cluster"
-        return UNKNOWN_HOST, f"{where}, which is no member"
+            return GONE_HOST
+        return UNKNOWN_HOST
+
+    @staticmethod
+    def _detail(problem: str, record: Service, arrived: int) -> str:
+        where = f"record {record.id!r} of {record.hostname!r}"
+        if problem == FOREIGN_SENDER:
+            return f"{where} from an address that is no member's"
+        if problem == FUTURE_STAMP:
+            ahead = (record.updated - arrived) / NANOSECONDS
+            return f"{where} stamped {ahead:.3f} s ahead of our clock"
+        if problem == GONE_HOST:
+            return f"live {where}, which is gone from the cluster"
+        return f"{where}, which is no member"
 
     def _recentlyGone(self, name: str) -> bool:
         since = self._gone.get(name)
