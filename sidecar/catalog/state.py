@@ -266,7 +266,8 @@ class ServicesState:
         """
         Estimate each origin's clock with C{offset}: given a hostname, how
         many nanoseconds this node's clock is ahead of that host's (0 when
-        unknown).  Only the ghost check uses it.
+        unknown).  The ghost check and L{expireServer}'s stamps use it;
+        lifespans never do.
         """
         self._clockOffset = offset
 
@@ -279,6 +280,10 @@ class ServicesState:
 
     @property
     def lifespans(self) -> Lifespans:
+        """
+        How long records live here (the gossip layer admits a gone member's
+        tombstones for as long as C{tombstone}).
+        """
         return self._lifespans
 
     # -- subscribers --------------------------------------------------------
