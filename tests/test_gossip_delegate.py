@@ -105,7 +105,7 @@ class CatalogDelegateTests(SynchronousTestCase):
         self.addCleanup(other.stop)
         other.merge(record("peer", "one"))
         other.merge(record("third", "two"))
-        self.delegate.mergeRemoteState(dumps(stateDocument(other)), True, PEER)
+        self.delegate.mergeRemoteState(dumps(stateDocument(other)), True, PEER, False)
         self.assertEqual({s.id for s in self.state.services()}, {"one", "two"})
         self.assertEqual(self.delegate.localState(), dumps(stateDocument(self.state)))
 
@@ -121,7 +121,7 @@ class CatalogDelegateTests(SynchronousTestCase):
         ]
         for payload in bad:
             self.delegate.messageReceived(payload, PEER)
-        self.delegate.mergeRemoteState(b'{"Servers": []}', False, PEER)
+        self.delegate.mergeRemoteState(b'{"Servers": []}', False, PEER, False)
         self.assertEqual(self.refusals(), {NOT_A_RECORD: len(bad) + 1})
         self.assertEqual(list(self.state.services()), [])
         [line] = self.logged  # once a minute
@@ -151,12 +151,29 @@ class CatalogDelegateTests(SynchronousTestCase):
         self.addCleanup(other.stop)
         other.merge(record("peer", "one"))
         self.delegate.messageReceived(encodeService(record()), STRANGER)
-        self.delegate.mergeRemoteState(dumps(stateDocument(other)), True, STRANGER)
+        self.delegate.mergeRemoteState(
+            dumps(stateDocument(other)), True, STRANGER, False
+        )
         self.assertEqual(self.refusals(), {FOREIGN_SENDER: 2})
         self.assertEqual(list(self.state.services()), [])
         # The same member's address in IPv4-mapped IPv6 form is the member.
         self.delegate.messageReceived(encodeService(record()), ("::ffff:127.0.1.2", 1))
         self.assertIsNotNone(self.state.get("peer", "abc"))
+
+    def test_theAnswerOfAPeerWeDialledCountsAsAMembers(self) -> None:
+        """
+        A seed given by name (or behind another address than it
+        advertises) answers our push-pull: its records of members are
+        admitted, a phantom host's still are not.
+        """
+        other = ServicesState("peer", self.clock)
+        self.addCleanup(other.stop)
+        other.merge(record("peer", "one"))
+        other.merge(record("ghost", "two"))
+        state = dumps(stateDocument(other))
+        self.delegate.mergeRemoteState(state, True, ("seed.example", 7946), True)
+        self.assertEqual({s.id for s in self.state.services()}, {"one"})
+        self.assertEqual(self.refusals(), {UNKNOWN_HOST: 1})
 
     def test_aFarFutureTombstoneIsRefused(self) -> None:
         """
@@ -239,7 +256,7 @@ class CatalogDelegateTests(SynchronousTestCase):
         self.addCleanup(other.stop)
         other.merge(huge)
         other.merge(replace(huge, id="def"))
-        self.delegate.mergeRemoteState(dumps(stateDocument(other)), False, PEER)
+        self.delegate.mergeRemoteState(dumps(stateDocument(other)), False, PEER, False)
         self.delegate.messageReceived(encodeService(huge), PEER)
         self.assertEqual(self.refusals(), {Refused.RECORD_TOO_LARGE: 3})
         self.assertEqual(list(self.state.services()), [])

@@ -30,7 +30,7 @@ class RecordingDelegate:
         return b"{}"
 
     def mergeRemoteState(
-        self, state: bytes, join: bool, source: tuple[str, int]
+        self, state: bytes, join: bool, source: tuple[str, int], dialed: bool
     ) -> None:
         self.states.append(state)
 
@@ -59,10 +59,10 @@ class SerfClockTests(SynchronousTestCase):
         delegate.messageReceived(bytes([SERF_JOIN]) + packBody({"LTime": 1}), peer)
         delegate.messageReceived(bytes([3]) + b"\xc1 not msgpack", peer)
         delegate.mergeRemoteState(
-            bytes([SERF_PUSH_PULL]) + packBody({"LTime": 2}), True, peer
+            bytes([SERF_PUSH_PULL]) + packBody({"LTime": 2}), True, peer, True
         )
         delegate.messageReceived(b'{"ID": "abc"}', peer)
-        delegate.mergeRemoteState(b'{"Servers": {}}', False, peer)
+        delegate.mergeRemoteState(b'{"Servers": {}}', False, peer, False)
         self.assertEqual(inner.messages, [b'{"ID": "abc"}'])
         self.assertEqual(inner.states, [b'{"Servers": {}}'])
         self.assertEqual(delegate.localState(), b"{}")

@@ -552,7 +552,7 @@ class Cluster:
                 f"{where} is of cluster {reply.header.clusterName!r}, "
                 f"not {self.members.clusterName!r}"
             )
-        self._mergePushPull(reply, address)
+        self._mergePushPull(reply, address, dialed=True)
 
     def _localPushPull(self, join: bool) -> bytes:
         states = [member.toNodeState() for member in self.members.all()]
@@ -565,11 +565,14 @@ class Cluster:
         )
         return encodePushPull(header, states, userState)
 
-    def _mergePushPull(self, message: PushPull, source: Address) -> None:
+    def _mergePushPull(
+        self, message: PushPull, source: Address, dialed: bool = False
+    ) -> None:
         """
-        Apply a peer's whole state, from C{source}, as memberlist does:
-        alive and left members as they say; dead or suspect ones only as
-        suspects, so that we judge (and they may refute) for ourselves.
+        Apply a peer's whole state, from C{source} (a peer this node
+        C{dialed}, or one that connected), as memberlist does: alive and
+        left members as they say; dead or suspect ones only as suspects, so
+        that we judge (and they may refute) for ourselves.
         """
         self.pushPulls += 1
         members = self.members
@@ -587,7 +590,7 @@ class Cluster:
                 )
         if message.userState:
             self._delegate.mergeRemoteState(
-                message.userState, message.header.join, source
+                message.userState, message.header.join, source, dialed
             )
 
     def _schedulePushPull(self, first: bool = False) -> None:

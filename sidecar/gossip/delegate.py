@@ -47,13 +47,18 @@ class CatalogDelegate:
     def localState(self) -> bytes:
         return dumps(stateDocument(self._state))
 
-    def mergeRemoteState(self, state: bytes, join: bool, source: Address) -> None:
+    def mergeRemoteState(
+        self, state: bytes, join: bool, source: Address, dialed: bool
+    ) -> None:
         try:
             records = decodeStateServices(state)
         except DecodeError as e:
             self._admission.refuse(NOT_A_RECORD, source, f"push-pull state: {e}")
             return
-        fromMember = self._admission.sentByMember(source)
+        # A peer this node dialled is one it chose: a seed (perhaps by
+        # name, perhaps behind another address than it advertises) or a
+        # member.
+        fromMember = dialed or self._admission.sentByMember(source)
         for record in records:
             self._merge(record, source, fromMember)
 

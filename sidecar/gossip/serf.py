@@ -79,10 +79,10 @@ class SerfAwareDelegate:
         return self._inner.localState()  # type: ignore[no-any-return]
 
     def mergeRemoteState(
-        self, state: bytes, join: bool, source: tuple[str, int]
+        self, state: bytes, join: bool, source: tuple[str, int], dialed: bool
     ) -> None:
         if not self._clock.observe(state):
-            self._inner.mergeRemoteState(state, join, source)
+            self._inner.mergeRemoteState(state, join, source, dialed)
 
     def messageReceived(self, payload: bytes, source: tuple[str, int]) -> None:
         if not self._clock.observe(payload):
