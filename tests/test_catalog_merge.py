@@ -253,6 +253,12 @@ class LimitTests(CatalogTestCase):
         self.assertEqual(self.state.refused, {Refused.RECORD_TOO_LARGE: 1})
         self.assertEqual(self.state.size, 0)
 
+    def test_aRecordWhoseTextAloneIsTooLargeIsRefusedUnencoded(self) -> None:
+        huge = self.instance(1, image="x" * 6_000_000)
+        error = self.assertRaises(Refused, self.state.merge, huge)
+        self.assertEqual(error.kind, Refused.RECORD_TOO_LARGE)
+        self.assertIn(f"over {self.size + 10} bytes", str(error))
+
     def test_aHostGetsItsShareAndTheCatalogItsTotal(self) -> None:
         for number in range(3):
             self.state.merge(self.instance(number))

@@ -29,8 +29,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass, field, replace
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -39,7 +38,7 @@ from zope.interface import implementer
 from .codec import encodeService
 from .interfaces import IBroadcaster, ICatalog, ICatalogObserver
 from .service import Service, Status
-from .timestamps import LATEST, NANOSECONDS, formatTimestamp, later
+from .timestamps import LATEST, NANOSECONDS, later
 
 SECOND = NANOSECONDS
 # The tolerance when a timer fires: float seconds from a reactor may land a
@@ -133,18 +132,40 @@ def recordOrder(service: Service) -> tuple[int, int, bytes]:
     return (service.updated, int(service.status), encodeService(service))
 
 
-_WIDEST_STAMP = len(formatTimestamp(LATEST))
-
-
-@lru_cache(maxsize=4096)
 def footprint(record: Service) -> int:
     """
     The bytes L{Limits} count for C{record}: its compact JSON with both
-    stamps at their widest, so that a refresh (a new stamp, the same
-    content) never changes a host's share.
+    stamps at their widest (L{LATEST} has nine fractional digits), so that
+    a refresh (a new stamp, the same content) never changes a host's share.
     """
-    stamps = len(formatTimestamp(record.created)) + len(formatTimestamp(record.updated))
-    return len(encodeService(record)) - stamps + 2 * _WIDEST_STAMP
+    return len(encodeService(replace(record, created=LATEST, updated=LATEST)))
+
+
+def _sameFootprint(record: Service, other: Service) -> bool:
+    """
+    Whether C{record} and C{other}, of one instance, take the same bytes:
+    they differ at most in their stamps and status (a single digit).
+    """
+    return (record.name, record.image, record.ports, record.proxyMode) == (
+        other.name,
+        other.image,
+        other.ports,
+        other.proxyMode,
+    )
+
+
+def _textLength(record: Service) -> int:
+    """
+    The characters of C{record}'s strings: its JSON is never shorter.
+    """
+    return (
+        len(record.id)
+        + len(record.name)
+        + len(record.image)
+        + len(record.hostname)
+        + len(record.proxyMode)
+        + sum(len(port.type) + len(port.ip) for port in record.ports)
+    )
 
 
 def _supersedes(record: Service, other: Service) -> bool:
@@ -186,6 +207,16 @@ class _Entry:
         ):
             return winner.withStatus(Status.DRAINING, winner.updated)
         return winner
+
+
+def _size(record: Service, entry: _Entry | None) -> int:
+    """
+    C{record}'s L{footprint}, taken from C{entry} when the record only
+    refreshes it, so that a refresh encodes nothing.
+    """
+    if entry is not None and entry.size and _sameFootprint(record, entry.winner):
+        return entry.size
+    return footprint(record)
 
 
 def _newest(stamp: int | None, candidate: int) -> int:
@@ -379,8 +410,7 @@ class ServicesState:
             return False
         if record.hostname == self.hostname and record.id in self._localIDs:
             return self._refute(record)
-        self._checkLimits(record)
-        accepted = self._store(record)
+        accepted = self._store(record, self._checkLimits(record))
         if accepted is not None:
             self._broadcast([accepted])
         return accepted is not None
@@ -398,22 +428,25 @@ class ServicesState:
                 pass
         return changed
 
-    def _checkLimits(self, record: Service) -> None:
+    def _checkLimits(self, record: Service) -> int | None:
         """
         Refuse C{record} if it is too large, or if storing it would grow its
         host's share or the whole catalog past L{Limits}.  A record that
         would not win changes no size and passes.
 
+        @return: the record's L{footprint} when it would win.
         @raise Refused: counted in L{refused}.
         """
         limits = self._limits
         server = self._servers.get(record.hostname)
         entry = None if server is None else server.entries.get(record.id)
         if entry is not None and not _supersedes(record, entry.winner):
-            return
-        size = footprint(record)
+            return None
         problem = None
-        if size > limits.record:
+        if _textLength(record) > limits.record:
+            # Not even encoded: it could be megabytes.
+            problem = (Refused.RECORD_TOO_LARGE, f"over {limits.record} bytes")
+        elif (size := _size(record, entry)) > limits.record:
             problem = (Refused.RECORD_TOO_LARGE, f"{size} bytes > {limits.record}")
         else:
             growth = size - (0 if entry is None else entry.size)
@@ -432,6 +465,7 @@ class ServicesState:
         if problem is not None:
             self.refused[problem[0]] += 1
             raise Refused(problem[0], record, problem[1])
+        return size
 
     def announceLocal(self, service: Service) -> Service:
         """
@@ -557,10 +591,11 @@ class ServicesState:
         own = host == self.hostname and entry.winner.id in self._localIDs
         return entry.effective(sticky=not own and host not in self._trustedDrains)
 
-    def _store(self, record: Service) -> Service | None:
+    def _store(self, record: Service, size: int | None = None) -> Service | None:
         """
         Apply the merge rule to one record; on a change, do the Go
         bookkeeping, notify observers and re-arm the lifespan timer.
+        C{size} is the record's L{footprint}, when already known.
 
         @return: the effective record when C{record} won, else L{None}.
         """
@@ -575,11 +610,10 @@ class ServicesState:
         else:
             before = self._effective(entry)
             won = _supersedes(record, entry.winner)
-            if won:
-                entry.winner = record
-                entry.arrived = self.now()
         if won:
-            self._resize(server, entry, footprint(record))
+            self._resize(server, entry, _size(record, entry) if size is None else size)
+            entry.winner = record
+            entry.arrived = self.now()
         # A record that loses can still matter: a late DRAINING record
         # makes an ALIVE winner read as DRAINING.
         entry.absorb(record)
