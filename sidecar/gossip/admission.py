@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
+from functools import lru_cache
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -44,10 +45,12 @@ GONE_HOST = "gone host"
 FUTURE_STAMP = "future stamp"
 
 
+@lru_cache(maxsize=4096)
 def _ip(address: str | bytes) -> IP | None:
     """
     An IP address from text or packed bytes, IPv4-mapped IPv6 as IPv4, so
-    that one host compares equal however a socket reports it.
+    that one host compares equal however a socket reports it.  Cached: it
+    is asked for every member on every packet.
     """
     try:
         ip = ipaddress.ip_address(address)
@@ -129,7 +132,9 @@ class Admission:
 
     def sentByMember(self, source: Address) -> bool:
         """
-        Whether C{source} (host, port) is the address of a member.
+        Whether C{source} (host, port) is the address of a member: the
+        host is compared, since a stream's source port is not its gossip
+        port.
         """
         ip = _ip(source[0])
         if ip is None or self._members is None:
