@@ -7,9 +7,12 @@ from an injected L{twisted.internet.interfaces.IReactorTime}.
 from .codec import DecodeError, decodeService, decodeStateServices, encodeService
 from .interfaces import IBroadcaster, ICatalogObserver
 from .service import Port, Service, Status
-from .state import ChangeEvent, Lifespans, ServicesState, TombstoneResend, recordOrder
+from .order import recordOrder
+from .snapshot import CatalogSnapshot
+from .state import ChangeEvent, Lifespans, ServicesState, TombstoneResend
 
 __all__ = [
+    "CatalogSnapshot",
     "ChangeEvent",
     "DecodeError",
     "IBroadcaster",

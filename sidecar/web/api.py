@@ -13,12 +13,16 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.http import (
     ACCEPTED,
     BAD_REQUEST,
+    INTERNAL_SERVER_ERROR,
     NOT_ALLOWED,
     NOT_FOUND,
+    NOT_MODIFIED,
     OK,
     SERVICE_UNAVAILABLE,
 )
@@ -27,11 +31,6 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from sidecar.catalog import ServicesState
 from sidecar.catalog.codec import dumps
-from sidecar.catalog.documents import (
-    serviceDocument,
-    servicesDocument,
-    stateDocument,
-)
 from sidecar.interfaces import (
     IDrainControl,
     IHealthReport,
@@ -39,6 +38,8 @@ from sidecar.interfaces import (
     IProxyReport,
 )
 
+from .bodies import Body, Bodies
+from .conditional import acceptsGzip, lastModified, notModified
 from .watch import Watcher
 
 _READ_METHODS = (b"GET", b"HEAD")
@@ -58,7 +59,12 @@ class APIError(Exception):
 
 class APIResource(Resource):
     """
-    C{/api/...}: answers from the catalog; reads only.
+    C{/api/...}: answers from the catalog; reads only.  The catalog's
+    documents come from L{Bodies}, encoded once per catalog version, with
+    an C{ETag}, a C{Last-Modified} when one can be given, C{304 Not
+    Modified} for a client whose copy is current and gzip for one that
+    accepts it; a client that sends none of those headers gets the same
+    bytes as from the Go Sidecar.
     """
 
     isLeaf = True
@@ -71,11 +77,13 @@ class APIResource(Resource):
         health: IHealthReport,
         proxy: IProxyReport | None,
         reactor: Any,
+        bodies: Bodies,
         watchers: set[Watcher] | None = None,
         drains: IDrainControl | None = None,
     ) -> None:
         super().__init__()
         self._state = state
+        self._bodies = bodies
         self._membership = membership
         self._health = health
         self._proxy = proxy
@@ -101,23 +109,77 @@ class APIResource(Resource):
                 raise APIError(NOT_ALLOWED, "method not allowed")
             if segments == ["watch"] and request.method == b"GET":
                 return self._watch(request)
-            document, indent = self._route(segments)
+            routed = self._route(segments)
         except APIError as e:
-            self.log.debug(
-                "refused {method} {uri}: {message}",
-                method=request.method,
-                uri=request.uri,
-                message=e.message,
-            )
-            request.setResponseCode(e.code)
-            return dumps({"status": "error", "message": e.message})
+            return self._refuse(request, e)
+        if isinstance(routed, Deferred):
+            return self._sendCached(request, routed)
+        document, indent = routed
         return dumps(document, indent=indent)
+
+    def _refuse(self, request: Request, error: APIError) -> bytes:
+        self.log.debug(
+            "refused {method} {uri}: {message}",
+            method=request.method,
+            uri=request.uri,
+            message=error.message,
+        )
+        request.setResponseCode(error.code)
+        return dumps({"status": "error", "message": error.message})
 
     def _watch(self, request: Request) -> int:
         choice = request.args.get(b"by_service", [b"true"])[0].lower()  # type: ignore[union-attr]
         byService = choice != b"false"
-        Watcher(request, self._state, byService, self._reactor, self.watchers).start()
+        Watcher(
+            request, self._state, self._bodies, byService, self._reactor, self.watchers
+        ).start()
         return NOT_DONE_YET
+
+    # -- the cached documents -------------------------------------------------
+
+    def _sendCached(self, request: Request, found: Deferred[Body]) -> int:
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        found.addCallback(self._sendBody, request, gone)
+        found.addErrback(self._sendFailure, request, gone)
+        return NOT_DONE_YET
+
+    def _sendBody(
+        self, body: Body, request: Request, gone: list[bool]
+    ) -> Deferred[None] | None:
+        if gone:
+            return None
+        request.setHeader(b"ETag", body.etag)
+        request.setHeader(b"Vary", b"Accept-Encoding")
+        now = round(self._reactor.seconds() * 1_000_000_000)
+        modified = lastModified(body.modified, now)
+        if modified is not None:
+            request.setHeader(b"Last-Modified", modified)
+        if notModified(
+            request.getHeader(b"if-none-match"),
+            request.getHeader(b"if-modified-since"),
+            body.etag,
+            body.modified,
+        ):
+            request.setResponseCode(NOT_MODIFIED)
+            request.finish()
+            return None
+        if acceptsGzip(request.getHeader(b"accept-encoding")):
+            request.setHeader(b"Content-Encoding", b"gzip")
+            return self._bodies.gzipped(body).addCallback(_write, request, gone)
+        _write(body.data, request, gone)
+        return None
+
+    def _sendFailure(self, failure: Failure, request: Request, gone: list[bool]) -> None:
+        if gone:
+            return
+        if failure.check(APIError):
+            error = failure.value
+        else:
+            # L{Bodies} has logged what went wrong.
+            error = APIError(INTERNAL_SERVER_ERROR, "the document could not be made")
+        request.responseHeaders.removeHeader(b"Content-Encoding")
+        _write(self._refuse(request, error), request, gone)
 
     def _drain(self, method: bytes, serviceID: str) -> tuple[Any, int]:
         if method not in (b"POST", b"DELETE"):
@@ -156,15 +218,14 @@ class APIResource(Resource):
             "InCluster": inCluster,
         }
 
-    def _route(self, segments: list[str]) -> tuple[Any, int | None]:
+    def _route(self, segments: list[str]) -> tuple[Any, int | None] | Deferred[Body]:
         match [_splitExtension(segment) for segment in segments]:
             case [("state", extension)]:
                 _requireJSON(extension)
-                return stateDocument(self._state), None
+                return self._bodies.state()
             case [("services", extension)]:
                 _requireJSON(extension)
-                names = self._membership.memberNames()
-                return servicesDocument(self._state, names), 2
+                return self._bodies.services()
             case [("members", extension)]:
                 _requireJSON(extension)
                 members = {
@@ -190,11 +251,25 @@ class APIResource(Resource):
                 return {"Enabled": True, **self._proxy.status()}, 2
             case [("services", ""), (name, extension)]:
                 _requireJSON(extension)
-                document = serviceDocument(self._state, name)
-                if document is None:
-                    raise APIError(NOT_FOUND, f"no instances of {name} found")
-                return document, 2
+                return self._bodies.service(name).addCallback(_found, name)
         raise APIError(NOT_FOUND, f"no such resource: /api/{'/'.join(segments)}")
+
+
+def _found(body: Body | None, name: str) -> Body:
+    if body is None:
+        raise APIError(NOT_FOUND, f"no instances of {name} found")
+    return body
+
+
+def _write(data: bytes, request: Request, gone: list[bool]) -> None:
+    """
+    The whole response body, with its length, unless the client has gone.
+    """
+    if gone:
+        return
+    request.setHeader(b"Content-Length", b"%d" % len(data))
+    request.write(data)
+    request.finish()
 
 
 def _splitExtension(segment: str) -> tuple[str, str]:

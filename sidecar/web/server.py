@@ -25,6 +25,7 @@ from sidecar.interfaces import (
 )
 
 from .api import APIResource
+from .bodies import Bodies, Offload, offloadFor
 from .watch import Watcher
 
 
@@ -61,16 +62,33 @@ def makeSite(
     drains: IDrainControl | None = None,
     *,
     reactor: IReactorTime,
+    offload: Offload | None = None,
 ) -> APISite:
     """
     The site behind the API: C{/api/...} for the JSON endpoints, C{/ui/}
     for the web page (and C{/} leads there); C{reactor} runs the watch
-    streams' heartbeats.
+    streams' heartbeats and dates the documents.
+
+    @param offload: where documents are encoded; by default the reactor's
+        thread pool when it has one, else inline.
     """
     root = Resource()
     watchers: set[Watcher] = set()
+    bodies = Bodies(
+        state,
+        membership,
+        reactor,
+        offloadFor(reactor) if offload is None else offload,
+    )
     api = APIResource(
-        state, membership, health, proxy, reactor, watchers=watchers, drains=drains
+        state,
+        membership,
+        health,
+        proxy,
+        reactor,
+        bodies,
+        watchers=watchers,
+        drains=drains,
     )
     root.putChild(b"api", api)
     # The web page: static files, no build step.
