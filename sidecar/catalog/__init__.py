@@ -6,8 +6,8 @@ from an injected L{twisted.internet.interfaces.IReactorTime}.
 
 from .codec import DecodeError, decodeService, decodeStateServices, encodeService
 from .interfaces import IBroadcaster, ICatalogObserver
-from .service import Port, Service, Status
 from .order import recordOrder
+from .service import Port, Service, Status
 from .snapshot import CatalogSnapshot
 from .state import ChangeEvent, Lifespans, ServicesState, TombstoneResend
 

@@ -181,6 +181,7 @@ KEYS: tuple[Key, ...] = (
         _goDuration,
     ),
     Key("api", "listen", Address("127.0.0.1", 7777), _listenAddress),
+    Key("api", "max_connections", 256, parsePositiveInt),
     Key(
         "discovery",
         "backends",
@@ -336,7 +337,9 @@ def loadConfig(
             profile=values["node.profile"],
             pushPullInterval=values["node.push_pull_interval"],
         ),
-        api=ApiConfig(listen=values["api.listen"]),
+        api=ApiConfig(
+            listen=values["api.listen"], maxConnections=values["api.max_connections"]
+        ),
         discovery=DiscoveryConfig(
             backends=values["discovery.backends"],
             staticFile=os.path.abspath(staticFile),

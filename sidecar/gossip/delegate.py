@@ -25,11 +25,11 @@ from sidecar.catalog import (
 )
 from sidecar.catalog.codec import dumps
 from sidecar.catalog.documents import stateDocument
+from sidecar.ratelimit import RateLimitedLog
 
 from .cluster import Cluster, publishesDrains
 from .interfaces import IGossipDelegate, IMemberObserver
 from .members import Member
-from .ratelimit import RateLimitedLog
 
 
 @implementer(IGossipDelegate, IMemberObserver)

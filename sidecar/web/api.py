@@ -38,7 +38,7 @@ from sidecar.interfaces import (
     IProxyReport,
 )
 
-from .bodies import Body, Bodies
+from .bodies import Bodies, Body
 from .conditional import acceptsGzip, lastModified, notModified
 from .watch import Watcher
 
@@ -55,6 +55,13 @@ class APIError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def errorBody(message: str) -> bytes:
+    """
+    The body of a refusal, C{{"status": "error", "message": ...}}.
+    """
+    return dumps({"status": "error", "message": message})
 
 
 class APIResource(Resource):
@@ -125,7 +132,7 @@ class APIResource(Resource):
             message=error.message,
         )
         request.setResponseCode(error.code)
-        return dumps({"status": "error", "message": error.message})
+        return errorBody(error.message)
 
     def _watch(self, request: Request) -> int:
         choice = request.args.get(b"by_service", [b"true"])[0].lower()  # type: ignore[union-attr]
@@ -170,10 +177,12 @@ class APIResource(Resource):
         _write(body.data, request, gone)
         return None
 
-    def _sendFailure(self, failure: Failure, request: Request, gone: list[bool]) -> None:
+    def _sendFailure(
+        self, failure: Failure, request: Request, gone: list[bool]
+    ) -> None:
         if gone:
             return
-        if failure.check(APIError):
+        if isinstance(failure.value, APIError):
             error = failure.value
         else:
             # L{Bodies} has logged what went wrong.

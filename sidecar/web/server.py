@@ -24,9 +24,13 @@ from sidecar.interfaces import (
     IProxyReport,
 )
 
-from .api import APIResource
+from .api import APIResource, errorBody
 from .bodies import Bodies, Offload, offloadFor
+from .shedding import ConnectionCap
 from .watch import Watcher
+
+# Connections the API serves at once, unless configured otherwise.
+MAX_CONNECTIONS = 256
 
 
 class APISite(Site):
@@ -102,16 +106,32 @@ class APIService(Service):
     Listens for HTTP on C{host:port} while running.  Like Twisted's own
     C{TCPServer}, it binds in L{privilegedStartService} when twistd calls it,
     so that a port that cannot be had fails the start, not a later moment.
+    It serves at most C{maxConnections} connections at once; more are
+    answered 503 with C{Retry-After} (see L{ConnectionCap}).
 
     @ivar port: the listening port while running, else L{None}.
+    @ivar factory: the L{ConnectionCap} in front of the site.
     """
 
     log = Logger()
 
-    def __init__(self, reactor: IReactorTCP, site: Site, host: str, port: int) -> None:
+    def __init__(
+        self,
+        reactor: IReactorTCP,
+        site: Site,
+        host: str,
+        port: int,
+        maxConnections: int = MAX_CONNECTIONS,
+    ) -> None:
         self.port: IListeningPort | None = None
         self._reactor = reactor
         self._site = site
+        self.factory = ConnectionCap(
+            site,
+            maxConnections,
+            reactor,  # type: ignore[arg-type]
+            errorBody("too many connections to this node's API; retry later"),
+        )
         self._host = host
         self._portNumber = port
 
@@ -136,7 +156,7 @@ class APIService(Service):
         if self.port is None:
             self.port = self._reactor.listenTCP(
                 self._portNumber,
-                self._site,  # type: ignore[arg-type]
+                self.factory,  # type: ignore[arg-type]
                 interface=self._host,
             )
             address = self.port.getHost()

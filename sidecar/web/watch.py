@@ -20,7 +20,7 @@ from zope.interface import implementer
 from sidecar.catalog import ServicesState
 from sidecar.catalog.interfaces import ICatalogObserver
 
-from .bodies import Body, Bodies
+from .bodies import Bodies, Body
 
 # With no change to send, a newline this often: the client knows the
 # stream is alive (stream decoders skip whitespace between documents).
