@@ -110,25 +110,27 @@ _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
 def _milliseconds(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    number, unit = re.fullmatch(r"([\d.]+|nan)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
     return float(number) * _UNITS[unit]
 
 
 def parseWrk(output: str) -> Load:
     """
-    The figures of C{wrk --latency}'s report.
+    The figures of C{wrk --latency}'s report (a latency of C{nan} when
+    no request completed).
     """
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", output, re.MULTILINE))
+    if len(latency) < 2:
+        log(f"wrk reported no latency distribution:\n{output}")
     errors = sum(
-        int(n)
-        for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output)
+        int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output)
     )
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return Load(
         requests=int(re.search(r"(\d+) requests in", output).group(1)),  # type: ignore[union-attr]
         perSecond=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
-        p50=_milliseconds(latency["50"]),
-        p99=_milliseconds(latency["99"]),
+        p50=_milliseconds(latency.get("50", "nanms")),
+        p99=_milliseconds(latency.get("99", "nanms")),
         errors=errors + (int(non2xx.group(1)) if non2xx else 0),
     )
 
@@ -255,9 +257,7 @@ def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("services", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--connections", type=int, nargs="+", default=[4, 64])
-    parser.add_argument(
-        "--paths", nargs="+", default=["services.json", "state.json"]
-    )
+    parser.add_argument("--paths", nargs="+", default=["services.json", "state.json"])
     parser.add_argument("--seconds", type=float, default=10.0)
     return parser.parse_args(argv)
 

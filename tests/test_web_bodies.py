@@ -183,7 +183,7 @@ class CachedDocumentTests(SynchronousTestCase):
         self.assertEqual(code, 500)
         self.assertEqual(
             body,
-            b'{"status":"error","message":"the document could not be made"}',
+            b'{"message":"the document could not be made","status":"error"}',
         )
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         code, _, body = self.get("/api/state.json")

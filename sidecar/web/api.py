@@ -1,7 +1,8 @@
 """
-The JSON status API, with the Go Sidecar's paths and shapes:
-C{/api/state.json}, C{/api/services.json}, C{/api/services/<name>.json};
-C{/api/watch} (see L{sidecar.web.watch}); and its own:
+The JSON status API, with the Go Sidecar's paths, shapes, status codes,
+headers and error bodies: C{/api/state.json}, C{/api/services.json},
+C{/api/services/<name>.json}, C{/api/services/<id>/drain}; C{/api/watch}
+(see L{sidecar.web.watch}); and its own (see L{sidecar.web.routes}):
 C{/api/members.json}, the cluster's members as this node
 sees them, C{/api/checks.json}, what this node's checks last said,
 C{/api/haproxy.json}, what its HAProxy is doing, and C{/api/health},
@@ -11,7 +12,6 @@ whether it is up and in a cluster.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -40,9 +40,9 @@ from sidecar.interfaces import (
 
 from .bodies import Bodies, Body
 from .conditional import acceptsGzip, lastModified, notModified
+from .goformat import goQuote
+from .routes import API_ROUTES, Match, WrongMethod, match
 from .watch import Watcher
-
-_READ_METHODS = (b"GET", b"HEAD")
 
 
 class APIError(Exception):
@@ -59,9 +59,29 @@ class APIError(Exception):
 
 def errorBody(message: str) -> bytes:
     """
-    The body of a refusal, C{{"status": "error", "message": ...}}.
+    The body of a refusal as Go's C{sendJsonError} writes it: a map, so
+    its keys are sorted, C{{"message":...,"status":"error"}}.
     """
-    return dumps({"status": "error", "message": message})
+    return dumps({"message": message, "status": "error"})
+
+
+def notFound(request: Request) -> bytes:
+    """
+    Go's answer to a path that fits no route (C{http.NotFound}).
+    """
+    request.setResponseCode(NOT_FOUND)
+    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    return b"404 page not found\n"
+
+
+def _readHeaders(request: Request) -> None:
+    """
+    The headers Go's read handlers set: JSON, and CORS for GET.
+    """
+    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"Access-Control-Allow-Origin", b"*")
+    request.setHeader(b"Access-Control-Allow-Methods", b"GET")
 
 
 class APIResource(Resource):
@@ -99,30 +119,31 @@ class APIResource(Resource):
         self.watchers: set[Watcher] = set() if watchers is None else watchers
 
     def render(self, request: Request) -> bytes | int:  # type: ignore[override]
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Access-Control-Allow-Origin", b"*")
         try:
             segments = _segments(request)
-            if (
-                len(segments) == 3
-                and segments[0] == "services"
-                and segments[2] == "drain"
-            ):
-                document, code = self._drain(request.method, segments[1])
-                request.setResponseCode(code)
-                return dumps(document, indent=2)
-            if request.method not in _READ_METHODS:
-                request.setHeader(b"Allow", b", ".join(_READ_METHODS))
-                raise APIError(NOT_ALLOWED, "method not allowed")
-            if segments == ["watch"] and request.method == b"GET":
-                return self._watch(request)
-            routed = self._route(segments)
         except APIError as e:
             return self._refuse(request, e)
-        if isinstance(routed, Deferred):
-            return self._sendCached(request, routed)
-        document, indent = routed
-        return dumps(document, indent=indent)
+        return self.dispatch(request, match(API_ROUTES, segments, request.method))
+
+    def dispatch(
+        self, request: Request, found: Match | WrongMethod | None
+    ) -> bytes | int:
+        """
+        Answer C{request} as the route it matched says (the root's Go
+        aliases come here too).
+        """
+        if found is None:
+            return notFound(request)
+        if isinstance(found, WrongMethod):
+            # As Go: no body, no Content-Type.
+            request.setResponseCode(NOT_ALLOWED)
+            request.setHeader(b"Allow", b", ".join(sorted(found.allowed)))
+            return b""
+        handler = getattr(self, f"_answer{found.route.name.capitalize()}")
+        try:
+            return handler(request, *found.values)  # type: ignore[no-any-return]
+        except APIError as e:
+            return self._refuse(request, e)
 
     def _refuse(self, request: Request, error: APIError) -> bytes:
         self.log.debug(
@@ -131,16 +152,69 @@ class APIResource(Resource):
             uri=request.uri,
             message=error.message,
         )
+        request.setHeader(b"Content-Type", b"application/json")
         request.setResponseCode(error.code)
         return errorBody(error.message)
 
-    def _watch(self, request: Request) -> int:
+    # -- the routes (see L{API_ROUTES}) ------------------------------------------
+
+    def _answerState(self, request: Request, extension: str) -> int:
+        # Go checks the extension before it sets the CORS headers here.
+        _requireJSON(extension)
+        _readHeaders(request)
+        return self._sendCached(request, self._bodies.state())
+
+    def _answerServices(self, request: Request, extension: str) -> int:
+        _readHeaders(request)
+        _requireJSON(extension)
+        return self._sendCached(request, self._bodies.services())
+
+    def _answerService(self, request: Request, name: str, extension: str) -> int:
+        _readHeaders(request)
+        _requireJSON(extension)
+        found = self._bodies.service(name).addCallback(_found, name)
+        return self._sendCached(request, found)
+
+    def _answerWatch(self, request: Request) -> int:
+        request.setHeader(b"Content-Type", b"application/json")
         choice = request.args.get(b"by_service", [b"true"])[0].lower()  # type: ignore[union-attr]
         byService = choice != b"false"
         Watcher(
             request, self._state, self._bodies, byService, self._reactor, self.watchers
         ).start()
         return NOT_DONE_YET
+
+    def _answerOptions(self, request: Request, path: str) -> bytes:
+        request.setHeader(b"Access-Control-Allow-Origin", b"*")
+        request.setHeader(b"Access-Control-Allow-Methods", b"GET")
+        return b""
+
+    def _answerMembers(self, request: Request, extension: str) -> bytes:
+        _readHeaders(request)
+        _requireJSON(extension)
+        members = {
+            "ClusterName": self._membership.clusterName,
+            "Members": self._membership.members(),
+        }
+        return dumps(members, indent=2)
+
+    def _answerChecks(self, request: Request, extension: str) -> bytes:
+        _readHeaders(request)
+        _requireJSON(extension)
+        checks = {"Hostname": self._state.hostname, "Checks": self._health.report()}
+        return dumps(checks, indent=2)
+
+    def _answerHaproxy(self, request: Request, extension: str) -> bytes:
+        _readHeaders(request)
+        _requireJSON(extension)
+        if self._proxy is None:
+            return dumps({"Enabled": False}, indent=2)
+        return dumps({"Enabled": True, **self._proxy.status()}, indent=2)
+
+    def _answerHealth(self, request: Request, extension: str = "json") -> bytes:
+        _readHeaders(request)
+        _requireJSON(extension)
+        return dumps(self._nodeHealth(), indent=2)
 
     # -- the cached documents -------------------------------------------------
 
@@ -190,13 +264,15 @@ class APIResource(Resource):
         request.responseHeaders.removeHeader(b"Content-Encoding")
         _write(self._refuse(request, error), request, gone)
 
-    def _drain(self, method: bytes, serviceID: str) -> tuple[Any, int]:
-        if method not in (b"POST", b"DELETE"):
-            raise APIError(NOT_ALLOWED, "use POST to drain, DELETE to undrain")
+    def _answerDrain(self, request: Request, serviceID: str) -> bytes:
+        """
+        POST drains one of this node's services (as Go); DELETE, ours,
+        undrains it.
+        """
         if self._drains is None:
             raise APIError(NOT_FOUND, "this node cannot drain services")
         try:
-            if method == b"POST":
+            if request.method == b"POST":
                 service = self._drains.drain(serviceID)
                 status = "DRAINING"
             else:
@@ -204,11 +280,16 @@ class APIResource(Resource):
                 status = service.status.name
         except KeyError:
             raise APIError(
-                NOT_FOUND, f"no service with ID {serviceID!r} runs on this node"
+                NOT_FOUND, f"Not Found - Service ID {goQuote(serviceID)} not found"
             ) from None
-        message = f"Service {service.name!r} instance {service.id!r} set to {status}"
+        message = (
+            f"Service {goQuote(service.name)} instance {goQuote(service.id)} "
+            f"set to {status}"
+        )
         self.log.info("{message}", message=message)
-        return {"Message": message}, ACCEPTED if method == b"POST" else OK
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setResponseCode(ACCEPTED if request.method == b"POST" else OK)
+        return dumps({"Message": message}, indent=2)
 
     def _nodeHealth(self) -> dict[str, Any]:
         members = len(self._membership.memberNames())
@@ -226,42 +307,6 @@ class APIResource(Resource):
             "Members": members,
             "InCluster": inCluster,
         }
-
-    def _route(self, segments: list[str]) -> tuple[Any, int | None] | Deferred[Body]:
-        match [_splitExtension(segment) for segment in segments]:
-            case [("state", extension)]:
-                _requireJSON(extension)
-                return self._bodies.state()
-            case [("services", extension)]:
-                _requireJSON(extension)
-                return self._bodies.services()
-            case [("members", extension)]:
-                _requireJSON(extension)
-                members = {
-                    "ClusterName": self._membership.clusterName,
-                    "Members": self._membership.members(),
-                }
-                return members, 2
-            case [("health", extension)]:
-                if extension not in ("", "json"):
-                    _requireJSON(extension)
-                return self._nodeHealth(), 2
-            case [("checks", extension)]:
-                _requireJSON(extension)
-                checks = {
-                    "Hostname": self._state.hostname,
-                    "Checks": self._health.report(),
-                }
-                return checks, 2
-            case [("haproxy", extension)]:
-                _requireJSON(extension)
-                if self._proxy is None:
-                    return {"Enabled": False}, 2
-                return {"Enabled": True, **self._proxy.status()}, 2
-            case [("services", ""), (name, extension)]:
-                _requireJSON(extension)
-                return self._bodies.service(name).addCallback(_found, name)
-        raise APIError(NOT_FOUND, f"no such resource: /api/{'/'.join(segments)}")
 
 
 def _found(body: Body | None, name: str) -> Body:
@@ -281,21 +326,15 @@ def _write(data: bytes, request: Request, gone: list[bool]) -> None:
     request.finish()
 
 
-def _splitExtension(segment: str) -> tuple[str, str]:
-    stem, dot, extension = segment.rpartition(".")
-    return (stem, extension) if dot else (segment, "")
-
-
 def _requireJSON(extension: str) -> None:
     if extension != "json":
         raise APIError(NOT_FOUND, "Not Found - Invalid content type extension")
 
 
 def _segments(request: Request) -> list[str]:
+    # Twisted has percent-decoded the segments already: decoding them
+    # again would turn C{%2541} into C{A}.
     try:
-        return [
-            unquote(segment.decode("ascii"), errors="strict")
-            for segment in request.postpath or []
-        ]
+        return [segment.decode("utf-8") for segment in request.postpath or []]
     except UnicodeDecodeError:
         raise APIError(BAD_REQUEST, "the path is not valid UTF-8") from None

@@ -12,6 +12,7 @@ from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTim
 from twisted.logger import Logger
 from twisted.web.http import Request
 from twisted.web.resource import Resource
+from twisted.web.server import Request as SiteRequest
 from twisted.web.server import Site
 from twisted.web.static import File
 from twisted.web.util import Redirect
@@ -24,8 +25,10 @@ from sidecar.interfaces import (
     IProxyReport,
 )
 
-from .api import APIResource, errorBody
+from .api import APIResource, errorBody, notFound
 from .bodies import Bodies, Offload, offloadFor
+from .routes import isAlias
+from .serverspage import ServersPage
 from .shedding import ConnectionCap
 from .watch import Watcher
 
@@ -58,6 +61,34 @@ class APISite(Site):
         )
 
 
+class SiteRoot(Resource):
+    """
+    C{/}: its children (C{api}, C{ui}, C{servers}, ...), the Go Sidecar's
+    aliases of API paths at the root (C{/state.json}, C{/services.json},
+    C{/watch}, and ours, C{/services/<name>.json}), and Go's
+    C{404 page not found} for anything else.
+    """
+
+    def __init__(self, api: APIResource) -> None:
+        super().__init__()
+        self._api = api
+
+    def getChild(self, path: bytes, request: SiteRequest) -> Resource:  # type: ignore[override]
+        segments = [path, *(request.postpath or [])]
+        if isAlias([segment.decode("utf-8", "replace") for segment in segments]):
+            # The API resource reads the whole path from postpath.
+            request.postpath.insert(0, request.prepath.pop())  # type: ignore[union-attr]
+            return self._api
+        return _NotFound()
+
+
+class _NotFound(Resource):
+    isLeaf = True
+
+    def render(self, request: SiteRequest) -> bytes:  # type: ignore[override]
+        return notFound(request)
+
+
 def makeSite(
     state: ServicesState,
     membership: IMembership,
@@ -69,14 +100,14 @@ def makeSite(
     offload: Offload | None = None,
 ) -> APISite:
     """
-    The site behind the API: C{/api/...} for the JSON endpoints, C{/ui/}
-    for the web page (and C{/} leads there); C{reactor} runs the watch
-    streams' heartbeats and dates the documents.
+    The site behind the API: C{/api/...} for the JSON endpoints, the Go
+    aliases at the root and Go's C{/servers} page, C{/ui/} for the web
+    page (and C{/} leads there); C{reactor} runs the watch streams'
+    heartbeats and dates the documents.
 
     @param offload: where documents are encoded; by default the reactor's
         thread pool when it has one, else inline.
     """
-    root = Resource()
     watchers: set[Watcher] = set()
     bodies = Bodies(
         state,
@@ -94,7 +125,9 @@ def makeSite(
         watchers=watchers,
         drains=drains,
     )
+    root = SiteRoot(api)
     root.putChild(b"api", api)
+    root.putChild(b"servers", ServersPage(state, membership, reactor))
     # The web page: static files, no build step.
     root.putChild(b"ui", File(str(files(__package__).joinpath("ui"))))
     root.putChild(b"", Redirect(b"/ui/"))

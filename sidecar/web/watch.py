@@ -154,4 +154,7 @@ class Watcher:
             if timer is not None and timer.active():
                 timer.cancel()
         self._timer = self._heartbeat = None
-        self._request.unregisterProducer()
+        # A request whose connection is lost has let go of its channel,
+        # and of its producer with it.
+        if self._request.channel is not None:
+            self._request.unregisterProducer()
