@@ -11,6 +11,7 @@ C{output.TimeAgo}; gorilla/mux 1.8 for 404/405).
 from __future__ import annotations
 
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.catalog import Port, Service, ServicesState, Status
@@ -269,6 +270,13 @@ class GoParityTests(SynchronousTestCase):
             "</pre>"
         )
         self.assertEqual(response.body.decode(), expected)
+
+    def test_theAccessLogLineIsADebugEvent(self) -> None:
+        with capturedLogs() as events:
+            self.send("GET", "/api/state.json")
+        [event] = [e for e in events if e.get("log_format") == "{line}"]
+        self.assertEqual(event["log_level"], LogLevel.debug)
+        self.assertIn('"GET /api/state.json HTTP/1.1" 200', formatEvent(event))
 
     def test_serversPageEscapesMarkup(self) -> None:
         self.state.merge(record("eeeeeeeeeeee", "<script>", "node-b", self.state.now()))

@@ -4,6 +4,7 @@ L{APIService}: the HTTP server for the status API, as a Twisted service.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import files
 
 from twisted.application.service import Service
@@ -56,9 +57,27 @@ class APISite(Site):
             watcher.finish()
 
     def log(self, request: Request) -> None:
+        # Formatted only if an observer keeps the event: at the usual log
+        # levels, a request costs no access line.
         self.accessLog.debug(
-            "{line}", line=self._logFormatter(self._logDateTime, request)
+            "{line}", line=_AccessLine(self._logFormatter, self._logDateTime, request)
         )
+
+
+class _AccessLine:
+    """
+    A request's access log line, made when it is first read.
+    """
+
+    def __init__(
+        self, formatter: Callable[..., str], date: str | None, request: Request
+    ) -> None:
+        self._formatter = formatter
+        self._date = date
+        self._request = request
+
+    def __str__(self) -> str:
+        return self._formatter(self._date, self._request)
 
 
 class SiteRoot(Resource):
