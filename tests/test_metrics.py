@@ -51,3 +51,6 @@ class MetricsTests(TestCase):
             0,
         )
         self.assertNotIn(("sidecar_haproxy_reloads_total", ()), samples)  # no HAProxy
+        # This request's own connection, and no refusal.
+        self.assertEqual(samples[("sidecar_api_connections", ())], 1)
+        self.assertEqual(samples[("sidecar_api_connections_refused_total", ())], 0)
