@@ -42,6 +42,7 @@ from .bodies import Bodies, Body
 from .conditional import acceptsGzip, lastModified, notModified
 from .goformat import goQuote
 from .routes import API_ROUTES, Match, WrongMethod, match
+from .sending import sendBody
 from .watch import Watcher
 
 
@@ -319,11 +320,8 @@ def _write(data: bytes, request: Request, gone: list[bool]) -> None:
     """
     The whole response body, with its length, unless the client has gone.
     """
-    if gone:
-        return
-    request.setHeader(b"Content-Length", b"%d" % len(data))
-    request.write(data)
-    request.finish()
+    if not gone:
+        sendBody(request, data)
 
 
 def _requireJSON(extension: str) -> None:
