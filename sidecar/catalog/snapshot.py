@@ -43,9 +43,6 @@ class CatalogSnapshot:
     def servers(self) -> Iterator[ServerView]:
         return iter(self.serverViews)
 
-    def serverServices(self, server: ServerView) -> list[Service]:
-        return list(server.services)
-
     def byName(self) -> dict[str, list[Service]]:
         return groupByName(
             service for server in self.serverViews for service in server.services

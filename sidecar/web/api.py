@@ -49,7 +49,7 @@ from .watch import Watcher
 class APIError(Exception):
     """
     A request the API refuses: an HTTP status and a message for the
-    C{{"status": "error", "message": ...}} body.
+    L{errorBody}.
     """
 
     def __init__(self, code: int, message: str) -> None:
@@ -124,14 +124,15 @@ class APIResource(Resource):
             segments = _segments(request)
         except APIError as e:
             return self._refuse(request, e)
-        return self.dispatch(request, match(API_ROUTES, segments, request.method))
+        return self._dispatch(request, match(API_ROUTES, segments, request.method))
 
-    def dispatch(
+    def _dispatch(
         self, request: Request, found: Match | WrongMethod | None
     ) -> bytes | int:
         """
-        Answer C{request} as the route it matched says (the root's Go
-        aliases come here too).
+        Answer C{request} as the route it matched says.  (The root's Go
+        aliases come here too: L{SiteRoot<sidecar.web.server.SiteRoot>}
+        hands their whole path over.)
         """
         if found is None:
             return notFound(request)
