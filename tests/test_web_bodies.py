@@ -7,14 +7,16 @@ Go Sidecar's bytes for a client that asks for none of that.
 from __future__ import annotations
 
 import gzip
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import treq
 from treq.testing import StubTreq
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.http import datetimeToString
 
 from sidecar.catalog import ServicesState
@@ -25,7 +27,7 @@ from sidecar.catalog.documents import (
     servicesDocument,
     stateDocument,
 )
-from sidecar.web.bodies import inline
+from sidecar.web.bodies import inline, offloadFor
 from sidecar.web.server import makeSite
 
 from .doubles import Members, RawHTTP, RawResponse
@@ -313,3 +315,18 @@ class WatchSharingTests(SynchronousTestCase):
         client.flush()
         for received in streams:
             self.assertEqual(received[1:], expected)
+
+
+class OffloadTests(TestCase):
+    async def test_aReactorWithThreadsRendersInItsPool(self) -> None:
+        ran: list[threading.Thread] = []
+
+        def work() -> int:
+            ran.append(threading.current_thread())
+            return 5
+
+        self.assertEqual(await offloadFor(reactor)(work), 5)
+        self.assertIsNot(ran[0], threading.main_thread())
+
+    def test_aClockRendersInline(self) -> None:
+        self.assertIs(offloadFor(Clock()), inline)

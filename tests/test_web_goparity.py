@@ -16,7 +16,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.catalog.codec import dumps
-from sidecar.catalog.documents import servicesDocument, stateDocument
+from sidecar.catalog.documents import (
+    byServiceDocument,
+    servicesDocument,
+    stateDocument,
+)
 from sidecar.web.goformat import goQuote, timeAgo
 from sidecar.web.server import makeSite
 
@@ -227,6 +231,14 @@ class GoParityTests(SynchronousTestCase):
         data = connection.transport.value()
         self.assertTrue(data.startswith(b"HTTP/1.1 200 OK\r\n"))
         self.assertIn(dumps(stateDocument(self.state)), data)
+        connection.close()
+
+    def test_onlyAnExactFalseAsksForTheState(self) -> None:
+        connection = RawHTTP(self.site, self.clock)
+        connection.request("GET", "/api/watch?by_service=FALSE")
+        self.assertIn(
+            dumps(byServiceDocument(self.state)), connection.transport.value()
+        )
         connection.close()
 
     def test_serversPage(self) -> None:

@@ -179,7 +179,8 @@ class APIResource(Resource):
 
     def _answerWatch(self, request: Request) -> int:
         request.setHeader(b"Content-Type", b"application/json")
-        choice = request.args.get(b"by_service", [b"true"])[0].lower()  # type: ignore[union-attr]
+        # Exactly "false", as Go's query test.
+        choice = request.args.get(b"by_service", [b"true"])[0]  # type: ignore[union-attr]
         byService = choice != b"false"
         Watcher(
             request, self._state, self._bodies, byService, self._reactor, self.watchers
