@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .codec import JSONObject, serverToJSON, serviceToJSON
-from .order import groupByName
 from .service import Service
 from .snapshot import CatalogSnapshot
 from .state import ServicesState
@@ -82,12 +81,7 @@ def serviceDocument(catalog: Catalog, name: str) -> JSONObject | None:
     C{/api/services/<name>.json}, or L{None} when no instance has that name.
     """
     state = _snapshot(catalog)
-    instances = groupByName(
-        service
-        for server in state.servers()
-        for service in server.services
-        if service.name == name
-    ).get(name)
+    instances = state.byName().get(name)
     if not instances:
         return None
     return {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 from .order import groupByName
 from .service import Service
@@ -44,6 +45,15 @@ class CatalogSnapshot:
         return iter(self.serverViews)
 
     def byName(self) -> dict[str, list[Service]]:
+        """
+        Records grouped by name, as L{groupByName}; worked out once per
+        snapshot (every C{/api/services/<name>.json} of a version reads
+        it), so it is not to be changed.
+        """
+        return self._byName
+
+    @cached_property
+    def _byName(self) -> dict[str, list[Service]]:
         return groupByName(
             service for server in self.serverViews for service in server.services
         )
