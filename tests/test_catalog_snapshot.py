@@ -62,6 +62,10 @@ class VersionTests(SynchronousTestCase):
 
     def test_modifiedIsTheLocalTimeOfTheLastMoveAndNeverGoesBack(self) -> None:
         now = self.state.now()
+        # Made now: a new catalog is newer than anything a client saw.
+        self.assertEqual(self.state.modified, now)
+        self.clock.advance(5)
+        now = self.state.now()
         self.state.merge(record("bbbbbbbbbbbb", "web", "node-b", now - 30 * SECOND))
         self.assertEqual(self.state.modified, now)
         self.assertEqual(self.state.lastChanged, now - 30 * SECOND)

@@ -150,7 +150,9 @@ class ServicesState:
         an origin's drains became trusted or not), and at no other time:
         readers cache what they render per version.
     @ivar modified: when, by this node's clock (nanoseconds), C{version}
-        last moved; never goes backwards.
+        last moved, or the catalog was made; never goes backwards (so a
+        restarted node's documents are newer than any date a client had
+        from before).
     """
 
     log = Logger()
@@ -167,8 +169,8 @@ class ServicesState:
         self.clusterName = clusterName
         self.lastChanged = 0
         self.version = 0
-        self.modified = 0
         self._clock = clock
+        self.modified = self.now()
         self._lifespans = lifespans
         self._resend = tombstoneResend
         self._servers: dict[str, Server] = {}
