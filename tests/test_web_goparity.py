@@ -22,6 +22,7 @@ from sidecar.catalog.documents import (
     stateDocument,
 )
 from sidecar.web.goformat import goQuote, timeAgo
+from sidecar.web.routes import ALIAS_ROUTES, API_ROUTES, Match, WrongMethod, match
 from sidecar.web.server import makeSite
 
 from .doubles import Members, RawHTTP, RawResponse
@@ -325,3 +326,24 @@ class GoFormatTests(SynchronousTestCase):
         # Both ends round to whole seconds, halves up.
         self.assertEqual(timeAgo(base - SECOND, base + 500_000_000), "2.0 secs ago")
         self.assertEqual(timeAgo(base - SECOND, base + 499_999_999), "1.0 sec ago")
+
+
+class RouteTests(SynchronousTestCase):
+    def test_nameAndExtensionSplitAtTheLastDot(self) -> None:
+        found = match(API_ROUTES, ["services", "a.b.json"], b"GET")
+        assert isinstance(found, Match)
+        self.assertEqual((found.route.name, found.values), ("service", ("a.b", "json")))
+
+    def test_partsMustNotBeEmpty(self) -> None:
+        for segments in (["services", ".json"], ["services", "web."], [""], []):
+            self.assertIsNone(match(API_ROUTES, segments, b"GET"), segments)
+        # "state." fits only Go's OPTIONS route: a 405 for GET.
+        self.assertEqual(
+            match(API_ROUTES, ["state."], b"GET"), WrongMethod(frozenset({b"OPTIONS"}))
+        )
+
+    def test_theFirstFittingRouteWins(self) -> None:
+        found = match(API_ROUTES, ["health"], b"HEAD")
+        assert isinstance(found, Match)
+        self.assertEqual(found.route.name, "health")
+        self.assertIsNone(match(ALIAS_ROUTES, ["services", "x", "drain"], b"POST"))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-GET = frozenset({b"GET", b"HEAD"})
+# GET, and HEAD wherever GET is taken.
+READ = frozenset({b"GET", b"HEAD"})
 
 
 @dataclass(frozen=True)
@@ -35,25 +36,25 @@ class Route:
 # is taken wherever GET is.  The last one is Go's CORS route: any single
 # segment for OPTIONS, which also makes every other single segment a 405.
 API_ROUTES = (
-    Route("service", ("services", "{}.{}"), GET),
+    Route("service", ("services", "{}.{}"), READ),
     Route("drain", ("services", "{}", "drain"), frozenset({b"POST", b"DELETE"})),
-    Route("services", ("services.{}",), GET),
-    Route("state", ("state.{}",), GET),
+    Route("services", ("services.{}",), READ),
+    Route("state", ("state.{}",), READ),
     Route("watch", ("watch",), frozenset({b"GET"})),
-    Route("members", ("members.{}",), GET),
-    Route("checks", ("checks.{}",), GET),
-    Route("haproxy", ("haproxy.{}",), GET),
-    Route("health", ("health",), GET),
-    Route("health", ("health.{}",), GET),
+    Route("members", ("members.{}",), READ),
+    Route("checks", ("checks.{}",), READ),
+    Route("haproxy", ("haproxy.{}",), READ),
+    Route("health", ("health",), READ),
+    Route("health", ("health.{}",), READ),
     Route("options", ("{}",), frozenset({b"OPTIONS"})),
 )
 
 # The Go Sidecar's deprecated aliases at the root, and ours for one
 # service by name.
 ALIAS_ROUTES = (
-    Route("service", ("services", "{}.{}"), GET),
-    Route("services", ("services.{}",), GET),
-    Route("state", ("state.{}",), GET),
+    Route("service", ("services", "{}.{}"), READ),
+    Route("services", ("services.{}",), READ),
+    Route("state", ("state.{}",), READ),
     Route("watch", ("watch",), frozenset({b"GET"})),
 )
 
