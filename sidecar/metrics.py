@@ -72,6 +72,7 @@ class NodeCollector:
         yield services
         yield from self._gossip()
         yield from self._api()
+        yield from self._admission()
         yield from self._proxy()
         yield from self._listeners()
 
@@ -125,6 +126,32 @@ class NodeCollector:
                 "Members this node came to suspect.",
                 cluster.members.suspicions,
             )
+
+    def _admission(self) -> Iterator[Metric]:
+        gossip = self._node.gossip
+        refused = CounterMetricFamily(
+            "sidecar_catalog_records_refused",
+            "Catalog records from peers that were refused, by reason.",
+            labels=["reason"],
+        )
+        reasons = gossip.admission.refused + self._node.state.refused
+        for reason, count in sorted(reasons.items()):
+            refused.add_metric([reason], count)
+        yield refused
+        skews = GaugeMetricFamily(
+            "sidecar_member_clock_skew_seconds",
+            "Each member's clock minus ours, as its own records tell.",
+            labels=["member"],
+        )
+        for member in gossip.members():
+            if member["ClockSkew"] is not None:
+                skews.add_metric([member["Name"]], member["ClockSkew"])
+        yield skews
+        yield GaugeMetricFamily(
+            "sidecar_catalog_bytes",
+            "Bytes the catalog's records take (kept within push-pull's limit).",
+            value=self._node.state.size,
+        )
 
     def _proxy(self) -> Iterator[Metric]:
         proxy = self._node.proxy

@@ -46,6 +46,9 @@ class MetricsTests(TestCase):
         self.assertEqual(samples[("sidecar_services", (("status", "Alive"),))], 1)
         self.assertIn(("sidecar_gossip_packets_total", (("direction", "in"),)), samples)
         self.assertIn(("sidecar_gossip_probes_total", ()), samples)
+        # The node's own record, counted in what push-pull must carry.
+        self.assertGreater(samples[("sidecar_catalog_bytes", ())], 100)
+        self.assertEqual(node.state.size, samples[("sidecar_catalog_bytes", ())])
         self.assertGreater(
             samples[("sidecar_check_duration_seconds_count", (("result", "healthy"),))],
             0,

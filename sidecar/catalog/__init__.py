@@ -9,7 +9,14 @@ from .interfaces import IBroadcaster, ICatalogObserver
 from .order import recordOrder
 from .service import Port, Service, Status
 from .snapshot import CatalogSnapshot
-from .state import ChangeEvent, Lifespans, ServicesState, TombstoneResend
+from .state import (
+    ChangeEvent,
+    Lifespans,
+    Limits,
+    Refused,
+    ServicesState,
+    TombstoneResend,
+)
 
 __all__ = [
     "CatalogSnapshot",
@@ -18,7 +25,9 @@ __all__ = [
     "IBroadcaster",
     "ICatalogObserver",
     "Lifespans",
+    "Limits",
     "Port",
+    "Refused",
     "Service",
     "ServicesState",
     "Status",

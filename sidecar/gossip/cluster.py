@@ -553,7 +553,7 @@ class Cluster:
                 f"{where} is of cluster {reply.header.clusterName!r}, "
                 f"not {self.members.clusterName!r}"
             )
-        self._mergePushPull(reply)
+        self._mergePushPull(reply, address, dialed=True)
 
     def _localPushPull(self, join: bool) -> bytes:
         states = [member.toNodeState() for member in self.members.all()]
@@ -566,11 +566,14 @@ class Cluster:
         )
         return encodePushPull(header, states, userState)
 
-    def _mergePushPull(self, message: PushPull) -> None:
+    def _mergePushPull(
+        self, message: PushPull, source: Address, dialed: bool = False
+    ) -> None:
         """
-        Apply a peer's whole state, as memberlist does: alive and left
-        members as they say; dead or suspect ones only as suspects, so that
-        we judge (and they may refute) for ourselves.
+        Apply a peer's whole state, from C{source} (a peer this node
+        C{dialed}, or one that connected), as memberlist does: alive and
+        left members as they say; dead or suspect ones only as suspects, so
+        that we judge (and they may refute) for ourselves.
         """
         self.pushPulls += 1
         members = self.members
@@ -587,7 +590,9 @@ class Cluster:
                     Suspect(state.incarnation, state.name, members.localName, cluster)
                 )
         if message.userState:
-            self._delegate.mergeRemoteState(message.userState, message.header.join)
+            self._delegate.mergeRemoteState(
+                message.userState, message.header.join, source, dialed
+            )
 
     def _schedulePushPull(self, first: bool = False) -> None:
         interval = scaledPushPullInterval(
@@ -644,10 +649,10 @@ class Cluster:
                     f"cluster names do not match: {ours!r} <-> {theirs!r}"
                 ).encode()
             reply = self._localPushPull(message.header.join)
-            self._mergePushPull(message)
+            self._mergePushPull(message, source)
             return reply
         if isinstance(message, StreamUserMessage):
-            self._delegate.messageReceived(message.payload)
+            self._delegate.messageReceived(message.payload, source)
             return None
         if isinstance(message, Ping):
             if message.node and message.node != self.members.localName:
