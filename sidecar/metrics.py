@@ -71,9 +71,23 @@ class NodeCollector:
             services.add_metric([status.label], byStatus.get(status, 0))
         yield services
         yield from self._gossip()
+        yield from self._api()
         yield from self._admission()
         yield from self._proxy()
         yield from self._listeners()
+
+    def _api(self) -> Iterator[Metric]:
+        cap = self._node.api.factory
+        yield GaugeMetricFamily(
+            "sidecar_api_connections",
+            "HTTP connections the API is serving.",
+            value=cap.open,
+        )
+        yield _counter(
+            "sidecar_api_connections_refused",
+            "HTTP connections refused with 503 over api.max_connections.",
+            cap.shed,
+        )
 
     def _gossip(self) -> Iterator[Metric]:
         gossip = self._node.gossip

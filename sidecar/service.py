@@ -169,7 +169,13 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         reactor,
     )
     site = makeSite(state, gossip, health, proxy, drains=announcer, reactor=clock)
-    api = APIService(tcp, site, config.api.listen.host, config.api.listen.port)
+    api = APIService(
+        tcp,
+        site,
+        config.api.listen.host,
+        config.api.listen.port,
+        maxConnections=config.api.maxConnections,
+    )
     built = SidecarNode(
         config, state, gossip, announcer, health, discoverers, api, proxy, listeners
     )

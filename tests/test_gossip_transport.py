@@ -15,9 +15,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sidecar.gossip.messages import Ack, Alive, Ping
 from sidecar.gossip.packets import encodeUserMessage
-from sidecar.gossip.ratelimit import RateLimitedLog
 from sidecar.gossip.security import Keyring
 from sidecar.gossip.transport import GossipDatagramProtocol, PacketHandlers
+from sidecar.ratelimit import RateLimitedLog
 
 from .processes import pollUntil
 

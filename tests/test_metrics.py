@@ -73,3 +73,6 @@ class MetricsTests(TestCase):
             self.assertEqual(
                 samples[("sidecar_listener_events_dropped_total", labels)], 0
             )
+        # This request's own connection, and no refusal.
+        self.assertEqual(samples[("sidecar_api_connections", ())], 1)
+        self.assertEqual(samples[("sidecar_api_connections_refused_total", ())], 0)

@@ -6,7 +6,9 @@ from an injected L{twisted.internet.interfaces.IReactorTime}.
 
 from .codec import DecodeError, decodeService, decodeStateServices, encodeService
 from .interfaces import IBroadcaster, ICatalogObserver
+from .order import recordOrder
 from .service import Port, Service, Status
+from .snapshot import CatalogSnapshot
 from .state import (
     ChangeEvent,
     Lifespans,
@@ -14,10 +16,10 @@ from .state import (
     Refused,
     ServicesState,
     TombstoneResend,
-    recordOrder,
 )
 
 __all__ = [
+    "CatalogSnapshot",
     "ChangeEvent",
     "DecodeError",
     "IBroadcaster",

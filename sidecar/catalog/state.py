@@ -37,7 +37,9 @@ from zope.interface import implementer
 
 from .codec import encodeService
 from .interfaces import IBroadcaster, ICatalog, ICatalogObserver
+from .order import groupByName
 from .service import Service, Status
+from .snapshot import CatalogSnapshot, ServerView
 from .timestamps import LATEST, NANOSECONDS, later
 
 SECOND = NANOSECONDS
@@ -121,15 +123,6 @@ class ChangeEvent:
     service: Service
     previousStatus: Status
     time: int
-
-
-def recordOrder(service: Service) -> tuple[int, int, bytes]:
-    """
-    The total order in which records for one (hostname, ID) supersede each
-    other: C{Updated} first; a tie goes to the higher status, then to the
-    larger encoding, so every node picks the same winner.
-    """
-    return (service.updated, int(service.status), encodeService(service))
 
 
 def footprint(record: Service) -> int:
@@ -250,6 +243,14 @@ class ServicesState:
     @ivar hostname: this node's name, the C{Hostname} of its own services.
     @ivar clusterName: the cluster's name, reported in the JSON.
     @ivar lastChanged: when this node last saw an effective change.
+    @ivar version: a counter that moves whenever anything a document
+        shows may have changed (a record won or changed, one was forgotten,
+        an origin's drains became trusted or not), and at no other time:
+        readers cache what they render per version.
+    @ivar modified: when, by this node's clock (nanoseconds), C{version}
+        last moved, or the catalog was made; never goes backwards (so a
+        restarted node's documents are newer than any date a client had
+        from before).
     @ivar size: the bytes all records take (see L{Limits}).
     @ivar refused: records refused by L{Limits}, by L{Refused.kind}.
     """
@@ -268,7 +269,9 @@ class ServicesState:
         self.hostname = hostname
         self.clusterName = clusterName
         self.lastChanged = 0
+        self.version = 0
         self._clock = clock
+        self.modified = self.now()
         self._lifespans = lifespans
         self._resend = tombstoneResend
         self._limits = limits
@@ -325,10 +328,13 @@ class ServicesState:
         so): then an ALIVE of it after a DRAINING is an undrain, not a Go
         origin's refresh to hold as DRAINING.
         """
+        if trusted == (hostname in self._trustedDrains):
+            return
         if trusted:
             self._trustedDrains.add(hostname)
         else:
             self._trustedDrains.discard(hostname)
+        self._moved()
 
     def addObserver(self, observer: ICatalogObserver) -> None:
         self._observers.append(observer)
@@ -377,12 +383,29 @@ class ServicesState:
         Records grouped by service name, each group oldest C{Updated} first
         (the Go Sidecar's C{ByService}).
         """
-        groups: dict[str, list[Service]] = {}
-        for service in self.services():
-            groups.setdefault(service.name, []).append(service)
-        for group in groups.values():
-            group.sort(key=recordOrder)
-        return dict(sorted(groups.items()))
+        return groupByName(self.services())
+
+    def snapshot(self) -> CatalogSnapshot:
+        """
+        An immutable copy of what the documents show, taken now: another
+        thread may render it while this catalog goes on changing.
+        """
+        return CatalogSnapshot(
+            version=self.version,
+            modified=self.modified,
+            hostname=self.hostname,
+            clusterName=self.clusterName,
+            lastChanged=self.lastChanged,
+            serverViews=tuple(
+                ServerView(
+                    server.name,
+                    server.lastUpdated,
+                    server.lastChanged,
+                    tuple(self.serverServices(server)),
+                )
+                for server in self._servers.values()
+            ),
+        )
 
     # -- writing ------------------------------------------------------------
 
@@ -619,6 +642,8 @@ class ServicesState:
         entry.absorb(record)
         after = self._effective(entry)
         changed = before is None or not before.sameContentAs(after)
+        if won or changed:
+            self._moved()
         if won:
             server.lastUpdated = max(server.lastUpdated, record.updated)
         if changed:
@@ -635,6 +660,10 @@ class ServicesState:
             return None
         self._schedule(server, record.id)
         return after
+
+    def _moved(self) -> None:
+        self.version += 1
+        self.modified = max(self.modified, self.now())
 
     def _resize(self, server: Server, entry: _Entry, size: int) -> None:
         growth = size - entry.size
@@ -733,6 +762,7 @@ class ServicesState:
         self._armTimer()
 
     def _forget(self, server: Server, serviceID: str) -> None:
+        self._moved()
         self._resize(server, server.entries.pop(serviceID), 0)
         if not server.entries:
             del self._servers[server.name]

@@ -188,6 +188,7 @@ KEYS: tuple[Key, ...] = (
         "SIDECAR_MAX_CLOCK_SKEW",
     ),
     Key("api", "listen", Address("127.0.0.1", 7777), _listenAddress),
+    Key("api", "max_connections", 256, parsePositiveInt),
     Key(
         "discovery",
         "backends",
@@ -347,7 +348,9 @@ def loadConfig(
             pushPullInterval=values["node.push_pull_interval"],
             maxClockSkew=values["node.max_clock_skew"],
         ),
-        api=ApiConfig(listen=values["api.listen"]),
+        api=ApiConfig(
+            listen=values["api.listen"], maxConnections=values["api.max_connections"]
+        ),
         discovery=DiscoveryConfig(
             backends=values["discovery.backends"],
             staticFile=os.path.abspath(staticFile),

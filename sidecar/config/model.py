@@ -51,6 +51,7 @@ class NodeConfig:
 @dataclass(frozen=True)
 class ApiConfig:
     listen: Address
+    maxConnections: int
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from sidecar.catalog import Service, ServicesState
+from sidecar.ratelimit import RateLimitedLog
 
 from .members import Member, Members
-from .ratelimit import RateLimitedLog
 from .skew import NANOSECONDS, ClockSkews
 
 Address = tuple[str, int]

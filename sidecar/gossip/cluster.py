@@ -24,6 +24,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from sidecar.ratelimit import RateLimitedLog
+
 from .broadcasts import BroadcastQueue
 from .interfaces import (
     IGossipDelegate,
@@ -45,7 +47,6 @@ from .messages import (
 from .packets import UDP_BUFFER_SIZE, encodeUserMessage
 from .prober import Address, Prober, memberAddress
 from .profiles import LAN, Timing, scaledPushPullInterval
-from .ratelimit import RateLimitedLog
 from .streams import (
     PushPull,
     StreamMessage,

@@ -22,9 +22,10 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from sidecar.ratelimit import RateLimitedLog
+
 from .interfaces import IStreamDialer
 from .messages import WireError
-from .ratelimit import RateLimitedLog
 from .security import Keyring
 from .streams import StreamMessage, frameStream, parseStream
 

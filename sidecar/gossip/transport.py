@@ -15,6 +15,8 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from sidecar.ratelimit import RateLimitedLog
+
 from .interfaces import IPacketSender
 from .messages import (
     Ack,
@@ -28,7 +30,6 @@ from .messages import (
     WireError,
 )
 from .packets import UserMessage, addCRC, decodePacket, makeCompound
-from .ratelimit import RateLimitedLog
 from .security import Keyring
 
 Address = tuple[str, int]
