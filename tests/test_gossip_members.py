@@ -5,14 +5,23 @@ confirmations, death, refutation, leave, and cluster names.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from sidecar.gossip.interfaces import IMemberObserver
-from sidecar.gossip.members import Member, Members
-from sidecar.gossip.messages import Alive, Dead, NodeState, Suspect
+from sidecar.gossip.members import INCARNATION_JUMP, Member, Members
+from sidecar.gossip.messages import (
+    Alive,
+    Dead,
+    MessageType,
+    NodeState,
+    Suspect,
+    decodeBody,
+)
 
 LOCAL = Member("me", b"\x7f\x00\x01\x01", 7946)
 
@@ -167,6 +176,7 @@ class SuspicionTests(MembersTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_deadNodeRejoinsWithAHigherIncarnation(self) -> None:
+        self.members.suspect("peer")
         self.members.deadReceived(Dead(1, "peer", "b", "default"))
         self.members.aliveReceived(alive("peer", 2))
         self.assertEqual(self.state("peer"), NodeState.ALIVE)
@@ -206,3 +216,153 @@ class RefutationTests(MembersTestCase):
         self.members.aliveReceived(alive("me", 0, addr=b"\x7f\x00\x09\x09"))
         self.assertEqual(self.members.local.incarnation, 1)
         self.assertEqual(self.members.local.addr, LOCAL.addr)
+
+
+def received(message: bytes) -> Alive:
+    """
+    A broadcast as a peer decodes it off the wire (which refuses an
+    incarnation beyond 32 bits).
+    """
+    body = decodeBody(MessageType(message[0]), message[1:])
+    assert isinstance(body, Alive)
+    return body
+
+
+class IncarnationGuardTests(MembersTestCase):
+    """
+    No rumour can make this node claim an incarnation its peers refuse,
+    or raise another member's incarnation beyond its reach, and one packet
+    cannot expel a live member.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        # This node at incarnation 1, as nodes start.
+        self.members = Members(
+            replace(LOCAL, incarnation=1),
+            self.clock,
+            lambda subject, message: self.sent.append((subject, message)),
+            observer=self.seen,
+        )
+        self.addCleanup(self.members.stop)
+        # A peer that knows us (at incarnation 1) and hears what we say.
+        self.peer = Members(
+            Member("peer", b"\x7f\x00\x01\x02", 7946, incarnation=1),
+            self.clock,
+            lambda subject, message: None,
+        )
+        self.addCleanup(self.peer.stop)
+        self.peer.aliveReceived(self.members.localAlive())
+        self.members.aliveReceived(self.peer.localAlive())
+        self.sent.clear()
+
+    def test_aSuspectAtTheLastIncarnationIsRefutedAtOneThePeersAccept(self) -> None:
+        forged = Suspect(0xFFFFFFFF, "me", "mallory", "default")
+        self.peer.suspectReceived(forged)
+        self.members.suspectReceived(forged)
+        peerView = self.peer.get("me")
+        assert peerView is not None
+        self.assertEqual((peerView.state, peerView.incarnation), (NodeState.SUSPECT, 1))
+        self.assertEqual(self.members.local.incarnation, 1 + INCARNATION_JUMP)
+        [(subject, refutation)] = self.sent
+        self.peer.aliveReceived(received(refutation))
+        peerView = self.peer.get("me")
+        assert peerView is not None
+        self.assertEqual(peerView.state, NodeState.ALIVE)
+        self.clock.advance(60)
+        self.assertEqual(self.peer.get("me").state, NodeState.ALIVE)  # type: ignore[union-attr]
+
+    def test_aDeadAtTheLastIncarnationCannotExpelALiveMember(self) -> None:
+        forged = Dead(0xFFFFFFFF, "me", "mallory", "default")
+        self.peer.deadReceived(forged)
+        peerView = self.peer.get("me")
+        assert peerView is not None
+        self.assertEqual((peerView.state, peerView.incarnation), (NodeState.SUSPECT, 1))
+        self.members.deadReceived(forged)
+        [(subject, refutation)] = self.sent
+        self.peer.aliveReceived(received(refutation))
+        self.clock.advance(60)
+        self.assertEqual(self.peer.get("me").state, NodeState.ALIVE)  # type: ignore[union-attr]
+
+    def test_aThirdPartysDeadOnlyStartsASuspicion(self) -> None:
+        self.members.deadReceived(Dead(1, "peer", "mallory", "default"))
+        self.assertEqual(self.state("peer"), NodeState.SUSPECT)
+        self.assertNotIn(("gone", "peer", NodeState.DEAD), self.seen.events)
+        # Unrefuted, it ends as any suspicion does.
+        self.clock.advance(60)
+        self.assertEqual(self.state("peer"), NodeState.DEAD)
+
+    def test_refutationsComeAtMostOncePerProbeInterval(self) -> None:
+        for n in range(50):
+            self.members.suspectReceived(
+                Suspect(self.members.local.incarnation, "me", "mallory", "default")
+            )
+            self.clock.advance(0.01)
+        self.assertEqual(self.members.local.incarnation, 2)
+        self.clock.advance(1)
+        # The rumours heard meanwhile are answered together, once.
+        self.assertEqual(self.members.local.incarnation, 3)
+        self.assertEqual(len(self.sent), 2)
+
+    def test_aRestartedNodeCatchesUpInBoundedSteps(self) -> None:
+        # A peer remembers us at 200, from before a restart.
+        steps = []
+        for _ in range(5):
+            self.members.aliveReceived(
+                Alive(200, "me", b"\x7f\x00\x09\x09", 7946, clusterName="default")
+            )
+            steps.append(self.members.local.incarnation)
+            self.clock.advance(1)
+        jump = INCARNATION_JUMP
+        self.assertEqual(steps, [1 + jump, 1 + 2 * jump, 1 + 3 * jump, 201, 201])
+
+    def test_anAliveFarAheadOfWhatWeKnowIsNotBelieved(self) -> None:
+        self.members.aliveReceived(
+            alive("peer", 1 + INCARNATION_JUMP + 1, addr=b"\x7f\x00\x09\x09")
+        )
+        member = self.members.get("peer")
+        assert member is not None
+        self.assertEqual((member.incarnation, member.addr), (1, b"\x7f\x00\x01\x02"))
+        self.members.aliveReceived(alive("peer", 1 + INCARNATION_JUMP, meta=b"new"))
+        self.assertEqual(self.members.get("peer").meta, b"new")  # type: ignore[union-attr]
+
+
+class BoundedTableTests(MembersTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.members = Members(
+            LOCAL,
+            self.clock,
+            lambda subject, message: None,
+            observer=self.seen,
+            maxMembers=4,
+        )
+        self.addCleanup(self.members.stop)
+        for n in range(3):
+            self.members.aliveReceived(alive(f"p{n}", addr=bytes([127, 0, 2, n])))
+
+    def test_aFullTableRefusesNewNames(self) -> None:
+        self.members.aliveReceived(alive("p9", addr=b"\x7f\x00\x02\x09"))
+        self.assertIsNone(self.members.get("p9"))
+        self.assertEqual((len(self.members), self.members.full), (4, 1))
+        # Known members still change.
+        self.members.aliveReceived(alive("p1", 2, meta=b"new"))
+        self.assertEqual(self.members.get("p1").meta, b"new")  # type: ignore[union-attr]
+
+    def test_aNewNameTakesThePlaceOfTheMemberGoneLongest(self) -> None:
+        self.members.deadReceived(Dead(1, "p2", "p2", "default"))
+        self.clock.advance(1)
+        self.members.deadReceived(Dead(1, "p0", "p0", "default"))
+        self.members.aliveReceived(alive("p9", addr=b"\x7f\x00\x02\x09"))
+        self.assertIsNotNone(self.members.get("p9"))
+        self.assertIsNone(self.members.get("p2"))
+        self.assertIsNone(self.members.atAddress(("127.0.2.2", 7946)))
+        self.assertEqual(len(self.members), 4)
+
+    def test_membersAreFoundByAddress(self) -> None:
+        found = self.members.atAddress(("127.0.2.1", 7946))
+        self.assertEqual(found.name if found else None, "p1")
+        self.members.aliveReceived(alive("p1", 2, addr=b"\x7f\x00\x02\x07"))
+        self.assertIsNone(self.members.atAddress(("127.0.2.1", 7946)))
+        self.assertEqual(self.members.atAddress(("127.0.2.7", 7946)).name, "p1")  # type: ignore[union-attr]
+        self.assertIsNone(self.members.atAddress(("127.0.2.1", 1)))

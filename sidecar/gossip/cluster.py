@@ -34,6 +34,7 @@ from .interfaces import (
 from .members import Member, Members, NoObserver
 from .messages import (
     Ack,
+    Alive,
     Dead,
     ErrorResponse,
     MessageType,
@@ -45,7 +46,7 @@ from .messages import (
 from .packets import UDP_BUFFER_SIZE, encodeUserMessage
 from .prober import Address, Prober, memberAddress
 from .profiles import LAN, Timing, scaledPushPullInterval
-from .ratelimit import RateLimitedLog
+from .ratelimit import PerSourceBudget, RateLimitedLog
 from .streams import (
     PushPull,
     StreamMessage,
@@ -72,6 +73,13 @@ DELEGATE_VERSIONS_SERF = (2, 5, 4)
 
 JOIN_RETRY_FIRST = 1.0
 JOIN_RETRY_MOST = 30.0
+
+# New members that an address which is no member's may introduce by UDP:
+# a burst, then a few a second.  Members relaying news are not limited,
+# and a push-pull (a join, or anti-entropy) brings a whole table at once,
+# bounded by the table itself.
+NEW_MEMBERS_BURST = 32
+NEW_MEMBERS_PER_SECOND = 4.0
 
 
 class PushPullError(Exception):
@@ -191,7 +199,7 @@ class Cluster:
             indirectPing=self.prober.indirectPingReceived,
             ack=self.prober.ackReceived,
             nack=self.prober.nackReceived,
-            alive=self.members.aliveReceived,
+            alive=self._aliveReceived,
             suspect=self.members.suspectReceived,
             dead=self.members.deadReceived,
             user=delegate.messageReceived,
@@ -215,6 +223,10 @@ class Cluster:
         self._failed: dict[str, tuple[Address, float]] = {}
         self._joinRetry = JOIN_RETRY_FIRST
         self._failedExchanges = RateLimitedLog(self.log, clock, period=30.0)
+        self._newMembers = PerSourceBudget(
+            clock, NEW_MEMBERS_BURST, NEW_MEMBERS_PER_SECOND
+        )
+        self._strangers = RateLimitedLog(self.log, clock)
         self._inFlight: set[Deferred[Any]] = set()
         self.running = False
         self.pushPulls = 0
@@ -491,10 +503,26 @@ class Cluster:
         self._packets.send(address, [message, *extra], crc)
 
     def _memberAt(self, address: Address) -> Member | None:
-        for member in self.members.all():
-            if memberAddress(member) == tuple(address):
-                return member
-        return None
+        return self.members.atAddress(address)
+
+    def _aliveReceived(self, message: Alive, source: Address) -> None:
+        """
+        An alive message by UDP: news of a new member is taken from a
+        member freely, and from any other address within its budget.
+        """
+        if (
+            self.members.get(message.node) is None
+            and self.members.atAddress(source) is None
+            and not self._newMembers.spend(source[0])
+        ):
+            self.members.refused += 1
+            self._strangers.warn(
+                "{host} introduces new members too fast: not adding {node}",
+                host=source[0],
+                node=message.node,
+            )
+            return
+        self.members.aliveReceived(message)
 
     @staticmethod
     def _wantsCRC(member: Member) -> bool:
