@@ -293,7 +293,7 @@ class IncarnationGuardTests(MembersTestCase):
         self.assertEqual(self.state("peer"), NodeState.DEAD)
 
     def test_refutationsComeAtMostOncePerProbeInterval(self) -> None:
-        for n in range(50):
+        for _ in range(50):
             self.members.suspectReceived(
                 Suspect(self.members.local.incarnation, "me", "mallory", "default")
             )

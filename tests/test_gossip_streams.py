@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from sidecar.gossip import streams
 from sidecar.gossip.messages import (
     Ping,
     PushNodeState,
@@ -21,7 +22,6 @@ from sidecar.gossip.messages import (
     WireError,
 )
 from sidecar.gossip.security import Keyring
-from sidecar.gossip import streams
 from sidecar.gossip.streams import (
     MAX_OBJECT_BYTES,
     MAX_PUSH_NODES,

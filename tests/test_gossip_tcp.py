@@ -184,7 +184,9 @@ class BoundedListenerTests(SynchronousTestCase):
         self.clock = Clock()
         self.received: list[StreamMessage] = []
 
-    def factory(self, keyring: Keyring | None = None, **bounds: int) -> StreamServerFactory:
+    def factory(
+        self, keyring: Keyring | None = None, **bounds: int
+    ) -> StreamServerFactory:
         return StreamServerFactory(
             lambda message, source: self.received.append(message),  # type: ignore[func-returns-value]
             self.clock,

@@ -7,6 +7,8 @@ source may do.
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -33,7 +35,7 @@ class RateLimitedLog:
             )
             self._suppressed = 0
 
-    def failure(self, format: str, **fields: object) -> None:
+    def failure(self, format: str, **fields: Any) -> None:
         """
         Log the exception being handled, with its traceback, if one is due.
         """

@@ -23,7 +23,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -61,9 +61,14 @@ class StreamServerProtocol(Protocol, TimeoutMixin):
         self._done = False
         self.reserved = 0
         self.factory.connections.add(self)
-        self.callLater = self.factory.clock.callLater
         # One deadline for the whole exchange: never reset by a byte.
         self.setTimeout(self.factory.timeout)
+
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        """
+        The deadline's timer runs on the factory's clock.
+        """
+        return self.factory.clock.callLater(period, func)
 
     @property
     def source(self) -> Address:
@@ -156,19 +161,20 @@ class StreamServerFactory(Factory):
         it at once) when the listener or this source is at its bound.
         """
         host = getattr(addr, "host", "")
-        if len(self.connections) >= self._maxStreams:
-            return self._refuse(host, f"{self._maxStreams} streams are open")
         fromSource = sum(1 for c in self.connections if c.source[0] == host)
-        if fromSource >= self._maxPerSource:
-            return self._refuse(host, f"{fromSource} streams from it are open")
-        return super().buildProtocol(addr)
+        if len(self.connections) >= self._maxStreams:
+            self._refuse(host, f"{self._maxStreams} streams are open")
+        elif fromSource >= self._maxPerSource:
+            self._refuse(host, f"{fromSource} streams from it are open")
+        else:
+            return super().buildProtocol(addr)  # type: ignore[return-value]
+        return None
 
     def _refuse(self, host: str, why: str) -> None:
         self.dropped += 1
         self._refusedStreams.warn(
             "refused a stream from {host}: {why}", host=host, why=why
         )
-        return None
 
     def reserve(self, connection: StreamServerProtocol, size: int) -> None:
         """
