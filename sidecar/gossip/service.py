@@ -32,7 +32,7 @@ from .members import Member
 from .messages import NodeState
 from .prober import Address, memberAddress
 from .profiles import LAN, Timing
-from .security import Keyring
+from .security import Keyring, exposureWarning
 from .serf import SerfAwareDelegate, SerfClock
 from .streams import StreamMessage
 from .tcp import StreamDialer, StreamServerFactory
@@ -110,6 +110,11 @@ class GossipService(Service):
     def seeded(self) -> bool:
         return bool(self.settings.seeds)
 
+    @property
+    def warnings(self) -> list[str]:
+        warning = exposureWarning(self.settings.bind[0], self._keyring is not None)
+        return [] if warning is None else [warning]
+
     def memberNames(self) -> list[str]:
         if self.cluster is None:
             return [self.settings.name]
@@ -172,6 +177,8 @@ class GossipService(Service):
             node=settings.name,
             cluster=settings.clusterName,
         )
+        for warning in self.warnings:
+            self.log.warn("{warning}", warning=warning)
         self.joined = cluster.start()
 
     def stopService(self) -> Deferred[object]:

@@ -154,6 +154,7 @@ class APIResource(Resource):
             "ClusterName": self._membership.clusterName,
             "Members": members,
             "InCluster": inCluster,
+            "Warnings": list(self._membership.warnings),
         }
 
     def _route(self, segments: list[str]) -> tuple[Any, int | None]:
