@@ -12,8 +12,16 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.catalog import Status
 from sidecar.gossip.cluster import NEW_MEMBERS_BURST, NEW_MEMBERS_PER_SECOND
-from sidecar.gossip.messages import Alive, Dead, NodeState, Suspect
+from sidecar.gossip.messages import (
+    Alive,
+    Dead,
+    NodeState,
+    PushNodeState,
+    PushPullHeader,
+    Suspect,
+)
 from sidecar.gossip.packets import makeCompound
+from sidecar.gossip.streams import PushPull
 
 from .simnet import PORT, SimNetwork, SimNode
 
@@ -152,3 +160,31 @@ class MemberFloodTests(BoundaryTestCase):
             target.protocol.datagramReceived(packet, relay.address)
         fakes = [name for name in target.view() if name.startswith("fake-")]
         self.assertEqual(len(fakes), 200)
+
+    def pushPull(self, count: int) -> PushPull:
+        states = tuple(
+            PushNodeState(
+                name=f"pushed-{n}",
+                addr=bytes([127, 0, 3 + n // 250, 1 + n % 250]),
+                port=PORT,
+                incarnation=1,
+            )
+            for n in range(count)
+        )
+        header = PushPullHeader(nodes=count, userStateLen=0, clusterName="default")
+        return PushPull(header, states, b"")
+
+    def test_aStrangersPushPullAddsMembersWithinItsBudget(self) -> None:
+        target = self.nodes[0]
+        reply = target.cluster.streamReceived(
+            self.pushPull(1000), ("127.0.1.99", 50000)
+        )
+        self.assertIsNotNone(reply)
+        pushed = [name for name in target.view() if name.startswith("pushed-")]
+        self.assertEqual(len(pushed), NEW_MEMBERS_BURST)
+
+    def test_aMembersPushPullIsTakenWhole(self) -> None:
+        target, member = self.nodes[0], self.nodes[1]
+        target.cluster.streamReceived(self.pushPull(300), (member.address[0], 50000))
+        pushed = [name for name in target.view() if name.startswith("pushed-")]
+        self.assertEqual(len(pushed), 300)

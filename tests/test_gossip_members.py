@@ -366,3 +366,7 @@ class BoundedTableTests(MembersTestCase):
         self.assertIsNone(self.members.atAddress(("127.0.2.1", 7946)))
         self.assertEqual(self.members.atAddress(("127.0.2.7", 7946)).name, "p1")  # type: ignore[union-attr]
         self.assertIsNone(self.members.atAddress(("127.0.2.1", 1)))
+
+    def test_aMembersHostIsKnownWhateverThePort(self) -> None:
+        self.assertTrue(self.members.isMemberHost("127.0.2.1"))
+        self.assertFalse(self.members.isMemberHost("127.0.2.9"))

@@ -510,19 +510,28 @@ class Cluster:
         An alive message by UDP: news of a new member is taken from a
         member freely, and from any other address within its budget.
         """
+        stranger = None if self.members.atAddress(source) else source[0]
+        if self._admits(message.node, stranger):
+            self.members.aliveReceived(message)
+
+    def _admits(self, node: str, stranger: str | None) -> bool:
+        """
+        Whether news of C{node} may be taken from C{stranger} (an address
+        that is no member's; L{None}: from a member, or a peer we asked).
+        """
         if (
-            self.members.get(message.node) is None
-            and self.members.atAddress(source) is None
-            and not self._newMembers.spend(source[0])
+            stranger is None
+            or self.members.get(node) is not None
+            or self._newMembers.spend(stranger)
         ):
-            self.members.refused += 1
-            self._strangers.warn(
-                "{host} introduces new members too fast: not adding {node}",
-                host=source[0],
-                node=message.node,
-            )
-            return
-        self.members.aliveReceived(message)
+            return True
+        self.members.refused += 1
+        self._strangers.warn(
+            "{host} introduces new members too fast: not adding {node}",
+            host=stranger,
+            node=node,
+        )
+        return False
 
     @staticmethod
     def _wantsCRC(member: Member) -> bool:
@@ -580,7 +589,7 @@ class Cluster:
                 f"{where} is of cluster {reply.header.clusterName!r}, "
                 f"not {self.members.clusterName!r}"
             )
-        self._mergePushPull(reply)
+        self._mergePushPull(reply, stranger=None)
 
     def _localPushPull(self, join: bool) -> bytes:
         states = [member.toNodeState() for member in self.members.all()]
@@ -593,18 +602,21 @@ class Cluster:
         )
         return encodePushPull(header, states, userState)
 
-    def _mergePushPull(self, message: PushPull) -> None:
+    def _mergePushPull(self, message: PushPull, stranger: str | None) -> None:
         """
         Apply a peer's whole state, as memberlist does: alive and left
         members as they say; dead or suspect ones only as suspects, so that
-        we judge (and they may refute) for ourselves.
+        we judge (and they may refute) for ourselves.  New members pushed
+        by a C{stranger} (an address that is no member's) are taken within
+        its budget, as by UDP; a peer we dialled is trusted.
         """
         self.pushPulls += 1
         members = self.members
         cluster = members.clusterName
         for state in message.states:
             if state.state == NodeState.ALIVE:
-                members.aliveReceived(state.toAlive(cluster))
+                if self._admits(state.name, stranger):
+                    members.aliveReceived(state.toAlive(cluster))
             elif state.state == NodeState.LEFT:
                 members.deadReceived(
                     Dead(state.incarnation, state.name, state.name, cluster)
@@ -671,7 +683,8 @@ class Cluster:
                     f"cluster names do not match: {ours!r} <-> {theirs!r}"
                 ).encode()
             reply = self._localPushPull(message.header.join)
-            self._mergePushPull(message)
+            known = self.members.isMemberHost(source[0])
+            self._mergePushPull(message, stranger=None if known else source[0])
             return reply
         if isinstance(message, StreamUserMessage):
             self._delegate.messageReceived(message.payload)

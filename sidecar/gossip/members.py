@@ -195,6 +195,14 @@ class Members:
         name = self._byAddress.get((address[0], address[1]))
         return None if name is None else self._members.get(name)
 
+    def isMemberHost(self, host: str) -> bool:
+        """
+        Whether some member (alive or not) gossips from IP address C{host}
+        (a stream's source port is not its gossip port, so only the host
+        can be compared).
+        """
+        return any(address[0] == host for address in self._byAddress)
+
     def __len__(self) -> int:
         return len(self._members)
 
