@@ -104,6 +104,13 @@ class GossipService(Service):
         """
         return None if self._protocol is None else self._protocol.counters
 
+    @property
+    def streamsDropped(self) -> int | None:
+        """
+        TCP streams refused as bad, over a bound or too slow, while bound.
+        """
+        return None if self.tcpPort is None else self._serverFactory.dropped
+
     # -- IMembership --------------------------------------------------------
 
     @property

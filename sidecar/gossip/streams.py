@@ -42,6 +42,7 @@ MAX_PUSH_NODES = 4096
 # 512); anything this big is not one.
 MAX_OBJECT_BYTES = 64 * 1024
 MAX_CONTAINER_LEN = 1024
+_FIRST_BUFFER = 16 * 1024
 _SEALED_HEADER = 5
 
 
@@ -140,6 +141,13 @@ class StreamReader:
             return _SEALED_HEADER + _sealedLength(self._sealed)
         return self.received
 
+    def close(self) -> None:
+        """
+        Let go of what was buffered, at once: the stream was abandoned.
+        """
+        self._sealed = bytearray()
+        self._body.close()
+
     def feed(self, data: bytes) -> StreamMessage | None:
         """
         Take the next bytes of the stream.
@@ -195,16 +203,24 @@ class _BodyReader:
         self._maxNodes = maxNodes
         self._complete = complete
         # Container lengths are bounded too: msgpack allocates a list for
-        # the length an array announces before any element arrives.
+        # the length an array announces before any element arrives.  Its
+        # buffer starts small (not at its default 1 MiB) and grows with
+        # what arrives.
         self._unpacker = msgpack.Unpacker(
             raw=True,
             strict_map_key=False,
+            read_size=_FIRST_BUFFER,
             max_buffer_size=maxBytes + 1,
             max_array_len=MAX_CONTAINER_LEN,
             max_map_len=MAX_CONTAINER_LEN,
         )
         self._fed = 0
         self._parser = self._message()
+
+    def close(self) -> None:
+        # The paused parser refers to this reader: closing it breaks the
+        # cycle, so the buffers go now rather than at the next collection.
+        self._parser.close()
 
     def feed(self, data: bytes) -> StreamMessage | None:
         self._fed += len(data)

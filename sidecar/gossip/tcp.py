@@ -108,6 +108,7 @@ class StreamServerProtocol(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.setTimeout(None)
+        self._reader.close()
         self.factory.release(self)
         self.factory.connections.discard(self)
 
