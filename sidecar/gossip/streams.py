@@ -209,7 +209,7 @@ class _BodyReader:
         self._unpacker = msgpack.Unpacker(
             raw=True,
             strict_map_key=False,
-            read_size=_FIRST_BUFFER,
+            read_size=min(_FIRST_BUFFER, maxBytes + 1),
             max_buffer_size=maxBytes + 1,
             max_array_len=MAX_CONTAINER_LEN,
             max_map_len=MAX_CONTAINER_LEN,
