@@ -97,6 +97,22 @@ class IncarnationAttackTests(BoundaryTestCase):
         self.network.run(60)
         self.assertClusterUnchanged()
 
+    def test_aForgedLeaveChangesNothing(self) -> None:
+        victim = self.nodes[1]
+        forged = Dead(1, victim.name, victim.name, "default").encode()
+        for node in self.nodes:
+            self.forge(node, forged)
+        self.network.run(60)
+        self.assertClusterUnchanged()
+
+    def test_aRealLeaveIsStillSeenAtOnce(self) -> None:
+        leaver, others = self.nodes[2], self.nodes[:2]
+        leaver.cluster.leave()
+        leaver.stop()
+        self.network.run(0.1)
+        for node in others:
+            self.assertIs(node.view()[leaver.name], NodeState.LEFT)
+
     def test_repeatedRumoursRaiseTheIncarnationSlowly(self) -> None:
         victim = self.nodes[2]
         start = victim.cluster.members.local.incarnation

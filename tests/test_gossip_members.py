@@ -292,6 +292,19 @@ class IncarnationGuardTests(MembersTestCase):
         self.clock.advance(60)
         self.assertEqual(self.state("peer"), NodeState.DEAD)
 
+    def test_aLeaveNobodyVouchesForOnlyStartsASuspicion(self) -> None:
+        self.members.deadReceived(Dead(1, "peer", "peer", "default"), vouched=False)
+        self.assertEqual(self.state("peer"), NodeState.SUSPECT)
+        self.assertEqual(self.seen.events[-1][0], "joined")
+        # Unrefuted, the member left (it was no failure).
+        self.clock.advance(60)
+        self.assertEqual(self.state("peer"), NodeState.LEFT)
+        self.assertEqual(self.seen.events[-1], ("gone", "peer", NodeState.LEFT))
+
+    def test_aVouchedLeaveIsTakenAtOnce(self) -> None:
+        self.members.deadReceived(Dead(1, "peer", "peer", "default"), vouched=True)
+        self.assertEqual(self.state("peer"), NodeState.LEFT)
+
     def test_refutationsComeAtMostOncePerProbeInterval(self) -> None:
         for _ in range(50):
             self.members.suspectReceived(

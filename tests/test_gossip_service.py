@@ -201,5 +201,5 @@ class ExposureTests(SynchronousTestCase):
         service.startService()
         self.addCleanup(service.stopService)
         warnings = [e for e in events if e["log_level"] is LogLevel.warn]
-        self.assertEqual([e["warning"] for e in warnings], service.warnings)
+        self.assertEqual([e["problem"] for e in warnings], service.warnings)
         self.assertEqual(len(warnings), 1)

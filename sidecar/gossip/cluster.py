@@ -201,7 +201,7 @@ class Cluster:
             nack=self.prober.nackReceived,
             alive=self._aliveReceived,
             suspect=self.members.suspectReceived,
-            dead=self.members.deadReceived,
+            dead=self._deadReceived,
             user=delegate.messageReceived,
         )
         self._packetBudget = UDP_BUFFER_SIZE - COMPOUND_HEADER - CRC_HEADER
@@ -514,6 +514,15 @@ class Cluster:
         if self._admits(message.node, stranger):
             self.members.aliveReceived(message)
 
+    def _deadReceived(self, message: Dead, source: Address) -> None:
+        """
+        A dead message by UDP: a leave is vouched for when a member sends
+        it (the leaving node itself, or a member passing on what it
+        believed).
+        """
+        vouched = self.members.atAddress(source) is not None
+        self.members.deadReceived(message, vouched=vouched)
+
     def _admits(self, node: str, stranger: str | None) -> bool:
         """
         Whether news of C{node} may be taken from C{stranger} (an address
@@ -619,7 +628,8 @@ class Cluster:
                     members.aliveReceived(state.toAlive(cluster))
             elif state.state == NodeState.LEFT:
                 members.deadReceived(
-                    Dead(state.incarnation, state.name, state.name, cluster)
+                    Dead(state.incarnation, state.name, state.name, cluster),
+                    vouched=stranger is None,
                 )
             elif state.state in (NodeState.DEAD, NodeState.SUSPECT):
                 members.suspectReceived(

@@ -14,9 +14,10 @@ reach the gossip port can send a rumour (docs/gossip.md, "Incarnations"):
   - only a member raises its own incarnation: a suspect or dead message
     about another member is applied at the incarnation we know for it,
     never at the (possibly absurd) one it names, so it can always refute;
-  - a dead message from a third party about a member we hold alive starts
-    our own suspicion of it instead: it has the suspicion's time to
-    refute, so one packet cannot expel it;
+  - a dead message from a third party about a member we hold alive, or a
+    leave that no member vouches for, starts our own suspicion of it
+    instead: it has the suspicion's time to refute, so one packet cannot
+    expel it;
   - refuting, this node goes at most L{INCARNATION_JUMP} past its own
     incarnation, never beyond 2**32 - 1, and at most once per probe
     interval (rumours in between are answered together at its end);
@@ -136,6 +137,8 @@ class _Suspicion:
     initiator: str
     confirmers: set[str] = field(default_factory=set)
     timer: IDelayedCall | None = None
+    # Started by a leave nobody vouched for: unrefuted, the member left.
+    leave: bool = False
 
 
 Broadcast = Callable[[str, bytes], None]
@@ -322,7 +325,17 @@ class Members:
         self._suspicions[message.node] = suspicion
         self._armSuspicion(message.node, suspicion)
 
-    def deadReceived(self, message: Dead) -> None:
+    def deadReceived(self, message: Dead, vouched: bool = True) -> None:
+        """
+        A member is dead, or has left (the message is from the member
+        itself).
+
+        @param vouched: whether it came from a member (as a leave does, by
+            the leaving node's own packets and by members relaying what
+            they believed) or a peer this node dialled.  A leave that is
+            not vouched for, of a member held alive, is taken as a
+            suspicion that ends in "left" unless the member refutes it.
+        """
         if not self.sameCluster(message.clusterName, message.node):
             return
         current = self._members.get(message.node)
@@ -335,11 +348,8 @@ class Members:
                 self._refute(message.incarnation)
             return
         left = message.source == message.node
-        if (
-            not left
-            and message.source != self.localName
-            and current.state is NodeState.ALIVE
-        ):
+        hearsay = not vouched if left else message.source != self.localName
+        if hearsay and current.state is NodeState.ALIVE:
             # Another's verdict on a member we hold alive: judge for
             # ourselves, giving it the time to refute.
             self.suspectReceived(
@@ -350,6 +360,9 @@ class Members:
                     message.clusterName,
                 )
             )
+            suspicion = self._suspicions.get(message.node)
+            if suspicion is not None:
+                suspicion.leave = left
             return
         self._clearSuspicion(message.node)
         message = replace(message, incarnation=current.incarnation)
@@ -522,12 +535,16 @@ class Members:
         member = self._members.get(name)
         if suspicion is None or member is None or member.state is not NodeState.SUSPECT:
             return
-        self.log.info("{node} did not refute its suspicion: dead", node=name)
+        self.log.info(
+            "{node} did not refute its suspicion: {outcome}",
+            node=name,
+            outcome="left" if suspicion.leave else "dead",
+        )
         self.deadReceived(
             Dead(
                 incarnation=member.incarnation,
                 node=name,
-                source=self.localName,
+                source=name if suspicion.leave else self.localName,
                 clusterName=self.clusterName,
             )
         )

@@ -185,7 +185,7 @@ class GossipService(Service):
             cluster=settings.clusterName,
         )
         for warning in self.warnings:
-            self.log.warn("{warning}", warning=warning)
+            self.log.warn("{problem}", problem=warning)
         self.joined = cluster.start()
 
     def stopService(self) -> Deferred[object]:

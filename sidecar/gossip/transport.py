@@ -47,7 +47,7 @@ class PacketHandlers:
     nack: Callable[[Nack], None]
     alive: Callable[[Alive, Address], None]
     suspect: Callable[[Suspect], None]
-    dead: Callable[[Dead], None]
+    dead: Callable[[Dead, Address], None]
     user: Callable[[bytes], None]
 
 
@@ -160,6 +160,6 @@ class GossipDatagramProtocol(DatagramProtocol):
             case Suspect():
                 handlers.suspect(message)
             case Dead():
-                handlers.dead(message)
+                handlers.dead(message, addr)
             case _:
                 self.log.debug("ignoring {message!r}", message=message)
