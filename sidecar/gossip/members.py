@@ -179,6 +179,7 @@ class Members:
         self._rumoured = -1
         self._refutation: IDelayedCall | None = None
         self._refusedLog = RateLimitedLog(self.log, clock)
+        self._otherClusters = RateLimitedLog(self.log, clock)
         self.refused = 0
         self.full = 0
         self.suspicions = 0
@@ -231,7 +232,7 @@ class Members:
         if clusterName == self.clusterName or (not clusterName and self._acceptUnnamed):
             return True
         self.refused += 1
-        self.log.info(
+        self._otherClusters.info(
             "ignoring {node} of cluster {theirs!r}: this is cluster {ours!r}",
             node=node,
             theirs=clusterName,

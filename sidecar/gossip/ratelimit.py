@@ -26,6 +26,18 @@ class RateLimitedLog:
         self._last: float | None = None
         self._suppressed = 0
 
+    def info(self, format: str, **fields: object) -> None:
+        """
+        As L{warn}, at the info level: for what is expected now and then.
+        """
+        if self._due():
+            self._log.info(
+                format + " ({suppressed} similar suppressed)",
+                suppressed=self._suppressed,
+                **fields,
+            )
+            self._suppressed = 0
+
     def warn(self, format: str, **fields: object) -> None:
         if self._due():
             self._log.warn(

@@ -155,6 +155,7 @@ class StreamServerFactory(Factory):
         self.connections: set[StreamServerProtocol] = set()
         self._badStreams = RateLimitedLog(self.log, clock)
         self._refusedStreams = RateLimitedLog(self.log, clock)
+        self._handlerBugs = RateLimitedLog(self.log, clock)
 
     def buildProtocol(self, addr: Any) -> Protocol | None:
         """
@@ -213,7 +214,9 @@ class StreamServerFactory(Factory):
         try:
             return self._handler(message, source)
         except Exception:
-            self.log.failure(
+            # A bug, but one a flood of streams must not turn into a flood
+            # of tracebacks.
+            self._handlerBugs.failure(
                 "handling a stream from {host}:{port}", host=source[0], port=source[1]
             )
             return None
