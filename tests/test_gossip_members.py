@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from twisted.internet.task import Clock
+from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -22,6 +23,7 @@ from sidecar.gossip.messages import (
     Suspect,
     decodeBody,
 )
+from sidecar.gossip.ratelimit import RateLimitedLog
 
 LOCAL = Member("me", b"\x7f\x00\x01\x01", 7946)
 
@@ -101,6 +103,15 @@ class JoinTests(MembersTestCase):
         self.assertIsNone(self.members.get("stranger"))
         self.assertIsNone(self.members.get("serf-agent"))
         self.assertEqual(self.members.refused, 2)
+
+    def test_anotherClustersFloodIsLoggedOncePerPeriod(self) -> None:
+        events: list[dict[str, object]] = []
+        self.members.log = Logger(observer=events.append)
+        self.members._otherClusters = RateLimitedLog(self.members.log, self.clock)
+        for n in range(100):
+            self.members.aliveReceived(alive(f"stranger-{n}", cluster="other"))
+        self.assertEqual(len(events), 1)
+        self.assertEqual(self.members.refused, 100)
 
     def test_unnamedPeersAreAcceptedWhenAllowed(self) -> None:
         members = Members(LOCAL, self.clock, lambda s, m: None, acceptUnnamedPeers=True)

@@ -262,6 +262,18 @@ class BoundedListenerTests(SynchronousTestCase):
         self.assertTrue(transport.disconnected)
         self.assertEqual(factory.pending, 0)
 
+    def test_aFailingHandlerIsLoggedOncePerPeriod(self) -> None:
+        def broken(message: StreamMessage, source: tuple[str, int]) -> None:
+            raise RuntimeError("handler bug")
+
+        factory = StreamServerFactory(broken, self.clock)
+        for _ in range(5):
+            proto, transport = self.connect(factory)
+            assert proto is not None
+            proto.dataReceived(pushPullBody(b"{}"))
+            self.assertTrue(transport.disconnecting)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     def test_aWholeStreamIsHandledAndReleasesItsBytes(self) -> None:
         factory = self.factory()
         proto, transport = self.connect(factory)
