@@ -21,7 +21,7 @@ from sidecar.gossip.messages import (
     Suspect,
 )
 from sidecar.gossip.packets import makeCompound
-from sidecar.gossip.streams import PushPull
+from sidecar.gossip.streams import PushPull, encodePushPull, parseStream
 
 from .simnet import PORT, SimNetwork, SimNode
 
@@ -198,6 +198,23 @@ class MemberFloodTests(BoundaryTestCase):
         self.assertIsNotNone(reply)
         pushed = [name for name in target.view() if name.startswith("pushed-")]
         self.assertEqual(len(pushed), NEW_MEMBERS_BURST)
+
+    def test_aPushPullsOddNamesAreLeftOutAndCounted(self) -> None:
+        target, member = self.nodes[0], self.nodes[1]
+        wire = encodePushPull(
+            PushPullHeader(nodes=2, userStateLen=0, clusterName="default"),
+            [
+                PushNodeState(name="ok", addr=b"\x7f\x00\x03\x01", port=PORT),
+                PushNodeState(name="bad\x00", addr=b"\x7f\x00\x03\x02", port=PORT),
+            ],
+            b"",
+        )
+        refused = target.cluster.members.refused
+        message = parseStream(wire)
+        assert message is not None
+        target.cluster.streamReceived(message, (member.address[0], 50000))
+        self.assertIn("ok", target.view())
+        self.assertEqual(target.cluster.members.refused, refused + 1)
 
     def test_aMembersPushPullIsTakenWhole(self) -> None:
         target, member = self.nodes[0], self.nodes[1]

@@ -179,6 +179,17 @@ class BoundedReaderTests(SynchronousTestCase):
         self.assertEqual(message.userState, CATALOG)
         self.assertEqual(_CountingUnpacker.fed, len(wire))
 
+    def test_aMemberStateThatCannotBeRightIsLeftOutAndTheRestStand(self) -> None:
+        bad = replace(STATES[0], name="evil\x1b[2J")
+        header = PushPullHeader(nodes=3, userStateLen=len(CATALOG))
+        wire = encodePushPull(header, [STATES[0], bad, STATES[1]], CATALOG)
+        message = StreamReader().feed(wire)
+        assert isinstance(message, PushPull)
+        self.assertEqual(message.states, STATES)
+        self.assertEqual(message.userState, CATALOG)
+        [why] = message.leftOut
+        self.assertIn("PushNodeState.Name: a name is printable text", why)
+
     def test_tooManyNodesAreRefusedFromTheHeader(self) -> None:
         header = PushPullHeader(nodes=MAX_PUSH_NODES + 1, userStateLen=0)
         with self.assertRaises(WireError) as caught:

@@ -227,6 +227,7 @@ class Cluster:
             clock, NEW_MEMBERS_BURST, NEW_MEMBERS_PER_SECOND
         )
         self._strangers = RateLimitedLog(self.log, clock)
+        self._leftOut = RateLimitedLog(self.log, clock)
         self._inFlight: set[Deferred[Any]] = set()
         self.running = False
         self.pushPulls = 0
@@ -622,6 +623,13 @@ class Cluster:
         self.pushPulls += 1
         members = self.members
         cluster = members.clusterName
+        if message.leftOut:
+            members.refused += len(message.leftOut)
+            self._leftOut.warn(
+                "left {count} member state(s) out of a push-pull: {first}",
+                count=len(message.leftOut),
+                first=message.leftOut[0],
+            )
         for state in message.states:
             if state.state == NodeState.ALIVE:
                 if self._admits(state.name, stranger):

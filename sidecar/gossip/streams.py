@@ -48,9 +48,16 @@ _SEALED_HEADER = 5
 
 @dataclass(frozen=True)
 class PushPull:
+    """
+    A push-pull as received: C{leftOut} says why each member state that
+    could not be right (a name that is not printable, say) was left out;
+    the others stand.
+    """
+
     header: PushPullHeader
     states: tuple[PushNodeState, ...]
     userState: bytes
+    leftOut: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -275,12 +282,16 @@ class _BodyReader:
                 f"of {self._maxNodes}"
             )
         self._bounded(header.userStateLen, "push-pull user state")
-        states = []
+        states, leftOut = [], []
         for n in range(header.nodes):
             where = f"PushNodeState[{n}]"
-            states.append(PushNodeState.fromMap((yield from self._object(where))))
+            document = yield from self._object(where)
+            try:
+                states.append(PushNodeState.fromMap(document))
+            except WireError as e:
+                leftOut.append(str(e))
         userState = yield from self._raw(header.userStateLen)
-        return PushPull(header, tuple(states), userState)
+        return PushPull(header, tuple(states), userState, tuple(leftOut))
 
     def _bounded(self, length: int, what: str) -> None:
         if length > self._maxBytes:
