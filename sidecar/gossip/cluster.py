@@ -499,12 +499,9 @@ class Cluster:
         extra: list[bytes] = []
         if room > 0:
             extra = self.queue.take(COMPOUND_OVERHEAD, room, len(self.members.alive()))
-        member = self._memberAt(address)
+        member = self.members.atAddress(address)
         crc = member is not None and self._wantsCRC(member)
         self._packets.send(address, [message, *extra], crc)
-
-    def _memberAt(self, address: Address) -> Member | None:
-        return self.members.atAddress(address)
 
     def _aliveReceived(self, message: Alive, source: Address) -> None:
         """
