@@ -99,8 +99,9 @@ class IMembership(Interface):
         """
         @return: every member this node knows, itself included, as JSON
             objects: C{{"Name", "Address", "Port", "State", "Incarnation",
-            "Meta", "ProtocolVersions"}}; C{State} is C{alive}, C{suspect},
-            C{failed} or C{left}.
+            "Meta", "ProtocolVersions", "ClockSkew"}}; C{State} is C{alive},
+            C{suspect}, C{failed} or C{left}; C{ClockSkew} is the member's
+            clock minus ours in seconds, or null when not known.
         """
 
 

@@ -71,6 +71,7 @@ class NodeCollector:
             services.add_metric([status.label], byStatus.get(status, 0))
         yield services
         yield from self._gossip()
+        yield from self._admission()
         yield from self._proxy()
         yield from self._listeners()
 
@@ -124,6 +125,32 @@ class NodeCollector:
                 "incarnation, a full table, a source over its budget).",
                 cluster.members.refused,
             )
+
+    def _admission(self) -> Iterator[Metric]:
+        gossip = self._node.gossip
+        refused = CounterMetricFamily(
+            "sidecar_catalog_records_refused",
+            "Catalog records from peers that were refused, by reason.",
+            labels=["reason"],
+        )
+        reasons = gossip.admission.refused + self._node.state.refused
+        for reason, count in sorted(reasons.items()):
+            refused.add_metric([reason], count)
+        yield refused
+        skews = GaugeMetricFamily(
+            "sidecar_member_clock_skew_seconds",
+            "Each member's clock minus ours, as its own records tell.",
+            labels=["member"],
+        )
+        for member in gossip.members():
+            if member["ClockSkew"] is not None:
+                skews.add_metric([member["Name"]], member["ClockSkew"])
+        yield skews
+        yield GaugeMetricFamily(
+            "sidecar_catalog_bytes",
+            "Bytes the catalog's records take (kept within push-pull's limit).",
+            value=self._node.state.size,
+        )
 
     def _proxy(self) -> Iterator[Metric]:
         proxy = self._node.proxy

@@ -149,6 +149,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
             keys=node.encryptKeys,
             acceptUnnamedPeers=node.acceptUnnamedPeers,
             timing=_timing(node.profile, node.pushPullInterval),
+            maxClockSkew=node.maxClockSkew,
         ),
         state,
     )

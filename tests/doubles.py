@@ -105,6 +105,7 @@ class Members:
                 "Incarnation": 0,
                 "Meta": "",
                 "ProtocolVersions": [1, 5, 4, 0, 0, 0],
+                "ClockSkew": None,
             }
             for name in self.names
         ]

@@ -194,6 +194,20 @@ class EnvironmentTests(ConfigTestCase):
         self.assertEqual(node.gossip.settings.timing.pushPullInterval, 79.0)
         self.assertEqual(node.gossip.settings.timing.probeInterval, 1.0)
 
+    def test_theAllowedClockSkewFromFileOrEnvironment(self) -> None:
+        self.assertEqual(self.load("").node.maxClockSkew, 30.0)
+        config = self.load('[node]\nmax_clock_skew = "5s"\n')
+        self.assertEqual(config.node.maxClockSkew, 5.0)
+        config = self.load(
+            '[node]\nmax_clock_skew = "5s"\n', SIDECAR_MAX_CLOCK_SKEW="2m"
+        )
+        self.assertEqual(config.node.maxClockSkew, 120.0)
+        node = makeService(config, MemoryReactorWithUDP())
+        self.assertEqual(node.gossip.settings.maxClockSkew, 120.0)
+        self.assertError('[node]\nmax_clock_skew = "0s"\n', "node.max_clock_skew")
+        error = self.assertError("", None, "soon", SIDECAR_MAX_CLOCK_SKEW="soon")
+        self.assertEqual(error.source, "environment SIDECAR_MAX_CLOCK_SKEW")
+
     def test_goVariablesOverrideTheFile(self) -> None:
         config = self.load(
             '[node]\ncluster_name = "file"\nbind = "127.0.1.1:7000"\n'

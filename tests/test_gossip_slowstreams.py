@@ -154,7 +154,10 @@ class SlowStreamTests(TestCase):
                     f'listen = "{host}:{api}"',
                     "[health]",
                     'interval = "200ms"',
-                    'timeout = "1s"',
+                    # Three failures in a row: a machine busy with the
+                    # attacker may delay one check, but not exhaust fds.
+                    'timeout = "2s"',
+                    "fall = 3",
                 ]
             )
             + "\n"

@@ -129,7 +129,14 @@ class BadPacketTests(SynchronousTestCase):
 
         protocol = GossipDatagramProtocol(
             PacketHandlers(
-                broken, broken, broken, broken, broken, broken, broken, seen.append
+                broken,
+                broken,
+                broken,
+                broken,
+                broken,
+                broken,
+                broken,
+                lambda payload, source: seen.append(payload),
             ),
             Clock(),
         )

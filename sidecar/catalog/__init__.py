@@ -7,7 +7,15 @@ from an injected L{twisted.internet.interfaces.IReactorTime}.
 from .codec import DecodeError, decodeService, decodeStateServices, encodeService
 from .interfaces import IBroadcaster, ICatalogObserver
 from .service import Port, Service, Status
-from .state import ChangeEvent, Lifespans, ServicesState, TombstoneResend, recordOrder
+from .state import (
+    ChangeEvent,
+    Lifespans,
+    Limits,
+    Refused,
+    ServicesState,
+    TombstoneResend,
+    recordOrder,
+)
 
 __all__ = [
     "ChangeEvent",
@@ -15,7 +23,9 @@ __all__ = [
     "IBroadcaster",
     "ICatalogObserver",
     "Lifespans",
+    "Limits",
     "Port",
+    "Refused",
     "Service",
     "ServicesState",
     "Status",

@@ -180,6 +180,13 @@ KEYS: tuple[Key, ...] = (
         "SIDECAR_PUSH_PULL_INTERVAL",
         _goDuration,
     ),
+    Key(
+        "node",
+        "max_clock_skew",
+        30.0,
+        parsePositiveDuration,
+        "SIDECAR_MAX_CLOCK_SKEW",
+    ),
     Key("api", "listen", Address("127.0.0.1", 7777), _listenAddress),
     Key(
         "discovery",
@@ -335,6 +342,7 @@ def loadConfig(
             acceptUnnamedPeers=values["node.accept_unnamed_peers"],
             profile=values["node.profile"],
             pushPullInterval=values["node.push_pull_interval"],
+            maxClockSkew=values["node.max_clock_skew"],
         ),
         api=ApiConfig(listen=values["api.listen"]),
         discovery=DiscoveryConfig(

@@ -23,6 +23,7 @@ class NodeConfig:
     acceptUnnamedPeers: bool = False
     profile: str = "lan"
     pushPullInterval: float | None = None
+    maxClockSkew: float = 30.0
 
     @property
     def encryptKeys(self) -> tuple[bytes, ...]:

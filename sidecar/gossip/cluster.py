@@ -596,7 +596,7 @@ class Cluster:
                 f"{where} is of cluster {reply.header.clusterName!r}, "
                 f"not {self.members.clusterName!r}"
             )
-        self._mergePushPull(reply, stranger=None)
+        self._mergePushPull(reply, address, dialed=True)
 
     def _localPushPull(self, join: bool) -> bytes:
         states = [member.toNodeState() for member in self.members.all()]
@@ -609,17 +609,22 @@ class Cluster:
         )
         return encodePushPull(header, states, userState)
 
-    def _mergePushPull(self, message: PushPull, stranger: str | None) -> None:
+    def _mergePushPull(
+        self, message: PushPull, source: Address, dialed: bool = False
+    ) -> None:
         """
-        Apply a peer's whole state, as memberlist does: alive and left
-        members as they say; dead or suspect ones only as suspects, so that
-        we judge (and they may refute) for ourselves.  New members pushed
-        by a C{stranger} (an address that is no member's) are taken within
-        its budget, as by UDP; a peer we dialled is trusted.
+        Apply a peer's whole state, from C{source} (a peer this node
+        C{dialed}, or one that connected), as memberlist does: alive and
+        left members as they say; dead or suspect ones only as suspects, so
+        that we judge (and they may refute) for ourselves.  New members
+        pushed by a stranger (an address that is no member's host) are
+        taken within its budget, as by UDP; a peer we dialled is trusted.
         """
         self.pushPulls += 1
         members = self.members
         cluster = members.clusterName
+        known = dialed or members.isMemberHost(source[0])
+        stranger = None if known else source[0]
         if message.leftOut:
             members.refused += len(message.leftOut)
             self._leftOut.warn(
@@ -641,7 +646,9 @@ class Cluster:
                     Suspect(state.incarnation, state.name, members.localName, cluster)
                 )
         if message.userState:
-            self._delegate.mergeRemoteState(message.userState, message.header.join)
+            self._delegate.mergeRemoteState(
+                message.userState, message.header.join, source, dialed
+            )
 
     def _schedulePushPull(self, first: bool = False) -> None:
         interval = scaledPushPullInterval(
@@ -698,11 +705,10 @@ class Cluster:
                     f"cluster names do not match: {ours!r} <-> {theirs!r}"
                 ).encode()
             reply = self._localPushPull(message.header.join)
-            known = self.members.isMemberHost(source[0])
-            self._mergePushPull(message, stranger=None if known else source[0])
+            self._mergePushPull(message, source)
             return reply
         if isinstance(message, StreamUserMessage):
-            self._delegate.messageReceived(message.payload)
+            self._delegate.messageReceived(message.payload, source)
             return None
         if isinstance(message, Ping):
             if message.node and message.node != self.members.localName:

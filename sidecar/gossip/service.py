@@ -20,6 +20,7 @@ from zope.interface import implementer
 from sidecar.catalog import ServicesState
 from sidecar.interfaces import IMembership
 
+from .admission import Admission, catalogAdmission
 from .cluster import (
     DELEGATE_VERSIONS_SERF,
     DELEGATE_VERSIONS_SIDECAR,
@@ -51,6 +52,8 @@ class GossipSettings:
     @ivar advertise: the address peers use; L{None}: the bind address (at
         the port actually bound).
     @ivar keys: the encryption keys, the primary first; empty for none.
+    @ivar maxClockSkew: seconds a record may be stamped ahead of this
+        node's clock before it is refused.
     """
 
     name: str
@@ -61,6 +64,7 @@ class GossipSettings:
     keys: tuple[bytes, ...] = ()
     acceptUnnamedPeers: bool = False
     timing: Timing = LAN
+    maxClockSkew: float = 30.0
 
 
 @implementer(IMembership)
@@ -96,6 +100,9 @@ class GossipService(Service):
         self._broadcaster: CatalogBroadcaster | None = None
         self._serfClock: SerfClock | None = None
         self.joined: Deferred[int] | None = None
+        self.admission: Admission = catalogAdmission(
+            state, reactor, settings.maxClockSkew
+        )
 
     @property
     def packetCounters(self) -> PacketCounters | None:
@@ -130,7 +137,10 @@ class GossipService(Service):
     def members(self) -> list[dict[str, Any]]:
         if self.cluster is None:
             return []
-        return [describeMember(m) for m in self.cluster.members.all()]
+        skews = self.admission.skews
+        return [
+            describeMember(m, skews.skew(m.name)) for m in self.cluster.members.all()
+        ]
 
     # -- the service --------------------------------------------------------
 
@@ -145,7 +155,7 @@ class GossipService(Service):
         settings = self.settings
         bound = self.tcpPort.getHost()
         advertise = settings.advertise or (settings.bind[0], bound.port)  # type: ignore[attr-defined]
-        if advertise[0] in ("0.0.0.0", "::", ""):
+        if _specificHost(advertise[0]) is None:
             advertise = ("127.0.0.1", advertise[1])
         local = localMember(
             settings.name,
@@ -155,7 +165,7 @@ class GossipService(Service):
             if settings.acceptUnnamedPeers
             else DELEGATE_VERSIONS_SIDECAR,
         )
-        catalog = CatalogDelegate(self._state, self._reactor)
+        catalog = CatalogDelegate(self._state, self.admission)
         delegate: IGossipDelegate = catalog
         if settings.acceptUnnamedPeers:
             self._serfClock = SerfClock(settings.name)
@@ -165,7 +175,12 @@ class GossipService(Service):
             self._reactor,
             self._rng,
             self._protocol,
-            StreamDialer(self._reactor, self._keyring, settings.timing.tcpTimeout),
+            StreamDialer(
+                self._reactor,
+                self._keyring,
+                settings.timing.tcpTimeout,
+                bindHost=_specificHost(settings.bind[0]),
+            ),
             delegate,
             observer=catalog,
             clusterName=settings.clusterName,
@@ -174,6 +189,7 @@ class GossipService(Service):
             encrypted=self._keyring is not None,
             seeds=settings.seeds,
         )
+        self.admission.watch(cluster.members)
         self._protocol.handlers = cluster.handlers
         self._broadcaster = CatalogBroadcaster(cluster)
         self._state.addBroadcaster(self._broadcaster)
@@ -247,9 +263,18 @@ _STATE_NAMES = {
 }
 
 
-def describeMember(member: Member) -> dict[str, Any]:
+def _specificHost(host: str) -> str | None:
     """
-    A member as C{/api/members.json} shows it.
+    C{host}, unless it is a wildcard that names no one address.
+    """
+    return None if host in ("0.0.0.0", "::", "") else host
+
+
+def describeMember(member: Member, skew: float | None = None) -> dict[str, Any]:
+    """
+    A member as C{/api/members.json} shows it, with its clock's offset
+    from ours in seconds (see L{sidecar.gossip.skew}); L{None} when it has
+    sent no record of its own (this node, serf agents).
     """
     host, port = memberAddress(member)
     return {
@@ -260,4 +285,5 @@ def describeMember(member: Member) -> dict[str, Any]:
         "Incarnation": member.incarnation,
         "Meta": member.meta.decode("utf-8", "replace"),
         "ProtocolVersions": list(member.vsn),
+        "ClockSkew": None if skew is None else round(skew, 3),
     }

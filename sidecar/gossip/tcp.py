@@ -277,15 +277,22 @@ class _StreamClientProtocol(Protocol):
 @implementer(IStreamDialer)
 class StreamDialer:
     """
-    Sends one stream message per connection, over TCP.
+    Sends one stream message per connection, over TCP, from C{bindHost}
+    when given: peers admit catalog records only from members' addresses,
+    so a node bound to one address must also connect from it.
     """
 
     def __init__(
-        self, reactor: Any, keyring: Keyring | None = None, timeout: float = 10.0
+        self,
+        reactor: Any,
+        keyring: Keyring | None = None,
+        timeout: float = 10.0,
+        bindHost: str | None = None,
     ) -> None:
         self._reactor = reactor
         self._keyring = keyring
         self._timeout = timeout
+        self._bindAddress = None if bindHost is None else (bindHost, 0)
 
     def request(
         self, address: Address, body: bytes, expectReply: bool = True
@@ -302,7 +309,11 @@ class StreamDialer:
         # Every push-pull and TCP ping would log two lines otherwise.
         factory.noisy = False
         endpoint = HostnameEndpoint(
-            self._reactor, address[0], address[1], timeout=self._timeout
+            self._reactor,
+            address[0],
+            address[1],
+            timeout=self._timeout,
+            bindAddress=self._bindAddress,
         )
         d: Deferred[Any] = endpoint.connect(factory)
         d.addCallback(lambda protocol: protocol.done)

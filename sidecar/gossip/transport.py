@@ -48,7 +48,7 @@ class PacketHandlers:
     alive: Callable[[Alive, Address], None]
     suspect: Callable[[Suspect], None]
     dead: Callable[[Dead, Address], None]
-    user: Callable[[bytes], None]
+    user: Callable[[bytes, Address], None]
 
 
 @dataclass
@@ -146,7 +146,7 @@ class GossipDatagramProtocol(DatagramProtocol):
             return  # bound, but the node is not running
         match message:
             case UserMessage(payload):
-                handlers.user(payload)
+                handlers.user(payload, addr)
             case Ping():
                 handlers.ping(message, addr)
             case IndirectPing():
