@@ -188,7 +188,7 @@ class SuspicionTests(MembersTestCase):
 
     def test_deadNodeRejoinsWithAHigherIncarnation(self) -> None:
         self.members.suspect("peer")
-        self.members.deadReceived(Dead(1, "peer", "b", "default"))
+        self.clock.advance(60)
         self.members.aliveReceived(alive("peer", 2))
         self.assertEqual(self.state("peer"), NodeState.ALIVE)
         self.assertEqual(
@@ -295,6 +295,15 @@ class IncarnationGuardTests(MembersTestCase):
         self.clock.advance(60)
         self.assertEqual(self.peer.get("me").state, NodeState.ALIVE)  # type: ignore[union-attr]
 
+    def test_aThirdPartysDeadOnlyConfirmsASuspicion(self) -> None:
+        self.members.suspect("peer")
+        self.members.deadReceived(Dead(1, "peer", "mallory", "default"))
+        self.assertEqual(self.state("peer"), NodeState.SUSPECT)
+        # One confirmation: shorter than the 24 s of none, but still time
+        # to refute.
+        self.members.aliveReceived(alive("peer", 2, addr=b"\x7f\x00\x01\x02"))
+        self.assertEqual(self.state("peer"), NodeState.ALIVE)
+
     def test_aThirdPartysDeadOnlyStartsASuspicion(self) -> None:
         self.members.deadReceived(Dead(1, "peer", "mallory", "default"))
         self.assertEqual(self.state("peer"), NodeState.SUSPECT)
@@ -340,6 +349,23 @@ class IncarnationGuardTests(MembersTestCase):
         jump = INCARNATION_JUMP
         self.assertEqual(steps, [1 + jump, 1 + 2 * jump, 1 + 3 * jump, 201, 201])
 
+    def test_aLiveMemberCannotBeMovedElsewhere(self) -> None:
+        self.members.aliveReceived(alive("peer", 2, addr=b"\x7f\x00\x09\x09"))
+        member = self.members.get("peer")
+        assert member is not None
+        self.assertEqual((member.incarnation, member.addr), (1, b"\x7f\x00\x01\x02"))
+        self.assertEqual(self.members.atAddress(("127.0.1.2", 7946)), member)
+        self.assertIsNone(self.members.atAddress(("127.0.9.9", 7946)))
+
+    def test_aGoneMemberMayComeBackElsewhere(self) -> None:
+        self.members.deadReceived(Dead(1, "peer", "peer", "default"))
+        self.members.aliveReceived(alive("peer", 1, addr=b"\x7f\x00\x09\x09"))
+        member = self.members.get("peer")
+        assert member is not None
+        self.assertEqual(
+            (member.state, member.addr), (NodeState.ALIVE, b"\x7f\x00\x09\x09")
+        )
+
     def test_anAliveFarAheadOfWhatWeKnowIsNotBelieved(self) -> None:
         self.members.aliveReceived(
             alive("peer", 1 + INCARNATION_JUMP + 1, addr=b"\x7f\x00\x09\x09")
@@ -370,7 +396,9 @@ class BoundedTableTests(MembersTestCase):
         self.assertIsNone(self.members.get("p9"))
         self.assertEqual((len(self.members), self.members.full), (4, 1))
         # Known members still change.
-        self.members.aliveReceived(alive("p1", 2, meta=b"new"))
+        self.members.aliveReceived(
+            alive("p1", 2, meta=b"new", addr=b"\x7f\x00\x02\x01")
+        )
         self.assertEqual(self.members.get("p1").meta, b"new")  # type: ignore[union-attr]
 
     def test_aNewNameTakesThePlaceOfTheMemberGoneLongest(self) -> None:
@@ -386,6 +414,8 @@ class BoundedTableTests(MembersTestCase):
     def test_membersAreFoundByAddress(self) -> None:
         found = self.members.atAddress(("127.0.2.1", 7946))
         self.assertEqual(found.name if found else None, "p1")
+        # Gone, then back elsewhere.
+        self.members.deadReceived(Dead(1, "p1", "p1", "default"))
         self.members.aliveReceived(alive("p1", 2, addr=b"\x7f\x00\x02\x07"))
         self.assertIsNone(self.members.atAddress(("127.0.2.1", 7946)))
         self.assertEqual(self.members.atAddress(("127.0.2.7", 7946)).name, "p1")  # type: ignore[union-attr]

@@ -432,6 +432,17 @@ class Cluster:
 
     def _queueMemberMessage(self, node: str, message: bytes) -> None:
         self._enqueue(("member", node), message)
+        members = self.members
+        if node == members.localName and self.running and not members.leaving:
+            # A refutation also goes straight to every live member (at most
+            # once a probe interval): gossip alone may spend its few
+            # transmissions on members that never answer, as a flood of
+            # fake ones does, and the suspicion would run out meanwhile.
+            for member in members.alive():
+                if member.name != node:
+                    self._packets.send(
+                        memberAddress(member), [message], self._wantsCRC(member)
+                    )
 
     def _enqueue(self, subject: object, message: bytes) -> None:
         self.queue.queue(subject, message)

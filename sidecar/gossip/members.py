@@ -14,15 +14,16 @@ reach the gossip port can send a rumour (docs/gossip.md, "Incarnations"):
   - only a member raises its own incarnation: a suspect or dead message
     about another member is applied at the incarnation we know for it,
     never at the (possibly absurd) one it names, so it can always refute;
-  - a dead message from a third party about a member we hold alive, or a
-    leave that no member vouches for, starts our own suspicion of it
-    instead: it has the suspicion's time to refute, so one packet cannot
-    expel it;
+  - a dead message from a third party, or a leave that no member vouches
+    for, starts our own suspicion of the member (or confirms it) instead:
+    only our own suspicion's end declares a member dead, so it always has
+    time to refute, and no packet can expel it;
   - refuting, this node goes at most L{INCARNATION_JUMP} past its own
     incarnation, never beyond 2**32 - 1, and at most once per probe
     interval (rumours in between are answered together at its end);
   - an alive message more than L{INCARNATION_JUMP} ahead of the member's
-    known incarnation is not believed.
+    known incarnation is not believed, nor one that moves a live member
+    to another address (memberlist's conflict rule).
 
 And the table is bounded: at most C{maxMembers} names; when it is full, a
 new name takes the place of the member gone longest, or is refused.
@@ -256,21 +257,7 @@ class Members:
             self._refute(message.incarnation)
             return
         current = self._members.get(message.node)
-        if current is not None and message.incarnation <= current.incarnation:
-            moved = (message.addr, message.port) != (current.addr, current.port)
-            if not (current.isGone and moved):
-                return
-        if (
-            current is not None
-            and message.incarnation > current.incarnation + INCARNATION_JUMP
-        ):
-            self._refuse(
-                "an alive message for {node} at incarnation {incarnation}, "
-                "far ahead of {known}",
-                node=message.node,
-                incarnation=message.incarnation,
-                known=current.incarnation,
-            )
+        if current is not None and not self._believable(message, current):
             return
         if current is None and not self._makeRoom(message.node):
             return
@@ -286,6 +273,35 @@ class Members:
             member.meta,
         ):
             self._observer.memberUpdated(member)
+
+    def _believable(self, message: Alive, current: Member) -> bool:
+        """
+        Whether an alive message about a known member may change it: it
+        must be newer (or move a member that is gone), not far ahead, and
+        not move a live member elsewhere (memberlist's conflict rule: a
+        live member's address is not taken over).
+        """
+        moved = (message.addr, message.port) != (current.addr, current.port)
+        if message.incarnation <= current.incarnation:
+            return current.isGone and moved
+        if message.incarnation > current.incarnation + INCARNATION_JUMP:
+            self._refuse(
+                "an alive message for {node} at incarnation {incarnation}, "
+                "far ahead of {known}",
+                node=message.node,
+                incarnation=message.incarnation,
+                known=current.incarnation,
+            )
+            return False
+        if moved and not current.isGone:
+            self._refuse(
+                "an alive message moves {node}, a live member, from {old} to {new}",
+                node=message.node,
+                old="{}:{}".format(*current.address),
+                new="{}:{}".format(*Member.fromAlive(message, 0).address),
+            )
+            return False
+        return True
 
     def suspectReceived(self, message: Suspect) -> None:
         if not self.sameCluster(message.clusterName, message.node):
@@ -334,8 +350,8 @@ class Members:
         @param vouched: whether it came from a member (as a leave does, by
             the leaving node's own packets and by members relaying what
             they believed) or a peer this node dialled.  A leave that is
-            not vouched for, of a member held alive, is taken as a
-            suspicion that ends in "left" unless the member refutes it.
+            not vouched for is taken as a suspicion (that ends in "left",
+            unless the member refutes it), as a third party's verdict is.
         """
         if not self.sameCluster(message.clusterName, message.node):
             return
@@ -350,9 +366,10 @@ class Members:
             return
         left = message.source == message.node
         hearsay = not vouched if left else message.source != self.localName
-        if hearsay and current.state is NodeState.ALIVE:
-            # Another's verdict on a member we hold alive: judge for
-            # ourselves, giving it the time to refute.
+        if hearsay:
+            # Another's verdict: judge for ourselves, giving the member the
+            # time to refute.  It starts our suspicion, or confirms it.
+            wasAlive = current.state is NodeState.ALIVE
             self.suspectReceived(
                 Suspect(
                     message.incarnation,
@@ -362,7 +379,7 @@ class Members:
                 )
             )
             suspicion = self._suspicions.get(message.node)
-            if suspicion is not None:
+            if suspicion is not None and wasAlive:
                 suspicion.leave = left
             return
         self._clearSuspicion(message.node)
