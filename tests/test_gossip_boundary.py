@@ -105,6 +105,25 @@ class IncarnationAttackTests(BoundaryTestCase):
         self.network.run(60)
         self.assertClusterUnchanged()
 
+    def test_aForgedAliveCannotMoveAMemberToTheSender(self) -> None:
+        victim = self.nodes[1]
+        incarnation = victim.cluster.members.local.incarnation
+        forged = Alive(
+            incarnation + 1,
+            victim.name,
+            b"\x7f\x00\x01\x63",
+            PORT,
+            clusterName="default",
+        ).encode()
+        for node in self.nodes:
+            if node is not victim:
+                self.forge(node, forged)
+        self.network.run(30)
+        self.assertClusterUnchanged()
+        for node in self.nodes:
+            self.assertEqual(node.member(victim.name).address, victim.address)  # type: ignore[union-attr]
+            self.assertIsNone(node.cluster.members.atAddress(STRANGER))
+
     def test_aRealLeaveIsStillSeenAtOnce(self) -> None:
         leaver, others = self.nodes[2], self.nodes[:2]
         leaver.cluster.leave()
