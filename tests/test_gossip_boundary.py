@@ -11,10 +11,15 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.catalog import Status
-from sidecar.gossip.cluster import NEW_MEMBERS_BURST, NEW_MEMBERS_PER_SECOND
+from sidecar.gossip.cluster import (
+    NEW_MEMBERS_BURST,
+    NEW_MEMBERS_PER_SECOND,
+    RELAYS_BURST,
+)
 from sidecar.gossip.messages import (
     Alive,
     Dead,
+    IndirectPing,
     NodeState,
     PushNodeState,
     PushPullHeader,
@@ -154,6 +159,30 @@ class IncarnationAttackTests(BoundaryTestCase):
         self.assertLessEqual(victim.cluster.members.local.incarnation - start, 11)
         self.network.run(30)
         self.assertClusterUnchanged()
+
+
+class ReflectionTests(BoundaryTestCase):
+    def test_aStrangersIndirectPingsAreRelayedWithinItsBudget(self) -> None:
+        target = self.nodes[0]
+        sent = []
+        original = target.protocol.send
+
+        def recording(address, messages, crc=False):  # type: ignore[no-untyped-def]
+            sent.append(address)
+            original(address, messages, crc)
+
+        target.protocol.send = recording  # type: ignore[method-assign]
+        victim = ("127.0.1.77", PORT)
+        request = IndirectPing(
+            seqNo=1, target=b"\x7f\x00\x01\x4d", port=PORT, node="x"
+        ).encode()
+        for _ in range(100):
+            self.forge(target, request)
+        self.assertEqual(sent.count(victim), RELAYS_BURST)
+        self.assertEqual(target.cluster.relaysRefused, 100 - RELAYS_BURST)
+        # A member's requests are relayed, whatever the stranger did.
+        target.protocol.datagramReceived(request, self.nodes[1].address)
+        self.assertEqual(sent.count(victim), RELAYS_BURST + 1)
 
 
 class MemberFloodTests(BoundaryTestCase):

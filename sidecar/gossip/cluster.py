@@ -37,6 +37,7 @@ from .messages import (
     Alive,
     Dead,
     ErrorResponse,
+    IndirectPing,
     MessageType,
     NodeState,
     Ping,
@@ -80,6 +81,11 @@ JOIN_RETRY_MOST = 30.0
 # bounded by the table itself.
 NEW_MEMBERS_BURST = 32
 NEW_MEMBERS_PER_SECOND = 4.0
+# Indirect pings relayed for an address that is no member's: each makes
+# this node send a ping where the request says, so a stranger may not turn
+# it into a reflector.
+RELAYS_BURST = 16
+RELAYS_PER_SECOND = 4.0
 
 
 class PushPullError(Exception):
@@ -196,7 +202,7 @@ class Cluster:
         self.queue = BroadcastQueue(timing.retransmitMultiplier)
         self.handlers = PacketHandlers(
             ping=self.prober.pingReceived,
-            indirectPing=self.prober.indirectPingReceived,
+            indirectPing=self._indirectPingReceived,
             ack=self.prober.ackReceived,
             nack=self.prober.nackReceived,
             alive=self._aliveReceived,
@@ -227,6 +233,9 @@ class Cluster:
             clock, NEW_MEMBERS_BURST, NEW_MEMBERS_PER_SECOND
         )
         self._strangers = RateLimitedLog(self.log, clock)
+        self._relays = PerSourceBudget(clock, RELAYS_BURST, RELAYS_PER_SECOND)
+        self._refusedRelays = RateLimitedLog(self.log, clock)
+        self.relaysRefused = 0
         self._leftOut = RateLimitedLog(self.log, clock)
         self._inFlight: set[Deferred[Any]] = set()
         self.running = False
@@ -522,6 +531,20 @@ class Cluster:
         stranger = None if self.members.atAddress(source) else source[0]
         if self._admits(message.node, stranger):
             self.members.aliveReceived(message)
+
+    def _indirectPingReceived(self, request: IndirectPing, source: Address) -> None:
+        """
+        Relay a ping for a member freely, and for any other address within
+        its budget.
+        """
+        if self.members.atAddress(source) is None and not self._relays.spend(source[0]):
+            self.relaysRefused += 1
+            self._refusedRelays.warn(
+                "{host} asks for indirect pings too often: not relaying",
+                host=source[0],
+            )
+            return
+        self.prober.indirectPingReceived(request, source)
 
     def _deadReceived(self, message: Dead, source: Address) -> None:
         """
