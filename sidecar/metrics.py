@@ -163,6 +163,12 @@ class NodeCollector:
             "HAProxy updates made through its runtime API, without a reload.",
             status["RuntimeChanges"],
         )
+        yield GaugeMetricFamily(
+            "sidecar_haproxy_refused",
+            "Instances and ServicePorts left out of HAProxy (see Refused in"
+            " /api/haproxy.json).",
+            value=len(status["Refused"]),
+        )
 
     def _listeners(self) -> Iterator[Metric]:
         listeners = self._node.listeners
@@ -178,11 +184,28 @@ class NodeCollector:
             "Failed deliveries to a listener (each is retried).",
             labels=["listener"],
         )
+        dropped = CounterMetricFamily(
+            "sidecar_listener_events_dropped",
+            "Waiting events a listener that fell behind lost: coalesced into a"
+            " newer event of the same service, or dropped.",
+            labels=["listener", "how"],
+        )
+        waiting = GaugeMetricFamily(
+            "sidecar_listener_events_waiting",
+            "Events waiting for a listener.",
+            labels=["listener"],
+        )
         for listener in listeners.status():
-            delivered.add_metric([listener["Name"]], listener["Delivered"])
-            failures.add_metric([listener["Name"]], listener["Failures"])
+            name = listener["Name"]
+            delivered.add_metric([name], listener["Delivered"])
+            failures.add_metric([name], listener["Failures"])
+            dropped.add_metric([name, "coalesced"], listener["Coalesced"])
+            dropped.add_metric([name, "dropped"], listener["Dropped"])
+            waiting.add_metric([name], listener["Waiting"])
         yield delivered
         yield failures
+        yield dropped
+        yield waiting
 
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:

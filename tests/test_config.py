@@ -115,7 +115,8 @@ class FileTests(ConfigTestCase):
             'docker_name_label = "app"\ndocker_resync_interval = "30s"\n'
             '[health]\ninterval = "1s"\ntimeout = "500ms"\nfall = 3\n'
             'concurrency = 20\ndefault_check_endpoint = "/healthz"\n'
-            "damping = false\n"
+            "damping = false\nexternal_from_labels = true\n"
+            'external_commands = ["/usr/lib/nagios/plugins/*"]\n'
             '[haproxy]\nenabled = true\nbind_ip = "127.0.0.168"\n'
             'config_file = "/tmp/h.cfg"\nbinary = "/usr/sbin/haproxy"\n'
             'template = "haproxy.cfg.j2"\nmanage_process = false\n'
@@ -123,6 +124,7 @@ class FileTests(ConfigTestCase):
             'admin_socket = "/tmp/h.sock"\npid_file = "/tmp/h.pid"\n'
             'min_reload_interval = "2s"\nuse_hostnames = true\n'
             'stats_listen = ""\nuser = "haproxy"\ngroup = "haproxy"\nmaxconn = 512\n'
+            "allow_loopback_targets = true\n"
             '[listeners]\nurls = ["http://127.0.0.1:9000/events"]\n'
             '[log]\nlevel = "debug"\nformat = "json"\n'
         )
@@ -155,7 +157,17 @@ class FileTests(ConfigTestCase):
         self.assertEqual(config.discovery.dockerNameLabel, "app")
         self.assertEqual(config.discovery.dockerResyncInterval, 30.0)
         self.assertEqual(
-            config.health, HealthConfig(1.0, 0.5, 3, 20, "/healthz", damping=False)
+            config.health,
+            HealthConfig(
+                1.0,
+                0.5,
+                3,
+                20,
+                "/healthz",
+                damping=False,
+                externalFromLabels=True,
+                externalCommands=("/usr/lib/nagios/plugins/*",),
+            ),
         )
         self.assertTrue(config.haproxy.enabled)
         self.assertEqual(config.haproxy.bindIp, "127.0.0.168")
@@ -174,6 +186,7 @@ class FileTests(ConfigTestCase):
         self.assertEqual(config.haproxy.statsListen, "")
         self.assertEqual((config.haproxy.user, config.haproxy.group), ("haproxy",) * 2)
         self.assertEqual(config.haproxy.maxconn, 512)
+        self.assertTrue(config.haproxy.allowLoopbackTargets)
         self.assertEqual(config.listeners.urls, ("http://127.0.0.1:9000/events",))
         self.assertEqual((config.log.level, config.log.format), ("debug", "json"))
 
@@ -404,6 +417,16 @@ class ErrorTests(ConfigTestCase):
                 '[health]\ndefault_check_endpoint = "version"\n',
                 "health.default_check_endpoint",
                 "a path starting with '/', got 'version'",
+            ),
+            (
+                '[health]\nexternal_commands = ["check_http"]\n',
+                "health.external_commands",
+                "a path starting with '/', got 'check_http'",
+            ),
+            (
+                '[health]\nexternal_from_labels = "sometimes"\n',
+                "health.external_from_labels",
+                "",
             ),
         ):
             self.assertError(text, key, fragment)

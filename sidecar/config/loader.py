@@ -240,6 +240,8 @@ KEYS: tuple[Key, ...] = (
         "SIDECAR_DEFAULT_CHECK_ENDPOINT",
     ),
     Key("health", "damping", True, parseBool),
+    Key("health", "external_from_labels", False, parseBool),
+    Key("health", "external_commands", (), listOf(parsePath)),
     Key("haproxy", "enabled", False, parseBool, "HAPROXY_DISABLE", _haproxyDisable),
     Key("haproxy", "bind_ip", "192.168.168.168", parseIP, "HAPROXY_BIND_IP"),
     Key(
@@ -266,6 +268,7 @@ KEYS: tuple[Key, ...] = (
     Key("haproxy", "user", "", parseString, "HAPROXY_USER"),
     Key("haproxy", "group", "", parseString, "HAPROXY_GROUP"),
     Key("haproxy", "maxconn", 4096, parsePositiveInt),
+    Key("haproxy", "allow_loopback_targets", False, parseBool),
     Key(
         "listeners",
         "urls",
@@ -362,6 +365,8 @@ def loadConfig(
             concurrency=values["health.concurrency"],
             defaultCheckEndpoint=values["health.default_check_endpoint"],
             damping=values["health.damping"],
+            externalFromLabels=values["health.external_from_labels"],
+            externalCommands=values["health.external_commands"],
         ),
         haproxy=HaproxyConfig(
             enabled=values["haproxy.enabled"],
@@ -379,6 +384,7 @@ def loadConfig(
             maxconn=values["haproxy.maxconn"],
             user=values["haproxy.user"],
             group=values["haproxy.group"],
+            allowLoopbackTargets=values["haproxy.allow_loopback_targets"],
         ),
         listeners=ListenersConfig(urls=values["listeners.urls"]),
         log=LogConfig(level=values["log.level"], format=values["log.format"]),

@@ -73,6 +73,8 @@ class HealthConfig:
     concurrency: int
     defaultCheckEndpoint: str
     damping: bool
+    externalFromLabels: bool = False
+    externalCommands: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class HaproxyConfig:
     user: str = ""
     group: str = ""
     maxconn: int = 4096
+    allowLoopbackTargets: bool = False
 
 
 @dataclass(frozen=True)
