@@ -112,6 +112,13 @@ class NodeCollector:
                 "Gossip packets refused (bad, foreign or unsealed).",
                 counters.dropped,
             )
+        streamsDropped = gossip.streamsDropped
+        if streamsDropped is not None:
+            yield _counter(
+                "sidecar_gossip_streams_dropped",
+                "Gossip TCP streams refused (bad, over a bound, or too slow).",
+                streamsDropped,
+            )
         if cluster is not None:
             yield _counter(
                 "sidecar_gossip_probes", "Probes sent.", cluster.prober.probes
@@ -125,6 +132,12 @@ class NodeCollector:
                 "sidecar_gossip_suspicions",
                 "Members this node came to suspect.",
                 cluster.members.suspicions,
+            )
+            yield _counter(
+                "sidecar_gossip_members_refused",
+                "Member news not believed (another cluster, an absurd "
+                "incarnation, a full table, a source over its budget).",
+                cluster.members.refused,
             )
 
     def _admission(self) -> Iterator[Metric]:

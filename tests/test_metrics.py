@@ -55,6 +55,8 @@ class MetricsTests(TestCase):
         self.assertEqual(samples[("sidecar_services", (("status", "Alive"),))], 1)
         self.assertIn(("sidecar_gossip_packets_total", (("direction", "in"),)), samples)
         self.assertIn(("sidecar_gossip_probes_total", ()), samples)
+        self.assertEqual(samples[("sidecar_gossip_streams_dropped_total", ())], 0)
+        self.assertEqual(samples[("sidecar_gossip_members_refused_total", ())], 0)
         # The node's own record, counted in what push-pull must carry.
         self.assertGreater(samples[("sidecar_catalog_bytes", ())], 100)
         self.assertEqual(node.state.size, samples[("sidecar_catalog_bytes", ())])

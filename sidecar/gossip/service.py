@@ -33,7 +33,7 @@ from .members import Member
 from .messages import NodeState
 from .prober import Address, memberAddress
 from .profiles import LAN, Timing
-from .security import Keyring
+from .security import Keyring, exposureWarning
 from .serf import SerfAwareDelegate, SerfClock
 from .streams import StreamMessage
 from .tcp import StreamDialer, StreamServerFactory
@@ -111,11 +111,23 @@ class GossipService(Service):
         """
         return None if self._protocol is None else self._protocol.counters
 
+    @property
+    def streamsDropped(self) -> int | None:
+        """
+        TCP streams refused as bad, over a bound or too slow, while bound.
+        """
+        return None if self.tcpPort is None else self._serverFactory.dropped
+
     # -- IMembership --------------------------------------------------------
 
     @property
     def seeded(self) -> bool:
         return bool(self.settings.seeds)
+
+    @property
+    def warnings(self) -> list[str]:
+        warning = exposureWarning(self.settings.bind[0], self._keyring is not None)
+        return [] if warning is None else [warning]
 
     def memberNames(self) -> list[str]:
         if self.cluster is None:
@@ -188,6 +200,8 @@ class GossipService(Service):
             node=settings.name,
             cluster=settings.clusterName,
         )
+        for warning in self.warnings:
+            self.log.warn("{problem}", problem=warning)
         self.joined = cluster.start()
 
     def stopService(self) -> Deferred[object]:

@@ -309,6 +309,7 @@ class APIResource(Resource):
             "ClusterName": self._membership.clusterName,
             "Members": members,
             "InCluster": inCluster,
+            "Warnings": list(self._membership.warnings),
         }
 
 
