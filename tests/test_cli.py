@@ -65,7 +65,7 @@ class CommandTests(TestCase):
         with self.assertRaises(CommandFailed) as caught:
             await self.say("drain", "nope")
         self.assertIn(
-            "HTTP 404: no service with ID 'nope' runs on this node",
+            'HTTP 404: Not Found - Service ID "nope" not found',
             str(caught.exception),
         )
 
