@@ -103,19 +103,54 @@ class DevTools:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return message["result"]
 
+    async def evaluate(self, ws: Any, expression: str) -> Any:
+        """
+        The value of the JavaScript C{expression} in the page.
+        """
+        result = await self.call(
+            ws, "Runtime.evaluate", expression=expression, returnByValue=True
+        )
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
     async def waitFor(
-        self, ws: Any, expression: str, expected: str, timeout: float = 15
+        self, ws: Any, expression: str, expected: Any, timeout: float = 15
     ) -> None:
+        """
+        Poll C{expression} until it gives C{expected}, for at most
+        C{timeout} seconds.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            result = await self.call(
-                ws, "Runtime.evaluate", expression=expression, returnByValue=True
-            )
-            if result["result"].get("value") == expected:
+            value = await self.evaluate(ws, expression)
+            if value == expected:
                 return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{expression} never gave {expected!r}")
+                raise TimeoutError(
+                    f"{expression} never gave {expected!r} (last: {value!r})"
+                )
             await asyncio.sleep(0.05)
+
+
+def chromium(profile: Path) -> tuple[subprocess.Popen[bytes], DevTools]:
+    """
+    A headless chromium with its profile in C{profile}, and a L{DevTools}
+    session on its page.  The caller stops the process.
+    """
+    debugPort = freePort(udp=False)
+    browser = subprocess.Popen(
+        [
+            "chromium",
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--remote-debugging-port={debugPort}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return browser, DevTools(debugPort)
 
 
 class BrowserTests(TestCase):
@@ -127,21 +162,10 @@ class BrowserTests(TestCase):
         """
         profile = Path(tempfile.mkdtemp(prefix="sidecar-chromium-"))
         self.addCleanup(shutil.rmtree, profile, True)
-        debugPort = freePort(udp=False)
-        browser = subprocess.Popen(
-            [
-                "chromium",
-                *CHROMIUM_FLAGS,
-                f"--user-data-dir={profile}",
-                f"--remote-debugging-port={debugPort}",
-                "about:blank",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        browser, devtools = chromium(profile)
         self.addCleanup(browser.wait, 10)
         self.addCleanup(browser.terminate)
-        return DevTools(debugPort)
+        return devtools
 
     async def test_aServiceAppearsThenTurnsUnhealthy(self) -> None:
         import websockets
