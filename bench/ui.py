@@ -8,8 +8,8 @@ screen for a big catalog, and to redraw each of its tabs.
 A whole node (L{sidecar.makeService}) runs in this process on 127.0.0.1
 and is given SERVICES service names with C{--instances} instances each,
 spread over C{--hosts} hosts, merged into its catalog as gossip would
-(every tenth instance Unhealthy, every fiftieth Draining, each name on
-its own ServicePort).  Debian's chromium, headless, loads C{/ui/}
+(every seventh instance Unhealthy, every 47th Draining, each name on
+its own ServicePort, a name's instances on different hosts).  Debian's chromium, headless, loads C{/ui/}
 C{--loads} times; the page itself measures (C{window.sidecarConsole}):
 
 - first render: from the start of navigation to the catalog on screen
@@ -91,9 +91,9 @@ def records(services: int, instances: int, hosts: int, now: float) -> list[Servi
         name = n % services
         status = (
             Status.DRAINING
-            if n % 50 == 49
+            if n % 47 == 46
             else Status.UNHEALTHY
-            if n % 10 == 9
+            if n % 7 == 6
             else Status.ALIVE
         )
         made.append(
@@ -101,7 +101,7 @@ def records(services: int, instances: int, hosts: int, now: float) -> list[Servi
                 id=f"{n:012x}",
                 name=f"svc-{name:04d}",
                 image=f"registry.example/svc-{name:04d}:1.{n % 3}",
-                hostname=f"host-{n % hosts:03d}",
+                hostname=f"host-{(n + n // services) % hosts:03d}",
                 ports=(Port("tcp", 20000 + n % 40000, 10000 + name, "127.0.0.1"),),
                 created=round((now - 3600 - n) * SECOND),
                 updated=round((now - n % 600) * SECOND),
@@ -197,7 +197,7 @@ async def _browse(
         reactor.callFromThread(change.callback, None)  # type: ignore[attr-defined]
         await devtools.waitFor(
             ws,
-            "document.querySelector('tr[data-name=\"svc-0000\"] .n.Unhealthy')"
+            "document.querySelector('.svc[data-name=\"svc-0000\"] .n.Unhealthy')"
             "?.textContent",
             "1 unhealthy",
             timeout=30,

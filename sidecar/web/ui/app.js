@@ -10,12 +10,15 @@
 
 const STATUS = ["Alive", "Tombstone", "Unhealthy", "Unknown", "Draining"];
 const LIVE = ["Alive", "Unhealthy", "Unknown", "Draining"];
+// Polled every second, or every half of the shortest check interval
+// (not under MIN_POLL_MS), so a check result shows within one interval.
 const POLL_MS = 1000;
+const MIN_POLL_MS = 250;
 const RECONNECT_MS = 2000;
 // A filtered list this short shows every service's instances unasked.
 const EXPAND_UP_TO = 25;
 const MAX_EVENTS = 500;
-const MAX_PROBLEMS = 8;
+const MAX_PROBLEMS = 10;
 
 const data = {
   state: null,      // /api/watch?by_service=false's newest document
@@ -41,6 +44,7 @@ const view = {
 };
 // Read by tests/test_ui.py and bench/ui.py.
 const stats = window.sidecarConsole = {
+  firstDocument: null, // ms from navigation start to the catalog received
   firstRender: null,   // ms from navigation start to the catalog on screen
   firstRenderMs: null, // how long that render took
   lastRenderMs: null,
@@ -337,6 +341,8 @@ function instanceRows(instances, model) {
     + `<th>HAProxy</th><th></th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
 }
 
+// Rows are blocks, not a table: the browser skips laying out those off
+// screen (content-visibility), so a thousand cost little more than fifty.
 function renderServices(model) {
   const shown = shownServices(model);
   if (!shown.length) return empty(model.services.size ? "No service matches." : "The catalog is empty.");
@@ -348,20 +354,19 @@ function renderServices(model) {
       : `<b class="${s.routable ? "" : "zero"}">${s.routable}</b><span class="dim"> / ${alive} alive</span>`;
     const conflicts = s.conflicts.size
       ? ` <span class="conflict" title="another service claims the same ServicePort">conflict: ${esc([...s.conflicts].join(", "))}</span>` : "";
-    let html = `<tr class="svc sev-${s.severity}" data-name="${esc(s.name)}">`
-      + `<td class="twisty">${open ? "" : expanded ? "▾" : "▸"}</td>`
-      + `<td class="name">${esc(s.name)}</td>`
-      + `<td class="counts">${statusBar(s.counts)} ${countPills(s.counts)}</td>`
-      + `<td class="routable">${routable}</td>`
-      + `<td class="mono ports">${[...s.ports].sort((a, b) => a - b).join(", ") || `<span class="dim">none</span>`}${conflicts}</td>`
-      + `<td class="mono">${esc([...s.versions].join(", "))}</td>`
-      + `<td class="num">${s.hosts.size}</td><td>${when(s.changed)}</td></tr>`;
-    if (expanded) html += `<tr class="detail"><td></td><td colspan="7">${instanceRows(instances, model)}</td></tr>`;
-    return html;
+    return `<div class="svc sev-${s.severity}" data-name="${esc(s.name)}"><div class="row">`
+      + `<span class="twisty">${open ? "" : expanded ? "▾" : "▸"}</span>`
+      + `<span class="name">${esc(s.name)}</span>`
+      + `<span class="counts">${statusBar(s.counts)} ${countPills(s.counts)}</span>`
+      + `<span class="routable">${routable}</span>`
+      + `<span class="mono ports">${[...s.ports].sort((a, b) => a - b).join(", ") || `<span class="dim">none</span>`}${conflicts}</span>`
+      + `<span class="mono">${esc([...s.versions].join(", "))}</span>`
+      + `<span class="num">${s.hosts.size}</span><span>${when(s.changed)}</span></div>`
+      + (expanded ? `<div class="detail">${instanceRows(instances, model)}</div>` : "") + `</div>`;
   });
-  return `<table class="grid services"><thead><tr><th></th><th>Service</th><th>Instances</th>`
-    + `<th title="instances this node's HAProxy routes to">Routable here</th><th>ServicePort</th>`
-    + `<th>Versions</th><th>Hosts</th><th>Changed</th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
+  return `<div class="services"><div class="row head"><span></span><span>Service</span><span>Instances</span>`
+    + `<span title="instances this node's HAProxy routes to">Routable here</span><span>ServicePort</span>`
+    + `<span>Versions</span><span class="num">Hosts</span><span>Changed</span></div>${rows.join("")}</div>`;
 }
 
 function memberPill(row) {
@@ -470,14 +475,37 @@ function renderProblems(model) {
     return;
   }
   root.className = all.some(p => p.level === "bad") ? "bad" : "warn";
-  const shown = view.more ? all : all.slice(0, MAX_PROBLEMS);
-  root.innerHTML = `<h2>${plural(all.length, "problem")}</h2><ul>` + shown.map(p =>
-    `<li class="problem ${p.level}" data-tab="${esc(p.tab || "")}" data-filter="${esc(p.filter || p.subject || "")}">`
+  const lines = view.more ? all.map(p => problemLine(p)) : grouped(all);
+  const shown = view.more ? lines : lines.slice(0, MAX_PROBLEMS);
+  root.innerHTML = `<h2>${plural(all.length, "problem")}</h2><ul>${shown.join("")}</ul>`
+    + (view.more || lines.length > shown.length || lines.length < all.length
+      ? `<button class="link" id="more-problems">${view.more ? "group them" : `list all ${all.length}`}</button>` : "");
+}
+
+function problemLine(p) {
+  return `<li class="problem ${p.level}" data-tab="${esc(p.tab || "")}" data-filter="${esc(p.filter || p.subject || "")}">`
     + `<span class="kind">${esc(p.kind)}</span> <b class="subject">${esc(p.subject)}</b> `
     + `<span class="message">${esc(p.message)}</span>`
-    + (p.since ? ` <span class="dim">${when(p.since, "since ")} ago</span>` : "") + `</li>`).join("")
-    + `</ul>` + (all.length > MAX_PROBLEMS
-      ? `<button class="link" id="more-problems">${view.more ? "show fewer" : `show all ${all.length}`}</button>` : "");
+    + (p.since ? ` <span class="dim">${when(p.since, "since ")} ago</span>` : "") + `</li>`;
+}
+
+// Many problems of one kind make one line naming the first few, so that
+// a hundred unhealthy services do not push everything else away.
+function grouped(all) {
+  const groups = new Map();
+  for (const p of all) {
+    const key = `${p.level} ${p.kind}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(p);
+  }
+  return [...groups.values()].map(group => {
+    if (group.length <= 3) return group.map(problemLine).join("");
+    const p = group[0];
+    const names = group.slice(0, 6).map(q => esc(q.subject)).join(", ");
+    return `<li class="problem ${p.level} group" data-tab="${esc(p.tab || "")}" data-filter="" data-only="1">`
+      + `<span class="kind">${esc(p.kind)}</span> <b class="subject">${group.length} ${esc(p.kind)}s</b> `
+      + `<span class="message">${names}${group.length > 6 ? ", …" : ""} (first: ${esc(p.message)})</span></li>`;
+  });
 }
 
 const TABS = { services: renderServices, hosts: renderHosts, members: renderMembers, haproxy: renderHAProxy, events: renderEvents };
@@ -615,7 +643,9 @@ function connection(up, text) {
 async function follow() {
   for (;;) {
     try {
+      if (stats.watchStarted === undefined) stats.watchStarted = performance.now();
       const response = await fetch("/api/watch?by_service=false", { cache: "no-store" });
+      if (stats.watchAnswered === undefined) stats.watchAnswered = performance.now();
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       connection(true, "live");
       const reader = response.body.getReader();
@@ -627,6 +657,7 @@ async function follow() {
         let documents;
         [documents, rest] = split(rest + decoder.decode(value, { stream: true }));
         if (documents.length) {
+          if (stats.firstDocument === null) stats.firstDocument = performance.now();
           data.state = documents[documents.length - 1];
           noticeInstances(data.state);
           redraw();
@@ -662,7 +693,8 @@ async function poll() {
   ]);
   if (results.some(r => r.status === "fulfilled")) data.polledAt = Date.now();
   if (results.some(r => r.status === "fulfilled" && r.value)) redraw();
-  setTimeout(poll, POLL_MS);
+  const intervals = Object.values(data.checks).map(c => c.Interval * 500).filter(ms => ms > 0);
+  setTimeout(poll, Math.max(MIN_POLL_MS, Math.min(POLL_MS, ...intervals)));
 }
 
 // -- actions --------------------------------------------------------------
@@ -752,12 +784,17 @@ function wire() {
     if (target.id === "notice-close") return void (document.getElementById("notice").hidden = true);
     if (target.id === "more-problems") { view.more = !view.more; return void render(); }
     const problem = target.closest("li.problem");
-    if (problem) return void jump(problem.dataset.tab, problem.dataset.filter);
+    if (problem) {
+      if (problem.dataset.only) {
+        view.onlyProblems = document.getElementById("only-problems").checked = true;
+      }
+      return void jump(problem.dataset.tab, problem.dataset.filter);
+    }
     const chip = target.closest(".chip[data-filter]");
     if (chip) return void jump("services", chip.dataset.filter);
-    const row = target.closest("tr.svc");
-    if (row && !target.closest("button")) {
-      const name = row.dataset.name;
+    const row = target.closest(".svc > .row");
+    if (row) {
+      const name = row.parentNode.dataset.name;
       if (view.expanded.has(name)) view.expanded.delete(name);
       else view.expanded.add(name);
       render();
@@ -766,9 +803,10 @@ function wire() {
 }
 
 stats.loadedAt = Date.now();
+// Ask for the data first: it takes the node longest.
+follow();
+poll();
 loadView();
 wire();
 render();
-follow();
-poll();
 setInterval(tick, 1000);
