@@ -23,8 +23,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from twisted.internet import reactor
@@ -258,7 +258,9 @@ class BrowserTests(TestCase):
         devtools = self.browser()
         sawAlive: Deferred[None] = Deferred()
         screenshot = Path(self.mktemp() + ".png")
-        updated = "document.querySelector('tr[data-id=\"w1\"] td:nth-child(8)').textContent"
+        updated = (
+            "document.querySelector('tr[data-id=\"w1\"] td:nth-child(8)').textContent"
+        )
 
         async def session() -> None:
             async with websockets.connect(devtools.pageURL(), max_size=None) as ws:
@@ -267,7 +269,9 @@ class BrowserTests(TestCase):
                 )
                 await devtools.waitFor(ws, STATUS_OF_W1, "Alive")
                 # What was there at load is no change.
-                self.assertEqual(await devtools.evaluate(ws, text("#count-events")), "0")
+                self.assertEqual(
+                    await devtools.evaluate(ws, text("#count-events")), "0"
+                )
                 # Ages tick without any change to the catalog.
                 before = await devtools.evaluate(ws, updated)
                 await devtools.waitFor(ws, f"{updated} !== {json.dumps(before)}", True)
@@ -341,9 +345,7 @@ class BrowserTests(TestCase):
             async def pageFollows(code: int) -> None:
                 reactor.callFromThread(setattr, switch, "code", code)  # type: ignore[attr-defined]
                 deadline = time.monotonic() + 10
-                while (now := checked()) is None or (code == 503) != (
-                    "503" in now[1]
-                ):
+                while (now := checked()) is None or (code == 503) != ("503" in now[1]):
                     self.assertLess(time.monotonic(), deadline, "never checked")
                     await asyncio.sleep(0.02)
                 id, said = now
@@ -388,7 +390,12 @@ class BrowserTests(TestCase):
             await devtools.waitFor(ws, text('tr[data-name="ui-b"] td.num'), "1")
             reactor.callFromThread(killed.callback, None)  # type: ignore[attr-defined]
             await devtools.waitFor(ws, state, "failed", timeout=30)
-            self.assertIn("failed", await devtools.evaluate(ws, "document.querySelector('tr[data-name=\"ui-b\"]').className"))
+            self.assertIn(
+                "failed",
+                await devtools.evaluate(
+                    ws, "document.querySelector('tr[data-name=\"ui-b\"]').className"
+                ),
+            )
             await devtools.waitFor(
                 ws, f"{PROBLEMS}.includes('member ui-b failed')", True
             )
@@ -565,7 +572,7 @@ class BrowserTests(TestCase):
             )
             await devtools.waitFor(
                 ws,
-                f"{PROBLEMS}.includes(\"HAProxy refused 1 record left out: "
+                f'{PROBLEMS}.includes("HAProxy refused 1 record left out: '
                 "host-b/x1: not an IP address: 'no-such-host'\")",
                 True,
             )
@@ -601,6 +608,8 @@ class BenchmarkTests(TestCase):
         figures = await ui.run(arguments)
         [first] = figures.firstRenders
         self.assertGreater(first, 0)
+        self.assertGreater(figures.newTab, 0)
+        self.assertGreater(figures.catalogReceived, 0)
         self.assertGreater(figures.firstRenderScript, 0)
         self.assertEqual(
             sorted(figures.tabs), ["events", "haproxy", "hosts", "members", "services"]
