@@ -85,6 +85,11 @@ function tick() {
   if (data.polledAt) fresh.textContent = `polled ${ago(now - data.polledAt)} ago`;
 }
 
+// HH:MM:SS, local time.
+function clock(time) {
+  return new Date(time).toTimeString().slice(0, 8);
+}
+
 function portText(p) {
   return `${p.IP}:${p.Port}` + (p.ServicePort ? ` → ${p.ServicePort}` : "");
 }
@@ -130,7 +135,7 @@ function build() {
       const routed = routes.get(s.Name);
       const instance = {
         s, status, host: hostName, service,
-        routed: Boolean(routed) && (s.Ports || []).some(p => p.ServicePort
+        routed: Boolean(routed) && status === "Alive" && (s.Ports || []).some(p => p.ServicePort
           && (routed.has(`${p.IP}:${p.Port}`) || routed.has(`${hostName}:${p.Port}`))),
       };
       service.instances.push(instance);
@@ -289,7 +294,7 @@ function statusPill(status) {
 
 function statusBar(counts) {
   const total = LIVE.reduce((n, s) => n + (counts[s] || 0), 0);
-  if (!total) return `<span class="bar empty"></span>`;
+  if (!total) return `<span class="dim">no live instance</span>`;
   return `<span class="bar">` + LIVE.filter(s => counts[s]).map(s =>
     `<i class="${s}" style="width:${(100 * counts[s]) / total}%"></i>`).join("") + `</span>`;
 }
@@ -324,8 +329,11 @@ function instanceRows(instances, model) {
   const here = model.state.Hostname;
   const rows = instances.map(i => {
     const local = i.host === here;
+    // HAProxy routes Alive instances only: another not routed is no news.
     const routed = !model.proxyOn || !i.s.Ports?.some(p => p.ServicePort) ? `<span class="dim">—</span>`
-      : i.routed ? `<span class="yes" title="HAProxy routes to it">routed</span>` : `<span class="no">not routed</span>`;
+      : i.routed ? `<span class="yes" title="HAProxy routes to it">routed</span>`
+      : i.status === "Alive" ? `<span class="no" title="see the HAProxy tab's Refused">not routed</span>`
+      : `<span class="dim">not routed</span>`;
     return `<tr class="instance ${i.status}" data-id="${esc(i.s.ID)}" data-host="${esc(i.host)}">`
       + `<td class="mono">${esc(i.s.ID)}</td>`
       + `<td>${esc(i.host)}${local ? ` <span class="here">this node</span>` : ""}</td>`
@@ -336,7 +344,8 @@ function instanceRows(instances, model) {
       + `<td>${when(i.s.Created)}</td><td>${when(i.s.Updated)}</td>`
       + `<td>${routed}</td><td class="act">${drainButton(i, local)}</td></tr>`;
   });
-  return `<table class="instances"><thead><tr><th>ID</th><th>Host</th><th>Status</th><th>Check</th>`
+  const cols = ["id", "host", "status", "check", "ports", "version", "age", "age", "routed", "act"];
+  return `<table class="instances"><colgroup>${cols.map(c => `<col class="c-${c}">`).join("")}</colgroup><thead><tr><th>ID</th><th>Host</th><th>Status</th><th>Check</th>`
     + `<th>Ports (IP:Port → ServicePort)</th><th>Version</th><th>Created</th><th>Updated</th>`
     + `<th>HAProxy</th><th></th></tr></thead><tbody>${rows.join("")}</tbody></table>`;
 }
@@ -359,7 +368,7 @@ function renderServices(model) {
       + `<span class="name">${esc(s.name)}</span>`
       + `<span class="counts">${statusBar(s.counts)} ${countPills(s.counts)}</span>`
       + `<span class="routable">${routable}</span>`
-      + `<span class="mono ports">${[...s.ports].sort((a, b) => a - b).join(", ") || `<span class="dim">none</span>`}${conflicts}</span>`
+      + `<span class="mono ports" title="${esc([...s.conflicts].join(", "))}">${[...s.ports].sort((a, b) => a - b).join(", ") || `<span class="dim">none</span>`}${conflicts}</span>`
       + `<span class="mono">${esc([...s.versions].join(", "))}</span>`
       + `<span class="num">${s.hosts.size}</span><span>${when(s.changed)}</span></div>`
       + (expanded ? `<div class="detail">${instanceRows(instances, model)}</div>` : "") + `</div>`;
@@ -454,11 +463,11 @@ function renderHAProxy(model) {
 
 function renderEvents() {
   const shown = events.filter(e => matches(e.subject, e.text));
-  const head = `<p class="dim">Changes this page has seen since it loaded at ${esc(new Date(stats.loadedAt).toLocaleTimeString())}`
+  const head = `<p class="dim">Changes this page has seen since it loaded at ${clock(stats.loadedAt)}`
     + ` (instances stamped with their record's Updated time, members when this page saw them change); newest first.</p>`;
   if (!shown.length) return head + empty("No change seen yet.");
   return head + `<ol id="changes" class="events">` + shown.map(e =>
-    `<li class="${esc(e.level)}"><span class="stamp" title="${esc(e.at)}">${esc(new Date(e.at).toLocaleTimeString())}</span>`
+    `<li class="${esc(e.level)}"><span class="stamp" title="${esc(e.at)}">${clock(e.at)}</span>`
     + `<b>${esc(e.subject)}</b> ${esc(e.text)}</li>`).join("") + `</ol>`;
 }
 
@@ -498,13 +507,13 @@ function grouped(all) {
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(p);
   }
-  return [...groups.values()].map(group => {
-    if (group.length <= 3) return group.map(problemLine).join("");
+  return [...groups.values()].flatMap(group => {
+    if (group.length <= 3) return group.map(problemLine);
     const p = group[0];
     const names = group.slice(0, 6).map(q => esc(q.subject)).join(", ");
-    return `<li class="problem ${p.level} group" data-tab="${esc(p.tab || "")}" data-filter="" data-only="1">`
+    return [`<li class="problem ${p.level} group" data-tab="${esc(p.tab || "")}" data-filter="" data-only="1">`
       + `<span class="kind">${esc(p.kind)}</span> <b class="subject">${group.length} ${esc(p.kind)}s</b> `
-      + `<span class="message">${names}${group.length > 6 ? ", …" : ""} (first: ${esc(p.message)})</span></li>`;
+      + `<span class="message">${names}${group.length > 6 ? ", …" : ""} (first: ${esc(p.message)})</span></li>`];
   });
 }
 
@@ -753,14 +762,13 @@ function saveView() {
 function loadView() {
   const [tab, query] = location.hash.slice(1).split("?q=");
   if (TABS[tab]) view.tab = tab;
-  if (query) {
-    const q = decodeURIComponent(query);
-    document.getElementById("filter").value = q;
-    setFilter(q);
-  }
+  const q = query ? decodeURIComponent(query) : "";
+  document.getElementById("filter").value = q;
+  setFilter(q);
 }
 
 function wire() {
+  window.addEventListener("hashchange", () => { loadView(); render(); });
   document.getElementById("tabs").addEventListener("click", e => {
     const button = e.target.closest("button[data-tab]");
     if (!button) return;
