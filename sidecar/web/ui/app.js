@@ -312,7 +312,7 @@ function checkCell(i, local) {
   const result = c.LastError || c.LastResult || c.Status;
   const held = c.Suppressed ? ` <span class="held" title="flap damping holds it Unhealthy">held</span>` : "";
   return `<td class="check ${c.LastError ? "failing" : ""}" title="${esc(c.Check.Type)} ${esc(c.Check.Rendered || c.Check.Args)}">`
-    + `<span class="result">${esc(result)}</span>${held}`
+    + `<span class="result" title="${esc(result)}">${esc(result)}</span>${held}`
     + (c.LastChecked ? ` <span class="dim">${when(c.LastChecked)}</span>` : "") + `</td>`;
 }
 
