@@ -399,6 +399,18 @@ class BrowserTests(TestCase):
             await devtools.waitFor(
                 ws, f"{PROBLEMS}.includes('member ui-b failed')", True
             )
+            # Gossip forgets it (15 s on "local"); the page keeps it while
+            # the catalog holds its services.
+            await devtools.waitFor(
+                ws, text('tr[data-name="ui-b"] .state'), "failed forgotten", timeout=40
+            )
+            with urllib.request.urlopen(f"{base}/api/members.json") as answer:
+                members = json.loads(answer.read())["Members"]
+            self.assertNotIn("ui-b", [m["Name"] for m in members])
+            self.assertIn(
+                "member ui-b failed, and forgotten by gossip",
+                await devtools.evaluate(ws, PROBLEMS),
+            )
 
         browsing = ensureDeferred(self.browse(node, session, tab="members"))
         failEarly(browsing, killed)

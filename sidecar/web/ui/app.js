@@ -652,9 +652,7 @@ function connection(up, text) {
 async function follow() {
   for (;;) {
     try {
-      if (stats.watchStarted === undefined) stats.watchStarted = performance.now();
       const response = await fetch("/api/watch?by_service=false", { cache: "no-store" });
-      if (stats.watchAnswered === undefined) stats.watchAnswered = performance.now();
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       connection(true, "live");
       const reader = response.body.getReader();
@@ -780,6 +778,19 @@ function wire() {
   document.getElementById("filter").addEventListener("input", e => {
     clearTimeout(typing);
     typing = setTimeout(() => { setFilter(e.target.value); saveView(); render(); }, 120);
+  });
+  // "/" goes to the filter, Escape clears it, as in most consoles.
+  document.addEventListener("keydown", e => {
+    const box = document.getElementById("filter");
+    if (e.key === "/" && document.activeElement !== box) {
+      e.preventDefault();
+      box.focus();
+    } else if (e.key === "Escape" && document.activeElement === box) {
+      box.value = "";
+      setFilter("");
+      saveView();
+      render();
+    }
   });
   document.getElementById("only-problems").addEventListener("change", e => {
     view.onlyProblems = e.target.checked;
