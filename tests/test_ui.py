@@ -5,8 +5,8 @@ service appear and turn unhealthy (and lists only that change), shows
 what each check last said within one check interval, shows a SIGKILLed
 member as failed, a ServicePort conflict and a problem from C{/api/health}
 on top, what HAProxy leaves out, and drains and undrains from its buttons
-(and says which node to ask for another host's service).  C{bench/ui.py}
-runs at a tiny size.
+(and says which node to ask for another host's service), and filters.
+C{bench/ui.py} runs at a tiny size.
 """
 
 from __future__ import annotations
@@ -484,6 +484,16 @@ class BrowserTests(TestCase):
             )
             self.assertIn(
                 "conflict ServicePort 10080", await devtools.evaluate(ws, PROBLEMS)
+            )
+            # The filter box keeps what matches, and says so in the address.
+            await devtools.evaluate(
+                ws,
+                "{ const box = document.getElementById('filter'); box.value = 'car';"
+                " box.dispatchEvent(new Event('input')); }",
+            )
+            await devtools.waitFor(ws, texts(".svc .name"), "cart")
+            self.assertEqual(
+                await devtools.evaluate(ws, "location.hash"), "#services?q=car"
             )
 
         await self.browse(node, session)

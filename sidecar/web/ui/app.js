@@ -205,7 +205,7 @@ function problems(model) {
       message: health.message || `/api/health answered ${data.healthCode}` });
   }
   for (const p of Array.isArray(health.Problems) ? health.Problems : []) {
-    list.push({ level: "bad", kind: p.Kind, subject: p.Subject, message: p.Message, since: p.Since, from: "node" });
+    list.push({ level: "bad", kind: p.Kind, subject: p.Subject, message: p.Message, since: p.Since });
   }
   for (const w of Array.isArray(health.Warnings) ? health.Warnings : []) {
     list.push({ level: "warn", kind: "warning", subject: "", message: typeof w === "string" ? w : JSON.stringify(w) });
