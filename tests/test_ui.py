@@ -557,6 +557,25 @@ class BrowserTests(TestCase):
                 await devtools.evaluate(ws, text('tr[data-id="r1"] td.status')),
                 "Alive",
             )
+            # Hosts by services: r1 Alive on host-b, the local one on host-a.
+            await devtools.evaluate(
+                ws, "document.querySelector('button[data-tab=hosts]').click()"
+            )
+            await devtools.waitFor(
+                ws, texts("table.matrix thead th[data-host] b"), "host-a | host-b"
+            )
+            self.assertEqual(
+                await devtools.evaluate(
+                    ws, texts('table.matrix tr[data-name="remote"] td')
+                ),
+                " | Alive",
+            )
+            self.assertEqual(
+                await devtools.evaluate(
+                    ws, texts('table.matrix tr[data-name="svc-host-a"] td')
+                ),
+                "Alive | ",
+            )
 
         await self.browse(node, session)
         self.assertEqual(statuses, ["DRAINING", "ALIVE"])

@@ -19,6 +19,9 @@ const RECONNECT_MS = 2000;
 const EXPAND_UP_TO = 25;
 const MAX_EVENTS = 500;
 const MAX_PROBLEMS = 10;
+// The Hosts tab is a grid up to this many hosts and services.
+const MATRIX_HOSTS = 30;
+const MATRIX_SERVICES = 60;
 
 const data = {
   state: null,      // /api/watch?by_service=false's newest document
@@ -389,8 +392,10 @@ function since(row) {
   return `<span class="dim" title="already so when this page loaded">before load</span>`;
 }
 
+// Hosts by services: a grid while it fits on a screen, else one card per
+// host with a chip per instance (the same grid, sparse).
 function renderHosts(model) {
-  const cards = [];
+  const shown = [];
   const byName = new Map(model.members.map(m => [m.name, m]));
   for (const name of [...new Set([...model.hosts.keys(), ...byName.keys()])].sort()) {
     const host = model.hosts.get(name) || { instances: [], live: 0, bad: 0 };
@@ -401,15 +406,43 @@ function renderHosts(model) {
     const bad = ["failed", "suspect"].includes(member.state) || member.forgotten || host.bad;
     if (view.onlyProblems && !bad) continue;
     if (!whole && !instances.length) continue;
-    const chips = instances.sort((a, b) => a.service.name.localeCompare(b.service.name)).map(i =>
-      `<span class="chip ${i.status}" data-filter="${esc(i.s.ID)}" title="${esc(`${i.service.name} ${i.s.ID}: ${i.status}`)}">${esc(i.service.name)}</span>`);
-    cards.push(`<div class="host${bad ? " sev-bad" : ""}" data-host="${esc(name)}"><div class="hhead">`
-      + `<b>${esc(name)}</b>${name === model.state.Hostname ? ` <span class="here">this node</span>` : ""} ${memberPill(member)}`
-      + `<span class="dim">${plural(host.live, "instance")}${host.bad ? `, <b class="zero">${host.bad} not alive</b>` : ""}</span>`
-      + `<span class="dim right">${host.updated ? when(host.updated, "record ") + " ago" : ""}</span></div>`
-      + `<div class="chips">${chips.join("") || `<span class="dim">no live instance</span>`}</div></div>`);
+    instances.sort((a, b) => a.service.name.localeCompare(b.service.name));
+    shown.push({ name, host, member, instances, bad });
   }
-  return cards.length ? `<div class="hosts">${cards.join("")}</div>` : empty("No host matches.");
+  if (!shown.length) return empty("No host matches.");
+  const names = [...new Set(shown.flatMap(h => h.instances.map(i => i.service.name)))].sort();
+  if (shown.length <= MATRIX_HOSTS && names.length <= MATRIX_SERVICES) return matrix(shown, names, model);
+  return `<p class="dim">${shown.length} hosts × ${names.length} services: filter to at most`
+    + ` ${MATRIX_HOSTS} hosts and ${MATRIX_SERVICES} services to see them as a grid.</p>`
+    + `<div class="hosts">${shown.map(h => hostCard(h, model)).join("")}</div>`;
+}
+
+function hostTitle(h, model) {
+  return `<b>${esc(h.name)}</b>${h.name === model.state.Hostname ? ` <span class="here">this node</span>` : ""} ${memberPill(h.member)}`;
+}
+
+function instanceMark(i, className) {
+  return `<span class="${className} ${i.status}" data-filter="${esc(i.s.ID)}"`
+    + ` title="${esc(`${i.service.name} ${i.s.ID} on ${i.host}: ${i.status}`)}">`;
+}
+
+function hostCard(h, model) {
+  const chips = h.instances.map(i => `${instanceMark(i, "chip")}${esc(i.service.name)}</span>`);
+  return `<div class="host${h.bad ? " sev-bad" : ""}" data-host="${esc(h.name)}"><div class="hhead">`
+    + `${hostTitle(h, model)}<span class="dim">${plural(h.host.live, "instance")}`
+    + `${h.host.bad ? `, <b class="zero">${h.host.bad} not alive</b>` : ""}</span>`
+    + `<span class="dim right">${h.host.updated ? when(h.host.updated, "record ") + " ago" : ""}</span></div>`
+    + `<div class="chips">${chips.join("") || `<span class="dim">no live instance</span>`}</div></div>`;
+}
+
+function matrix(shown, names, model) {
+  const head = shown.map(h => `<th class="${h.bad ? "sev-bad" : ""}" data-host="${esc(h.name)}">${hostTitle(h, model)}`
+    + `<div class="dim small">${plural(h.host.live, "instance")}${h.host.updated ? `, ${when(h.host.updated, "record ")} ago` : ""}</div></th>`);
+  const rows = names.map(name => `<tr data-name="${esc(name)}"><th class="name">${esc(name)}</th>`
+    + shown.map(h => `<td>${h.instances.filter(i => i.service.name === name)
+      .map(i => `${instanceMark(i, "cell")}${i.status}</span>`).join("")}</td>`).join("") + `</tr>`);
+  return `<table class="grid matrix"><thead><tr><th></th>${head.join("")}</tr></thead>`
+    + `<tbody>${rows.join("")}</tbody></table>`;
 }
 
 function renderMembers(model) {
@@ -809,8 +842,8 @@ function wire() {
       }
       return void jump(problem.dataset.tab, problem.dataset.filter);
     }
-    const chip = target.closest(".chip[data-filter]");
-    if (chip) return void jump("services", chip.dataset.filter);
+    const mark = target.closest("#view [data-filter]");
+    if (mark) return void jump("services", mark.dataset.filter);
     const row = target.closest(".svc > .row");
     if (row) {
       const name = row.parentNode.dataset.name;
