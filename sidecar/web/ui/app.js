@@ -74,7 +74,8 @@ function ago(milliseconds) {
 function when(iso, prefix = "") {
   if (!iso) return "";
   const t = Date.parse(iso);
-  if (Number.isNaN(t)) return "";
+  // Go's zero time (year 1) means never.
+  if (Number.isNaN(t) || t <= 0) return "";
   return `<time data-t="${t}" data-prefix="${esc(prefix)}" title="${esc(new Date(t).toISOString())}">`
     + `${esc(prefix)}${ago(Date.now() - t)}</time>`;
 }
@@ -571,7 +572,8 @@ function render() {
   for (const button of document.querySelectorAll("#tabs button[data-tab]")) {
     button.classList.toggle("active", button.dataset.tab === view.tab);
   }
-  document.getElementById("view").innerHTML = TABS[view.tab](model);
+  document.getElementById("view").innerHTML = data.state || !["services", "hosts"].includes(view.tab)
+    ? TABS[view.tab](model) : empty("Waiting for the catalog from /api/watch…");
   stats.lastRenderMs = performance.now() - started;
   stats.renders += 1;
   if (stats.firstRender === null && data.state) {
