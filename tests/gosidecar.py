@@ -1,0 +1,231 @@
+"""
+The real Go Sidecar (Nitro/sidecar with its memberlist fork) as a peer for
+a test, in a private network namespace.
+
+The Go node binds C{0.0.0.0:7777} and C{0.0.0.0:<gossip port>} and names
+itself after the hostname, so a test never runs it in the machine's own
+network: L{privateNetwork} moves the reactor's thread (the test's own
+sockets, and every child it spawns) into a fresh network namespace with
+only C{lo} up, and back at cleanup.  Sockets keep the namespace they were
+made in, so nodes started in a test (in process, or as children) stay
+there.  Each Go node runs in its own UTS namespace too, with hostname
+C{go-N}.
+
+The binary is found through C{SIDECAR_GO_BINARY}, which C{.ci/run} sets
+after building it with C{../shared/go-sidecar/build}; without it the tests
+skip, saying so.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import json
+import os
+import re
+import socket
+import struct
+from pathlib import Path
+from typing import Any
+
+import treq
+from twisted.internet import reactor
+from twisted.trial.unittest import TestCase
+
+from sidecar.demo.processes import ChildProcess
+
+from .processes import pollUntil
+
+GO_BINARY_VARIABLE = "SIDECAR_GO_BINARY"
+GO_API_PORT = 7777
+GO_GOSSIP_PORT = 7946
+GO_HOST = "127.0.0.1"
+_CLONE_NEWNET = 0x40000000
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+REFUTED = "Refuting a suspect message"
+
+
+def goBinary() -> str | None:
+    """
+    The Go Sidecar's binary from C{SIDECAR_GO_BINARY}, or L{None}.
+    """
+    path = os.environ.get(GO_BINARY_VARIABLE)
+    if path and os.access(path, os.X_OK):
+        return path
+    return None
+
+
+def goSkipReason() -> str | None:
+    """
+    Why tests with the Go Sidecar must skip (for a C{skip} attribute), or
+    L{None} when they can run.
+    """
+    if goBinary() is None:
+        return (
+            f"the Go Sidecar is not built: set {GO_BINARY_VARIABLE} to the "
+            "binary that ../shared/go-sidecar/build makes (.ci/run does)"
+        )
+    if os.geteuid() != 0:
+        return "the Go Sidecar runs in private network namespaces: needs root"
+    if not Path("/usr/bin/unshare").exists():
+        return "the Go Sidecar needs `unshare` (util-linux) for its hostname"
+    return None
+
+
+def _libc() -> Any:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _loopbackUp() -> None:
+    """
+    Bring up C{lo} in the calling thread's network namespace.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH", b"lo", 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(s, _SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | _IFF_UP))
+
+
+def privateNetwork(case: TestCase) -> None:
+    """
+    Move the calling (reactor) thread into a new network namespace with
+    only C{lo}, up, for the rest of C{case}; it returns to its own
+    namespace at cleanup, after every later cleanup has run.
+    """
+    libc = _libc()
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+
+    def back() -> None:
+        try:
+            _check(libc.setns(own, _CLONE_NEWNET), "setns back")
+        finally:
+            os.close(own)
+
+    case.addCleanup(back)
+    _check(libc.unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+    _loopbackUp()
+
+
+class GoNode(ChildProcess):
+    """
+    One Go Sidecar process, started by L{startGoNode}.
+
+    @ivar hostname: its hostname, which is its member name.
+    @ivar api: its API's base URL (C{http://127.0.0.1:7777/api}).
+    """
+
+    def __init__(self, hostname: str, gossipPort: int) -> None:
+        super().__init__()
+        self.hostname = hostname
+        self.gossipPort = gossipPort
+        self.api = f"http://{GO_HOST}:{GO_API_PORT}/api"
+
+    @property
+    def address(self) -> str:
+        return f"{GO_HOST}:{self.gossipPort}"
+
+    def logCount(self, pattern: str) -> int:
+        """
+        How many lines of its log (logrus, on stderr) match C{pattern}.
+        """
+        found = re.compile(pattern)
+        return sum(1 for line in self.describe().splitlines() if found.search(line))
+
+    async def get(self, path: str) -> Any:
+        """
+        GET C{path} under its API and decode the JSON.
+        """
+        response = await treq.get(f"{self.api}{path}", persistent=False, timeout=5)
+        return json.loads(await response.content())
+
+    async def services(self) -> dict[str, dict[str, Any]]:
+        """
+        Every record it holds, by instance ID (from its C{state.json}).
+        """
+        state = await self.get("/state.json")
+        return {
+            record["ID"]: record
+            for server in (state.get("Servers") or {}).values()
+            for record in (server.get("Services") or {}).values()
+        }
+
+    async def drain(self, serviceID: str) -> None:
+        response = await treq.post(
+            f"{self.api}/services/{serviceID}/drain", persistent=False, timeout=5
+        )
+        await response.content()
+        if response.code >= 300:
+            raise RuntimeError(f"the Go node refused to drain: {response.code}")
+
+
+async def startGoNode(
+    case: TestCase,
+    seeds: list[str],
+    hostname: str = "go-1",
+    services: list[dict[str, Any]] | None = None,
+    clusterName: str = "default",
+    gossipPort: int = GO_GOSSIP_PORT,
+    timeout: float = 30,
+) -> GoNode:
+    """
+    Start a Go node in the test's private network (see L{privateNetwork})
+    with hostname C{hostname}, gossiping on C{gossipPort} and advertising
+    127.0.0.1, joining through C{seeds} (C{host:port}; its own address is
+    fine for the first node), with the static discovery file C{services}
+    (Go's format).  Return once its API answers; kill it at cleanup.
+    """
+    binary = goBinary()
+    assert binary is not None, goSkipReason()
+    directory = Path(case.mktemp()).resolve()
+    directory.mkdir()
+    static = directory / "static.json"
+    static.write_text(json.dumps(services or []))
+    environment = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "SIDECAR_CLUSTER_NAME": clusterName,
+        "SIDECAR_BIND_PORT": str(gossipPort),
+        "SIDECAR_ADVERTISE_IP": GO_HOST,
+        "SIDECAR_SEEDS": ",".join(seeds),
+        "SIDECAR_DISCOVERY": "static",
+        "STATIC_CONFIG_FILE": str(static),
+        "HAPROXY_DISABLE": "true",
+        "ENVOY_USE_GRPC_API": "false",
+        "SIDECAR_LOGGING_LEVEL": "info",
+    }
+    node = GoNode(hostname, gossipPort)
+    argv = [
+        "/usr/bin/unshare",
+        "-u",
+        "/bin/sh",
+        "-c",
+        'hostname "$0" && exec "$@"',
+        hostname,
+        binary,
+    ]
+    reactor.spawnProcess(  # type: ignore[attr-defined]
+        node, argv[0], argv, env=environment, path=str(directory)
+    )
+    case.addCleanup(_kill, node)
+
+    async def answers() -> bool | None:
+        if node.exited:
+            raise RuntimeError(f"the Go node exited:\n{node.describe()}")
+        try:
+            await node.get("/state.json")
+        except Exception:
+            return None
+        return True
+
+    await pollUntil(answers, timeout=timeout, every=0.2)
+    return node
+
+
+async def _kill(node: GoNode) -> None:
+    node.signal("KILL")
+    await node.ended

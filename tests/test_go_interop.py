@@ -1,0 +1,191 @@
+"""
+Our node and the real Go Sidecar in one cluster, in a private network: they
+join in either order, share services, health changes and drains both ways,
+and stay calm: no failed probe and no suspicion on our side, no refuted
+suspicion on Go's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import treq
+from twisted.internet import reactor, task
+from twisted.trial.unittest import TestCase
+
+from sidecar.catalog import Status
+from sidecar.service import SidecarNode
+
+from .gosidecar import (
+    GO_GOSSIP_PORT,
+    GO_HOST,
+    REFUTED,
+    GoNode,
+    goSkipReason,
+    privateNetwork,
+    startGoNode,
+)
+from .inprocess import gossipPort, startNode
+from .processes import pollUntil
+
+OURS = "127.0.1.1"
+# How long a mixed cluster must stay calm in these tests.
+CALM_SECONDS = 30.0
+
+
+def apiURL(node: SidecarNode) -> str:
+    address = node.api.port.getHost()  # type: ignore[union-attr]
+    return f"http://{address.host}:{address.port}/api"
+
+
+class MixedCluster:
+    """
+    One Go node and one of ours, joined in the order a test chooses, each
+    with one service whose health check is whether a file exists.
+    """
+
+    def __init__(self, case: TestCase) -> None:
+        self.case = case
+        directory = Path(case.mktemp()).resolve()
+        directory.mkdir()
+        self.goHealthy = directory / "go-healthy"
+        self.oursHealthy = directory / "ours-healthy"
+        self.goHealthy.touch()
+        self.oursHealthy.touch()
+        self.go: GoNode
+        self.ours: SidecarNode
+
+    def _startOurs(self, seeds: list[str]) -> None:
+        check = {"Type": "External", "Args": f"test -e {self.oursHealthy}"}
+        service = {"Name": "svc-ours", "Ports": [{"Port": 9001, "IP": OURS}]}
+        listed = ", ".join(f'"{seed}"' for seed in seeds)
+        self.ours = startNode(
+            self.case,
+            "ours-1",
+            OURS,
+            nodeSettings=[f"seeds = [{listed}]"],
+            targets=[{"Service": service, "Check": check}],
+        )
+
+    async def _startGo(self, seeds: list[str]) -> None:
+        check = {"Type": "External", "Args": f"test -e {self.goHealthy}"}
+        service = {"Name": "svc-go", "Ports": [{"Port": 9002, "IP": GO_HOST}]}
+        self.go = await startGoNode(
+            self.case, seeds, services=[{"Service": service, "Check": check}]
+        )
+
+    async def goJoinsOurs(self) -> None:
+        self._startOurs([])
+        await self._startGo([f"{OURS}:{gossipPort(self.ours)}"])
+
+    async def oursJoinsGo(self) -> None:
+        goSeed = f"{GO_HOST}:{GO_GOSSIP_PORT}"
+        await self._startGo([goSeed])
+        self._startOurs([goSeed])
+
+    def ourRecord(self, name: str) -> Any:
+        records = [s for s in self.ours.state.services() if s.name == name]
+        return records[0] if len(records) == 1 else None
+
+    async def goRecord(self, name: str) -> dict[str, Any] | None:
+        records = [r for r in (await self.go.services()).values() if r["Name"] == name]
+        return records[0] if len(records) == 1 else None
+
+    async def waitForStatus(self, name: str, status: Status) -> None:
+        """
+        Until both nodes hold service C{name} with C{status}.
+        """
+
+        async def both() -> bool | None:
+            ours = self.ourRecord(name)
+            go = await self.goRecord(name)
+            if ours is None or go is None:
+                return None
+            return True if ours.status == status == go["Status"] else None
+
+        await pollUntil(both, timeout=40, every=0.25)
+
+    async def waitForMembers(self) -> None:
+        async def joined() -> bool | None:
+            names = {m["Name"]: m["State"] for m in self.ours.gossip.members()}
+            goSees = await self.go.get("/state.json")
+            return (
+                True
+                if names.get("go-1") == "alive" and "ours-1" in goSees["Servers"]
+                else None
+            )
+
+        await pollUntil(joined, timeout=30, every=0.25)
+
+    async def drainOurs(self) -> None:
+        record = self.ourRecord("svc-ours")
+        url = f"{apiURL(self.ours)}/services/{record.id}/drain"
+        response = await treq.post(url, persistent=False, timeout=5)
+        await response.content()
+        self.case.assertEqual(response.code, 202, url)
+
+
+class GoInteropTests(TestCase):
+    skip = goSkipReason()
+    timeout = 240
+
+    def setUp(self) -> None:
+        privateNetwork(self)
+
+    async def everythingWorksBothWays(self, cluster: MixedCluster) -> None:
+        await cluster.waitForMembers()
+        await cluster.waitForStatus("svc-go", Status.ALIVE)
+        await cluster.waitForStatus("svc-ours", Status.ALIVE)
+        # Health changes, both ways.
+        cluster.goHealthy.unlink()
+        cluster.oursHealthy.unlink()
+        await cluster.waitForStatus("svc-go", Status.UNHEALTHY)
+        await cluster.waitForStatus("svc-ours", Status.UNHEALTHY)
+        cluster.goHealthy.touch()
+        cluster.oursHealthy.touch()
+        await cluster.waitForStatus("svc-go", Status.ALIVE)
+        await cluster.waitForStatus("svc-ours", Status.ALIVE)
+        # Drains, both ways.
+        [goID] = [
+            i for i, r in (await cluster.go.services()).items() if r["Name"] == "svc-go"
+        ]
+        await cluster.go.drain(goID)
+        await cluster.drainOurs()
+        await cluster.waitForStatus("svc-go", Status.DRAINING)
+        await cluster.waitForStatus("svc-ours", Status.DRAINING)
+        await self.assertCalm(cluster)
+
+    async def assertCalm(self, cluster: MixedCluster) -> None:
+        """
+        For L{CALM_SECONDS}: our node's probes of the Go node all succeed
+        and it suspects no one; the Go node refutes no suspicion; every
+        record stays as it is.
+        """
+        assert cluster.ours.gossip.cluster is not None
+        prober = cluster.ours.gossip.cluster.prober
+        members = cluster.ours.gossip.cluster.members
+        probes, failures = prober.probes, prober.failures
+        suspicions = members.suspicions
+        await task.deferLater(reactor, CALM_SECONDS)  # type: ignore[arg-type]
+        self.assertGreater(prober.probes - probes, CALM_SECONDS / 2)
+        self.assertEqual(prober.failures - failures, 0, "our probes failed")
+        self.assertEqual(members.suspicions - suspicions, 0, "we suspected")
+        self.assertEqual(cluster.go.logCount(REFUTED), 0, cluster.go.describe())
+        states = {m["Name"]: m["State"] for m in cluster.ours.gossip.members()}
+        self.assertEqual(states, {"go-1": "alive", "ours-1": "alive"})
+        self.assertEqual(cluster.ourRecord("svc-go").status, Status.DRAINING)
+        self.assertEqual(
+            (await cluster.goRecord("svc-ours"))["Status"],  # type: ignore[index]
+            Status.DRAINING,
+        )
+
+    async def test_goJoinsOurs(self) -> None:
+        cluster = MixedCluster(self)
+        await cluster.goJoinsOurs()
+        await self.everythingWorksBothWays(cluster)
+
+    async def test_oursJoinsGo(self) -> None:
+        cluster = MixedCluster(self)
+        await cluster.oursJoinsGo()
+        await self.everythingWorksBothWays(cluster)
