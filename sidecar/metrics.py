@@ -111,6 +111,12 @@ class NodeCollector:
                 "Members this node came to suspect.",
                 cluster.members.suspicions,
             )
+            yield GaugeMetricFamily(
+                "sidecar_gossip_withheld_from_go",
+                "Catalog records kept from Go Sidecar peers: too large for Go to "
+                "relay.",
+                value=len(gossip.goPeers()["Withheld"]),
+            )
 
     def _proxy(self) -> Iterator[Metric]:
         proxy = self._node.proxy

@@ -189,3 +189,49 @@ class GoInteropTests(TestCase):
         cluster = MixedCluster(self)
         await cluster.oursJoinsGo()
         await self.everythingWorksBothWays(cluster)
+
+    async def test_aRecordGoCannotRelayIsKeptFromGoAndReported(self) -> None:
+        cluster = MixedCluster(self)
+        await cluster.oursJoinsGo()
+        await cluster.waitForMembers()
+        await cluster.waitForStatus("svc-ours", Status.ALIVE)
+        big = {
+            "Name": "svc-big",
+            "Image": "registry.example/" + "x" * 1500,
+            "Ports": [{"Port": 9003, "IP": OURS}],
+        }
+        startNode(
+            self,
+            "ours-2",
+            "127.0.1.2",
+            nodeSettings=[f'seeds = ["{GO_HOST}:{GO_GOSSIP_PORT}"]'],
+            targets=[{"Service": big, "Check": {"Type": "AlwaysSuccessful"}}],
+        )
+
+        async def reported() -> dict[str, Any] | None:
+            response = await treq.get(
+                f"{apiURL(cluster.ours)}/health", persistent=False, timeout=5
+            )
+            health = await response.json()
+            withheld = health["GoPeers"]["Withheld"]
+            return health if [r["Name"] for r in withheld] == ["svc-big"] else None
+
+        # Our other node gets it, and says it keeps it from the Go node.
+        await pollUntil(lambda: _async(cluster.ourRecord("svc-big")), timeout=30)
+        health = await pollUntil(reported, timeout=30)
+        self.assertEqual(health["GoPeers"]["Members"], ["go-1"])
+        self.assertIn("shorten", health["GoPeers"]["Advice"])
+        response = await treq.get(
+            apiURL(cluster.ours).replace("/api", "/metrics"), persistent=False
+        )
+        self.assertIn(b"sidecar_gossip_withheld_from_go 1.0", await response.content())
+        # A push-pull (Go's every 20 s) and gossip later, Go has not got it
+        # and its gossip is not jammed.
+        await task.deferLater(reactor, 25)  # type: ignore[arg-type]
+        self.assertIsNone(await cluster.goRecord("svc-big"))
+        self.assertEqual(cluster.go.logCount("too long to fit"), 0)
+        self.assertIsNotNone(await cluster.goRecord("svc-ours"))
+
+
+async def _async(value: object) -> object:
+    return value

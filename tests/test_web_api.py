@@ -226,8 +226,22 @@ class APITests(SynchronousTestCase):
                     "ClusterName": "test-cluster",
                     "Members": 3,
                     "InCluster": True,
+                    "GoPeers": {"Members": [], "RelayLimit": 1395, "Withheld": []},
                 },
             )
+
+    def test_healthReportsRecordsKeptFromGoPeers(self) -> None:
+        self.members.go = {
+            "Members": ["go-1"],
+            "RelayLimit": 1395,
+            "Withheld": [
+                {"Hostname": "node-a", "ID": "x", "Name": "web", "Bytes": 1500}
+            ],
+            "Advice": "shorten it",
+        }
+        code, _, body = self.request("GET", "/api/health")
+        self.assertEqual(code, 200)
+        self.assertEqual(body["GoPeers"], self.members.go)
 
     def test_healthOfANodeAloneOnPurpose(self) -> None:
         self.members.names = ["node-a"]

@@ -26,10 +26,11 @@ from .cluster import (
     Cluster,
     localMember,
 )
-from .delegate import CatalogBroadcaster, CatalogDelegate
+from .delegate import CatalogBroadcaster, CatalogDelegate, WithheldRecords
 from .interfaces import IGossipDelegate
 from .members import Member
 from .messages import NodeState
+from .peers import GO_RELAY_ADVICE, GO_RELAY_LIMIT
 from .prober import Address, memberAddress
 from .profiles import LAN, Timing
 from .security import Keyring
@@ -96,6 +97,7 @@ class GossipService(Service):
         self._broadcaster: CatalogBroadcaster | None = None
         self._serfClock: SerfClock | None = None
         self.joined: Deferred[int] | None = None
+        self.withheld = WithheldRecords()
 
     @property
     def packetCounters(self) -> PacketCounters | None:
@@ -120,6 +122,18 @@ class GossipService(Service):
             return []
         return [describeMember(m) for m in self.cluster.members.all()]
 
+    def goPeers(self) -> dict[str, Any]:
+        goPeers = [] if self.cluster is None else self.cluster.goPeers()
+        withheld = self.withheld.report() if goPeers else []
+        document: dict[str, Any] = {
+            "Members": sorted(m.name for m in goPeers),
+            "RelayLimit": GO_RELAY_LIMIT,
+            "Withheld": withheld,
+        }
+        if withheld:
+            document["Advice"] = GO_RELAY_ADVICE
+        return document
+
     # -- the service --------------------------------------------------------
 
     def privilegedStartService(self) -> None:
@@ -143,7 +157,7 @@ class GossipService(Service):
             if settings.acceptUnnamedPeers
             else DELEGATE_VERSIONS_SIDECAR,
         )
-        catalog = CatalogDelegate(self._state, self._reactor)
+        catalog = CatalogDelegate(self._state, self._reactor, self.withheld)
         delegate: IGossipDelegate = catalog
         if settings.acceptUnnamedPeers:
             self._serfClock = SerfClock(settings.name)
@@ -163,7 +177,7 @@ class GossipService(Service):
             seeds=settings.seeds,
         )
         self._protocol.handlers = cluster.handlers
-        self._broadcaster = CatalogBroadcaster(cluster)
+        self._broadcaster = CatalogBroadcaster(cluster, self.withheld)
         self._state.addBroadcaster(self._broadcaster)
         self.log.info(
             "gossip on {host}:{port} as {node} in cluster {cluster}",

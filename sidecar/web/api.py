@@ -154,6 +154,7 @@ class APIResource(Resource):
             "ClusterName": self._membership.clusterName,
             "Members": members,
             "InCluster": inCluster,
+            "GoPeers": self._membership.goPeers(),
         }
 
     def _route(self, segments: list[str]) -> tuple[Any, int | None]:
