@@ -7,6 +7,7 @@ suspicion on Go's.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,11 @@ import treq
 from twisted.internet import reactor, task
 from twisted.trial.unittest import TestCase
 
+from sidecar import cli
 from sidecar.catalog import Status
 from sidecar.service import SidecarNode
+from sidecar.web import watchclient
+from sidecar.web.watchclient import WatchClient
 
 from .gosidecar import (
     GO_GOSSIP_PORT,
@@ -231,6 +235,62 @@ class GoInteropTests(TestCase):
         self.assertIsNone(await cluster.goRecord("svc-big"))
         self.assertEqual(cluster.go.logCount("too long to fit"), 0)
         self.assertIsNotNone(await cluster.goRecord("svc-ours"))
+
+    async def test_theWatchClientAndTheCLIAgainstAGoNode(self) -> None:
+        # A silence limit of 1 s would drop Go's quiet stream every second
+        # if it applied to a stream without heartbeats.
+        self.patch(watchclient, "SILENCE", 1.0)
+        cluster = MixedCluster(self)
+        await cluster.oursJoinsGo()
+        await cluster.waitForMembers()
+        await cluster.waitForStatus("svc-go", Status.ALIVE)
+        await cluster.waitForStatus("svc-ours", Status.ALIVE)
+        received: list[tuple[float, Any]] = []
+        client = WatchClient(
+            reactor,
+            f"{cluster.go.api}/watch?by_service=false",
+            lambda document: received.append((reactor.seconds(), document)),  # type: ignore[attr-defined]
+        )
+        client.startService()
+        self.addCleanup(client.stopService)
+        await pollUntil(lambda: _async(True if received else None), timeout=10)
+        await task.deferLater(reactor, 5)  # type: ignore[arg-type]
+        self.assertEqual(len(received), 1, "the quiet stream was followed again")
+        self.assertTrue(client.connected)
+        self.assertIsNone(client.lastError)
+        [goID] = [
+            i for i, r in (await cluster.go.services()).items() if r["Name"] == "svc-go"
+        ]
+        drained = reactor.seconds()  # type: ignore[attr-defined]
+        await cluster.go.drain(goID)
+
+        def statusOf(document: Any) -> int:
+            return int(document["Servers"]["go-1"]["Services"][goID]["Status"])
+
+        arrived = await pollUntil(
+            lambda: _async(
+                next((t for t, d in received if statusOf(d) == Status.DRAINING), None)
+            ),
+            timeout=5,
+            every=0.02,
+        )
+        self.assertLess(arrived - drained, 1.0)
+
+        # The CLI: what Go has works, what it lacks is said in one line.
+        api = cluster.go.api.removesuffix("/api")
+        out = io.StringIO()
+        await cli.run(parseCLI("--api", api, "services"), out)
+        self.assertIn("svc-ours", out.getvalue())
+        for command in (("members",), ("undrain", goID)):
+            with self.assertRaises(cli.CommandFailed) as caught:
+                await cli.run(parseCLI("--api", api, *command), io.StringIO())
+            self.assertIn(cli.NO_SUCH_ENDPOINT, str(caught.exception))
+
+
+def parseCLI(*argv: str) -> cli.Options:
+    options = cli.Options()
+    options.parseOptions(list(argv))
+    return options
 
 
 async def _async(value: object) -> object:
