@@ -11,6 +11,12 @@ made in, so nodes started in a test (in process, or as children) stay
 there.  Each Go node runs in its own UTS namespace too, with hostname
 C{go-N}.
 
+A Go node's API port is fixed, so only one fits a network namespace: the
+first runs in the test's (at 127.0.0.1), and L{PrivateNetwork.addHost}
+makes another namespace for each further one, joined to the test's by a
+veth pair that carries loopback addresses (C{route_localnet}): host N is
+127.1.0.N, and the test's namespace keeps only 127.0.0.0/16 on C{lo}.
+
 The binary is found through C{SIDECAR_GO_BINARY}, which C{.ci/run} sets
 after building it with C{../shared/go-sidecar/build}; without it the tests
 skip, saying so.
@@ -30,6 +36,7 @@ from typing import Any
 
 import treq
 from twisted.internet import reactor
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from sidecar.demo.processes import ChildProcess
@@ -92,7 +99,7 @@ def _loopbackUp() -> None:
         fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | _IFF_UP))
 
 
-def privateNetwork(case: TestCase) -> None:
+def privateNetwork(case: TestCase) -> PrivateNetwork:
     """
     Move the calling (reactor) thread into a new network namespace with
     only C{lo}, up, for the rest of C{case}; it returns to its own
@@ -110,6 +117,101 @@ def privateNetwork(case: TestCase) -> None:
     case.addCleanup(back)
     _check(libc.unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
     _loopbackUp()
+    return PrivateNetwork(case)
+
+
+async def _shell(script: str) -> None:
+    """
+    Run C{script} with C{/bin/sh -e} in the reactor thread's namespace.
+    """
+    out, err, code = await getProcessOutputAndValue(
+        "/bin/sh", ["-ec", script], env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    )
+    if code != 0:
+        raise RuntimeError(f"network setup failed ({code}): {(out + err).decode()}")
+
+
+def _mac(device: str, inNamespace: str = "") -> str:
+    """
+    A shell expression for C{device}'s MAC address (in the namespace
+    C{inNamespace} names, a C{nsenter} prefix, if given).
+    """
+    return (
+        f"$({inNamespace} ip -o link show {device} "
+        "| grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)"
+    )
+
+
+class PrivateNetwork:
+    """
+    The test's network namespace, to which L{addHost} joins more.
+    """
+
+    def __init__(self, case: TestCase) -> None:
+        self._case = case
+        self._hosts = 0
+
+    async def addHost(self) -> GoHost:
+        """
+        Another network namespace with its own loopback address, reachable
+        from the test's and reaching it (see the module's docstring).
+        """
+        if self._hosts == 0:
+            await _shell(
+                "ip route del local 127.0.0.0/8 dev lo table local\n"
+                "ip route add local 127.0.0.0/16 dev lo table local\n"
+                "sysctl -qw net.ipv4.conf.all.route_localnet=1"
+                " net.ipv4.conf.all.rp_filter=0"
+            )
+        self._hosts += 1
+        index = self._hosts + 1
+        holder = ChildProcess()
+        argv = ["/usr/bin/unshare", "-n", "/bin/sleep", "infinity"]
+        reactor.spawnProcess(holder, argv[0], argv, env={})  # type: ignore[attr-defined]
+        self._case.addCleanup(_kill, holder)
+        own = os.stat("/proc/thread-self/ns/net").st_ino
+
+        async def unshared() -> bool | None:
+            try:
+                theirs = os.stat(f"/proc/{holder.pid}/ns/net").st_ino
+            except OSError:
+                return None
+            return True if theirs != own else None
+
+        await pollUntil(unshared, timeout=10, every=0.02)
+        host = GoHost(f"127.1.0.{index}", f"/proc/{holder.pid}/ns/net")
+        there = f"nsenter --net={host.namespace}"
+        veth = f"vgo{index}"
+        await _shell(
+            f"ip link add {veth} type veth peer name eth0 netns {host.namespace}\n"
+            f"ip link set {veth} up\n"
+            f"sysctl -qw net.ipv4.conf.{veth}.route_localnet=1"
+            f" net.ipv4.conf.{veth}.rp_filter=0\n"
+            f"ip route add {host.address}/32 dev {veth} src 127.0.0.1\n"
+            f"ip neigh replace {host.address} lladdr {_mac('eth0', there)}"
+            f" dev {veth} nud permanent\n"
+            f"{there} sysctl -qw net.ipv4.conf.all.route_localnet=1"
+            " net.ipv4.conf.eth0.route_localnet=1 net.ipv4.conf.all.rp_filter=0"
+            " net.ipv4.conf.eth0.rp_filter=0\n"
+            f"{there} ip link set eth0 up\n"
+            f"{there} ip addr add {host.address}/32 dev eth0\n"
+            f"{there} ip route add 127.0.0.0/8 via 127.0.0.1 dev eth0 onlink"
+            f" src {host.address}\n"
+            f"{there} ip neigh replace 127.0.0.1 lladdr {_mac(veth)}"
+            " dev eth0 nud permanent"
+        )
+        return host
+
+
+class GoHost:
+    """
+    A network namespace of its own for a Go node: its C{address}, and the
+    C{namespace} file to enter it by.
+    """
+
+    def __init__(self, address: str, namespace: str) -> None:
+        self.address = address
+        self.namespace = namespace
 
 
 class GoNode(ChildProcess):
@@ -120,15 +222,16 @@ class GoNode(ChildProcess):
     @ivar api: its API's base URL (C{http://127.0.0.1:7777/api}).
     """
 
-    def __init__(self, hostname: str, gossipPort: int) -> None:
+    def __init__(self, hostname: str, host: str, gossipPort: int) -> None:
         super().__init__()
         self.hostname = hostname
+        self.host = host
         self.gossipPort = gossipPort
-        self.api = f"http://{GO_HOST}:{GO_API_PORT}/api"
+        self.api = f"http://{host}:{GO_API_PORT}/api"
 
     @property
     def address(self) -> str:
-        return f"{GO_HOST}:{self.gossipPort}"
+        return f"{self.host}:{self.gossipPort}"
 
     def logCount(self, pattern: str) -> int:
         """
@@ -172,13 +275,15 @@ async def startGoNode(
     clusterName: str = "default",
     gossipPort: int = GO_GOSSIP_PORT,
     timeout: float = 30,
+    host: GoHost | None = None,
 ) -> GoNode:
     """
-    Start a Go node in the test's private network (see L{privateNetwork})
-    with hostname C{hostname}, gossiping on C{gossipPort} and advertising
-    127.0.0.1, joining through C{seeds} (C{host:port}; its own address is
-    fine for the first node), with the static discovery file C{services}
-    (Go's format).  Return once its API answers; kill it at cleanup.
+    Start a Go node in the test's private network (see L{privateNetwork}),
+    or in C{host}'s, with hostname C{hostname}, gossiping on C{gossipPort}
+    and advertising 127.0.0.1 (or C{host}'s address), joining through
+    C{seeds} (C{host:port}; its own address is fine for the first node),
+    with the static discovery file C{services} (Go's format).  Return once
+    its API answers; kill it at cleanup.
     """
     binary = goBinary()
     assert binary is not None, goSkipReason()
@@ -190,7 +295,7 @@ async def startGoNode(
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "SIDECAR_CLUSTER_NAME": clusterName,
         "SIDECAR_BIND_PORT": str(gossipPort),
-        "SIDECAR_ADVERTISE_IP": GO_HOST,
+        "SIDECAR_ADVERTISE_IP": GO_HOST if host is None else host.address,
         "SIDECAR_SEEDS": ",".join(seeds),
         "SIDECAR_DISCOVERY": "static",
         "STATIC_CONFIG_FILE": str(static),
@@ -198,8 +303,10 @@ async def startGoNode(
         "ENVOY_USE_GRPC_API": "false",
         "SIDECAR_LOGGING_LEVEL": "info",
     }
-    node = GoNode(hostname, gossipPort)
+    node = GoNode(hostname, environment["SIDECAR_ADVERTISE_IP"], gossipPort)
+    enter = [] if host is None else ["/usr/bin/nsenter", f"--net={host.namespace}"]
     argv = [
+        *enter,
         "/usr/bin/unshare",
         "-u",
         "/bin/sh",
@@ -226,6 +333,6 @@ async def startGoNode(
     return node
 
 
-async def _kill(node: GoNode) -> None:
+async def _kill(node: ChildProcess) -> None:
     node.signal("KILL")
     await node.ended
