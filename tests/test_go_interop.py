@@ -35,7 +35,7 @@ from .processes import pollUntil
 
 OURS = "127.0.1.1"
 # How long a mixed cluster must stay calm in these tests.
-CALM_SECONDS = 30.0
+CALM_SECONDS = 20.0
 
 
 def apiURL(node: SidecarNode) -> str:
@@ -135,7 +135,7 @@ class GoInteropTests(TestCase):
     timeout = 240
 
     def setUp(self) -> None:
-        privateNetwork(self)
+        self.network = privateNetwork(self)
 
     async def everythingWorksBothWays(self, cluster: MixedCluster) -> None:
         await cluster.waitForMembers()
@@ -285,6 +285,94 @@ class GoInteropTests(TestCase):
             with self.assertRaises(cli.CommandFailed) as caught:
                 await cli.run(parseCLI("--api", api, *command), io.StringIO())
             self.assertIn(cli.NO_SUCH_ENDPOINT, str(caught.exception))
+
+    async def test_aGoHostIsReplacedByOneOfOurs(self) -> None:
+        """
+        The migration of one host, as docs/migrating.md tells it: the Go
+        node stops, ours starts in its place with the same name, address
+        and services, and every node (the remaining Go one too) takes it.
+        """
+        seedNode = startNode(self, "ours-1", OURS)
+        seed = f"{OURS}:{gossipPort(seedNode)}"
+        go1 = await startGoNode(
+            self, [seed], hostname="go-1", services=[goTarget("svc-one", GO_HOST)]
+        )
+        host2 = await self.network.addHost()
+        go2 = await startGoNode(
+            self,
+            [seed],
+            hostname="go-2",
+            services=[goTarget("svc-two", host2.address)],
+            host=host2,
+        )
+
+        async def everyone(serviceID: str, status: Status) -> None:
+            """
+            Until our seed and the other Go node hold record C{serviceID}
+            of go-1 with C{status}, and go-1 is an alive member.
+            """
+
+            async def seen() -> bool | None:
+                ours = seedNode.state.get("go-1", serviceID)
+                theirs = (await go2.services()).get(serviceID)
+                members = {m["Name"]: m["State"] for m in seedNode.gossip.members()}
+                ok = (
+                    members.get("go-1") == "alive"
+                    and (Status.TOMBSTONE if ours is None else ours.status) == status
+                    and (Status.TOMBSTONE if theirs is None else theirs["Status"])
+                    == status
+                )
+                return True if ok else None
+
+            await pollUntil(seen, timeout=120, every=0.5)
+
+        await pollUntil(
+            lambda: _async(
+                next(
+                    (s.id for s in seedNode.state.services() if s.name == "svc-one"),
+                    None,
+                )
+            ),
+            timeout=30,
+        )
+        [old] = [s for s in seedNode.state.services() if s.name == "svc-one"]
+        await everyone(old.id, Status.ALIVE)
+        # Step 1: stop the Go Sidecar (it does not leave; it fails).
+        go1.signal("TERM")
+        await go1.ended
+        # Step 2: our node, named after the host, on the same address, with
+        # the same static file.
+        replacement = startNode(
+            self,
+            "go-1",
+            GO_HOST,
+            nodeSettings=[
+                f'bind = "{GO_HOST}:{GO_GOSSIP_PORT}"',
+                f'seeds = ["{seed}"]',
+            ],
+            targets=[goTarget("svc-one", GO_HOST)],
+        )
+        await pollUntil(
+            lambda: _async([s.id for s in replacement.state.localServices()] or None),
+            timeout=10,
+        )
+        [new] = replacement.state.localServices()
+        self.assertNotEqual(new.id, old.id)
+        await everyone(new.id, Status.ALIVE)
+        # The Go node's own record (a random static ID) is tombstoned
+        # everywhere once its lifespan (80 s) has run out; ours serves on.
+        await everyone(old.id, Status.TOMBSTONE)
+        await everyone(new.id, Status.ALIVE)
+
+
+def goTarget(name: str, host: str) -> dict[str, Any]:
+    """
+    A static target for either kind of node: always healthy, one TCP port.
+    """
+    return {
+        "Service": {"Name": name, "Ports": [{"Type": "tcp", "Port": 9005, "IP": host}]},
+        "Check": {"Type": "AlwaysSuccessful"},
+    }
 
 
 def parseCLI(*argv: str) -> cli.Options:
