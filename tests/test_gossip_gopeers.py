@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from sidecar.catalog import Service
+from sidecar.catalog import Service, ServicesState
 from sidecar.catalog.codec import encodeService
 from sidecar.gossip.delegate import WithheldRecords
 from sidecar.gossip.peers import (
@@ -78,16 +79,30 @@ class WithheldRecordsTests(SynchronousTestCase):
         self.assertEqual(len(warnings), 1)
         self.assertIn("shorten", warnings[0]["advice"])
         self.assertEqual(
-            withheld.report(),
+            withheld.report(self.catalogHolding(big)),
             [{"Hostname": "node-1", "ID": "big1", "Name": "web", "Bytes": 1396}],
         )
         self.assertEqual(withheld.total, 1)
+
+    def catalogHolding(self, *services: Service) -> ServicesState:
+        clock = Clock()
+        state = ServicesState("node-9", clock)
+        self.addCleanup(state.stop)
+        for service in services:
+            state.merge(service)
+        return state
 
     def test_aVersionThatFitsClearsTheReport(self) -> None:
         withheld = WithheldRecords()
         withheld.check(record("x"), GO_RELAY_LIMIT + 1)
         self.assertTrue(withheld.check(record("x"), GO_RELAY_LIMIT))
-        self.assertEqual(withheld.report(), [])
+        self.assertEqual(withheld.report(self.catalogHolding(record("x"))), [])
+
+    def test_aRecordTheCatalogDroppedIsNoLongerReported(self) -> None:
+        withheld = WithheldRecords()
+        withheld.check(record("x"), GO_RELAY_LIMIT + 1)
+        self.assertEqual(withheld.report(self.catalogHolding()), [])
+        self.assertEqual(withheld.report(self.catalogHolding(record("x"))), [])
 
 
 class GoPeersInTheClusterTests(SynchronousTestCase):

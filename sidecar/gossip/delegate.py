@@ -77,11 +77,13 @@ class WithheldRecords:
         }
         return False
 
-    def report(self) -> list[dict[str, Any]]:
+    def report(self, state: ServicesState) -> list[dict[str, Any]]:
         """
         The records withheld now, as JSON objects C{{"Hostname", "ID",
-        "Name", "Bytes"}}.
+        "Name", "Bytes"}}: those that C{state} (the catalog) still holds.
         """
+        for key in [k for k in self._records if state.get(*k) is None]:
+            del self._records[key]
         return [self._records[key] for key in sorted(self._records)]
 
 

@@ -124,7 +124,7 @@ class GossipService(Service):
 
     def goPeers(self) -> dict[str, Any]:
         goPeers = [] if self.cluster is None else self.cluster.goPeers()
-        withheld = self.withheld.report() if goPeers else []
+        withheld = self.withheld.report(self._state) if goPeers else []
         document: dict[str, Any] = {
             "Members": sorted(m.name for m in goPeers),
             "RelayLimit": GO_RELAY_LIMIT,
