@@ -29,6 +29,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import socket
 import struct
 from pathlib import Path
@@ -74,8 +75,11 @@ def goSkipReason() -> str | None:
         )
     if os.geteuid() != 0:
         return "the Go Sidecar runs in private network namespaces: needs root"
-    if not Path("/usr/bin/unshare").exists():
-        return "the Go Sidecar needs `unshare` (util-linux) for its hostname"
+    for tool, package in (("unshare", "util-linux"), ("nsenter", "util-linux")):
+        if not Path(f"/usr/bin/{tool}").exists():
+            return f"the Go Sidecar's namespaces need /usr/bin/{tool} ({package})"
+    if shutil.which("ip", path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
+        return "the Go Sidecar's namespaces need `ip` (iproute2)"
     return None
 
 
@@ -142,6 +146,20 @@ def _mac(device: str, inNamespace: str = "") -> str:
     )
 
 
+def _routeLocalnet(device: str, inNamespace: str = "") -> str:
+    """
+    Shell lines that let C{device} (and every device) route loopback
+    addresses, with no reverse-path filter (in the namespace C{inNamespace}
+    names, a C{nsenter} prefix, if given).
+    """
+    writes = "; ".join(
+        f"echo {value} > /proc/sys/net/ipv4/conf/{each}/{key}"
+        for each in ("all", device)
+        for key, value in (("route_localnet", 1), ("rp_filter", 0))
+    )
+    return f"{inNamespace} /bin/sh -c '{writes}'\n"
+
+
 class PrivateNetwork:
     """
     The test's network namespace, to which L{addHost} joins more.
@@ -160,8 +178,7 @@ class PrivateNetwork:
             await _shell(
                 "ip route del local 127.0.0.0/8 dev lo table local\n"
                 "ip route add local 127.0.0.0/16 dev lo table local\n"
-                "sysctl -qw net.ipv4.conf.all.route_localnet=1"
-                " net.ipv4.conf.all.rp_filter=0"
+                + _routeLocalnet("lo")
             )
         self._hosts += 1
         index = self._hosts + 1
@@ -185,15 +202,12 @@ class PrivateNetwork:
         await _shell(
             f"ip link add {veth} type veth peer name eth0 netns {host.namespace}\n"
             f"ip link set {veth} up\n"
-            f"sysctl -qw net.ipv4.conf.{veth}.route_localnet=1"
-            f" net.ipv4.conf.{veth}.rp_filter=0\n"
-            f"ip route add {host.address}/32 dev {veth} src 127.0.0.1\n"
-            f"ip neigh replace {host.address} lladdr {_mac('eth0', there)}"
+            + _routeLocalnet(veth)
+            + f"ip route add {host.address}/32 dev {veth} src 127.0.0.1\n"
+            + f"ip neigh replace {host.address} lladdr {_mac('eth0', there)}"
             f" dev {veth} nud permanent\n"
-            f"{there} sysctl -qw net.ipv4.conf.all.route_localnet=1"
-            " net.ipv4.conf.eth0.route_localnet=1 net.ipv4.conf.all.rp_filter=0"
-            " net.ipv4.conf.eth0.rp_filter=0\n"
-            f"{there} ip link set eth0 up\n"
+            + _routeLocalnet("eth0", there)
+            + f"{there} ip link set eth0 up\n"
             f"{there} ip addr add {host.address}/32 dev eth0\n"
             f"{there} ip route add 127.0.0.0/8 via 127.0.0.1 dev eth0 onlink"
             f" src {host.address}\n"
