@@ -7,6 +7,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
+    # Every package at the top of the checkout: an editable install then puts
+    # the checkout itself on sys.path, where twisted finds twisted/plugins/.
+    package_dir={"": "."},
     packages=find_packages(include=["sidecar", "sidecar.*"]) + ["twisted.plugins"],
     package_data={
         "twisted": ["plugins/sidecar_plugin.py"],

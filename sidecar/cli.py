@@ -7,6 +7,7 @@ readable tables (or the JSON, with C{--json}).
     sidecar [--api URL] drain ID
     sidecar [--api URL] undrain ID
     sidecar check-config FILE
+    sidecar keygen [--size 16|24|32]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from twisted.python import usage
 
 from sidecar.catalog import Status
 from sidecar.config import ConfigError, loadConfig
+from sidecar.gossip.security import KEY_SIZES, newKey
 from sidecar.proxy.template import ProxyTemplate, ProxyTemplateError
 
 DEFAULT_API = "http://127.0.0.1:7777"
@@ -47,8 +49,20 @@ class _CheckConfig(usage.Options):
         self["path"] = path
 
 
+class _Keygen(usage.Options):
+    optParameters = [
+        ["size", "s", 32, "Bytes of key: 16, 24 or 32 (AES-128/192/256).", int]
+    ]
+
+    def postOptions(self) -> None:
+        if self["size"] not in KEY_SIZES:
+            raise usage.UsageError(f"--size is 16, 24 or 32, not {self['size']}")
+
+
 class Options(usage.Options):
-    synopsis = "[--api URL] members|services|drain ID|undrain ID|check-config FILE"
+    synopsis = (
+        "[--api URL] members|services|drain ID|undrain ID|check-config FILE|keygen"
+    )
     optParameters = [["api", "a", DEFAULT_API, "The node's API."]]
     subCommands = [
         ["members", None, _Listing, "The cluster's members, as the node sees them."],
@@ -56,6 +70,7 @@ class Options(usage.Options):
         ["drain", None, _OneService, "Take a service of the node out of proxies."],
         ["undrain", None, _OneService, "Bring a drained service back."],
         ["check-config", None, _CheckConfig, "Check a configuration file."],
+        ["keygen", None, _Keygen, "Print a new key for node.encrypt_key."],
     ]
 
     def postOptions(self) -> None:
@@ -73,6 +88,8 @@ async def run(options: Options, out: IO[str]) -> None:
     api = options["api"].rstrip("/")
     if command == "check-config":
         out.write(checkConfig(sub["path"]) + "\n")
+    elif command == "keygen":
+        out.write(newKey(sub["size"]) + "\n")
     elif command == "members":
         document = await _get(f"{api}/api/members.json")
         out.write(_json(document) if sub["json"] else membersTable(document))

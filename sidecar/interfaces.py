@@ -85,6 +85,10 @@ class IMembership(Interface):
     seeded = Attribute(
         "Whether this node was given seeds, so that it expects peers (bool)."
     )
+    warnings = Attribute(
+        "What the operator should fix in how this node gossips, one line "
+        "each (list of str): gossip open to other hosts without a key."
+    )
 
     def memberNames():  # type: ignore[no-untyped-def]
         """
@@ -95,8 +99,9 @@ class IMembership(Interface):
         """
         @return: every member this node knows, itself included, as JSON
             objects: C{{"Name", "Address", "Port", "State", "Incarnation",
-            "Meta", "ProtocolVersions"}}; C{State} is C{alive}, C{suspect},
-            C{failed} or C{left}.
+            "Meta", "ProtocolVersions", "ClockSkew"}}; C{State} is C{alive},
+            C{suspect}, C{failed} or C{left}; C{ClockSkew} is the member's
+            clock minus ours in seconds, or null when not known.
         """
 
     def goPeers():  # type: ignore[no-untyped-def]

@@ -6,7 +6,16 @@ C{{"State": <the whole catalog>, "ChangeEvent": {"Service", "PreviousStatus",
 
 Each listener has its own queue and sends one event at a time, in order,
 retrying with backoff until the endpoint accepts it (2xx): a slow or dead
-endpoint delays only its own events, and never the node.  Listeners come
+endpoint delays only its own events, and never the node.  One deadline
+covers a whole delivery (connecting, sending, the answer and its body),
+so that an endpoint that stalls after its headers fails the attempt and
+is retried; the answer's body is discarded, and one longer than
+L{Delivery.bodyLimit} fails the attempt (an endless body costs nothing).
+The queue is bounded: a listener that falls behind has its waiting events
+coalesced, a service's older waiting event giving way to its newer one
+(every body carries the whole catalog as it is when sent, so the newest
+state is never lost), and past the bound its oldest waiting events are
+dropped and counted.  Listeners come
 from C{listeners.urls} (for as long as the node runs) and from local
 services that ask for events (the static file's C{ListenPort}, the
 C{SidecarListener} label), which come and go with those services.
@@ -14,16 +23,24 @@ C{SidecarListener} label), which come and go with those services.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import treq
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.client import (
+    RequestTransmissionFailed,
+    ResponseDone,
+    ResponseFailed,
+    ResponseNeverReceived,
+)
+from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
@@ -38,22 +55,29 @@ from sidecar.catalog.timestamps import formatTimestamp
 # Retries: the first after this long, doubling, at most LAST_RETRY.
 FIRST_RETRY = 0.1
 LAST_RETRY = 30.0
-# One attempt may take this long.
+# One attempt, from connecting to the answer's last byte, may take this long.
 POST_TIMEOUT = 3.0
-# Events a listener may have waiting; beyond, the oldest are dropped.
-QUEUE_LIMIT = 10_000
+# Events a listener may have waiting; beyond, they are coalesced, then the
+# oldest dropped.
+QUEUE_LIMIT = 1_000
+# The most of an answer's body read (and discarded).
+BODY_LIMIT = 64 * 1024
+# The agent's errors whose message is only a list of Failure reprs.
+_WITH_REASONS = (ResponseFailed, ResponseNeverReceived, RequestTransmissionFailed)
 
 
 @dataclass(frozen=True)
 class Delivery:
     """
-    How listeners deliver: timeouts and retries.
+    How listeners deliver: the deadline of one attempt, retries, and
+    bounds.
     """
 
     timeout: float = POST_TIMEOUT
     firstRetry: float = FIRST_RETRY
     lastRetry: float = LAST_RETRY
     queueLimit: int = QUEUE_LIMIT
+    bodyLimit: int = BODY_LIMIT
 
 
 DELIVERY = Delivery()
@@ -84,6 +108,9 @@ class UrlListener:
         C{Service(<name>-<id>)} for a service's own.
     @ivar delivered: events accepted by the endpoint.
     @ivar failures: attempts that failed.
+    @ivar coalesced: waiting events that gave way to a newer one of the
+        same service.
+    @ivar dropped: waiting events dropped, the queue being full.
     """
 
     log = Logger()
@@ -100,12 +127,15 @@ class UrlListener:
         self.name = name
         self.delivered = 0
         self.failures = 0
+        self.coalesced = 0
         self.dropped = 0
         self.lastError: str | None = None
         self._body = body
         self._reactor = reactor
         self._delivery = delivery
-        self._queue: deque[ChangeEvent] = deque()
+        # The event being sent is the first, and stays there until it is
+        # delivered.
+        self._queue: list[ChangeEvent] = []
         self._sending: Deferred[None] | None = None
         self._stopped = False
 
@@ -115,19 +145,40 @@ class UrlListener:
 
     def enqueue(self, event: ChangeEvent) -> None:
         if len(self._queue) >= self._delivery.queueLimit:
-            self._queue.popleft()
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                self.log.warn(
-                    "listener {name}: {dropped} event(s) dropped, {url} is too far"
-                    " behind",
-                    name=self.name,
-                    dropped=self.dropped,
-                    url=self.url,
-                )
+            event = self._makeRoomFor(event)
         self._queue.append(event)
         if self._sending is None and not self._stopped:
             self._sending = ensureDeferred(self._sendAll())
+
+    def _makeRoomFor(self, event: ChangeEvent) -> ChangeEvent:
+        """
+        The queue is full: the waiting event of C{event}'s service gives
+        way to C{event}, which keeps the status that one changed from;
+        failing that, the oldest waiting event is dropped.  (The event
+        being sent is not waiting.)
+
+        @return: the event to queue.
+        """
+        key = (event.service.hostname, event.service.id)
+        first = 1 if self._sending is not None else 0
+        for index in range(first, len(self._queue)):
+            older = self._queue[index]
+            if (older.service.hostname, older.service.id) == key:
+                del self._queue[index]
+                self.coalesced += 1
+                return replace(event, previousStatus=older.previousStatus)
+        if len(self._queue) <= first:
+            return event  # only the event being sent: nothing waits
+        del self._queue[first]
+        self.dropped += 1
+        if self.dropped == 1 or self.dropped % 1000 == 0:
+            self.log.warn(
+                "listener {name}: {dropped} event(s) dropped, {url} is too far behind",
+                name=self.name,
+                dropped=self.dropped,
+                url=self.url,
+            )
+        return event
 
     def stop(self) -> None:
         self._stopped = True
@@ -140,27 +191,56 @@ class UrlListener:
         try:
             while self._queue and not self._stopped:
                 try:
-                    await self._post(self._queue[0])
+                    await self._attempt(self._queue[0])
                 except CancelledError:
                     return  # stopped
                 except Exception as e:
-                    self.failures += 1
-                    problem = f"{self.url}: {e}"
-                    if problem != self.lastError:
-                        self.log.warn(
-                            "listener {name}: {problem}; retrying",
-                            name=self.name,
-                            problem=problem,
-                        )
-                    self.lastError = problem
-                    await deferLater(self._reactor, retry.failed())
+                    if self._stopped:
+                        return  # cancelled: treq says so in its own words
+                    self._failed(e)
+                    try:
+                        await deferLater(self._reactor, retry.failed())
+                    except CancelledError:
+                        return  # stopped
                     continue
-                self._queue.popleft()
+                self._queue.pop(0)
                 self.delivered += 1
+                if self.lastError is not None:
+                    self.log.info(
+                        "listener {name}: {url} accepts events again",
+                        name=self.name,
+                        url=self.url,
+                    )
                 self.lastError = None
                 retry.succeeded()
         finally:
             self._sending = None
+
+    def _failed(self, error: Exception) -> None:
+        self.failures += 1
+        if isinstance(error, _WITH_REASONS):
+            why = "; ".join(f.getErrorMessage() for f in error.reasons)
+        else:
+            why = str(error) or type(error).__name__
+        problem = f"{self.url}: {why}"
+        if problem != self.lastError:
+            self.log.warn(
+                "listener {name}: {problem}; retrying", name=self.name, problem=problem
+            )
+        self.lastError = problem
+
+    def _attempt(self, event: ChangeEvent) -> Deferred[None]:
+        """
+        One delivery of C{event}, within the deadline.
+        """
+        timeout = self._delivery.timeout
+
+        def timedOut(result: object, timeout: float) -> None:
+            # Whatever the cancelled request said (treq has its own words).
+            raise ListenerRefused(f"no complete answer within {timeout:g} s")
+
+        attempt = ensureDeferred(self._post(event))
+        return attempt.addTimeout(timeout, self._reactor, onTimeoutCancel=timedOut)
 
     async def _post(self, event: ChangeEvent) -> None:
         response = await treq.post(
@@ -168,17 +248,52 @@ class UrlListener:
             data=self._body(event),
             headers=Headers({b"Content-Type": [b"application/json"]}),
             persistent=False,
-            timeout=self._delivery.timeout,
+            unbuffered=True,
             reactor=self._reactor,
         )
-        await response.content()
+        discard = _Discard(self._delivery.bodyLimit)
+        response.deliverBody(discard)
+        await discard.done
         if not 200 <= response.code < 300:
             raise ListenerRefused(f"HTTP {response.code}")
 
 
+class _Discard(Protocol):
+    """
+    Reads an answer's body to its end and drops it; fails past C{limit}
+    bytes, closing the connection.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._received = 0
+        self.done: Deferred[None] = Deferred(self._abort)
+
+    def dataReceived(self, data: bytes) -> None:
+        self._received += len(data)
+        if self._received > self._limit and not self.done.called:
+            self.done.errback(
+                ListenerRefused(f"an answer body longer than {self._limit} bytes")
+            )
+            self._abort(self.done)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self.done.called:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(None)
+        else:
+            self.done.errback(reason)
+
+    def _abort(self, done: Deferred[None]) -> None:
+        if self.transport is not None:
+            self.transport.stopProducing()  # type: ignore[attr-defined]
+
+
 class ListenerRefused(Exception):
     """
-    The endpoint answered, but not with 2xx.
+    The endpoint answered, but not with 2xx, or with too long a body, or
+    not within the deadline.
     """
 
 
@@ -237,6 +352,7 @@ class Listeners(Service):
                 "Delivered": listener.delivered,
                 "Waiting": listener.waiting,
                 "Failures": listener.failures,
+                "Coalesced": listener.coalesced,
                 "Dropped": listener.dropped,
                 "LastError": listener.lastError,
             }

@@ -71,8 +71,23 @@ class NodeCollector:
             services.add_metric([status.label], byStatus.get(status, 0))
         yield services
         yield from self._gossip()
+        yield from self._api()
+        yield from self._admission()
         yield from self._proxy()
         yield from self._listeners()
+
+    def _api(self) -> Iterator[Metric]:
+        cap = self._node.api.factory
+        yield GaugeMetricFamily(
+            "sidecar_api_connections",
+            "HTTP connections the API is serving.",
+            value=cap.open,
+        )
+        yield _counter(
+            "sidecar_api_connections_refused",
+            "HTTP connections refused with 503 over api.max_connections.",
+            cap.shed,
+        )
 
     def _gossip(self) -> Iterator[Metric]:
         gossip = self._node.gossip
@@ -97,6 +112,13 @@ class NodeCollector:
                 "Gossip packets refused (bad, foreign or unsealed).",
                 counters.dropped,
             )
+        streamsDropped = gossip.streamsDropped
+        if streamsDropped is not None:
+            yield _counter(
+                "sidecar_gossip_streams_dropped",
+                "Gossip TCP streams refused (bad, over a bound, or too slow).",
+                streamsDropped,
+            )
         if cluster is not None:
             yield _counter(
                 "sidecar_gossip_probes", "Probes sent.", cluster.prober.probes
@@ -117,6 +139,38 @@ class NodeCollector:
                 "relay.",
                 value=len(gossip.goPeers()["Withheld"]),
             )
+            yield _counter(
+                "sidecar_gossip_members_refused",
+                "Member news not believed (another cluster, an absurd "
+                "incarnation, a full table, a source over its budget).",
+                cluster.members.refused,
+            )
+
+    def _admission(self) -> Iterator[Metric]:
+        gossip = self._node.gossip
+        refused = CounterMetricFamily(
+            "sidecar_catalog_records_refused",
+            "Catalog records from peers that were refused, by reason.",
+            labels=["reason"],
+        )
+        reasons = gossip.admission.refused + self._node.state.refused
+        for reason, count in sorted(reasons.items()):
+            refused.add_metric([reason], count)
+        yield refused
+        skews = GaugeMetricFamily(
+            "sidecar_member_clock_skew_seconds",
+            "Each member's clock minus ours, as its own records tell.",
+            labels=["member"],
+        )
+        for member in gossip.members():
+            if member["ClockSkew"] is not None:
+                skews.add_metric([member["Name"]], member["ClockSkew"])
+        yield skews
+        yield GaugeMetricFamily(
+            "sidecar_catalog_bytes",
+            "Bytes the catalog's records take (kept within push-pull's limit).",
+            value=self._node.state.size,
+        )
 
     def _proxy(self) -> Iterator[Metric]:
         proxy = self._node.proxy
@@ -128,6 +182,12 @@ class NodeCollector:
             "sidecar_haproxy_runtime_updates",
             "HAProxy updates made through its runtime API, without a reload.",
             status["RuntimeChanges"],
+        )
+        yield GaugeMetricFamily(
+            "sidecar_haproxy_refused",
+            "Instances and ServicePorts left out of HAProxy (see Refused in"
+            " /api/haproxy.json).",
+            value=len(status["Refused"]),
         )
 
     def _listeners(self) -> Iterator[Metric]:
@@ -144,11 +204,28 @@ class NodeCollector:
             "Failed deliveries to a listener (each is retried).",
             labels=["listener"],
         )
+        dropped = CounterMetricFamily(
+            "sidecar_listener_events_dropped",
+            "Waiting events a listener that fell behind lost: coalesced into a"
+            " newer event of the same service, or dropped.",
+            labels=["listener", "how"],
+        )
+        waiting = GaugeMetricFamily(
+            "sidecar_listener_events_waiting",
+            "Events waiting for a listener.",
+            labels=["listener"],
+        )
         for listener in listeners.status():
-            delivered.add_metric([listener["Name"]], listener["Delivered"])
-            failures.add_metric([listener["Name"]], listener["Failures"])
+            name = listener["Name"]
+            delivered.add_metric([name], listener["Delivered"])
+            failures.add_metric([name], listener["Failures"])
+            dropped.add_metric([name, "coalesced"], listener["Coalesced"])
+            dropped.add_metric([name, "dropped"], listener["Dropped"])
+            waiting.add_metric([name], listener["Waiting"])
         yield delivered
         yield failures
+        yield dropped
+        yield waiting
 
 
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:

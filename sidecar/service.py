@@ -27,6 +27,7 @@ from sidecar.discovery.static import StaticDiscoverer
 from sidecar.gossip.profiles import PROFILES, Timing
 from sidecar.gossip.service import GossipService, GossipSettings
 from sidecar.health.checkers import CheckerRegistry, installedCheckers
+from sidecar.health.commands import CommandPolicy
 from sidecar.health.monitor import HealthMonitor, HealthSettings
 from sidecar.health.status import DAMPING, Damping
 from sidecar.interfaces import IDiscoverer
@@ -133,6 +134,11 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         registry,
         advertise.host,
         _healthSettings(config.health),
+        commands=CommandPolicy(
+            labelSources=frozenset({DockerDiscoverer.name}),
+            fromLabels=config.health.externalFromLabels,
+            allowed=config.health.externalCommands,
+        ),
     )
     discoverers = [
         _discoverer(backend, config, health, reactor, registry)
@@ -149,6 +155,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
             keys=node.encryptKeys,
             acceptUnnamedPeers=node.acceptUnnamedPeers,
             timing=_timing(node.profile, node.pushPullInterval),
+            maxClockSkew=node.maxClockSkew,
         ),
         state,
     )
@@ -162,7 +169,13 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         reactor,
     )
     site = makeSite(state, gossip, health, proxy, drains=announcer, reactor=clock)
-    api = APIService(tcp, site, config.api.listen.host, config.api.listen.port)
+    api = APIService(
+        tcp,
+        site,
+        config.api.listen.host,
+        config.api.listen.port,
+        maxConnections=config.api.maxConnections,
+    )
     built = SidecarNode(
         config, state, gossip, announcer, health, discoverers, api, proxy, listeners
     )

@@ -651,12 +651,53 @@ class DockerEngine:
             else:
                 waiter.callback(result)
 
+    def labelledImage(
+        self, name: str, labels: Mapping[str, str]
+    ) -> defer.Deferred[str]:
+        """
+        L{IMAGE} with C{labels} baked in, as a Dockerfile's C{LABEL} would
+        (every container of it carries them), tagged
+        C{localhost/<name>:latest}; fire with that name.  Remove it with
+        L{removeImage}.
+        """
+
+        async def bake() -> str:
+            base = await self.ensureImage()
+            tagged = f"localhost/{name}:latest"
+
+            def commit() -> str:
+                api = self.client().api
+                container = api.create_container(base, list(HTTPD_COMMAND))
+                try:
+                    api.commit(
+                        container["Id"],
+                        repository=f"localhost/{name}",
+                        tag="latest",
+                        changes=[
+                            f"LABEL {k}={json.dumps(v)}" for k, v in labels.items()
+                        ],
+                    )
+                finally:
+                    api.remove_container(container["Id"], force=True)
+                return tagged
+
+            return await deferToThread(commit)
+
+        return defer.Deferred.fromCoroutine(bake())
+
+    def removeImage(self, image: str) -> defer.Deferred[None]:
+        """
+        Remove C{image} (one of L{labelledImage}'s), and any container of it.
+        """
+        return deferToThread(self.client().api.remove_image, image, force=True)
+
     # Containers
 
     def runContainer(
         self,
         labels: Mapping[str, str] | None = None,
         *,
+        image: str | None = None,
         command: Sequence[str] | None = None,
         ports: Mapping[str, Any] | None = None,
         name: str | None = None,
@@ -670,6 +711,7 @@ class DockerEngine:
         be), as C{docker run -d}; fire with its ID.
 
         @param labels: the container's labels.
+        @param image: another image than L{IMAGE} (see L{labelledImage}).
         @param command: what it runs; L{HTTPD_COMMAND} (busybox httpd
             serving L{INDEX_BODY} at C{/} on port 80) by default.
         @param ports: docker-py's C{ports}; C{{"80/tcp": None}} (the engine
@@ -688,7 +730,7 @@ class DockerEngine:
         """
 
         async def run() -> str:
-            image = await self.ensureImage()
+            base = await self.ensureImage()
             keywords: dict[str, Any] = {
                 "detach": True,
                 "labels": dict(labels or {}),
@@ -704,7 +746,9 @@ class DockerEngine:
             arguments = list(HTTPD_COMMAND if command is None else command)
 
             def create() -> str:
-                container = self.client().containers.run(image, arguments, **keywords)
+                container = self.client().containers.run(
+                    image or base, arguments, **keywords
+                )
                 identifier: str = container.id
                 return identifier
 

@@ -8,15 +8,17 @@ that can lose packets, add delay, partition and freeze nodes.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import Clock
 from zope.interface import implementer
 
 from sidecar.catalog import Service, ServicesState
+from sidecar.gossip.admission import catalogAdmission
 from sidecar.gossip.cluster import Cluster, localMember
 from sidecar.gossip.delegate import CatalogBroadcaster, CatalogDelegate
 from sidecar.gossip.interfaces import IStreamDialer
@@ -52,6 +54,47 @@ class _SimDialer:
         return self._network.stream(self._node, address, body, expectReply)
 
 
+class _ShiftedCall:
+    """
+    A delayed call of the shared clock, as a L{SkewedClock} reports it.
+    """
+
+    def __init__(self, call: IDelayedCall, skew: float) -> None:
+        self._call = call
+        self._skew = skew
+
+    def getTime(self) -> float:
+        return self._call.getTime() + self._skew
+
+    def active(self) -> bool:
+        return self._call.active()
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
+class SkewedClock:
+    """
+    A node's clock C{skew} seconds off the network's: the time of day is
+    shifted, delays run on the shared L{Clock}.
+    """
+
+    def __init__(self, clock: Clock, skew: float) -> None:
+        self._clock = clock
+        self._skew = skew
+
+    def seconds(self) -> float:
+        return self._clock.seconds() + self._skew
+
+    def callLater(
+        self, delay: float, f: Callable[..., object], *args: object, **kw: object
+    ) -> _ShiftedCall:
+        return _ShiftedCall(self._clock.callLater(delay, f, *args, **kw), self._skew)
+
+    def getDelayedCalls(self) -> list[IDelayedCall]:
+        return self._clock.getDelayedCalls()
+
+
 class SimNode:
     """
     One node: a catalog, the gossip delegate and broadcaster, a L{Cluster}
@@ -67,6 +110,7 @@ class SimNode:
         keys: Sequence[bytes] = (),
         timing: Timing = LAN,
         goSidecar: bool = False,
+        clockSkew: float = 0.0,
     ) -> None:
         """
         @param goSidecar: whether the node marks itself as the Go Sidecar
@@ -77,8 +121,11 @@ class SimNode:
         self.address: Address = (f"127.0.1.{index}", PORT)
         self.keyring = Keyring(keys) if keys else None
         clock = network.clock
-        self.state = ServicesState(self.name, clock, clusterName=clusterName)
-        self.delegate = CatalogDelegate(self.state, clock)
+        # Only the catalog reads the time of day; the rest counts intervals.
+        self.wallClock = SkewedClock(clock, clockSkew)
+        self.state = ServicesState(self.name, self.wallClock, clusterName=clusterName)
+        self.admission = catalogAdmission(self.state, self.wallClock, 30.0)
+        self.delegate = CatalogDelegate(self.state, self.admission)
         self.protocol = GossipDatagramProtocol(None, clock, self.keyring)
         self.protocol.transport = _SimUDPTransport(network, self.address)  # type: ignore[assignment]
         local = localMember(self.name, self.address, clusterName)
@@ -98,6 +145,7 @@ class SimNode:
             encrypted=self.keyring is not None,
             seeds=seeds,
         )
+        self.admission.watch(self.cluster.members)
         self.protocol.handlers = self.cluster.handlers
         self.state.addBroadcaster(CatalogBroadcaster(self.cluster))
         self.frozen = False

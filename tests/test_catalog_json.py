@@ -5,6 +5,8 @@ errors that name the field at fault.
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.catalog import (
@@ -16,7 +18,36 @@ from sidecar.catalog import (
     decodeStateServices,
     encodeService,
 )
-from sidecar.catalog.timestamps import TimestampError, formatTimestamp, parseTimestamp
+from sidecar.catalog.timestamps import (
+    EARLIEST,
+    LATEST,
+    TimestampError,
+    formatTimestamp,
+    later,
+    parseTimestamp,
+)
+
+# RFC 3339 text as a peer might send it: any date and time the regex takes
+# (impossible ones too), up to nine fractional digits, any offset.
+rfc3339 = st.builds(
+    "{:04d}-{:02d}-{:02d}T{:02d}:{:02d}:{:02d}{}{}".format,
+    st.integers(0, 9999),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 24),
+    st.integers(0, 60),
+    st.integers(0, 61),
+    st.one_of(st.just(""), st.from_regex(r"\A\.[0-9]{1,9}\Z")),
+    st.one_of(
+        st.sampled_from(["Z", "z", "+00:00", "-00:00", "+23:59", "-23:59"]),
+        st.builds(
+            "{}{:02d}:{:02d}".format,
+            st.sampled_from("+-"),
+            st.integers(0, 99),
+            st.integers(0, 99),
+        ),
+    ),
+)
 
 
 class TimestampTests(SynchronousTestCase):
@@ -38,6 +69,47 @@ class TimestampTests(SynchronousTestCase):
         for junk in ("", "yesterday", "2015-03-04", "2015-13-04T00:00:00Z", 5):
             self.assertRaises(TimestampError, parseTimestamp, junk)
 
+    def test_onlyWhatGoCanWriteBackIsAccepted(self) -> None:
+        """
+        A stamp that is before year 1 or after year 9999 once in UTC parses
+        as text but could not be written back: it is refused.
+        """
+        self.assertEqual(formatTimestamp(EARLIEST), "0001-01-01T00:00:00Z")
+        self.assertEqual(formatTimestamp(LATEST), "9999-12-31T23:59:59.999999999Z")
+        for text in (
+            "0001-01-01T00:00:00+01:00",
+            "0000-12-31T23:59:59Z",
+            "9999-12-31T23:59:59.999999999-00:01",
+        ):
+            error = self.assertRaises(TimestampError, parseTimestamp, text)
+            self.assertIn(repr(text), str(error))
+        self.assertRaises(TimestampError, formatTimestamp, LATEST + 1)
+        self.assertRaises(TimestampError, formatTimestamp, EARLIEST - 1)
+
+    def test_laterStopsAtTheLastWritableInstant(self) -> None:
+        self.assertEqual(later(LATEST, 1), LATEST)
+        self.assertEqual(later(LATEST - 5, 10**9), LATEST)
+        self.assertEqual(later(0, 7), 7)
+        self.assertEqual(
+            formatTimestamp(later(LATEST, 10**18)), formatTimestamp(LATEST)
+        )
+
+    @settings(max_examples=500, deadline=None)
+    @given(rfc3339)
+    def test_everyAcceptedTimestampRoundTrips(self, text: str) -> None:
+        """
+        Decode, encode, decode: whatever is accepted can be written in Go's
+        form, and that form reads back as the same instant.
+        """
+        try:
+            stamp = parseTimestamp(text)
+        except TimestampError:
+            return
+        written = formatTimestamp(stamp)
+        self.assertEqual(parseTimestamp(written), stamp)
+        # So can a stamp derived from it (a refutation, an expiry).
+        self.assertGreaterEqual(parseTimestamp(formatTimestamp(later(stamp, 1))), stamp)
+
 
 GOLDEN = (
     b'{"ID":"deadbeef0123","Name":"a<b>&c","Image":"caf\xc3\xa9:1",'
@@ -58,7 +130,33 @@ SERVICE = Service(
 )
 
 
+services = st.builds(
+    Service,
+    id=st.text(min_size=1, max_size=8),
+    name=st.text(max_size=8),
+    created=st.integers(EARLIEST, LATEST),
+    hostname=st.text(max_size=8),
+    updated=st.integers(EARLIEST, LATEST),
+    status=st.sampled_from(Status),
+    ports=st.lists(
+        st.builds(
+            Port, type=st.sampled_from(["tcp", "udp"]), port=st.integers(0, 65535)
+        ),
+        max_size=2,
+    ).map(tuple),
+)
+
+
 class ServiceJSONTests(SynchronousTestCase):
+    @settings(max_examples=300, deadline=None)
+    @given(services)
+    def test_everyDecodedRecordEncodesAndDecodesAgain(self, service: Service) -> None:
+        """
+        Any record the decoder accepts can be encoded (the API, push-pull)
+        and decodes to itself.
+        """
+        self.assertEqual(decodeService(encodeService(service)), service)
+
     def test_encodesExactlyAsGo(self) -> None:
         self.assertEqual(
             encodeService(SERVICE),
@@ -86,6 +184,10 @@ class ServiceJSONTests(SynchronousTestCase):
             (b'{"ID":"x","Ports":[{"Port":"80"}]}', "Service.Ports[0].Port"),
             (b'{"ID":7}', "Service.ID: expected a string"),
             (b'{"ID":"x","Updated":"soon"}', "Service.Updated: not an RFC 3339"),
+            (
+                b'{"ID":"x","Created":"0001-01-01T00:00:00+01:00"}',
+                "Service.Created: outside years 1 to 9999",
+            ),
         ):
             error = self.assertRaises(DecodeError, decodeService, document)
             self.assertIn(where, str(error))

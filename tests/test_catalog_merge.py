@@ -15,10 +15,16 @@ from sidecar.catalog import (
     ChangeEvent,
     IBroadcaster,
     ICatalogObserver,
+    Limits,
+    Refused,
     Service,
     ServicesState,
     Status,
+    encodeService,
 )
+from sidecar.catalog.documents import stateDocument
+from sidecar.catalog.state import footprint
+from sidecar.catalog.timestamps import LATEST
 
 from .doubles import RecordingBroadcaster, RecordingObserver
 
@@ -141,6 +147,56 @@ class MergeTests(CatalogTestCase):
         self.assertEqual(self.state.ghostsDropped, 1)
         self.assertTrue(self.state.merge(self.remote(ago=3 * 3600 + 59)))
 
+    def test_ghostsAreJudgedOnTheOriginsClock(self) -> None:
+        """
+        A record four hours old by our clock is fresh from a member whose
+        clock is four hours behind: it is kept, and a ghost of that member
+        is still one.
+        """
+        offsets = {"peer": 4 * 3600 * SECOND}
+        self.state.useClockOffsets(lambda host: offsets.get(host, 0))
+        self.assertTrue(self.state.merge(self.remote(ago=4 * 3600)))
+        ghost = Service("cccccccccccc", "web", hostname="peer")
+        ghost = ghost.withStatus(Status.ALIVE, self.now - (7 * 3600 + 61) * SECOND)
+        self.assertFalse(self.state.merge(ghost))
+        self.assertEqual(self.state.ghostsDropped, 1)
+
+    def test_aGoneHostsTombstonesAreStampedOnItsClock(self) -> None:
+        """
+        When a member four hours behind is declared gone, its services'
+        tombstones bear its time, so its records win again as soon as it
+        is back, not four hours later.
+        """
+        self.state.useClockOffsets(lambda host: 4 * 3600 * SECOND)
+        self.state.merge(self.remote(ago=4 * 3600 + 5))
+        [tombstone] = self.state.expireServer("peer")
+        self.assertEqual(tombstone.updated, self.now - 4 * 3600 * SECOND)
+        self.assertTrue(self.state.merge(self.remote(ago=4 * 3600 - 1)))
+        self.assertEqual(self.current().status, Status.ALIVE)  # type: ignore[union-attr]
+
+    def test_noOffsetMakesAStampUnwritable(self) -> None:
+        self.state.merge(self.remote())
+        self.state.useClockOffsets(lambda host: -(10**30))
+        [tombstone] = self.state.expireServer("peer")
+        self.assertEqual(tombstone.updated, LATEST)
+        stateDocument(self.state)
+
+    def test_refutationCannotOverflow(self) -> None:
+        """
+        Even a tombstone of our own service stamped at the last instant Go
+        can write is answered with a record that can be written back.
+        """
+        mine = self.state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
+        self.state.merge(mine.tombstone(LATEST))
+        current = self.state.get("me", "bbbbbbbbbbbb")
+        assert current is not None
+        self.assertEqual(current.updated, LATEST)
+        encodeService(current)
+        stateDocument(self.state)
+        self.state.announceLocal(mine)
+        self.state.withdrawLocal("bbbbbbbbbbbb")
+        stateDocument(self.state)
+
     def test_failingObserverIsLoggedAndOthersAreStillTold(self) -> None:
         @implementer(ICatalogObserver)
         class Broken:
@@ -153,6 +209,83 @@ class MergeTests(CatalogTestCase):
         self.state.merge(self.remote())
         self.assertEqual(len(self.events.events), 1)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class LimitTests(CatalogTestCase):
+    """
+    The catalog stays within its L{Limits}, so that it fits a push-pull.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.size = footprint(self.remote())
+        self.state = ServicesState(
+            "me",
+            self.clock,
+            limits=Limits(
+                record=self.size + 10, host=3 * self.size, total=4 * self.size
+            ),
+        )
+        self.addCleanup(self.state.stop)
+
+    def instance(self, number: int, host: str = "peer", **kw) -> Service:  # type: ignore[no-untyped-def]
+        return Service(f"{number:012d}", "web", hostname=host, updated=self.now, **kw)
+
+    def test_aRecordCountsWithItsStampsAtTheirWidest(self) -> None:
+        record = self.instance(1)
+        self.assertGreater(footprint(record), len(encodeService(record)))
+        self.assertEqual(
+            footprint(record.withStatus(Status.ALIVE, LATEST)),
+            len(encodeService(record.withStatus(Status.ALIVE, LATEST)))
+            + len("9999-12-31T23:59:59.999999999Z")
+            - len("0001-01-01T00:00:00Z"),
+        )
+        self.assertEqual(
+            footprint(record), footprint(record.withStatus(Status.ALIVE, 7))
+        )
+
+    def test_aRecordLargerThanTheCapIsRefused(self) -> None:
+        large = self.instance(1, image="x" * 11)
+        error = self.assertRaises(Refused, self.state.merge, large)
+        self.assertEqual(error.kind, Refused.RECORD_TOO_LARGE)
+        self.assertIn("'peer'", str(error))
+        self.assertEqual(list(self.state.services()), [])
+        self.assertEqual(self.state.refused, {Refused.RECORD_TOO_LARGE: 1})
+        self.assertEqual(self.state.size, 0)
+
+    def test_aRecordWhoseTextAloneIsTooLargeIsRefusedUnencoded(self) -> None:
+        huge = self.instance(1, image="x" * 6_000_000)
+        error = self.assertRaises(Refused, self.state.merge, huge)
+        self.assertEqual(error.kind, Refused.RECORD_TOO_LARGE)
+        self.assertIn(f"over {self.size + 10} bytes", str(error))
+
+    def test_aHostGetsItsShareAndTheCatalogItsTotal(self) -> None:
+        for number in range(3):
+            self.state.merge(self.instance(number))
+        error = self.assertRaises(Refused, self.state.merge, self.instance(3))
+        self.assertEqual(error.kind, Refused.HOST_FULL)
+        self.state.merge(self.instance(4, "tres"))
+        error = self.assertRaises(Refused, self.state.merge, self.instance(5, "four"))
+        self.assertEqual(error.kind, Refused.CATALOG_FULL)
+        self.assertEqual(self.state.size, 4 * self.size)
+        # Updates of what is held still pass: a refresh grows nothing.
+        later = self.instance(0).withStatus(Status.DRAINING, self.now + 1)
+        self.assertTrue(self.state.merge(later))
+        self.assertEqual(
+            self.state.refused, {Refused.HOST_FULL: 1, Refused.CATALOG_FULL: 1}
+        )
+        # mergeAll skips the refused and counts them.
+        self.assertEqual(
+            self.state.mergeAll([self.instance(6), self.instance(7, "x")]), 0
+        )
+        self.assertEqual(sum(self.state.refused.values()), 4)
+
+    def test_forgottenRecordsFreeTheirRoom(self) -> None:
+        for number in range(3):
+            self.state.merge(self.instance(number).tombstone(self.now))
+        self.clock.advance(3 * 3600)
+        self.assertEqual(self.state.size, 0)
+        self.assertTrue(self.state.merge(self.instance(3)))
 
 
 class LifespanTests(CatalogTestCase):
@@ -180,6 +313,25 @@ class LifespanTests(CatalogTestCase):
         self.clock.advance(1)
         self.assertIsNone(self.current())
         self.assertEqual([s.name for s in self.state.servers()], [])
+
+    def test_lifespansRunFromArrivalWhateverTheOriginsClock(self) -> None:
+        """
+        A member two minutes behind sends records that look two minutes
+        old: they live 80 s from their arrival, not from their stamp, and
+        expire to a tombstone one second after their own stamp.
+        """
+        record = self.remote(ago=120)
+        self.state.merge(record)
+        self.clock.advance(79)
+        self.assertEqual(self.current(), record)
+        self.state.merge(self.remote(ago=120 - 79))
+        self.clock.advance(79)
+        self.assertEqual(self.current().status, Status.ALIVE)  # type: ignore[union-attr]
+        self.clock.advance(1)
+        self.assertEqual(
+            self.current(), self.remote(Status.TOMBSTONE, ago=120 - 79 - 1)
+        )
+        self.assertEqual(len(self.events.events), 2)
 
     def test_refreshPostponesExpiry(self) -> None:
         self.state.merge(self.remote())

@@ -16,6 +16,7 @@ from twisted.web.resource import Resource
 
 from sidecar.catalog import Status
 from sidecar.cli import CommandFailed, Options, checkConfig, run
+from sidecar.config.values import parseKey
 
 from .inprocess import startNode
 from .processes import pollUntil
@@ -66,7 +67,7 @@ class CommandTests(TestCase):
         with self.assertRaises(CommandFailed) as caught:
             await self.say("drain", "nope")
         self.assertIn(
-            "HTTP 404: no service with ID 'nope' runs on this node",
+            'HTTP 404: Not Found - Service ID "nope" not found',
             str(caught.exception),
         )
 
@@ -117,6 +118,21 @@ class OfflineTests(SynchronousTestCase):
         self.assertIn(
             "node.nmae: unknown key 'nmae' (did you mean 'name'?)", str(error)
         )
+
+    def test_keygenPrintsANewKeyTheConfigurationTakes(self) -> None:
+        keys = []
+        for argv in (["keygen"], ["keygen"], ["keygen", "--size", "16"]):
+            out = io.StringIO()
+            self.successResultOf(defer.ensureDeferred(run(parse(*argv), out)))
+            keys.append(out.getvalue().strip())
+        self.assertNotEqual(keys[0], keys[1])
+        self.assertEqual([len(parseKey(key)) for key in keys], [32, 32, 16])
+        config = Path(self.mktemp())
+        config.write_text(f'[node]\nname = "a"\nencrypt_key = "{keys[0]}"\n')
+        self.assertEqual(checkConfig(str(config)), f"{config}: valid")
+
+    def test_keygenRefusesOtherSizes(self) -> None:
+        self.assertRaises(UsageError, parse, "keygen", "--size", "20")
 
     def test_aCommandIsNeeded(self) -> None:
         self.assertRaises(UsageError, parse)

@@ -63,6 +63,7 @@ class DefaultsTests(ConfigTestCase):
         self.assertEqual(config.node.seeds, ())
         self.assertIsNone(config.node.encryptKey)
         self.assertEqual(config.api.listen, Address("127.0.0.1", 7777))
+        self.assertEqual(config.api.maxConnections, 256)
         self.assertEqual(config.discovery.backends, ("static",))
         self.assertEqual(config.discovery.dockerUrl, "")
         self.assertEqual(config.discovery.dockerNamer, "docker_label")
@@ -107,7 +108,7 @@ class FileTests(ConfigTestCase):
             "accept_unnamed_peers = true\n"
             'profile = "wan"\n'
             'push_pull_interval = "20s"\n'
-            '[api]\nlisten = "[::1]:0"\n'
+            '[api]\nlisten = "[::1]:0"\nmax_connections = 64\n'
             '[discovery]\nbackends = ["static", "docker"]\n'
             'static_file = "/srv/static.json"\ndocker_url = "tcp://127.0.0.1:2375"\n'
             'static_poll_interval = "1m30s"\n'
@@ -115,7 +116,8 @@ class FileTests(ConfigTestCase):
             'docker_name_label = "app"\ndocker_resync_interval = "30s"\n'
             '[health]\ninterval = "1s"\ntimeout = "500ms"\nfall = 3\n'
             'concurrency = 20\ndefault_check_endpoint = "/healthz"\n'
-            "damping = false\n"
+            "damping = false\nexternal_from_labels = true\n"
+            'external_commands = ["/usr/lib/nagios/plugins/*"]\n'
             '[haproxy]\nenabled = true\nbind_ip = "127.0.0.168"\n'
             'config_file = "/tmp/h.cfg"\nbinary = "/usr/sbin/haproxy"\n'
             'template = "haproxy.cfg.j2"\nmanage_process = false\n'
@@ -123,6 +125,7 @@ class FileTests(ConfigTestCase):
             'admin_socket = "/tmp/h.sock"\npid_file = "/tmp/h.pid"\n'
             'min_reload_interval = "2s"\nuse_hostnames = true\n'
             'stats_listen = ""\nuser = "haproxy"\ngroup = "haproxy"\nmaxconn = 512\n'
+            "allow_loopback_targets = true\n"
             '[listeners]\nurls = ["http://127.0.0.1:9000/events"]\n'
             '[log]\nlevel = "debug"\nformat = "json"\n'
         )
@@ -145,6 +148,7 @@ class FileTests(ConfigTestCase):
         self.assertEqual(config.node.pushPullInterval, 20.0)
         self.assertEqual(config.api.listen, Address("::1", 0))
         self.assertEqual(str(config.api.listen), "[::1]:0")
+        self.assertEqual(config.api.maxConnections, 64)
         self.assertEqual(config.discovery.backends, ("static", "docker"))
         self.assertEqual(config.discovery.staticFile, "/srv/static.json")
         self.assertEqual(config.discovery.staticPollInterval, 90.0)
@@ -155,7 +159,17 @@ class FileTests(ConfigTestCase):
         self.assertEqual(config.discovery.dockerNameLabel, "app")
         self.assertEqual(config.discovery.dockerResyncInterval, 30.0)
         self.assertEqual(
-            config.health, HealthConfig(1.0, 0.5, 3, 20, "/healthz", damping=False)
+            config.health,
+            HealthConfig(
+                1.0,
+                0.5,
+                3,
+                20,
+                "/healthz",
+                damping=False,
+                externalFromLabels=True,
+                externalCommands=("/usr/lib/nagios/plugins/*",),
+            ),
         )
         self.assertTrue(config.haproxy.enabled)
         self.assertEqual(config.haproxy.bindIp, "127.0.0.168")
@@ -174,6 +188,7 @@ class FileTests(ConfigTestCase):
         self.assertEqual(config.haproxy.statsListen, "")
         self.assertEqual((config.haproxy.user, config.haproxy.group), ("haproxy",) * 2)
         self.assertEqual(config.haproxy.maxconn, 512)
+        self.assertTrue(config.haproxy.allowLoopbackTargets)
         self.assertEqual(config.listeners.urls, ("http://127.0.0.1:9000/events",))
         self.assertEqual((config.log.level, config.log.format), ("debug", "json"))
 
@@ -193,6 +208,20 @@ class EnvironmentTests(ConfigTestCase):
         node = makeService(config, MemoryReactorWithUDP())
         self.assertEqual(node.gossip.settings.timing.pushPullInterval, 79.0)
         self.assertEqual(node.gossip.settings.timing.probeInterval, 1.0)
+
+    def test_theAllowedClockSkewFromFileOrEnvironment(self) -> None:
+        self.assertEqual(self.load("").node.maxClockSkew, 30.0)
+        config = self.load('[node]\nmax_clock_skew = "5s"\n')
+        self.assertEqual(config.node.maxClockSkew, 5.0)
+        config = self.load(
+            '[node]\nmax_clock_skew = "5s"\n', SIDECAR_MAX_CLOCK_SKEW="2m"
+        )
+        self.assertEqual(config.node.maxClockSkew, 120.0)
+        node = makeService(config, MemoryReactorWithUDP())
+        self.assertEqual(node.gossip.settings.maxClockSkew, 120.0)
+        self.assertError('[node]\nmax_clock_skew = "0s"\n', "node.max_clock_skew")
+        error = self.assertError("", None, "soon", SIDECAR_MAX_CLOCK_SKEW="soon")
+        self.assertEqual(error.source, "environment SIDECAR_MAX_CLOCK_SKEW")
 
     def test_goVariablesOverrideTheFile(self) -> None:
         config = self.load(
@@ -391,6 +420,16 @@ class ErrorTests(ConfigTestCase):
                 "health.default_check_endpoint",
                 "a path starting with '/', got 'version'",
             ),
+            (
+                '[health]\nexternal_commands = ["check_http"]\n',
+                "health.external_commands",
+                "a path starting with '/', got 'check_http'",
+            ),
+            (
+                '[health]\nexternal_from_labels = "sometimes"\n',
+                "health.external_from_labels",
+                "",
+            ),
         ):
             self.assertError(text, key, fragment)
         self.assertError(
@@ -398,6 +437,13 @@ class ErrorTests(ConfigTestCase):
             None,
             "environment SIDECAR_DEFAULT_CHECK_ENDPOINT",
             SIDECAR_DEFAULT_CHECK_ENDPOINT="healthz",
+        )
+
+    def test_badAPISettings(self) -> None:
+        self.assertError(
+            "[api]\nmax_connections = 0\n",
+            "api.max_connections",
+            "must be at least 1, got 0",
         )
 
     def test_badHAProxySettings(self) -> None:

@@ -91,7 +91,9 @@ class DemoTests(TestCase):
         # Routing around a sick or drained instance, and back, loses no call.
         for key in ["unhealthy", "healthy", "back", "drained", "undrained"]:
             step = steps[key]
-            self.assertGreater(len(step.calls), 10, key)
+            # Some call must span the step, or "no failure" says nothing;
+            # how many depends on how fast the product is, so no more.
+            self.assertTrue(step.calls, key)
             self.assertEqual(step.failures, [], key)
 
         # The sick and the drained instance get no call once node 1's HAProxy
@@ -114,7 +116,7 @@ class DemoTests(TestCase):
         for call in killed.failures:
             self.assertLessEqual(call.started - killed.began, routedAround, call)
         since = [c for c in demo.log.calls if c.started > killed.began + routedAround]
-        self.assertGreater(len(since), 10)
+        self.assertTrue(since)
         self.assertEqual([c for c in since if c.error is not None], [])
         self.assertNoGaps(demo.log.calls, steps["unhealthy"].began)
         # The node's HAProxy runs on the demo's configuration.

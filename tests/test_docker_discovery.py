@@ -10,6 +10,7 @@ C{HttpGet} template check and C{HealthCheck=Docker} decide the status.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import treq
@@ -210,6 +211,37 @@ class NodeTests(TestCase):
         )
         report = (await self.healthReport(node))[containerID[:12]]
         self.assertIn("no tcp port with ServicePort 8080", report["LastError"])
+
+    async def test_anExternalCheckFromALabelIsRefusedAndNeverRuns(self) -> None:
+        """
+        A label (an image can carry it) must not run a command on the host:
+        the check is refused, the service is unhealthy and says why, and
+        the command never runs.
+        """
+        engine = await sharedDockerEngine()
+        node = await self.node(engine)
+        marker = Path(self.mktemp())
+        image = await engine.labelledImage(
+            "sidecar-labelled",
+            {
+                "ServiceName": "labelled",
+                "HealthCheck": "External",
+                "HealthCheckArgs": f"touch {marker}",
+            },
+        )
+        self.addCleanup(engine.removeImage, image)
+        # The container has no label of its own: the image's are its.
+        containerID = await runContainer(self, engine, image=image)
+        await until(
+            lambda: self.status(node, containerID) is Status.UNHEALTHY, timeout=10
+        )
+        report = (await self.healthReport(node))[containerID[:12]]
+        self.assertEqual(
+            report["LastError"],
+            "refused: External checks from container labels are off"
+            " (health.external_from_labels)",
+        )
+        self.assertFalse(marker.exists())
 
     async def test_healthCheckDockerFollowsTheContainersHealthcheck(self) -> None:
         engine = await sharedDockerEngine()

@@ -6,16 +6,36 @@ and the timing arithmetic the cluster runs on.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted.internet.task import Clock
+from twisted.logger import Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
-from sidecar.catalog import Service, ServicesState, Status, encodeService
+from sidecar.catalog import (
+    Limits,
+    Refused,
+    Service,
+    ServicesState,
+    Status,
+    encodeService,
+)
 from sidecar.catalog.codec import dumps
 from sidecar.catalog.documents import stateDocument
+from sidecar.catalog.timestamps import LATEST
+from sidecar.gossip.admission import (
+    FOREIGN_SENDER,
+    FUTURE_STAMP,
+    GONE_HOST,
+    NOT_A_RECORD,
+    UNKNOWN_HOST,
+    catalogAdmission,
+)
 from sidecar.gossip.delegate import CatalogDelegate
 from sidecar.gossip.members import Member, Members
 from sidecar.gossip.messages import Alive, Dead, NodeState
 from sidecar.gossip.profiles import LAN, LOCAL, PROFILES, WAN, scaledPushPullInterval
+from sidecar.gossip.streams import MAX_STREAM_BYTES
 
 NOW = 1_700_000_000.0
 
@@ -34,50 +54,229 @@ def record(
     )
 
 
+PEER = ("127.0.1.2", 7946)
+THIRD = ("127.0.1.3", 7946)
+STRANGER = ("127.0.1.99", 40000)
+SECOND = 1_000_000_000
+
+
 class CatalogDelegateTests(SynchronousTestCase):
+    """
+    What reaches the catalog: records about members, from members'
+    addresses, stamped no further ahead than the allowed skew.
+    """
+
     def setUp(self) -> None:
         self.clock = Clock()
         self.clock.advance(NOW)
         self.state = ServicesState("me", self.clock)
-        self.delegate = CatalogDelegate(self.state, self.clock)
+        self.members = Members(
+            Member("me", b"\x7f\x00\x01\x01", 7946), self.clock, lambda *a: None
+        )
+        for name, (host, port) in (("peer", PEER), ("third", THIRD)):
+            self.members.aliveReceived(
+                Alive(
+                    1,
+                    name,
+                    bytes(map(int, host.split("."))),
+                    port,
+                    clusterName="default",
+                )
+            )
+        self.logged: list[dict[str, object]] = []
+        self.admission = catalogAdmission(self.state, self.clock, 30.0)
+        self.admission.log = Logger(observer=self.logged.append)
+        self.admission.watch(self.members)
+        self.delegate = CatalogDelegate(self.state, self.admission)
         self.addCleanup(self.state.stop)
 
-    def test_aGossipedRecordIsMerged(self) -> None:
-        self.delegate.messageReceived(encodeService(record()))
-        self.assertEqual(self.state.get("peer", "abc"), record())
+    def refusals(self) -> dict[str, int]:
+        return dict(self.admission.refused)
 
-    def test_aPeersStateIsMergedAndOursIsTheGoDocument(self) -> None:
+    def test_aGossipedRecordIsMerged(self) -> None:
+        self.delegate.messageReceived(encodeService(record()), PEER)
+        self.assertEqual(self.state.get("peer", "abc"), record())
+        self.assertEqual(self.refusals(), {})
+
+    def test_aPeersStateIsMergedWithRelayedRecordsAndOursIsTheGoDocument(
+        self,
+    ) -> None:
         other = ServicesState("peer", self.clock)
         self.addCleanup(other.stop)
         other.merge(record("peer", "one"))
         other.merge(record("third", "two"))
-        self.delegate.mergeRemoteState(dumps(stateDocument(other)), join=True)
+        self.delegate.mergeRemoteState(dumps(stateDocument(other)), True, PEER, False)
         self.assertEqual({s.id for s in self.state.services()}, {"one", "two"})
         self.assertEqual(self.delegate.localState(), dumps(stateDocument(self.state)))
 
-    def test_badMessagesAreCountedAndDropped(self) -> None:
+    def test_badMessagesAreCountedAndDroppedNamingTheSender(self) -> None:
         bad = [
             b"\x01\x02serf's own msgpack",
             b"{not json",
             b"[" * 5000,
             b'{"ID": 7}',
             b"\xff\xfe",
+            b'{"ID":"x","Hostname":"peer","Created":"0001-01-01T00:00:00+01:00"}',
+            b'{"ID":"x","Hostname":"peer","Updated":"9999-12-31T23:59:59.9-01:00"}',
         ]
         for payload in bad:
-            self.delegate.messageReceived(payload)
-        self.delegate.mergeRemoteState(b'{"Servers": []}', join=False)
-        self.assertEqual(self.delegate.rejected, len(bad) + 1)
+            self.delegate.messageReceived(payload, PEER)
+        self.delegate.mergeRemoteState(b'{"Servers": []}', False, PEER, False)
+        self.assertEqual(self.refusals(), {NOT_A_RECORD: len(bad) + 1})
         self.assertEqual(list(self.state.services()), [])
+        [line] = self.logged  # once a minute
+        self.assertEqual((line["host"], line["kind"]), (PEER[0], NOT_A_RECORD))
+        self.assertEqual(line["log_level"], LogLevel.warn)
+        self.assertNotIn("log_failure", line)
         # Still works afterwards.
-        self.delegate.messageReceived(encodeService(record()))
+        self.delegate.messageReceived(encodeService(record()), PEER)
         self.assertIsNotNone(self.state.get("peer", "abc"))
 
-    def test_aGoneMembersServicesAreTombstoned(self) -> None:
-        self.delegate.messageReceived(encodeService(record(updated=NOW - 1)))
-        self.delegate.memberGone(Member("peer", b"\x7f\x00\x00\x01", 7946))
+    def test_aPhantomHostsRecordIsRefused(self) -> None:
+        """
+        A record of a host that is no member is refused, from a member's
+        address or not, however it is stamped.
+        """
+        for updated in (NOW, NOW - 10):
+            self.delegate.messageReceived(
+                encodeService(record("ghost", updated=updated)), PEER
+            )
+        self.assertEqual(self.refusals(), {UNKNOWN_HOST: 2})
+        self.assertEqual(list(self.state.services()), [])
+        [line] = self.logged
+        self.assertIn("'ghost'", str(line["problem"]))
+
+    def test_recordsFromAnAddressThatIsNoMembersAreRefused(self) -> None:
+        other = ServicesState("peer", self.clock)
+        self.addCleanup(other.stop)
+        other.merge(record("peer", "one"))
+        self.delegate.messageReceived(encodeService(record()), STRANGER)
+        self.delegate.mergeRemoteState(
+            dumps(stateDocument(other)), True, STRANGER, False
+        )
+        self.assertEqual(self.refusals(), {FOREIGN_SENDER: 2})
+        self.assertEqual(list(self.state.services()), [])
+        # The same member's address in IPv4-mapped IPv6 form is the member.
+        self.delegate.messageReceived(encodeService(record()), ("::ffff:127.0.1.2", 1))
+        self.assertIsNotNone(self.state.get("peer", "abc"))
+
+    def test_theAnswerOfAPeerWeDialledCountsAsAMembers(self) -> None:
+        """
+        A seed given by name (or behind another address than it
+        advertises) answers our push-pull: its records of members are
+        admitted, a phantom host's still are not.
+        """
+        other = ServicesState("peer", self.clock)
+        self.addCleanup(other.stop)
+        other.merge(record("peer", "one"))
+        other.merge(record("ghost", "two"))
+        state = dumps(stateDocument(other))
+        self.delegate.mergeRemoteState(state, True, ("seed.example", 7946), True)
+        self.assertEqual({s.id for s in self.state.services()}, {"one"})
+        self.assertEqual(self.refusals(), {UNKNOWN_HOST: 1})
+
+    def test_aFarFutureTombstoneIsRefused(self) -> None:
+        """
+        A tombstone stamped in year 9999 would beat every later record of a
+        live service for ever: it is refused; so is anything stamped
+        further ahead than the allowed skew.  Within it, it is accepted.
+        """
+        self.delegate.messageReceived(encodeService(record()), PEER)
+        forged = record().tombstone(LATEST)
+        self.delegate.messageReceived(encodeService(forged), PEER)
+        ahead = record().tombstone(round((NOW + 30.001) * SECOND))
+        self.delegate.messageReceived(encodeService(ahead), THIRD)
+        self.assertEqual(self.refusals(), {FUTURE_STAMP: 2})
+        self.assertEqual(self.state.get("peer", "abc"), record())
+        # Refused, it says nothing of the peer's clock.
+        self.assertEqual(self.admission.skews.skew("peer"), 0.0)
+        near = record().tombstone(round((NOW + 30) * SECOND))
+        self.delegate.messageReceived(encodeService(near), THIRD)
+        self.assertEqual(self.state.get("peer", "abc"), near)
+
+    def test_ourOwnServiceCannotBeTombstonedByOthers(self) -> None:
+        mine = self.state.announceLocal(record("me", "mine"))
+        forged = mine.tombstone(round((NOW + 29) * SECOND))
+        self.delegate.messageReceived(encodeService(forged), PEER)
+        current = self.state.get("me", "mine")
+        assert current is not None
+        self.assertEqual(current.status, Status.ALIVE)
+        self.assertEqual(current.updated, forged.updated + 1)
+        self.delegate.localState()  # still writable
+
+    def test_aGoneMembersLiveRecordsAreRefusedItsTombstonesAdmitted(self) -> None:
+        self.delegate.messageReceived(encodeService(record(updated=NOW - 1)), PEER)
+        peer = self.members.get("peer")
+        assert peer is not None
+        self.members.deadReceived(Dead(1, "peer", "me", "default"))
+        self.delegate.memberGone(peer)
         stored = self.state.get("peer", "abc")
         assert stored is not None
         self.assertEqual(stored.status, Status.TOMBSTONE)
+        late = record("peer", "late")
+        self.delegate.messageReceived(encodeService(late), THIRD)
+        self.assertIsNone(self.state.get("peer", "late"))
+        self.assertEqual(self.refusals(), {GONE_HOST: 1})
+        # Its tombstones still travel, after the member table forgot it,
+        # for as long as the catalog keeps tombstones.
+        self.members.reap(self.clock.seconds() + 1)
+        self.assertIsNone(self.members.get("peer"))
+        self.delegate.messageReceived(
+            encodeService(late.tombstone(late.updated)), THIRD
+        )
+        self.assertEqual(self.state.get("peer", "late"), late.tombstone(late.updated))
+        self.clock.advance(3 * 3600 + 1)
+        stamp = round(self.clock.seconds() * SECOND)
+        other = record("peer", "other", updated=stamp / SECOND).tombstone(stamp)
+        self.delegate.messageReceived(encodeService(other), THIRD)
+        self.assertIsNone(self.state.get("peer", "other"))
+        self.assertEqual(self.refusals(), {GONE_HOST: 1, UNKNOWN_HOST: 1})
+
+    def test_refusalsAreLoggedOnceAMinutePerKind(self) -> None:
+        for _ in range(100):
+            self.delegate.messageReceived(encodeService(record("ghost")), PEER)
+            self.delegate.messageReceived(encodeService(record()), STRANGER)
+        self.assertEqual(self.refusals(), {UNKNOWN_HOST: 100, FOREIGN_SENDER: 100})
+        self.assertEqual(len(self.logged), 2)
+        self.clock.advance(59)
+        self.delegate.messageReceived(encodeService(record("ghost")), PEER)
+        self.assertEqual(len(self.logged), 2)
+        self.clock.advance(1)
+        self.delegate.messageReceived(encodeService(record("ghost")), PEER)
+        self.assertEqual(len(self.logged), 3)
+        self.assertEqual(self.logged[-1]["suppressed"], 100)
+
+    def test_anOversizedRecordIsRefusedAndTheStateStillFitsAPushPull(self) -> None:
+        """
+        Two 6 MB records would grow the catalog past the 10 MiB a push-pull
+        carries, and no node could join any more.
+        """
+        huge = replace(record(), image="x" * 6_000_000)
+        other = ServicesState("peer", self.clock, limits=Limits(10**8, 10**8, 10**8))
+        self.addCleanup(other.stop)
+        other.merge(huge)
+        other.merge(replace(huge, id="def"))
+        self.delegate.mergeRemoteState(dumps(stateDocument(other)), False, PEER, False)
+        self.delegate.messageReceived(encodeService(huge), PEER)
+        self.assertEqual(self.refusals(), {Refused.RECORD_TOO_LARGE: 3})
+        self.assertEqual(list(self.state.services()), [])
+        self.assertLess(len(self.delegate.localState()), MAX_STREAM_BYTES)
+        self.assertEqual(self.state.refused, {Refused.RECORD_TOO_LARGE: 3})
+
+    def test_aMembersClockIsMeasuredFromItsOwnRecords(self) -> None:
+        self.delegate.messageReceived(encodeService(record(updated=NOW - 120.5)), PEER)
+        self.delegate.messageReceived(encodeService(record(updated=NOW - 120)), PEER)
+        # Relayed by another member, a record says nothing of clocks.
+        self.delegate.messageReceived(
+            encodeService(record("third", updated=NOW - 3600)), PEER
+        )
+        # Nor do our own records, even from our own address.
+        self.delegate.messageReceived(
+            encodeService(record("me", updated=NOW - 60)), ("127.0.1.1", 7946)
+        )
+        self.assertEqual(self.admission.skews.skew("peer"), -120.0)
+        self.assertIsNone(self.admission.skews.skew("third"))
+        self.assertIsNone(self.admission.skews.skew("me"))
 
 
 class TimingTests(SynchronousTestCase):

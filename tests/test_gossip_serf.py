@@ -29,10 +29,12 @@ class RecordingDelegate:
     def localState(self, recordLimit: int | None = None) -> bytes:
         return b"{}"
 
-    def mergeRemoteState(self, state: bytes, join: bool) -> None:
+    def mergeRemoteState(
+        self, state: bytes, join: bool, source: tuple[str, int], dialed: bool
+    ) -> None:
         self.states.append(state)
 
-    def messageReceived(self, payload: bytes) -> None:
+    def messageReceived(self, payload: bytes, source: tuple[str, int]) -> None:
         self.messages.append(payload)
 
 
@@ -53,13 +55,14 @@ class SerfClockTests(SynchronousTestCase):
         inner = RecordingDelegate()
         delegate = SerfAwareDelegate(inner, SerfClock("py-node"))
         verifyObject(IGossipDelegate, delegate)
-        delegate.messageReceived(bytes([SERF_JOIN]) + packBody({"LTime": 1}))
-        delegate.messageReceived(bytes([3]) + b"\xc1 not msgpack")
+        peer = ("127.0.1.2", 7946)
+        delegate.messageReceived(bytes([SERF_JOIN]) + packBody({"LTime": 1}), peer)
+        delegate.messageReceived(bytes([3]) + b"\xc1 not msgpack", peer)
         delegate.mergeRemoteState(
-            bytes([SERF_PUSH_PULL]) + packBody({"LTime": 2}), True
+            bytes([SERF_PUSH_PULL]) + packBody({"LTime": 2}), True, peer, True
         )
-        delegate.messageReceived(b'{"ID": "abc"}')
-        delegate.mergeRemoteState(b'{"Servers": {}}', False)
+        delegate.messageReceived(b'{"ID": "abc"}', peer)
+        delegate.mergeRemoteState(b'{"Servers": {}}', False, peer, False)
         self.assertEqual(inner.messages, [b'{"ID": "abc"}'])
         self.assertEqual(inner.states, [b'{"Servers": {}}'])
         self.assertEqual(delegate.localState(), b"{}")

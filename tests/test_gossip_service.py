@@ -1,23 +1,36 @@
 """
 Nodes built by L{makeService} in one reactor, gossiping over real UDP and
 TCP on 127.0.1.x: they join through a seed, see each other's static
-services, list each other in C{/api/members.json}, and see a stopped node
-leave (and its services go).
+services, list each other in C{/api/members.json} (with their clocks'
+skew), see a stopped node leave (and its services go), and shrug off
+records forged from an address that is no member's.
 """
 
 from __future__ import annotations
 
+import socket
+import time
 from dataclasses import replace
+from functools import partial
+from typing import Any
 
 import treq
+from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer
-from twisted.trial.unittest import TestCase
+from twisted.internet.task import Clock
+from twisted.logger import Logger, LogLevel, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from sidecar.catalog import Status
+from sidecar.catalog import ServicesState, Status, encodeService
+from sidecar.catalog.codec import dumps, serviceToJSON
+from sidecar.catalog.timestamps import LATEST
 from sidecar.gossip.messages import NodeState
+from sidecar.gossip.packets import encodeUserMessage
 from sidecar.gossip.prober import memberAddress
+from sidecar.gossip.service import GossipService, GossipSettings
 from sidecar.service import SidecarNode
 
+from .doubles import MemoryReactorWithUDP
 from .inprocess import gossipPort, startNode
 from .processes import freePort, pollUntil
 
@@ -70,6 +83,83 @@ class InProcessClusterTests(TestCase):
         )
         self.assertEqual(body["Members"][2]["Address"], "127.0.1.3")
         self.assertEqual(body["Members"][2]["Port"], self.gossipPort(nodes[2]))
+        # Each other member's clock, from its own records: all on ours.
+        skews = {m["Name"]: m["ClockSkew"] for m in body["Members"]}
+        self.assertIsNone(skews["host-2"])
+        for name in ("host-1", "host-3"):
+            self.assertLess(abs(skews[name]), 1.0, skews)
+
+    async def test_forgedRecordsOverRealSocketsChangeNothing(self) -> None:
+        """
+        From 127.0.1.99, no member: a phantom instance of a service in year
+        9999, a tombstone of a live one, an unwritable timestamp.  The
+        catalog, the API and membership stay as they were; the refusals
+        are counted in /metrics.
+        """
+        nodes = await self.startCluster(2)
+        [victim] = nodes[1].state.localServices()
+        ghost = replace(victim, id="ghost0000001", hostname="ghost", updated=LATEST)
+        unwritable = serviceToJSON(replace(victim, updated=victim.updated + 1))
+        unwritable["Created"] = "0001-01-01T00:00:00+01:00"
+        payloads = [
+            encodeService(ghost),
+            encodeService(victim.tombstone(LATEST)),
+            encodeService(victim.tombstone(victim.updated + 1)),
+            dumps(unwritable),
+        ]
+        forger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(forger.close)
+        forger.bind(("127.0.1.99", 0))
+        target = ("127.0.1.1", self.gossipPort(nodes[0]))
+        # A flood of phantoms besides: each refused, logged once a minute.
+        logged: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        flood = [encodeService(replace(ghost, id=f"ghost{n:07d}")) for n in range(300)]
+        payloads += flood
+        refused = nodes[0].gossip.admission.refused
+
+        def counted(sent: int) -> defer.Deferred[bool | None]:
+            return defer.succeed(True if refused.total() == sent else None)
+
+        # In batches, so that the socket's buffer never overflows: every
+        # packet is read and judged.
+        for start in range(0, len(payloads), 20):
+            for payload in payloads[start : start + 20]:
+                forger.sendto(encodeUserMessage(payload), target)
+            sent = min(start + 20, len(payloads))
+            await pollUntil(partial(counted, sent), timeout=10)
+        api = nodes[0].api.port.getHost()  # type: ignore[union-attr]
+        base = f"http://{api.host}:{api.port}"
+        response = await treq.get(f"{base}/metrics", persistent=False)
+        refusals = {
+            sample.labels["reason"]: sample.value
+            for family in text_string_to_metric_families(await response.text())
+            for sample in family.samples
+            if sample.name == "sidecar_catalog_records_refused_total"
+        }
+        self.assertEqual(refusals, {"foreign sender": 303.0, "not a record": 1.0})
+        refusalLines = [
+            e for e in logged if "refused a catalog record" in str(e.get("log_format"))
+        ]
+        self.assertEqual(len(refusalLines), 2)
+        self.assertFalse([e for e in logged if "log_failure" in e])
+        self.assertEqual(
+            {s.hostname for s in nodes[0].state.services()}, {"host-1", "host-2"}
+        )
+        held = nodes[0].state.get(victim.hostname, victim.id)
+        assert held is not None
+        self.assertNotEqual(held.status, Status.TOMBSTONE)
+        self.assertLess(held.updated, LATEST)
+        self.assertIsNone(nodes[0].state.get("ghost", ghost.id))
+        self.assertEqual(nodes[0].gossip.memberNames(), ["host-1", "host-2"])
+        for path in ("/api/state.json", "/api/services.json", "/api/members.json"):
+            started = time.monotonic()
+            response = await treq.get(base + path, persistent=False)
+            self.assertEqual(response.code, 200, path)
+            await response.content()
+            # Generous for a loaded machine: a wedged node would not answer.
+            self.assertLess(time.monotonic() - started, 2.0, path)
 
     async def test_aDrainAndUndrainReachTheOtherNode(self) -> None:
         nodes = await self.startCluster(2)
@@ -160,3 +250,41 @@ class InProcessClusterTests(TestCase):
         self.assertEqual(await stranger.gossip.joined, 0)
         self.assertEqual(first.gossip.memberNames(), ["host-1"])
         self.assertEqual(stranger.gossip.memberNames(), ["host-2"])
+
+
+class ExposureTests(SynchronousTestCase):
+    """
+    A node that gossips beyond its host without a key says so.
+    """
+
+    def service(self, bind: str, keys: tuple[bytes, ...] = ()) -> GossipService:
+        settings = GossipSettings(
+            name="a", clusterName="c", bind=(bind, 7946), keys=keys
+        )
+        return GossipService(None, settings, ServicesState("a", Clock()))
+
+    def test_unencryptedGossipBeyondLoopbackIsWarnedOf(self) -> None:
+        for bind in ("0.0.0.0", "::", "", "127.0.0.168x", "10.1.2.3"):
+            [warning] = self.service(bind).warnings
+            self.assertIn("is not encrypted", warning)
+            self.assertIn("node.encrypt_key", warning)
+
+    def test_loopbackOrAKeyNeedsNoWarning(self) -> None:
+        for bind in ("127.0.1.1", "::1", "localhost"):
+            self.assertEqual(self.service(bind).warnings, [])
+        self.assertEqual(self.service("0.0.0.0", (bytes(16),)).warnings, [])
+
+    def test_theWarningIsLoggedOnceAtStart(self) -> None:
+        # A memory reactor: nothing is bound to 0.0.0.0 for real.
+        events: list[dict[str, Any]] = []
+        service = GossipService(
+            MemoryReactorWithUDP(),
+            GossipSettings(name="a", clusterName="c", bind=("0.0.0.0", 7946)),
+            ServicesState("a", Clock()),
+        )
+        service.log = Logger(observer=events.append)
+        service.startService()
+        self.addCleanup(service.stopService)
+        warnings = [e for e in events if e["log_level"] is LogLevel.warn]
+        self.assertEqual([e["problem"] for e in warnings], service.warnings)
+        self.assertEqual(len(warnings), 1)

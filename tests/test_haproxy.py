@@ -4,7 +4,10 @@ L{HAProxyWriter}, with clients sending requests through its frontend on
 127.0.0.168 the whole time: instances turn unhealthy and healthy, join
 and leave (all through the runtime API), and 20 reloads happen, and no
 request fails, nor reaches an instance after its removal was applied.  A
-configuration HAProxy refuses leaves the old one serving.
+configuration HAProxy refuses leaves the old one serving until a good one
+comes; one it cannot run is rolled back.  Hostile records (no IP, names
+that collide, a ServicePort held or of our own, another host's loopback,
+C{Created} 0) are left out and shown, and the rest keeps flowing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 import treq
 from twisted.internet import defer, reactor
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -30,9 +34,12 @@ from twisted.web.server import NOT_DONE_YET
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.config import loadConfig
 from sidecar.haproxytap import Options, makeCompanion
+from sidecar.proxy import follower as followerModule
+from sidecar.proxy import haproxy as haproxyModule
 from sidecar.proxy.follower import ProxyFollower
 from sidecar.proxy.haproxy import HAProxySettings, HAProxyWriter
-from sidecar.proxy.model import buildModel
+from sidecar.proxy.model import OPEN, Admission, buildModel
+from sidecar.proxy.ports import bindProbe
 from sidecar.proxy.template import ProxyTemplate, TemplateSettings
 
 from .doubles import Members
@@ -178,8 +185,14 @@ class Request:
     error: str = ""
 
 
-class HAProxyTests(TestCase):
+class HAProxyCase(TestCase):
+    """
+    A real HAProxy, its writer and a follower of a catalog of host-a; the
+    follower admits what C{admission} says.
+    """
+
     skip = haproxySkipReason()
+    admission = OPEN
 
     def setUp(self) -> None:
         self.directory = temporaryDirectory(self)
@@ -202,7 +215,12 @@ class HAProxyTests(TestCase):
             ),
         )
         self.follower = ProxyFollower(
-            self.state, Members("host-a", "host-b"), self.writer, reactor, 0.1
+            self.state,
+            Members("host-a", "host-b"),
+            self.writer,
+            reactor,
+            0.1,
+            admission=self.admission,
         )
         self.follower.startService()
         self.addCleanup(self.follower.stopService)
@@ -217,12 +235,13 @@ class HAProxyTests(TestCase):
         status: Status = Status.ALIVE,
         service: str = "web",
         servicePort: int | None = None,
+        host: str = "host-b",
     ) -> Service:
         return Service(
             id=name,
             name=service,
             image="img",
-            hostname="host-b",
+            hostname=host,
             ports=(
                 Port(
                     "tcp",
@@ -279,6 +298,8 @@ class HAProxyTests(TestCase):
         loops = [loop(keepAlive=False) for _ in range(count)] + [loop(keepAlive=True)]
         return defer.DeferredList([defer.ensureDeferred(each) for each in loops])
 
+
+class HAProxyTests(HAProxyCase):
     async def test_noRequestFailsThroughChangesAndReloads(self) -> None:
         for name in ("a", "b", "c"):
             self.backend(name)
@@ -369,6 +390,7 @@ class HAProxyTests(TestCase):
         self.assertEqual(await (await second).content(), b"a")
 
     async def test_aConfigurationHAProxyRefusesLeavesTheOldOneServing(self) -> None:
+        self.patch(followerModule, "RETRY_AFTER", 0.5)
         self.backend("a")
         self.state.merge(self.record("a"))
         await self.applied()
@@ -387,12 +409,205 @@ class HAProxyTests(TestCase):
         )
         self.assertIn("nonsense-keyword", self.writer.lastError or "")
         self.assertEqual(configFile.read_text(), good)
-        response = await treq.get(
-            f"http://{BIND_IP}:{self.servicePort}/", persistent=False, timeout=5
-        )
+        url = f"http://{BIND_IP}:{self.servicePort}/"
+        response = await treq.get(url, persistent=False, timeout=5)
         self.assertEqual(await response.content(), b"a")
         status = self.follower.status()
         self.assertEqual(status["LastError"], self.writer.lastError)
+        # Nothing is frozen for good: with a template HAProxy accepts, the
+        # change that waited (a is unhealthy) is applied.
+        self.writer.template = ProxyTemplate.default()
+        await self.applied()
+        self.assertIsNone(self.writer.lastError)
+        response = await treq.get(url, persistent=False, timeout=5)
+        self.assertEqual(response.code, 503)
+        await response.content()
+
+
+class HostileRecordsCase(HAProxyCase):
+    """
+    Records that once froze every later update (HAProxy refused the file,
+    or every reload) are left out and shown, and the rest keeps flowing:
+    a service that turns unhealthy is taken out of HAProxy.  The routed
+    service runs on this host (host-a); the hostile records are host-b's.
+    """
+
+    admission = Admission(
+        localHost="host-a",
+        bindIP=BIND_IP,
+        reservedPorts=frozenset({7946}),
+        bindable=bindProbe(BIND_IP),
+    )
+
+    async def assertStillFollows(
+        self, *hostile: Service, answers: frozenset[bytes] = frozenset({b"a"})
+    ) -> list[str]:
+        """
+        With a and b of host-a routed, merge C{hostile}, then turn b
+        unhealthy: HAProxy applies it, and only C{answers} answer.
+
+        @return: what the follower refused.
+        """
+        for name in ("a", "b"):
+            self.backend(name)
+            self.state.merge(self.record(name, host="host-a"))
+        await self.applied()
+        for record in hostile:
+            self.state.merge(record)
+        await self.applied()
+        self.state.merge(self.record("b", Status.UNHEALTHY, host="host-a"))
+        await self.applied()
+        self.assertIsNone(self.writer.lastError)
+        url = f"http://{BIND_IP}:{self.servicePort}/"
+        self.assertEqual({await answer(url) for _ in range(6)}, answers)
+        status = self.follower.status()
+        self.assertIsNone(status["LastError"])
+        return status["Refused"]  # type: ignore[no-any-return]
+
+    def hostile(self, serviceID: str, ip: str, **kw: Any) -> Service:
+        return Service(
+            id=serviceID,
+            name=kw.pop("name", "web"),
+            image="img",
+            hostname=kw.pop("hostname", "host-b"),
+            ports=(
+                Port(
+                    "tcp",
+                    kw.pop("port", 8080),
+                    kw.pop("servicePort", self.servicePort),
+                    ip,
+                ),
+            ),
+            created=kw.pop("created", SECOND),
+            updated=round(reactor.seconds() * SECOND),  # type: ignore[attr-defined]
+        )
+
+
+class HostileRecordsTests(HostileRecordsCase):
+    async def test_anAddressThatIsNotAnIP(self) -> None:
+        refused = await self.assertStillFollows(
+            self.hostile("x1", "no-such-host"), self.hostile("x2", "1.2.3.4.5")
+        )
+        self.assertEqual(
+            refused,
+            [
+                "host-b/x1: not an IP address: 'no-such-host'",
+                "host-b/x2: not an IP address: '1.2.3.4.5'",
+            ],
+        )
+
+    async def test_aServicePortInUseOrOfOurOwn(self) -> None:
+        held = freePort(BIND_IP, udp=False)
+        holder = reactor.listenTCP(  # type: ignore[attr-defined]
+            held, Factory.forProtocol(Protocol), interface=BIND_IP
+        )
+        self.addCleanup(holder.stopListening)
+        refused = await self.assertStillFollows(
+            self.hostile(
+                "h1", "127.0.0.1", hostname="host-a", name="held", servicePort=held
+            ),
+            self.hostile(
+                "g1", "127.0.0.1", hostname="host-a", name="gossip", servicePort=7946
+            ),
+        )
+        self.assertEqual(
+            refused,
+            [
+                "ServicePort 7946: gossip: ServicePort 7946 is one of this node's "
+                "own ports",
+                f"ServicePort {held}: held: ServicePort {held} cannot be bound: in use",
+            ],
+        )
+
+    async def test_anotherHostsLoopbackTargetIsNotRouted(self) -> None:
+        # host-b says its "admin" service is at 127.0.0.1: this node's own
+        # loopback-only API, say.
+        private = serveNamed(self, "private")
+        exposed = freePort(BIND_IP, udp=False)
+        refused = await self.assertStillFollows(
+            self.hostile(
+                "p1", "127.0.0.1", name="admin", port=private, servicePort=exposed
+            )
+        )
+        self.assertEqual(
+            refused, ["host-b/p1: address 127.0.0.1 of another host is this node's own"]
+        )
+        self.assertIsNone(await answer(f"http://{BIND_IP}:{exposed}/"))
+
+
+class SharedMachineTests(HostileRecordsCase):
+    """
+    Hostile records of hosts that share this machine (loopback targets
+    allowed), so that what is refused is refused for itself alone: two
+    servers whose names collide once sanitised (HAProxy would refuse the
+    file), a record of C{Created} 0 that would take the ServicePort.
+    """
+
+    admission = replace(HostileRecordsCase.admission, loopbackTargets=True)
+
+    async def test_serverNamesThatCollideAfterSanitising(self) -> None:
+        # host-a/b-x and host/a-b-x are both host-a-b-x; ours keeps it.
+        self.backend("b-x")
+        mine = self.record("b-x", host="host-a")
+        theirs = self.hostile(
+            "a-b-x", "127.0.0.1", hostname="host", port=self.backend("theirs")
+        )
+        refused = await self.assertStillFollows(
+            mine, theirs, answers=frozenset({b"a", b"b-x"})
+        )
+        self.assertEqual(
+            refused,
+            [
+                f"host/a-b-x: server name host-a-b-x is taken in "
+                f"web-{self.servicePort} by host-a"
+            ],
+        )
+
+    async def test_aRecordCreatedAtZeroDoesNotTakeTheServicePort(self) -> None:
+        squatter = self.hostile("z1", "127.0.0.1", name="squatter", created=0)
+        await self.assertStillFollows(squatter)
+        self.assertEqual(
+            self.follower.status()["Conflicts"],
+            [
+                f"ServicePort {self.servicePort}: squatter is refused, web "
+                "(runs on this host) keeps it"
+            ],
+        )
+
+
+class ReloadRollbackTests(HAProxyCase):
+    """
+    A file that passes C{haproxy -c} but that HAProxy cannot run (a port
+    another program holds, when nothing checked it first) is rolled back.
+    """
+
+    async def test_aFileHAProxyCannotRunIsRolledBack(self) -> None:
+        self.patch(haproxyModule, "RELOAD_TIMEOUT", 3.0)
+        self.patch(followerModule, "RETRY_AFTER", 0.5)
+        self.backend("a")
+        self.state.merge(self.record("a"))
+        await self.applied()
+        configFile = self.directory / "haproxy.cfg"
+        good = configFile.read_text()
+        held = freePort(BIND_IP, udp=False)
+        holder = reactor.listenTCP(  # type: ignore[attr-defined]
+            held, Factory.forProtocol(Protocol), interface=BIND_IP
+        )
+        self.addCleanup(holder.stopListening)
+        self.state.merge(
+            replace(self.record("a", service="other", servicePort=held), id="o")
+        )
+        await pollUntil(
+            lambda: defer.succeed(True if self.writer.lastError else None), timeout=15
+        )
+        self.assertIn("after a reload", self.writer.lastError or "")
+        self.assertEqual(configFile.read_text(), good)
+        url = f"http://{BIND_IP}:{self.servicePort}/"
+        self.assertEqual(await answer(url), b"a")
+        # Once the port is free, the frontend comes.
+        await holder.stopListening()
+        await self.applied()
+        self.assertEqual(await answer(f"http://{BIND_IP}:{held}/"), b"a")
 
 
 class NodeTests(TestCase):
@@ -439,7 +654,9 @@ class NodeTests(TestCase):
         metrics = await treq.get(
             f"http://{api.host}:{api.port}/metrics", persistent=False
         )
-        self.assertIn("sidecar_haproxy_reloads_total ", await metrics.text())
+        text = await metrics.text()
+        self.assertIn("sidecar_haproxy_reloads_total ", text)
+        self.assertIn("sidecar_haproxy_refused 0.0", text)
 
 
 class CompanionTests(TestCase):
@@ -463,7 +680,9 @@ class CompanionTests(TestCase):
         )
         api = node.api.port.getHost()  # type: ignore[union-attr]
         configPath = directory / "companion.toml"
-        configPath.write_text("\n".join(haproxySettings(directory)) + "\n")
+        # It runs on host-a's machine: host-a's instances are its own.
+        settings = ["[node]", 'name = "host-a"', *haproxySettings(directory)]
+        configPath.write_text("\n".join(settings) + "\n")
         companion = makeCompanion(
             loadConfig(configPath, environ={}), f"http://{api.host}:{api.port}"
         )

@@ -12,6 +12,7 @@ from dataclasses import replace
 from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
@@ -19,6 +20,7 @@ from sidecar.announce import LocalAnnouncer
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.catalog.local import CheckSpec, LocalService
 from sidecar.health.checkers import CheckerRegistry, CheckFailed
+from sidecar.health.commands import CommandPolicy
 from sidecar.health.monitor import HealthMonitor, HealthSettings
 from sidecar.interfaces import (
     IChecker,
@@ -431,3 +433,67 @@ class RealCheckTests(TestCase):
         self.assertIn("HTTP 503", monitor.report()["web000000001"]["LastError"])
         switch.code = 200
         await statusBecomes(Status.ALIVE)
+
+
+class CommandsFromLabelsTests(SynchronousTestCase):
+    """
+    The monitor asks its L{CommandPolicy} before it builds a check: a
+    refused one never runs, and its service is unhealthy and says why.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.external = ScriptedFactory()
+        self.external.name = "External"  # stands for the real one
+        self.downstream = Downstream()
+
+    def monitor(self, policy: CommandPolicy | None = None) -> HealthMonitor:
+        monitor = HealthMonitor(
+            self.downstream,
+            self.clock,
+            CheckerRegistry([self.external]),
+            "127.0.1.1",
+            HealthSettings(interval=3.0, timeout=1.0),
+            random.Random(1),
+            commands=policy,
+        )
+        monitor.startService()
+        self.addCleanup(monitor.stopService)
+        return monitor
+
+    def test_aLabelsCommandIsRefusedShownAndLoggedAndNeverRun(self) -> None:
+        monitor = self.monitor()
+        touch = replace(local("a"), check=CheckSpec("External", "touch /tmp/owned"))
+        with capturedLogs() as events:
+            monitor.servicesDiscovered("docker", [touch])
+            self.clock.advance(10)
+        self.assertEqual(self.external.started, [])
+        self.assertEqual(self.downstream.last("a"), Status.UNHEALTHY)
+        refusal = (
+            "refused: External checks from container labels are off"
+            " (health.external_from_labels)"
+        )
+        self.assertEqual(monitor.report()["a"]["LastError"], refusal)
+        warnings = [formatEvent(e) for e in events if e["log_level"].name == "warn"]
+        self.assertEqual(warnings, [f"service web a: {refusal}"])
+
+    def test_theStaticFilesCommandRuns(self) -> None:
+        monitor = self.monitor()
+        touch = replace(local("a"), check=CheckSpec("External", "touch /tmp/ok"))
+        monitor.servicesDiscovered("static", [touch])
+        self.clock.advance(3)
+        self.assertEqual(self.external.started, ["touch /tmp/ok"])
+        self.assertEqual(self.downstream.last("a"), Status.ALIVE)
+
+    def test_anAllowedCommandFromALabelRuns(self) -> None:
+        monitor = self.monitor(CommandPolicy(fromLabels=True, allowed=("/bin/true",)))
+        allowed = replace(local("a"), check=CheckSpec("External", "/bin/true"))
+        refused = replace(local("b"), check=CheckSpec("External", "/bin/false"))
+        monitor.servicesDiscovered("docker", [allowed, refused])
+        self.clock.advance(3)
+        self.assertEqual(self.external.started, ["/bin/true"])
+        self.assertEqual(self.downstream.last("a"), Status.ALIVE)
+        self.assertEqual(
+            monitor.report()["b"]["LastError"],
+            "refused: /bin/false from a label is not in health.external_commands",
+        )

@@ -72,8 +72,11 @@ class HealthMachineTests(SynchronousTestCase):
         for _ in range(4):  # flaps at t = 1, 2, 3, 4
             penalty = penalty * 0.5 ** (1 / 30) + 1
         release = 4 + 30 * math.log2(penalty / 1.5)
-        while not machine.record(True, t):
-            t += 1
+        # Bounded: broken damping must fail here, not spin for ever.
+        for second in range(int(t), 10 * math.ceil(release)):
+            t = float(second)
+            if machine.record(True, t):
+                break
         self.assertEqual(machine.status, Status.ALIVE)
         self.assertFalse(machine.suppressed)
         self.assertEqual(t, math.ceil(release))

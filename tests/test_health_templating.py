@@ -90,3 +90,7 @@ class ProblemTests(SynchronousTestCase):
         self.assertProblem(
             "{% for a in range(100000) %}{% endfor %}", "only {{ ... }} expressions"
         )
+
+    def test_aNameThatIsNotAValueIsAnErrorNotARepr(self) -> None:
+        for args in ("{{ lipsum }}", "{{ tcp }}", "{{ service }}", "{{ .Ports }}"):
+            self.assertProblem(args, "cannot render", "only text and numbers print")

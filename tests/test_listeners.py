@@ -1,16 +1,21 @@
 """
 Change listeners over real HTTP: the Go Sidecar's event body; a listener
-that is slow, then down, then back receives every event in order; managed
-listeners come and go with the local services that ask for them.
+that is slow, then down, then back receives every event in order; one
+that stalls after its headers, or streams an endless body, fails visibly
+and is delivered to again once it recovers, at no cost in memory; one far
+behind has its backlog bounded and coalesced; managed listeners come and
+go with the local services that ask for them.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
@@ -47,6 +52,71 @@ class Receiver(Resource):
         return NOT_DONE_YET
 
 
+class Misbehaving(Resource):
+    """
+    Takes every event; while C{stall}, answers 200 with its headers and
+    then nothing more; while C{stream}, a body that never ends (as fast as
+    the client reads it); while C{hangUp}, closes the connection without
+    an answer.  Counts the body bytes it wrote.
+    """
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[dict[str, Any]] = []
+        self.stall = False
+        self.stream = False
+        self.hangUp = False
+        self.written = 0
+        self.open: list[Any] = []
+
+    def render_POST(self, request):  # type: ignore[no-untyped-def]
+        body = json.loads(request.content.read())
+        if self.hangUp:
+            request.transport.abortConnection()
+            return NOT_DONE_YET
+        if self.stall:
+            request.write(b"")  # the headers, then silence
+            self.open.append(request)
+            return NOT_DONE_YET
+        if self.stream:
+            request.registerProducer(_Endless(self, request), True)
+            return NOT_DONE_YET
+        self.events.append(body)
+        return b""
+
+
+class _Endless:
+    """
+    A push producer of an endless body, writing while the client reads.
+    """
+
+    def __init__(self, resource: Misbehaving, request: Any) -> None:
+        self._resource = resource
+        self._request = request
+        self._paused = False
+        self._stopped = False
+        request.notifyFinish().addErrback(lambda _: self.stopProducing())
+        reactor.callLater(0, self._write)  # type: ignore[attr-defined]
+
+    def _write(self) -> None:
+        while not self._paused and not self._stopped:
+            self._request.write(b"x" * 65536)
+            self._resource.written += 65536
+        if not self._stopped:
+            reactor.callLater(0.001, self._write)  # type: ignore[attr-defined]
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+
+    def stopProducing(self) -> None:
+        self._stopped = True
+
+
 class ListenerTests(TestCase):
     def setUp(self) -> None:
         self.state = ServicesState("host-a", reactor)  # type: ignore[arg-type]
@@ -58,7 +128,11 @@ class ListenerTests(TestCase):
         self.portNumber = self.port.getHost().port
         self.addCleanup(lambda: self.port.stopListening())
 
-    def change(self, n: int, status: Status = Status.ALIVE) -> None:
+    def change(
+        self, n: int, status: Status = Status.ALIVE, updated: int | None = None
+    ) -> None:
+        if updated is None:
+            updated = round(reactor.seconds() * SECOND)  # type: ignore[attr-defined]
         self.state.merge(
             Service(
                 id=f"s{n:02d}",
@@ -66,7 +140,7 @@ class ListenerTests(TestCase):
                 image="img",
                 hostname="host-b",
                 ports=(Port("tcp", 8000 + n, 10001, "127.0.1.2"),),
-                updated=round(reactor.seconds() * SECOND),  # type: ignore[attr-defined]
+                updated=updated,
                 status=status,
             )
         )
@@ -121,6 +195,143 @@ class ListenerTests(TestCase):
             )
         )
         self.assertIsNone(listeners.status()[0]["LastError"])
+
+    def serveMisbehaving(self) -> tuple[Misbehaving, str]:
+        resource = Misbehaving()
+        site = Site(resource)
+        site.log = lambda request: None  # type: ignore[method-assign]
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        return resource, f"http://127.0.0.1:{port.getHost().port}/"
+
+    async def test_aListenerThatStallsAfterItsHeadersFailsThenRecovers(
+        self,
+    ) -> None:
+        resource, url = self.serveMisbehaving()
+        resource.stall = True
+        with capturedLogs() as events:
+            listeners = self.start((url,))
+            self.change(1)
+            await pollUntil(
+                lambda: defer.succeed(
+                    True if listeners.status()[0]["Failures"] else None
+                ),
+                timeout=10,
+            )
+            [status] = listeners.status()
+            self.assertEqual(
+                status["LastError"], f"{url}: no complete answer within 1 s"
+            )
+            self.assertEqual(status["Delivered"], 0)
+            resource.stall = False  # it recovers
+            self.change(2)
+            await pollUntil(
+                lambda: defer.succeed(True if len(resource.events) == 2 else None),
+                timeout=10,
+            )
+        ids = [e["ChangeEvent"]["Service"]["ID"] for e in resource.events]
+        self.assertEqual(ids, ["s01", "s02"])
+        await pollUntil(
+            lambda: defer.succeed(
+                True if listeners.status()[0]["Delivered"] == 2 else None
+            )
+        )
+        self.assertIsNone(listeners.status()[0]["LastError"])
+        logged = [formatEvent(e) for e in events]
+        self.assertIn(
+            f"listener UrlListener({url}): {url}: no complete answer within 1 s;"
+            " retrying",
+            logged,
+        )
+        self.assertIn(
+            f"listener UrlListener({url}): {url} accepts events again", logged
+        )
+        for request in resource.open:
+            self.assertTrue(request._disconnected)  # the stalled ones were closed
+
+    async def test_aFailureSaysWhatHappenedNotAFailureRepr(self) -> None:
+        resource, url = self.serveMisbehaving()
+        resource.hangUp = True
+        listeners = self.start((url,))
+        self.change(1)
+        await pollUntil(
+            lambda: defer.succeed(True if listeners.status()[0]["Failures"] else None),
+            timeout=10,
+        )
+        problem = listeners.status()[0]["LastError"]
+        self.assertTrue(problem.startswith(f"{url}: "), problem)
+        self.assertIn("lost", problem)
+        self.assertNotIn("Failure", problem)
+
+    async def test_anEndlessBodyIsCutShortAndCostsNoMemory(self) -> None:
+        resource, url = self.serveMisbehaving()
+        resource.stream = True
+        listeners = Listeners(
+            self.state, (url,), dict, reactor, replace(FAST, timeout=10.0)
+        )
+        listeners.startService()
+        self.addCleanup(listeners.stopService)
+        self.change(1)
+        await pollUntil(
+            lambda: defer.succeed(True if listeners.status()[0]["Failures"] else None),
+            timeout=10,
+        )
+        self.assertEqual(
+            listeners.status()[0]["LastError"],
+            f"{url}: an answer body longer than 65536 bytes",
+        )
+        # The connection was closed: the endpoint could write little more
+        # than the limit and what the sockets' buffers hold.
+        written = resource.written
+        await deferLater(reactor, 0.3)
+        self.assertLess(resource.written, 16 * 1024 * 1024)
+        resource.stream = False  # it recovers
+        await pollUntil(
+            lambda: defer.succeed(True if resource.events else None), timeout=10
+        )
+        self.assertGreater(written, 65536)
+        self.assertIsNone(listeners.status()[0]["LastError"])
+
+    async def test_aListenerFarBehindHasItsBacklogCoalesced(self) -> None:
+        await self.port.stopListening()  # down
+        url = f"http://127.0.0.1:{self.portNumber}/"
+        listeners = Listeners(
+            self.state, (url,), dict, reactor, replace(FAST, queueLimit=4)
+        )
+        listeners.startService()
+        self.addCleanup(listeners.stopService)
+        # Each change newer than the last, whatever the clock's resolution.
+        at = round(reactor.seconds() * SECOND)  # type: ignore[attr-defined]
+        for n in range(3):
+            self.change(n, Status.ALIVE, at)
+        for step in range(1, 11):
+            for n in range(3):
+                status = Status.UNHEALTHY if step % 2 else Status.ALIVE
+                self.change(n, status, at + step)
+        self.change(3, Status.UNHEALTHY, at)
+        [status] = listeners.status()
+        self.assertLessEqual(status["Waiting"], 4)
+        self.assertGreater(status["Coalesced"], 0)
+        self.port = reactor.listenTCP(self.portNumber, self.site, interface="127.0.0.1")  # type: ignore[attr-defined]
+        await pollUntil(
+            lambda: defer.succeed(
+                True if listeners.status()[0]["Waiting"] == 0 else None
+            ),
+            timeout=10,
+        )
+        events = self.receiver.events
+        self.assertLessEqual(len(events), 4)
+        # The newest state of every service arrives.
+        last = events[-1]["State"]["Servers"]["host-b"]["Services"]
+        self.assertEqual(
+            {sid: s["Status"] for sid, s in last.items()},
+            {
+                "s00": int(Status.ALIVE),
+                "s01": int(Status.ALIVE),
+                "s02": int(Status.ALIVE),
+                "s03": int(Status.UNHEALTHY),
+            },
+        )
 
     async def test_managedListenersComeAndGoWithTheirServices(self) -> None:
         wanted: dict[str, str] = {}

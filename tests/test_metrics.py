@@ -14,6 +14,10 @@ from sidecar.catalog import Status
 from .inprocess import startNode
 from .processes import pollUntil
 
+# A listener that is down: nothing listens on port 1 of loopback.
+DOWN = "http://127.0.0.1:1/"
+LISTENER = (("listener", f"UrlListener({DOWN})"),)
+
 
 class MetricsTests(TestCase):
     async def test_aNodesFigures(self) -> None:
@@ -22,7 +26,12 @@ class MetricsTests(TestCase):
             "host-a",
             "127.0.1.1",
             ['profile = "local"'],
-            moreSettings=["[health]", 'interval = "100ms"'],
+            moreSettings=[
+                "[health]",
+                'interval = "100ms"',
+                "[listeners]",
+                f'urls = ["{DOWN}"]',
+            ],
         )
 
         def checked() -> defer.Deferred[bool | None]:
@@ -46,8 +55,26 @@ class MetricsTests(TestCase):
         self.assertEqual(samples[("sidecar_services", (("status", "Alive"),))], 1)
         self.assertIn(("sidecar_gossip_packets_total", (("direction", "in"),)), samples)
         self.assertIn(("sidecar_gossip_probes_total", ()), samples)
+        self.assertEqual(samples[("sidecar_gossip_streams_dropped_total", ())], 0)
+        self.assertEqual(samples[("sidecar_gossip_members_refused_total", ())], 0)
+        # The node's own record, counted in what push-pull must carry.
+        self.assertGreater(samples[("sidecar_catalog_bytes", ())], 100)
+        self.assertEqual(node.state.size, samples[("sidecar_catalog_bytes", ())])
         self.assertGreater(
             samples[("sidecar_check_duration_seconds_count", (("result", "healthy"),))],
             0,
         )
         self.assertNotIn(("sidecar_haproxy_reloads_total", ()), samples)  # no HAProxy
+        # The listener's events wait: nothing was delivered, nothing lost.
+        self.assertGreater(samples[("sidecar_listener_events_waiting", LISTENER)], 0)
+        self.assertEqual(
+            samples[("sidecar_listener_events_delivered_total", LISTENER)], 0
+        )
+        for how in ("coalesced", "dropped"):
+            labels = tuple(sorted((*LISTENER, ("how", how))))
+            self.assertEqual(
+                samples[("sidecar_listener_events_dropped_total", labels)], 0
+            )
+        # This request's own connection, and no refusal.
+        self.assertEqual(samples[("sidecar_api_connections", ())], 1)
+        self.assertEqual(samples[("sidecar_api_connections_refused_total", ())], 0)

@@ -7,6 +7,7 @@ servers, and the API says so.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -19,7 +20,7 @@ from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.interfaces import IProxyWriter
 from sidecar.proxy.follower import RETRY_AFTER, ProxyFollower
 from sidecar.proxy.haproxy import ProxyError
-from sidecar.proxy.model import ProxyModel
+from sidecar.proxy.model import Admission, ProxyModel
 
 from .doubles import Members
 
@@ -135,3 +136,61 @@ class FollowerTests(SynchronousTestCase):
             "backend web-10001 keeps its last servers: their hosts are out of sight",
             warnings,
         )
+
+    def test_refusedRecordsAreShownAndLoggedOnceAndTheRestFlows(self) -> None:
+        bad = Service(
+            id="bad",
+            name="web",
+            image="img",
+            hostname="host-b",
+            ports=(Port("tcp", 8080, 10001, "no-such-host"),),
+            updated=round(self.clock.seconds() * SECOND),
+        )
+        with capturedLogs() as events:
+            self.state.merge(bad)
+            self.state.merge(self.instance("i1"))
+            self.clock.advance(0)
+            self.state.merge(self.instance("i2"))
+            self.clock.advance(1)
+        self.assertEqual(
+            self.servers(self.writer.applied[-1]), ["host-b-i1", "host-b-i2"]
+        )
+        refusal = "host-b/bad: not an IP address: 'no-such-host'"
+        self.assertEqual(self.follower.status()["Refused"], [refusal])
+        warnings = [formatEvent(e) for e in events if e["log_level"].name == "warn"]
+        self.assertEqual(warnings, [f"ignoring {refusal}"])
+
+    def test_onlyServicePortsHAProxyDoesNotServeYetAreProbed(self) -> None:
+        probed: list[int] = []
+
+        def bindable(port: int) -> str | None:
+            probed.append(port)
+            return "in use" if port == 10003 else None
+
+        state = ServicesState("host-a", self.clock)
+        self.addCleanup(state.stop)
+        follower = ProxyFollower(
+            state,
+            self.members,
+            self.writer,
+            self.clock,
+            minInterval=1.0,
+            admission=Admission(loopbackTargets=True, bindable=bindable),
+        )
+        follower.startService()
+        self.addCleanup(follower.stopService)
+        state.merge(self.instance("i1"))
+        self.clock.advance(0)
+        self.assertEqual(probed, [10001])
+        state.merge(
+            replace(self.instance("i2"), ports=(Port("tcp", 1, 10003, "127.0.1.2"),))
+        )
+        self.clock.advance(1)
+        self.assertEqual(probed, [10001, 10003])
+        self.assertEqual(
+            follower.status()["Refused"],
+            ["ServicePort 10003: web: ServicePort 10003 cannot be bound: in use"],
+        )
+        state.merge(self.instance("i3"))
+        self.clock.advance(1)
+        self.assertEqual(probed, [10001, 10003, 10003])  # 10001 is served

@@ -7,21 +7,26 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.catalog import Port, Service, Status
 from sidecar.proxy.model import (
+    Admission,
     Conflict,
     ProxyModel,
+    Refusal,
     Server,
     buildModel,
     sanitize,
-    unusable,
 )
 from sidecar.proxy.template import ProxyTemplate, ProxyTemplateError, TemplateSettings
 
+# 2026-01-01, in nanoseconds: a plausible Created.
+CREATED = 1_767_225_600 * 1_000_000_000
+SECOND = 1_000_000_000
 SETTINGS = TemplateSettings(
     "127.0.0.168", "/run/sidecar/haproxy.sock", "127.0.0.1:3212"
 )
@@ -105,14 +110,8 @@ class ModelTests(SynchronousTestCase):
         self.assertEqual(model.frontends[0].mode, "http")
 
     def test_addresses(self) -> None:
-        noIP = Service(
-            id="a1",
-            name="web",
-            image="",
-            hostname="host-a",
-            ports=(Port("tcp", 8080, 10001, ""),),
-        )
-        self.assertEqual(buildModel([noIP]).frontends[0].servers[0].address, "host-a")
+        byIP = buildModel([instance("a1")])
+        self.assertEqual(byIP.frontends[0].servers[0].address, "127.0.1.1")
         byName = buildModel([instance("b2")], useHostnames=True)
         self.assertEqual(byName.frontends[0].servers[0].address, "host-a")
 
@@ -138,22 +137,48 @@ class ModelTests(SynchronousTestCase):
         self.assertEqual(model.frontends[0].name, "-y--eb-10001")
         self.assertEqual(model.frontends[0].servers[0].name, "host.example-a1")
 
-    def test_theOlderServiceKeepsAContestedServicePort(self) -> None:
-        model = buildModel(
-            [
-                instance("a1", name="web", created=5),
-                instance("b2", name="api", created=1),
-                instance("c3", name="web", servicePort=10002, created=5),
-            ]
+    def test_aContestedServicePortGoesToThisHostsServiceThenTheOlder(self) -> None:
+        """
+        This host's own service keeps a contested ServicePort here; between
+        other hosts' services the older by C{Created} keeps it, and a
+        C{Created} before 2000 or more than a day ahead of this node's
+        clock counts for nothing (a record of C{Created} 0 must not take a
+        port from the real service).
+        """
+        admission = Admission(
+            localHost="host-a", now=CREATED + 3600 * SECOND, loopbackTargets=True
         )
+        remote = [
+            instance("a1", name="web", host="host-b", created=CREATED + 5 * SECOND),
+            instance("b2", name="api", host="host-c", created=CREATED + SECOND),
+            instance("c3", name="web", host="host-b", servicePort=10002),
+            instance("d4", name="zero", host="host-c", created=0),
+            instance("e5", name="future", host="host-c", created=CREATED * 2),
+        ]
+        model = buildModel(remote, admission=admission)
         self.assertEqual(
             [(f.servicePort, f.service) for f in model.frontends],
             [(10001, "api"), (10002, "web")],
         )
-        self.assertEqual(model.conflicts, (Conflict(10001, "api", "web"),))
         self.assertEqual(
-            str(model.conflicts[0]),
-            "ServicePort 10001: web is refused, api (older) keeps it",
+            [str(c) for c in model.conflicts],
+            [
+                "ServicePort 10001: web is refused, api (older) keeps it",
+                "ServicePort 10001: future is refused, api (older) keeps it",
+                "ServicePort 10001: zero is refused, api (older) keeps it",
+            ],
+        )
+        # This host's own service, however young, keeps it here.
+        local = instance("f6", name="mine", host="host-a", created=CREATED * 2)
+        model = buildModel([*remote, local], admission=admission)
+        self.assertEqual(model.frontends[0].service, "mine")
+        self.assertIn(
+            Conflict(10001, "mine", "api", "runs on this host"), model.conflicts
+        )
+        # Among implausible ones only, the name decides.
+        model = buildModel(remote[3:], admission=admission)
+        self.assertEqual(
+            model.conflicts, (Conflict(10001, "future", "zero", "first by name"),)
         )
 
     def test_theLayoutIgnoresServers(self) -> None:
@@ -187,8 +212,33 @@ class HostileRecordTests(SynchronousTestCase):
         self.assertEqual(
             [s.name for f in model.frontends for s in f.servers], ["host-a-a1"]
         )
-        [problem] = unusable([evil, good])
-        self.assertTrue(problem.startswith("host-b/e1: not an address: "), problem)
+        [refusal] = model.refused
+        self.assertEqual(refusal.what, "host-b/e1")
+        self.assertTrue(refusal.reason.startswith("not an IP address: "), refusal)
+
+    def test_onlyIPLiteralsAreAddresses(self) -> None:
+        """
+        A host name where an IP belongs would make HAProxy resolve it, and
+        refuse the whole file when it cannot: it is refused alone.
+        """
+        for address in ("no-such-host", "1.2.3.4.5", ""):
+            record = replace(
+                instance("b2", host="host-b"),
+                ports=(Port("tcp", 8080, 10001, address),),
+            )
+            model = buildModel([record, instance("a1")])
+            self.assertEqual(
+                [s.name for s in model.frontends[0].servers], ["host-a-a1"]
+            )
+            self.assertEqual([r.what for r in model.refused], ["host-b/b2"], address)
+        self.assertEqual(
+            str(
+                buildModel(
+                    [replace(instance("b2"), ports=(Port("tcp", 1, 2, "x y"),))]
+                ).refused[0]
+            ),
+            "host-a/b2: not an IP address: 'x y'",
+        )
 
     def test_portsOutOfRangeAreIgnoredAndReported(self) -> None:
         wide = Service(
@@ -198,10 +248,129 @@ class HostileRecordTests(SynchronousTestCase):
             hostname="host-b",
             ports=(Port("tcp", 80, 70000, "127.0.1.2"),),
         )
-        self.assertEqual(buildModel([wide]), ProxyModel())
+        model = buildModel([wide])
+        self.assertEqual(model.frontends, ())
         self.assertEqual(
-            unusable([wide]),
-            ["host-b/w1: port 80 or ServicePort 70000 out of range"],
+            model.refused,
+            (Refusal("host-b/w1", "port 80 or ServicePort 70000 out of range"),),
+        )
+
+    def test_serverNamesThatCollideAfterSanitisingKeepTheFirst(self) -> None:
+        """
+        C{a-b}/C{c} and C{a}/C{b-c} are both C{a-b-c}: HAProxy refuses two
+        servers of one name, so the second is left out and reported; this
+        host's instance keeps the name whatever the order.
+        """
+        one = instance("c", host="a-b", port=1)
+        two = instance("b-c", host="a", port=2)
+        model = buildModel([one, two])
+        self.assertEqual(
+            [(s.name, s.port) for s in model.frontends[0].servers], [("a-b-c", 2)]
+        )
+        self.assertEqual(
+            model.refused,
+            (Refusal("a-b/c", "server name a-b-c is taken in web-10001 by a"),),
+        )
+        mine = buildModel([one, two], admission=Admission(localHost="a-b"))
+        self.assertEqual([s.port for s in mine.frontends[0].servers], [1])
+        self.assertEqual([r.what for r in mine.refused], ["a/b-c"])
+
+    def test_anotherHostsLoopbackOrTheProxyIPIsNeverRouted(self) -> None:
+        """
+        Another host's instance at a loopback or link-local address, or at
+        the proxy IP, would expose this node's own ports (its API) on the
+        proxy IP; this host's own instances may use loopback.
+        """
+        admission = Admission(localHost="host-a", bindIP="127.0.0.168")
+        for address in (
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "::ffff:127.0.0.1",
+            "169.254.1.1",
+            "fe80::1",
+            "0.0.0.0",
+        ):
+            remote = replace(
+                instance("b2", host="host-b"),
+                ports=(Port("tcp", 7777, 10001, address),),
+            )
+            model = buildModel([remote, instance("a1")], admission=admission)
+            self.assertEqual(
+                [s.hostname for s in model.frontends[0].servers], ["host-a"]
+            )
+            self.assertEqual(
+                model.refused,
+                (
+                    Refusal(
+                        "host-b/b2",
+                        f"address {address} of another host is this node's own",
+                    ),
+                ),
+            )
+        proxyIP = replace(
+            instance("a1"), ports=(Port("tcp", 80, 10001, "127.0.0.168"),)
+        )
+        self.assertEqual(
+            buildModel([proxyIP], admission=admission).refused,
+            (Refusal("host-a/a1", "address 127.0.0.168 is the proxy's own IP"),),
+        )
+        mapped = replace(
+            instance("a1"), ports=(Port("tcp", 80, 10001, "::ffff:127.0.0.168"),)
+        )
+        self.assertEqual(
+            [r.reason for r in buildModel([mapped], admission=admission).refused],
+            ["address ::ffff:127.0.0.168 is the proxy's own IP"],
+        )
+
+    def test_byHostNameAnotherHostCannotBeLocalhost(self) -> None:
+        admission = Admission(localHost="host-a")
+        for name in ("localhost", "LOCALHOST.", "api.localhost"):
+            model = buildModel(
+                [instance("b2", host=name), instance("a1", host="host-a")],
+                useHostnames=True,
+                admission=admission,
+            )
+            self.assertEqual(
+                [s.address for s in model.frontends[0].servers], ["host-a"]
+            )
+            self.assertEqual(
+                model.refused,
+                (
+                    Refusal(
+                        f"{name}/b2",
+                        f"host name {name} of another host is this node's own",
+                    ),
+                ),
+            )
+
+    def test_aServicePortOfOursOrInUseGetsNoFrontend(self) -> None:
+        """
+        A ServicePort this node uses (gossip, API) or that something else
+        holds would pass C{haproxy -c} and fail every reload: no frontend,
+        and the rest goes on.
+        """
+        admission = Admission(
+            loopbackTargets=True,
+            reservedPorts=frozenset({7946}),
+            bindable=lambda port: "in use" if port == 10002 else None,
+        )
+        model = buildModel(
+            [
+                instance("a1", servicePort=7946),
+                instance("b2", name="api", servicePort=10002),
+                instance("c3", name="ok", servicePort=10003),
+            ],
+            admission=admission,
+        )
+        self.assertEqual([f.name for f in model.frontends], ["ok-10003"])
+        self.assertEqual(
+            [str(r) for r in model.refused],
+            [
+                "ServicePort 7946: web: ServicePort 7946 is one of this node's "
+                "own ports",
+                "ServicePort 10002: api: ServicePort 10002 cannot be bound: in use",
+            ],
         )
 
 
@@ -258,6 +427,9 @@ class TemplateTests(SynchronousTestCase):
             "stats socket /run/sidecar/haproxy.sock mode 600 level admin", text
         )
         self.assertIn("bind 127.0.0.1:3212", text)
+        # A host name that does not resolve disables its server, rather than
+        # making HAProxy refuse the file.
+        self.assertIn("    default-server init-addr last,libc,none\n", text)
 
     def test_theDefaultTemplateIsValidForHAProxy(self) -> None:
         haproxy = shutil.which("haproxy")
@@ -297,3 +469,32 @@ class TemplateTests(SynchronousTestCase):
             ProxyTemplateError, ProxyTemplate.fromFile, "/nonexistent.j2"
         )
         self.assertIn("/nonexistent.j2: cannot read", str(error))
+
+    def test_aValueThatIsNotTextIsAnErrorNotARepr(self) -> None:
+        for source in ("{{ lipsum }}", "{{ frontends }}", "{{ range }}"):
+            template = ProxyTemplate(source, "my.cfg.j2")
+            error = self.assertRaises(
+                ProxyTemplateError, template.render, ProxyModel(), SETTINGS
+            )
+            self.assertIn("my.cfg.j2: ", str(error))
+            self.assertIn("only text and numbers print", str(error))
+
+    def test_aTemplateSeesNamesOnlySanitised(self) -> None:
+        hostile = Service(
+            id="a1",
+            name="web\n    server evil 6.6.6.6:80",
+            image="",
+            hostname="host-b\n    bind *:22",
+            ports=(Port("tcp", 80, 10001, "127.0.1.2"),),
+        )
+        template = ProxyTemplate(
+            "{% for f in frontends %}{{ f.service }}"
+            "{% for s in f.servers %} {{ s.hostname }} {{ s.name }}{% endfor %}"
+            "{% endfor %}",
+            "custom.cfg.j2",
+        )
+        self.assertEqual(
+            template.render(buildModel([hostile]), SETTINGS),
+            "web-----server-evil-6-6-6-6-80 host-b-----bind--:22"
+            " host-b-----bind--:22-a1",
+        )

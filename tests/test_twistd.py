@@ -121,11 +121,18 @@ class TwistdTests(TestCase):
         )
         node, port = await runningNode(path)
         await node.stop()
+        # Every line, twistd's own included, is one object with the head
+        # fields first and no twisted.logger internals.
         events = [json.loads(line) for line in node.output.splitlines()]
-        formats = [event.get("log_format", "") for event in events]
-        self.assertIn("announcing service {name} {id} as {status}", formats)
-        announced = events[formats.index("announcing service {name} {id} as {status}")]
+        for event in events:
+            self.assertEqual(list(event)[:4], ["time", "level", "logger", "message"])
+            self.assertEqual([k for k in event if k.startswith("log_")], [])
+        [announced] = [
+            e for e in events if e["message"].startswith("announcing service twistd")
+        ]
         self.assertEqual(announced["name"], "twistd-web")
+        self.assertEqual(announced["level"], "info")
+        self.assertEqual(announced["logger"], "sidecar.announce.LocalAnnouncer")
         # The API was polled, but access lines are debug events, not info.
         self.assertNotIn(b"GET /api/", node.output)
 

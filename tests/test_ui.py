@@ -28,6 +28,15 @@ from sidecar.catalog import Port, Service, Status
 
 from .inprocess import startNode
 from .processes import freePort
+from .test_haproxy import (
+    BIND_IP,
+    haproxySettings,
+    haproxySkipReason,
+    routing,
+    serveNamed,
+    staticTarget,
+    temporaryDirectory,
+)
 
 SECOND = 1_000_000_000
 # The flags this machine needs (see DEVELOPERS.md).
@@ -42,6 +51,10 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 STATUS_OF_W1 = "document.querySelector('tr[data-id=\"w1\"] td.status')?.textContent"
+PROXY_PROBLEMS = (
+    "[...document.querySelectorAll('#proxy-problems li')]"
+    ".map(item => item.textContent).join(' | ')"
+)
 
 
 def chromiumSkipReason() -> str | None:
@@ -108,11 +121,10 @@ class DevTools:
 class BrowserTests(TestCase):
     skip = chromiumSkipReason()
 
-    async def test_aServiceAppearsThenTurnsUnhealthy(self) -> None:
-        import websockets
-
-        node = startNode(self, "host-a", "127.0.0.1", targets=[])
-        api = node.api.port.getHost()  # type: ignore[union-attr]
+    def browser(self) -> DevTools:
+        """
+        A headless chromium of this test's own, stopped at cleanup.
+        """
         profile = Path(tempfile.mkdtemp(prefix="sidecar-chromium-"))
         self.addCleanup(shutil.rmtree, profile, True)
         debugPort = freePort(udp=False)
@@ -129,7 +141,14 @@ class BrowserTests(TestCase):
         )
         self.addCleanup(browser.wait, 10)
         self.addCleanup(browser.terminate)
-        devtools = DevTools(debugPort)
+        return DevTools(debugPort)
+
+    async def test_aServiceAppearsThenTurnsUnhealthy(self) -> None:
+        import websockets
+
+        node = startNode(self, "host-a", "127.0.0.1", targets=[])
+        api = node.api.port.getHost()  # type: ignore[union-attr]
+        devtools = self.browser()
         sawAlive: Deferred[None] = Deferred()
         screenshot = Path(self.mktemp() + ".png")
 
@@ -171,6 +190,47 @@ class BrowserTests(TestCase):
         node.state.merge(record(Status.UNHEALTHY))
         await browsing
         self.assertEqual(screenshot.read_bytes()[:8], b"\x89PNG\r\n\x1a\n")
+
+    async def test_recordsHAProxyLeavesOutAreShown(self) -> None:
+        import websockets
+
+        if haproxySkipReason() is not None:
+            raise self.skipTest(haproxySkipReason())
+        servicePort = freePort(BIND_IP, udp=False)
+        node = startNode(
+            self,
+            "host-a",
+            "127.0.0.1",
+            targets=[staticTarget(serveNamed(self, "web"), servicePort)],
+            moreSettings=[*haproxySettings(temporaryDirectory(self)), "enabled = true"],
+        )
+        assert node.proxy is not None
+        await routing(node.proxy)
+        node.state.merge(
+            Service(
+                id="x1",
+                name="web",
+                image="img",
+                hostname="host-b",
+                ports=(Port("tcp", 8080, servicePort, "no-such-host"),),
+                updated=round(reactor.seconds() * SECOND),  # type: ignore[attr-defined]
+            )
+        )
+        api = node.api.port.getHost()  # type: ignore[union-attr]
+        devtools = self.browser()
+
+        async def session() -> None:
+            async with websockets.connect(devtools.pageURL(), max_size=None) as ws:
+                await devtools.call(
+                    ws, "Page.navigate", url=f"http://127.0.0.1:{api.port}/ui/"
+                )
+                await devtools.waitFor(
+                    ws,
+                    PROXY_PROBLEMS,
+                    "left out: host-b/x1: not an IP address: 'no-such-host'",
+                )
+
+        await deferToThread(asyncio.run, session())
 
 
 class PageTests(TestCase):

@@ -185,12 +185,12 @@ class APITests(SynchronousTestCase):
         code, _, body = self.request("POST", "/api/services/bbbbbbbbbbbb/drain")
         self.assertEqual(code, 202)
         self.assertEqual(
-            body, {"Message": "Service 'web' instance 'bbbbbbbbbbbb' set to DRAINING"}
+            body, {"Message": 'Service "web" instance "bbbbbbbbbbbb" set to DRAINING'}
         )
         code, _, body = self.request("DELETE", "/api/services/bbbbbbbbbbbb/drain")
         self.assertEqual(code, 200)
         self.assertEqual(
-            body, {"Message": "Service 'web' instance 'bbbbbbbbbbbb' set to ALIVE"}
+            body, {"Message": 'Service "web" instance "bbbbbbbbbbbb" set to ALIVE'}
         )
         self.assertEqual(
             self.drains.calls,
@@ -202,16 +202,13 @@ class APITests(SynchronousTestCase):
         self.assertEqual(code, 404)
         self.assertEqual(
             body,
-            {
-                "status": "error",
-                "message": "no service with ID 'nope' runs on this node",
-            },
+            {"status": "error", "message": 'Not Found - Service ID "nope" not found'},
         )
 
     def test_drainTakesOnlyPostAndDelete(self) -> None:
-        code, _, body = self.request("GET", "/api/services/bbbbbbbbbbbb/drain")
-        self.assertEqual(code, 405)
-        self.assertEqual(body["message"], "use POST to drain, DELETE to undrain")
+        code, headers, body = self.request("GET", "/api/services/bbbbbbbbbbbb/drain")
+        self.assertEqual((code, body), (405, None))
+        self.assertEqual(headers["allow"], ["DELETE, POST"])
         self.assertEqual(self.drains.calls, [])
 
     def test_healthSaysTheNodeIsUpAndInACluster(self) -> None:
@@ -226,9 +223,16 @@ class APITests(SynchronousTestCase):
                     "ClusterName": "test-cluster",
                     "Members": 3,
                     "InCluster": True,
+                    "Warnings": [],
                     "GoPeers": {"Members": [], "RelayLimit": 1395, "Withheld": []},
                 },
             )
+
+    def test_healthSaysWhatToFixInHowTheNodeGossips(self) -> None:
+        self.members.warnings = ["gossip on 0.0.0.0 is not encrypted: ..."]
+        code, _, body = self.request("GET", "/api/health")
+        self.assertEqual(code, 200)
+        self.assertEqual(body["Warnings"], self.members.warnings)
 
     def test_healthReportsRecordsKeptFromGoPeers(self) -> None:
         self.members.go = {
@@ -302,18 +306,11 @@ class APITests(SynchronousTestCase):
                 },
             )
 
-    def test_unknownPathIs404Json(self) -> None:
-        code, _, body = self.request("GET", "/api/nothing/here")
-        self.assertEqual(code, 404)
-        self.assertEqual(body["status"], "error")
-        self.assertIn("/api/nothing/here", body["message"])
-
     def test_writesAreRefusedWith405(self) -> None:
         for method in ("POST", "PUT", "DELETE"):
             code, headers, body = self.request(method, "/api/state.json")
-            self.assertEqual(code, 405, method)
-            self.assertEqual(headers["allow"], ["GET, HEAD"])
-            self.assertEqual(body["status"], "error")
+            self.assertEqual((code, body), (405, None), method)
+            self.assertEqual(headers["allow"], ["GET, HEAD, OPTIONS"])
 
     def test_percentEncodedNamesAreDecoded(self) -> None:
         self.state.merge(record("dddddddddddd", "my svc", "node-b", self.state.now()))

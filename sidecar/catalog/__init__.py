@@ -6,16 +6,28 @@ from an injected L{twisted.internet.interfaces.IReactorTime}.
 
 from .codec import DecodeError, decodeService, decodeStateServices, encodeService
 from .interfaces import IBroadcaster, ICatalogObserver
+from .order import recordOrder
 from .service import Port, Service, Status
-from .state import ChangeEvent, Lifespans, ServicesState, TombstoneResend, recordOrder
+from .snapshot import CatalogSnapshot
+from .state import (
+    ChangeEvent,
+    Lifespans,
+    Limits,
+    Refused,
+    ServicesState,
+    TombstoneResend,
+)
 
 __all__ = [
+    "CatalogSnapshot",
     "ChangeEvent",
     "DecodeError",
     "IBroadcaster",
     "ICatalogObserver",
     "Lifespans",
+    "Limits",
     "Port",
+    "Refused",
     "Service",
     "ServicesState",
     "Status",

@@ -10,13 +10,26 @@ rule (a DRAINING instance stays DRAINING when a later ALIVE arrives) is kept
 in an order-independent form: each entry remembers the newest DRAINING stamp
 and the newest stamp of any other non-ALIVE status it has seen, and an ALIVE
 winner reads as DRAINING while the drain is the more recent of the two.
+
+Lifespans run on this node's clock, from when a record arrived here, not
+from its C{Updated} stamp: a remote record lives C{Lifespans.alive} after
+the last refresh reached this node, so a member whose clock is minutes or
+hours off is neither expired on arrival nor kept for ever.  Stamps still
+order the records, so the merge stays deterministic.  The ghost check,
+the one rule that compares a stamp with a time, compares it with the
+origin's clock as this node estimates it (L{ServicesState.useClockOffsets}).
+
+The catalog keeps within L{Limits}: a record too large, or one that would
+grow its host's share or the whole catalog past its cap, is refused with
+L{Refused}, so that the whole catalog always fits one push-pull.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -24,8 +37,10 @@ from zope.interface import implementer
 
 from .codec import encodeService
 from .interfaces import IBroadcaster, ICatalog, ICatalogObserver
+from .order import groupByName
 from .service import Service, Status
-from .timestamps import NANOSECONDS
+from .snapshot import CatalogSnapshot, ServerView
+from .timestamps import LATEST, NANOSECONDS, later
 
 SECOND = NANOSECONDS
 # The tolerance when a timer fires: float seconds from a reactor may land a
@@ -52,6 +67,41 @@ class Lifespans:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """
+    How large the catalog may grow, in bytes of records' compact JSON.
+    The defaults keep a whole catalog, with its servers' wrapping and the
+    member list, well inside memberlist's 10 MiB push-pull limit, so that
+    a node can always join.  Records count by L{footprint}.
+
+    @ivar record: the most one record may take.
+    @ivar host: the most one host's records may take together.
+    @ivar total: the most the whole catalog may take.
+    """
+
+    record: int = 16 * 1024
+    host: int = 1024 * 1024
+    total: int = 8 * 1024 * 1024
+
+
+class Refused(ValueError):
+    """
+    A record the catalog will not hold.
+
+    @ivar kind: what was wrong, one of L{Refused.KINDS}, to count by.
+    """
+
+    RECORD_TOO_LARGE = "record too large"
+    HOST_FULL = "host over its share"
+    CATALOG_FULL = "catalog full"
+    KINDS = (RECORD_TOO_LARGE, HOST_FULL, CATALOG_FULL)
+
+    def __init__(self, kind: str, record: Service, detail: str) -> None:
+        super().__init__(f"{kind}: {record.hostname!r} {record.id!r}: {detail}")
+        self.kind = kind
+
+
+@dataclass(frozen=True)
 class TombstoneResend:
     """
     How a withdrawn local service's tombstone is repeated to peers:
@@ -75,13 +125,40 @@ class ChangeEvent:
     time: int
 
 
-def recordOrder(service: Service) -> tuple[int, int, bytes]:
+def footprint(record: Service) -> int:
     """
-    The total order in which records for one (hostname, ID) supersede each
-    other: C{Updated} first; a tie goes to the higher status, then to the
-    larger encoding, so every node picks the same winner.
+    The bytes L{Limits} count for C{record}: its compact JSON with both
+    stamps at their widest (L{LATEST} has nine fractional digits), so that
+    a refresh (a new stamp, the same content) never changes a host's share.
     """
-    return (service.updated, int(service.status), encodeService(service))
+    return len(encodeService(replace(record, created=LATEST, updated=LATEST)))
+
+
+def _sameFootprint(record: Service, other: Service) -> bool:
+    """
+    Whether C{record} and C{other}, of one instance, take the same bytes:
+    they differ at most in their stamps and status (a single digit).
+    """
+    return (record.name, record.image, record.ports, record.proxyMode) == (
+        other.name,
+        other.image,
+        other.ports,
+        other.proxyMode,
+    )
+
+
+def _textLength(record: Service) -> int:
+    """
+    The characters of C{record}'s strings: its JSON is never shorter.
+    """
+    return (
+        len(record.id)
+        + len(record.name)
+        + len(record.image)
+        + len(record.hostname)
+        + len(record.proxyMode)
+        + sum(len(port.type) + len(port.ip) for port in record.ports)
+    )
 
 
 def _supersedes(record: Service, other: Service) -> bool:
@@ -102,6 +179,8 @@ class _Entry:
     """
 
     winner: Service
+    arrived: int
+    size: int
     drainedAt: int | None = None
     interruptedAt: int | None = None
 
@@ -123,6 +202,16 @@ class _Entry:
         return winner
 
 
+def _size(record: Service, entry: _Entry | None) -> int:
+    """
+    C{record}'s L{footprint}, taken from C{entry} when the record only
+    refreshes it, so that a refresh encodes nothing.
+    """
+    if entry is not None and entry.size and _sameFootprint(record, entry.winner):
+        return entry.size
+    return footprint(record)
+
+
 def _newest(stamp: int | None, candidate: int) -> int:
     return candidate if stamp is None or candidate > stamp else stamp
 
@@ -131,13 +220,15 @@ def _newest(stamp: int | None, candidate: int) -> int:
 class Server:
     """
     One host's part of the catalog, with Go's bookkeeping stamps: when a
-    record of it was last accepted, and when one last changed.
+    record of it was last accepted, and when one last changed; and the
+    bytes its records take.
     """
 
     name: str
     entries: dict[str, _Entry] = field(default_factory=dict)
     lastUpdated: int = 0
     lastChanged: int = 0
+    size: int = 0
 
 
 @implementer(ICatalog)
@@ -152,6 +243,16 @@ class ServicesState:
     @ivar hostname: this node's name, the C{Hostname} of its own services.
     @ivar clusterName: the cluster's name, reported in the JSON.
     @ivar lastChanged: when this node last saw an effective change.
+    @ivar version: a counter that moves whenever anything a document
+        shows may have changed (a record won or changed, one was forgotten,
+        an origin's drains became trusted or not), and at no other time:
+        readers cache what they render per version.
+    @ivar modified: when, by this node's clock (nanoseconds), C{version}
+        last moved, or the catalog was made; never goes backwards (so a
+        restarted node's documents are newer than any date a client had
+        from before).
+    @ivar size: the bytes all records take (see L{Limits}).
+    @ivar refused: records refused by L{Limits}, by L{Refused.kind}.
     """
 
     log = Logger()
@@ -163,13 +264,18 @@ class ServicesState:
         clusterName: str = "default",
         lifespans: Lifespans = Lifespans(),
         tombstoneResend: TombstoneResend = TombstoneResend(),
+        limits: Limits = Limits(),
     ) -> None:
         self.hostname = hostname
         self.clusterName = clusterName
         self.lastChanged = 0
+        self.version = 0
         self._clock = clock
+        self.modified = self.now()
         self._lifespans = lifespans
         self._resend = tombstoneResend
+        self._limits = limits
+        self._clockOffset: Callable[[str], int] = _noOffset
         self._servers: dict[str, Server] = {}
         self._localIDs: set[str] = set()
         self._trustedDrains: set[str] = set()
@@ -179,6 +285,8 @@ class ServicesState:
         self._timer: IDelayedCall | None = None
         self._resends: dict[str, list[IDelayedCall]] = {}
         self.ghostsDropped = 0
+        self.size = 0
+        self.refused: Counter[str] = Counter()
 
     # -- time ---------------------------------------------------------------
 
@@ -188,6 +296,30 @@ class ServicesState:
         """
         return round(self._clock.seconds() * NANOSECONDS)
 
+    def useClockOffsets(self, offset: Callable[[str], int]) -> None:
+        """
+        Estimate each origin's clock with C{offset}: given a hostname, how
+        many nanoseconds this node's clock is ahead of that host's (0 when
+        unknown).  The ghost check and L{expireServer}'s stamps use it;
+        lifespans never do.
+        """
+        self._clockOffset = offset
+
+    def _originNow(self, hostname: str) -> int:
+        """
+        C{hostname}'s clock now, at most, as far as this node can tell; never
+        past the last writable instant, whatever the offset.
+        """
+        return min(self.now() - self._clockOffset(hostname), LATEST)
+
+    @property
+    def lifespans(self) -> Lifespans:
+        """
+        How long records live here (the gossip layer admits a gone member's
+        tombstones for as long as C{tombstone}).
+        """
+        return self._lifespans
+
     # -- subscribers --------------------------------------------------------
 
     def trustDrains(self, hostname: str, trusted: bool) -> None:
@@ -196,10 +328,13 @@ class ServicesState:
         so): then an ALIVE of it after a DRAINING is an undrain, not a Go
         origin's refresh to hold as DRAINING.
         """
+        if trusted == (hostname in self._trustedDrains):
+            return
         if trusted:
             self._trustedDrains.add(hostname)
         else:
             self._trustedDrains.discard(hostname)
+        self._moved()
 
     def addObserver(self, observer: ICatalogObserver) -> None:
         self._observers.append(observer)
@@ -248,12 +383,29 @@ class ServicesState:
         Records grouped by service name, each group oldest C{Updated} first
         (the Go Sidecar's C{ByService}).
         """
-        groups: dict[str, list[Service]] = {}
-        for service in self.services():
-            groups.setdefault(service.name, []).append(service)
-        for group in groups.values():
-            group.sort(key=recordOrder)
-        return dict(sorted(groups.items()))
+        return groupByName(self.services())
+
+    def snapshot(self) -> CatalogSnapshot:
+        """
+        An immutable copy of what the documents show, taken now: another
+        thread may render it while this catalog goes on changing.
+        """
+        return CatalogSnapshot(
+            version=self.version,
+            modified=self.modified,
+            hostname=self.hostname,
+            clusterName=self.clusterName,
+            lastChanged=self.lastChanged,
+            serverViews=tuple(
+                ServerView(
+                    server.name,
+                    server.lastUpdated,
+                    server.lastChanged,
+                    tuple(self.serverServices(server)),
+                )
+                for server in self._servers.values()
+            ),
+        )
 
     # -- writing ------------------------------------------------------------
 
@@ -263,10 +415,13 @@ class ServicesState:
         wins is passed on to the broadcasters, so news spreads.
 
         @return: whether the record changed the catalog.
+        @raise Refused: when holding the record would break L{Limits}.
         """
         if (
             record.updated
-            < self.now() - self._lifespans.tombstone - self._lifespans.ghostMargin
+            < self._originNow(record.hostname)
+            - self._lifespans.tombstone
+            - self._lifespans.ghostMargin
         ):
             self.ghostsDropped += 1
             self.log.debug(
@@ -278,16 +433,62 @@ class ServicesState:
             return False
         if record.hostname == self.hostname and record.id in self._localIDs:
             return self._refute(record)
-        accepted = self._store(record)
+        accepted = self._store(record, self._checkLimits(record))
         if accepted is not None:
             self._broadcast([accepted])
         return accepted is not None
 
     def mergeAll(self, records: Iterable[Service]) -> int:
         """
-        Merge many records; return how many changed the catalog.
+        Merge many records, skipping those refused (they are counted in
+        L{refused}); return how many changed the catalog.
         """
-        return sum(self.merge(record) for record in records)
+        changed = 0
+        for record in records:
+            try:
+                changed += self.merge(record)
+            except Refused:
+                pass
+        return changed
+
+    def _checkLimits(self, record: Service) -> int | None:
+        """
+        Refuse C{record} if it is too large, or if storing it would grow its
+        host's share or the whole catalog past L{Limits}.  A record that
+        would not win changes no size and passes.
+
+        @return: the record's L{footprint} when it would win.
+        @raise Refused: counted in L{refused}.
+        """
+        limits = self._limits
+        server = self._servers.get(record.hostname)
+        entry = None if server is None else server.entries.get(record.id)
+        if entry is not None and not _supersedes(record, entry.winner):
+            return None
+        problem = None
+        if _textLength(record) > limits.record:
+            # Not even encoded: it could be megabytes.
+            problem = (Refused.RECORD_TOO_LARGE, f"over {limits.record} bytes")
+        elif (size := _size(record, entry)) > limits.record:
+            problem = (Refused.RECORD_TOO_LARGE, f"{size} bytes > {limits.record}")
+        else:
+            growth = size - (0 if entry is None else entry.size)
+            hostSize = 0 if server is None else server.size
+            if growth > 0 and hostSize + growth > limits.host:
+                problem = (
+                    Refused.HOST_FULL,
+                    f"the host would take {hostSize + growth} bytes > {limits.host}",
+                )
+            elif growth > 0 and self.size + growth > limits.total:
+                problem = (
+                    Refused.CATALOG_FULL,
+                    f"the catalog would take {self.size + growth} bytes"
+                    f" > {limits.total}",
+                )
+        if problem is not None:
+            self.refused[problem[0]] += 1
+            raise Refused(problem[0], record, problem[1])
+        return size
 
     def announceLocal(self, service: Service) -> Service:
         """
@@ -305,7 +506,7 @@ class ServicesState:
         current = self.get(service.hostname, service.id)
         stamp = self.now()
         if current is not None and stamp <= current.updated:
-            stamp = current.updated + 1
+            stamp = later(current.updated, 1)
         record = service.withStatus(service.status, stamp)
         self._cancelResends(service.id)
         self._localIDs.add(service.id)
@@ -325,7 +526,7 @@ class ServicesState:
         if serviceID not in self._localIDs or current is None:
             return None
         self._localIDs.discard(serviceID)
-        tombstone = current.tombstone(max(self.now(), current.updated + 1))
+        tombstone = current.tombstone(max(self.now(), later(current.updated, 1)))
         self._store(tombstone)
         self._broadcast([tombstone] * self._resend.initial)
         repeats = round(self._resend.duration / self._resend.interval)
@@ -340,22 +541,23 @@ class ServicesState:
     def expireServer(self, hostname: str) -> list[Service]:
         """
         The cluster declared C{hostname} dead or gone: tombstone each of its
-        live records, stamped now, so that proxies stop using them.  If the
-        host is alive after all, it refutes these tombstones with its own
-        records, stamped later, and its services return.
+        live records, stamped now on its clock (as L{useClockOffsets}
+        estimates it), so that proxies stop using them.  If the host is
+        alive after all, it refutes these tombstones with its own records,
+        stamped later, and its services return.
 
         @return: the tombstones, also sent to the broadcasters.
         """
         server = self._servers.get(hostname)
         if hostname == self.hostname or server is None:
             return []
-        now = self.now()
+        now = self._originNow(hostname)
         tombstones = []
         for entry in list(server.entries.values()):
             current = self._effective(entry)
             if current.isTombstone:
                 continue
-            tombstone = current.tombstone(max(now, current.updated + 1))
+            tombstone = current.tombstone(max(now, later(current.updated, 1)))
             if self._store(tombstone) is not None:
                 tombstones.append(tombstone)
         if tombstones:
@@ -386,7 +588,7 @@ class ServicesState:
             status=record.status.label,
         )
         restamped = current.withStatus(
-            current.status, max(self.now(), record.updated + 1)
+            current.status, max(self.now(), later(record.updated, 1))
         )
         self._store(restamped)
         self._broadcast([restamped])
@@ -412,10 +614,11 @@ class ServicesState:
         own = host == self.hostname and entry.winner.id in self._localIDs
         return entry.effective(sticky=not own and host not in self._trustedDrains)
 
-    def _store(self, record: Service) -> Service | None:
+    def _store(self, record: Service, size: int | None = None) -> Service | None:
         """
         Apply the merge rule to one record; on a change, do the Go
         bookkeeping, notify observers and re-arm the lifespan timer.
+        C{size} is the record's L{footprint}, when already known.
 
         @return: the effective record when C{record} won, else L{None}.
         """
@@ -425,18 +628,22 @@ class ServicesState:
         entry = server.entries.get(record.id)
         before: Service | None = None
         if entry is None:
-            entry = server.entries[record.id] = _Entry(record)
+            entry = server.entries[record.id] = _Entry(record, self.now(), 0)
             won = True
         else:
             before = self._effective(entry)
             won = _supersedes(record, entry.winner)
-            if won:
-                entry.winner = record
+        if won:
+            self._resize(server, entry, _size(record, entry) if size is None else size)
+            entry.winner = record
+            entry.arrived = self.now()
         # A record that loses can still matter: a late DRAINING record
         # makes an ALIVE winner read as DRAINING.
         entry.absorb(record)
         after = self._effective(entry)
         changed = before is None or not before.sameContentAs(after)
+        if won or changed:
+            self._moved()
         if won:
             server.lastUpdated = max(server.lastUpdated, record.updated)
         if changed:
@@ -453,6 +660,16 @@ class ServicesState:
             return None
         self._schedule(server, record.id)
         return after
+
+    def _moved(self) -> None:
+        self.version += 1
+        self.modified = max(self.modified, self.now())
+
+    def _resize(self, server: Server, entry: _Entry, size: int) -> None:
+        growth = size - entry.size
+        entry.size = size
+        server.size += growth
+        self.size += growth
 
     def _notify(self, event: ChangeEvent) -> None:
         for observer in list(self._observers):
@@ -481,22 +698,24 @@ class ServicesState:
 
     # -- lifespans ----------------------------------------------------------
 
-    def _deadline(self, service: Service) -> int | None:
+    def _deadline(self, entry: _Entry) -> int | None:
         """
-        When C{service} next needs attention: a tombstone is forgotten, a
-        remote record not refreshed expires; this node's own live records
-        live as long as discovery says.
+        When C{entry} next needs attention, on this node's clock, counted
+        from when its record arrived: a tombstone is forgotten, a remote
+        record not refreshed expires; this node's own live records live as
+        long as discovery says.
         """
+        service = self._effective(entry)
         if service.isTombstone:
-            return service.updated + self._lifespans.tombstone
+            return entry.arrived + self._lifespans.tombstone
         if service.hostname == self.hostname and service.id in self._localIDs:
             return None
         if service.status is Status.DRAINING:
-            return service.updated + self._lifespans.draining
-        return service.updated + self._lifespans.alive
+            return entry.arrived + self._lifespans.draining
+        return entry.arrived + self._lifespans.alive
 
     def _schedule(self, server: Server, serviceID: str) -> None:
-        deadline = self._deadline(self._effective(server.entries[serviceID]))
+        deadline = self._deadline(server.entries[serviceID])
         if deadline is None:
             return
         heapq.heappush(self._deadlines, (deadline, server.name, serviceID))
@@ -522,15 +741,16 @@ class ServicesState:
             entry = server.entries.get(serviceID) if server else None
             if server is None or entry is None:
                 continue
-            service = self._effective(entry)
-            if self._deadline(service) != deadline:
+            if self._deadline(entry) != deadline:
                 continue  # superseded since this deadline was set
+            service = self._effective(entry)
             if service.isTombstone:
                 self._forget(server, serviceID)
             else:
-                # One second after the last word, not "now": a fresher
-                # record seen elsewhere still beats this tombstone (as Go).
-                tombstone = service.tombstone(service.updated + SECOND)
+                # One second after the last word on the origin's clock, not
+                # "now" on ours: a fresher record seen elsewhere still beats
+                # this tombstone (as Go), whatever the clocks say.
+                tombstone = service.tombstone(later(service.updated, SECOND))
                 self.log.info(
                     "service {name} {id} of {hostname} expired",
                     name=service.name,
@@ -542,6 +762,11 @@ class ServicesState:
         self._armTimer()
 
     def _forget(self, server: Server, serviceID: str) -> None:
-        del server.entries[serviceID]
+        self._moved()
+        self._resize(server, server.entries.pop(serviceID), 0)
         if not server.entries:
             del self._servers[server.name]
+
+
+def _noOffset(hostname: str) -> int:
+    return 0

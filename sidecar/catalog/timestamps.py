@@ -6,6 +6,13 @@ the fraction trimmed of trailing zeros (``time.RFC3339Nano``).  Python's
 ``datetime`` stops at microseconds, so the catalog keeps every timestamp as an
 integer count of nanoseconds since the Unix epoch (UTC) and converts at the
 edges with the two functions here.
+
+Only timestamps that Go's format can write back are accepted: from
+C{0001-01-01T00:00:00Z} (Go's zero time) to C{9999-12-31T23:59:59.999999999Z}
+in UTC.  A parsed timestamp outside that range (C{0001-01-01T00:00:00+01:00}
+is in year 0 once in UTC) is refused, and arithmetic on stamps goes through
+L{later}, which stops at the last writable instant, so every stamp the
+catalog holds can always be formatted.
 """
 
 from __future__ import annotations
@@ -22,6 +29,10 @@ _RFC3339 = re.compile(
     r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})\Z"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_DAY = 86400 * NANOSECONDS
+# The first and last instants Go's RFC 3339 form can write in UTC.
+EARLIEST = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH).days * _ONE_DAY
+LATEST = (datetime(9999, 12, 31, tzinfo=UTC) - _EPOCH).days * _ONE_DAY + _ONE_DAY - 1
 
 
 class TimestampError(ValueError):
@@ -35,7 +46,12 @@ def formatTimestamp(nanoseconds: int) -> str:
     """
     Render nanoseconds since the epoch as Go's RFC3339Nano in UTC, e.g.
     C{2015-03-04T01:12:46.669648453Z}; a whole second has no fraction.
+
+    @raise TimestampError: when C{nanoseconds} lies outside
+        [L{EARLIEST}, L{LATEST}], which the parser never gives.
     """
+    if not EARLIEST <= nanoseconds <= LATEST:
+        raise TimestampError(f"{nanoseconds} ns is outside years 1 to 9999")
     seconds, fraction = divmod(nanoseconds, NANOSECONDS)
     moment = _EPOCH + timedelta(seconds=seconds)
     text = f"{moment.year:04d}" + moment.strftime("-%m-%dT%H:%M:%S")
@@ -65,4 +81,15 @@ def parseTimestamp(text: str) -> int:
     delta = moment - _EPOCH
     seconds = delta.days * 86400 + delta.seconds
     fraction = int((match["fraction"] or "0").ljust(9, "0"))
-    return seconds * NANOSECONDS + fraction
+    stamp = seconds * NANOSECONDS + fraction
+    if not EARLIEST <= stamp <= LATEST:
+        raise TimestampError(f"outside years 1 to 9999 in UTC: {text!r}")
+    return stamp
+
+
+def later(stamp: int, nanoseconds: int) -> int:
+    """
+    C{stamp} plus C{nanoseconds}, but never past L{LATEST}: a stamp derived
+    from another (a refutation, a tombstone) can always be written.
+    """
+    return min(stamp + nanoseconds, LATEST)

@@ -180,7 +180,15 @@ KEYS: tuple[Key, ...] = (
         "SIDECAR_PUSH_PULL_INTERVAL",
         _goDuration,
     ),
+    Key(
+        "node",
+        "max_clock_skew",
+        30.0,
+        parsePositiveDuration,
+        "SIDECAR_MAX_CLOCK_SKEW",
+    ),
     Key("api", "listen", Address("127.0.0.1", 7777), _listenAddress),
+    Key("api", "max_connections", 256, parsePositiveInt),
     Key(
         "discovery",
         "backends",
@@ -233,6 +241,8 @@ KEYS: tuple[Key, ...] = (
         "SIDECAR_DEFAULT_CHECK_ENDPOINT",
     ),
     Key("health", "damping", True, parseBool),
+    Key("health", "external_from_labels", False, parseBool),
+    Key("health", "external_commands", (), listOf(parsePath)),
     Key("haproxy", "enabled", False, parseBool, "HAPROXY_DISABLE", _haproxyDisable),
     Key("haproxy", "bind_ip", "192.168.168.168", parseIP, "HAPROXY_BIND_IP"),
     Key(
@@ -259,6 +269,7 @@ KEYS: tuple[Key, ...] = (
     Key("haproxy", "user", "", parseString, "HAPROXY_USER"),
     Key("haproxy", "group", "", parseString, "HAPROXY_GROUP"),
     Key("haproxy", "maxconn", 4096, parsePositiveInt),
+    Key("haproxy", "allow_loopback_targets", False, parseBool),
     Key(
         "listeners",
         "urls",
@@ -335,8 +346,11 @@ def loadConfig(
             acceptUnnamedPeers=values["node.accept_unnamed_peers"],
             profile=values["node.profile"],
             pushPullInterval=values["node.push_pull_interval"],
+            maxClockSkew=values["node.max_clock_skew"],
         ),
-        api=ApiConfig(listen=values["api.listen"]),
+        api=ApiConfig(
+            listen=values["api.listen"], maxConnections=values["api.max_connections"]
+        ),
         discovery=DiscoveryConfig(
             backends=values["discovery.backends"],
             staticFile=os.path.abspath(staticFile),
@@ -354,6 +368,8 @@ def loadConfig(
             concurrency=values["health.concurrency"],
             defaultCheckEndpoint=values["health.default_check_endpoint"],
             damping=values["health.damping"],
+            externalFromLabels=values["health.external_from_labels"],
+            externalCommands=values["health.external_commands"],
         ),
         haproxy=HaproxyConfig(
             enabled=values["haproxy.enabled"],
@@ -371,6 +387,7 @@ def loadConfig(
             maxconn=values["haproxy.maxconn"],
             user=values["haproxy.user"],
             group=values["haproxy.group"],
+            allowLoopbackTargets=values["haproxy.allow_loopback_targets"],
         ),
         listeners=ListenersConfig(urls=values["listeners.urls"]),
         log=LogConfig(level=values["log.level"], format=values["log.format"]),

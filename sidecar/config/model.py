@@ -23,6 +23,7 @@ class NodeConfig:
     acceptUnnamedPeers: bool = False
     profile: str = "lan"
     pushPullInterval: float | None = None
+    maxClockSkew: float = 30.0
 
     @property
     def encryptKeys(self) -> tuple[bytes, ...]:
@@ -50,6 +51,7 @@ class NodeConfig:
 @dataclass(frozen=True)
 class ApiConfig:
     listen: Address
+    maxConnections: int
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class HealthConfig:
     concurrency: int
     defaultCheckEndpoint: str
     damping: bool
+    externalFromLabels: bool = False
+    externalCommands: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class HaproxyConfig:
     user: str = ""
     group: str = ""
     maxconn: int = 4096
+    allowLoopbackTargets: bool = False
 
 
 @dataclass(frozen=True)

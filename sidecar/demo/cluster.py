@@ -200,6 +200,7 @@ pid_file = {path("haproxy.pid")}
 admin_socket = {path("haproxy.sock")}
 stats_listen = ""
 maxconn = 256                 # within a small ulimit -n
+allow_loopback_targets = true # every "host" of the demo is this machine
 min_reload_interval = "0.2s"
 
 [log]

@@ -177,7 +177,7 @@ def _apiPort(output: bytes) -> int | None:
             event = json.loads(line)
         except ValueError:
             continue
-        if str(event.get("log_format", "")).startswith("status API on"):
+        if str(event.get("message", "")).startswith("status API on"):
             return int(event["port"])
     return None
 

@@ -23,6 +23,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from sidecar.ratelimit import PerSourceBudget, RateLimitedLog
+
 from .broadcasts import BroadcastQueue
 from .interfaces import (
     IGossipDelegate,
@@ -33,8 +35,10 @@ from .interfaces import (
 from .members import Member, Members, NoObserver
 from .messages import (
     Ack,
+    Alive,
     Dead,
     ErrorResponse,
+    IndirectPing,
     MessageType,
     NodeState,
     Ping,
@@ -46,7 +50,6 @@ from .packets import UDP_BUFFER_SIZE, encodeUserMessage
 from .peers import GO_RELAY_LIMIT, isGoSidecar, nodeMeta
 from .prober import Address, Prober, memberAddress
 from .profiles import LAN, Timing, scaledPushPullInterval
-from .ratelimit import RateLimitedLog
 from .streams import (
     PushPull,
     StreamMessage,
@@ -73,6 +76,18 @@ DELEGATE_VERSIONS_SERF = (2, 5, 4)
 
 JOIN_RETRY_FIRST = 1.0
 JOIN_RETRY_MOST = 30.0
+
+# New members that an address which is no member's may introduce by UDP:
+# a burst, then a few a second.  Members relaying news are not limited,
+# and a push-pull (a join, or anti-entropy) brings a whole table at once,
+# bounded by the table itself.
+NEW_MEMBERS_BURST = 32
+NEW_MEMBERS_PER_SECOND = 4.0
+# Indirect pings relayed for an address that is no member's: each makes
+# this node send a ping where the request says, so a stranger may not turn
+# it into a reflector.
+RELAYS_BURST = 16
+RELAYS_PER_SECOND = 4.0
 
 
 class PushPullError(Exception):
@@ -161,12 +176,12 @@ class Cluster:
         self.queue = BroadcastQueue(timing.retransmitMultiplier)
         self.handlers = PacketHandlers(
             ping=self.prober.pingReceived,
-            indirectPing=self.prober.indirectPingReceived,
+            indirectPing=self._indirectPingReceived,
             ack=self.prober.ackReceived,
             nack=self.prober.nackReceived,
-            alive=self.members.aliveReceived,
+            alive=self._aliveReceived,
             suspect=self.members.suspectReceived,
-            dead=self.members.deadReceived,
+            dead=self._deadReceived,
             user=delegate.messageReceived,
         )
         self._packetBudget = UDP_BUFFER_SIZE - COMPOUND_HEADER - CRC_HEADER
@@ -188,6 +203,14 @@ class Cluster:
         self._failed: dict[str, tuple[Address, float]] = {}
         self._joinRetry = JOIN_RETRY_FIRST
         self._failedExchanges = RateLimitedLog(self.log, clock, period=30.0)
+        self._newMembers = PerSourceBudget(
+            clock, NEW_MEMBERS_BURST, NEW_MEMBERS_PER_SECOND
+        )
+        self._strangers = RateLimitedLog(self.log, clock)
+        self._relays = PerSourceBudget(clock, RELAYS_BURST, RELAYS_PER_SECOND)
+        self._refusedRelays = RateLimitedLog(self.log, clock)
+        self.relaysRefused = 0
+        self._leftOut = RateLimitedLog(self.log, clock)
         self._inFlight: set[Deferred[Any]] = set()
         self.running = False
         self.pushPulls = 0
@@ -392,6 +415,17 @@ class Cluster:
 
     def _queueMemberMessage(self, node: str, message: bytes) -> None:
         self._enqueue(("member", node), message)
+        members = self.members
+        if node == members.localName and self.running and not members.leaving:
+            # A refutation also goes straight to every live member (at most
+            # once a probe interval): gossip alone may spend its few
+            # transmissions on members that never answer, as a flood of
+            # fake ones does, and the suspicion would run out meanwhile.
+            for member in members.alive():
+                if member.name != node:
+                    self._packets.send(
+                        memberAddress(member), [message], self._wantsCRC(member)
+                    )
 
     def _enqueue(self, subject: object, message: bytes) -> None:
         self.queue.queue(subject, message)
@@ -466,7 +500,7 @@ class Cluster:
         extra: list[bytes] = []
         if room > 0:
             extra = self.queue.take(COMPOUND_OVERHEAD, room, len(self.members.alive()))
-        member = self._memberAt(address)
+        member = self.members.atAddress(address)
         crc = member is not None and self._wantsCRC(member)
         self._packets.send(address, [message, *extra], crc)
 
@@ -493,11 +527,56 @@ class Cluster:
         ] + [(s.vsn, s.meta) for s in states if _host(s.addr) == host]
         return not there or any(isGoSidecar(vsn, meta) for vsn, meta in there)
 
-    def _memberAt(self, address: Address) -> Member | None:
-        for member in self.members.all():
-            if memberAddress(member) == tuple(address):
-                return member
-        return None
+    def _aliveReceived(self, message: Alive, source: Address) -> None:
+        """
+        An alive message by UDP: news of a new member is taken from a
+        member freely, and from any other address within its budget.
+        """
+        stranger = None if self.members.atAddress(source) else source[0]
+        if self._admits(message.node, stranger):
+            self.members.aliveReceived(message)
+
+    def _indirectPingReceived(self, request: IndirectPing, source: Address) -> None:
+        """
+        Relay a ping for a member freely, and for any other address within
+        its budget.
+        """
+        if self.members.atAddress(source) is None and not self._relays.spend(source[0]):
+            self.relaysRefused += 1
+            self._refusedRelays.warn(
+                "{host} asks for indirect pings too often: not relaying",
+                host=source[0],
+            )
+            return
+        self.prober.indirectPingReceived(request, source)
+
+    def _deadReceived(self, message: Dead, source: Address) -> None:
+        """
+        A dead message by UDP: a leave is vouched for when a member sends
+        it (the leaving node itself, or a member passing on what it
+        believed).
+        """
+        vouched = self.members.atAddress(source) is not None
+        self.members.deadReceived(message, vouched=vouched)
+
+    def _admits(self, node: str, stranger: str | None) -> bool:
+        """
+        Whether news of C{node} may be taken from C{stranger} (an address
+        that is no member's; L{None}: from a member, or a peer we asked).
+        """
+        if (
+            stranger is None
+            or self.members.get(node) is not None
+            or self._newMembers.spend(stranger)
+        ):
+            return True
+        self.members.refused += 1
+        self._strangers.warn(
+            "{host} introduces new members too fast: not adding {node}",
+            host=stranger,
+            node=node,
+        )
+        return False
 
     @staticmethod
     def _wantsCRC(member: Member) -> bool:
@@ -556,7 +635,7 @@ class Cluster:
                 f"{where} is of cluster {reply.header.clusterName!r}, "
                 f"not {self.members.clusterName!r}"
             )
-        self._mergePushPull(reply)
+        self._mergePushPull(reply, address, dialed=True)
 
     def _localPushPull(self, join: bool, forGo: bool) -> bytes:
         """
@@ -573,28 +652,46 @@ class Cluster:
         )
         return encodePushPull(header, states, userState)
 
-    def _mergePushPull(self, message: PushPull) -> None:
+    def _mergePushPull(
+        self, message: PushPull, source: Address, dialed: bool = False
+    ) -> None:
         """
-        Apply a peer's whole state, as memberlist does: alive and left
-        members as they say; dead or suspect ones only as suspects, so that
-        we judge (and they may refute) for ourselves.
+        Apply a peer's whole state, from C{source} (a peer this node
+        C{dialed}, or one that connected), as memberlist does: alive and
+        left members as they say; dead or suspect ones only as suspects, so
+        that we judge (and they may refute) for ourselves.  New members
+        pushed by a stranger (an address that is no member's host) are
+        taken within its budget, as by UDP; a peer we dialled is trusted.
         """
         self.pushPulls += 1
         members = self.members
         cluster = members.clusterName
+        known = dialed or members.isMemberHost(source[0])
+        stranger = None if known else source[0]
+        if message.leftOut:
+            members.refused += len(message.leftOut)
+            self._leftOut.warn(
+                "left {count} member state(s) out of a push-pull: {first}",
+                count=len(message.leftOut),
+                first=message.leftOut[0],
+            )
         for state in message.states:
             if state.state == NodeState.ALIVE:
-                members.aliveReceived(state.toAlive(cluster))
+                if self._admits(state.name, stranger):
+                    members.aliveReceived(state.toAlive(cluster))
             elif state.state == NodeState.LEFT:
                 members.deadReceived(
-                    Dead(state.incarnation, state.name, state.name, cluster)
+                    Dead(state.incarnation, state.name, state.name, cluster),
+                    vouched=stranger is None,
                 )
             elif state.state in (NodeState.DEAD, NodeState.SUSPECT):
                 members.suspectReceived(
                     Suspect(state.incarnation, state.name, members.localName, cluster)
                 )
         if message.userState:
-            self._delegate.mergeRemoteState(message.userState, message.header.join)
+            self._delegate.mergeRemoteState(
+                message.userState, message.header.join, source, dialed
+            )
 
     def _schedulePushPull(self, first: bool = False) -> None:
         interval = scaledPushPullInterval(
@@ -652,10 +749,10 @@ class Cluster:
                 ).encode()
             forGo = self._mayBeGo(source[0], message.states)
             reply = self._localPushPull(message.header.join, forGo)
-            self._mergePushPull(message)
+            self._mergePushPull(message, source)
             return reply
         if isinstance(message, StreamUserMessage):
-            self._delegate.messageReceived(message.payload)
+            self._delegate.messageReceived(message.payload, source)
             return None
         if isinstance(message, Ping):
             if message.node and message.node != self.members.localName:

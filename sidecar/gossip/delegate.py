@@ -3,7 +3,8 @@ The catalog on the gossip layer, both ways: L{CatalogDelegate} merges what
 peers send into the catalog (and tombstones the services of a member that
 is gone), L{CatalogBroadcaster} sends the catalog's news to peers.  Records
 travel in the Go Sidecar's JSON: one C{Service} per user message, the whole
-C{ServicesState} in a push-pull.
+C{ServicesState} in a push-pull.  Each record passes L{Admission} (who sent
+it, whom it is about, when it is stamped) before the catalog sees it.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from sidecar.catalog import (
     DecodeError,
     IBroadcaster,
+    Refused,
     Service,
     ServicesState,
     decodeService,
@@ -27,11 +28,11 @@ from sidecar.catalog import (
 from sidecar.catalog.codec import dumps
 from sidecar.catalog.documents import stateDocument
 
+from .admission import NOT_A_RECORD, Address, Admission
 from .cluster import Cluster
 from .interfaces import IGossipDelegate, IMemberObserver
 from .members import Member
 from .peers import GO_RELAY_ADVICE, GO_RELAY_LIMIT, publishesDrains
-from .ratelimit import RateLimitedLog
 
 
 class WithheldRecords:
@@ -90,24 +91,20 @@ class WithheldRecords:
 @implementer(IGossipDelegate, IMemberObserver)
 class CatalogDelegate:
     """
-    Feeds the catalog from the cluster.
-
-    @ivar rejected: user messages and states that were not valid catalog
-        JSON (serf's own messages, say), dropped.
+    Feeds the catalog from the cluster, through C{admission}; what is not
+    valid catalog JSON (serf's own messages, say) is refused there too.
     """
-
-    log = Logger()
 
     def __init__(
         self,
         state: ServicesState,
-        clock: IReactorTime,
+        admission: Admission,
         withheld: WithheldRecords | None = None,
     ) -> None:
         self._state = state
+        self._admission = admission
         self._withheld = withheld or WithheldRecords()
-        self._badInput = RateLimitedLog(self.log, clock)
-        self.rejected = 0
+        state.useClockOffsets(admission.skews.offset)
 
     def localState(self, recordLimit: int | None = None) -> bytes:
         document = stateDocument(self._state)
@@ -119,31 +116,39 @@ class CatalogDelegate:
                     del servers[service.hostname]["Services"][service.id]  # type: ignore[index]
         return dumps(document)
 
-    def mergeRemoteState(self, state: bytes, join: bool) -> None:
+    def mergeRemoteState(
+        self, state: bytes, join: bool, source: Address, dialed: bool
+    ) -> None:
         try:
             records = decodeStateServices(state)
         except DecodeError as e:
-            self._reject("state", e)
+            self._admission.refuse(NOT_A_RECORD, source, f"push-pull state: {e}")
             return
-        self._state.mergeAll(records)
+        # A peer this node dialled is one it chose: a seed (perhaps by
+        # name, perhaps behind another address than it advertises) or a
+        # member.
+        fromMember = dialed or self._admission.sentByMember(source)
+        for record in records:
+            self._merge(record, source, fromMember)
 
-    def messageReceived(self, payload: bytes) -> None:
+    def messageReceived(self, payload: bytes, source: Address) -> None:
         try:
             record = decodeService(payload)
         except DecodeError as e:
-            self._reject("message", e)
+            self._admission.refuse(NOT_A_RECORD, source, f"user message: {e}")
             return
-        self._state.merge(record)
+        self._merge(record, source, self._admission.sentByMember(source))
 
-    def _reject(self, what: str, problem: DecodeError) -> None:
-        self.rejected += 1
-        self._badInput.warn(
-            "dropped a gossiped {what} that is not a catalog record: {problem}",
-            what=what,
-            problem=str(problem),
-        )
+    def _merge(self, record: Service, source: Address, fromMember: bool) -> None:
+        if not self._admission.admit(record, source, fromMember):
+            return
+        try:
+            self._state.merge(record)
+        except Refused as e:
+            self._admission.refuse(e.kind, source, str(e))
 
     def memberJoined(self, member: Member) -> None:
+        self._admission.memberJoined(member)
         self._state.trustDrains(member.name, publishesDrains(member.meta))
 
     def memberUpdated(self, member: Member) -> None:
@@ -151,8 +156,10 @@ class CatalogDelegate:
 
     def memberGone(self, member: Member) -> None:
         # Its services leave the proxies now; if it comes back, its own
-        # fresher records win over these tombstones.
+        # fresher records win over these tombstones (stamped on its clock
+        # as estimated, so this holds if its clock is behind ours).
         self._state.expireServer(member.name)
+        self._admission.memberGone(member)
 
 
 @implementer(IBroadcaster)

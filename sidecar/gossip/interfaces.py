@@ -24,17 +24,20 @@ class IGossipDelegate(Interface):
         @return: this node's whole state as bytes, for a push-pull.
         """
 
-    def mergeRemoteState(state, join):  # type: ignore[no-untyped-def]
+    def mergeRemoteState(state, join, source, dialed):  # type: ignore[no-untyped-def]
         """
         Merge a peer's whole state (bytes) from a push-pull; C{join} is
-        true when the exchange is part of a join.  Bad input is logged, not
+        true when the exchange is part of a join; C{source} is the peer's
+        (host, port); C{dialed} is true when the state answers a push-pull
+        this node started (with a seed, maybe by name, or a member), so
+        that the peer is one this node chose.  Bad input is logged, not
         raised.
         """
 
-    def messageReceived(payload):  # type: ignore[no-untyped-def]
+    def messageReceived(payload, source):  # type: ignore[no-untyped-def]
         """
-        A user message (bytes) from a peer, by packet or stream.  Bad input
-        is logged, not raised.
+        A user message (bytes) from a peer, by packet or stream, that came
+        from C{source} (host, port).  Bad input is logged, not raised.
         """
 
 

@@ -33,7 +33,7 @@ RELAY_FRACTION = 0.8
 
 
 def memberAddress(member: Member) -> Address:
-    return (str(ipaddress.ip_address(member.addr)), member.port)
+    return member.address
 
 
 @dataclass

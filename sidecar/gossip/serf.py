@@ -78,10 +78,12 @@ class SerfAwareDelegate:
     def localState(self, recordLimit: int | None = None) -> bytes:
         return self._inner.localState(recordLimit)  # type: ignore[no-any-return]
 
-    def mergeRemoteState(self, state: bytes, join: bool) -> None:
+    def mergeRemoteState(
+        self, state: bytes, join: bool, source: tuple[str, int], dialed: bool
+    ) -> None:
         if not self._clock.observe(state):
-            self._inner.mergeRemoteState(state, join)
+            self._inner.mergeRemoteState(state, join, source, dialed)
 
-    def messageReceived(self, payload: bytes) -> None:
+    def messageReceived(self, payload: bytes, source: tuple[str, int]) -> None:
         if not self._clock.observe(payload):
-            self._inner.messageReceived(payload)
+            self._inner.messageReceived(payload, source)

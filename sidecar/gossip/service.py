@@ -20,6 +20,7 @@ from zope.interface import implementer
 from sidecar.catalog import ServicesState
 from sidecar.interfaces import IMembership
 
+from .admission import Admission, catalogAdmission
 from .cluster import (
     DELEGATE_VERSIONS_SERF,
     DELEGATE_VERSIONS_SIDECAR,
@@ -33,7 +34,7 @@ from .messages import NodeState
 from .peers import GO_RELAY_ADVICE, GO_RELAY_LIMIT
 from .prober import Address, memberAddress
 from .profiles import LAN, Timing
-from .security import Keyring
+from .security import Keyring, exposureWarning
 from .serf import SerfAwareDelegate, SerfClock
 from .streams import StreamMessage
 from .tcp import StreamDialer, StreamServerFactory
@@ -52,6 +53,8 @@ class GossipSettings:
     @ivar advertise: the address peers use; L{None}: the bind address (at
         the port actually bound).
     @ivar keys: the encryption keys, the primary first; empty for none.
+    @ivar maxClockSkew: seconds a record may be stamped ahead of this
+        node's clock before it is refused.
     """
 
     name: str
@@ -62,6 +65,7 @@ class GossipSettings:
     keys: tuple[bytes, ...] = ()
     acceptUnnamedPeers: bool = False
     timing: Timing = LAN
+    maxClockSkew: float = 30.0
 
 
 @implementer(IMembership)
@@ -98,6 +102,9 @@ class GossipService(Service):
         self._serfClock: SerfClock | None = None
         self.joined: Deferred[int] | None = None
         self.withheld = WithheldRecords()
+        self.admission: Admission = catalogAdmission(
+            state, reactor, settings.maxClockSkew
+        )
 
     @property
     def packetCounters(self) -> PacketCounters | None:
@@ -106,11 +113,23 @@ class GossipService(Service):
         """
         return None if self._protocol is None else self._protocol.counters
 
+    @property
+    def streamsDropped(self) -> int | None:
+        """
+        TCP streams refused as bad, over a bound or too slow, while bound.
+        """
+        return None if self.tcpPort is None else self._serverFactory.dropped
+
     # -- IMembership --------------------------------------------------------
 
     @property
     def seeded(self) -> bool:
         return bool(self.settings.seeds)
+
+    @property
+    def warnings(self) -> list[str]:
+        warning = exposureWarning(self.settings.bind[0], self._keyring is not None)
+        return [] if warning is None else [warning]
 
     def memberNames(self) -> list[str]:
         if self.cluster is None:
@@ -120,7 +139,10 @@ class GossipService(Service):
     def members(self) -> list[dict[str, Any]]:
         if self.cluster is None:
             return []
-        return [describeMember(m) for m in self.cluster.members.all()]
+        skews = self.admission.skews
+        return [
+            describeMember(m, skews.skew(m.name)) for m in self.cluster.members.all()
+        ]
 
     def goPeers(self) -> dict[str, Any]:
         goPeers = [] if self.cluster is None else self.cluster.goPeers()
@@ -147,7 +169,7 @@ class GossipService(Service):
         settings = self.settings
         bound = self.tcpPort.getHost()
         advertise = settings.advertise or (settings.bind[0], bound.port)  # type: ignore[attr-defined]
-        if advertise[0] in ("0.0.0.0", "::", ""):
+        if _specificHost(advertise[0]) is None:
             advertise = ("127.0.0.1", advertise[1])
         local = localMember(
             settings.name,
@@ -157,7 +179,7 @@ class GossipService(Service):
             if settings.acceptUnnamedPeers
             else DELEGATE_VERSIONS_SIDECAR,
         )
-        catalog = CatalogDelegate(self._state, self._reactor, self.withheld)
+        catalog = CatalogDelegate(self._state, self.admission, self.withheld)
         delegate: IGossipDelegate = catalog
         if settings.acceptUnnamedPeers:
             self._serfClock = SerfClock(settings.name)
@@ -167,7 +189,12 @@ class GossipService(Service):
             self._reactor,
             self._rng,
             self._protocol,
-            StreamDialer(self._reactor, self._keyring, settings.timing.tcpTimeout),
+            StreamDialer(
+                self._reactor,
+                self._keyring,
+                settings.timing.tcpTimeout,
+                bindHost=_specificHost(settings.bind[0]),
+            ),
             delegate,
             observer=catalog,
             clusterName=settings.clusterName,
@@ -176,6 +203,7 @@ class GossipService(Service):
             encrypted=self._keyring is not None,
             seeds=settings.seeds,
         )
+        self.admission.watch(cluster.members)
         self._protocol.handlers = cluster.handlers
         self._broadcaster = CatalogBroadcaster(cluster, self.withheld)
         self._state.addBroadcaster(self._broadcaster)
@@ -186,6 +214,8 @@ class GossipService(Service):
             node=settings.name,
             cluster=settings.clusterName,
         )
+        for warning in self.warnings:
+            self.log.warn("{problem}", problem=warning)
         self.joined = cluster.start()
 
     def stopService(self) -> Deferred[object]:
@@ -247,9 +277,18 @@ _STATE_NAMES = {
 }
 
 
-def describeMember(member: Member) -> dict[str, Any]:
+def _specificHost(host: str) -> str | None:
     """
-    A member as C{/api/members.json} shows it.
+    C{host}, unless it is a wildcard that names no one address.
+    """
+    return None if host in ("0.0.0.0", "::", "") else host
+
+
+def describeMember(member: Member, skew: float | None = None) -> dict[str, Any]:
+    """
+    A member as C{/api/members.json} shows it, with its clock's offset
+    from ours in seconds (see L{sidecar.gossip.skew}); L{None} when it has
+    sent no record of its own (this node, serf agents).
     """
     host, port = memberAddress(member)
     return {
@@ -260,4 +299,5 @@ def describeMember(member: Member) -> dict[str, Any]:
         "Incarnation": member.incarnation,
         "Meta": member.meta.decode("utf-8", "replace"),
         "ProtocolVersions": list(member.vsn),
+        "ClockSkew": None if skew is None else round(skew, 3),
     }

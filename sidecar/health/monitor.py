@@ -32,6 +32,7 @@ from sidecar.interfaces import (
 )
 
 from .checkers import CheckArgumentError, CheckerRegistry, CheckFailed
+from .commands import CommandPolicy, CommandRefused
 from .status import DAMPING, Damping, HealthMachine
 from .templating import isTemplate, renderArgs
 
@@ -107,8 +108,14 @@ class HealthMonitor(Service):
         advertiseHost: str,
         settings: HealthSettings = HEALTH_DEFAULTS,
         rng: random.Random | None = None,
+        commands: CommandPolicy | None = None,
     ) -> None:
+        """
+        @param commands: which commands checks may run, by the discoverer
+            they come from; by default none from container labels.
+        """
         self._downstream = downstream
+        self._commands = commands or CommandPolicy()
         self._clock = clock
         self._registry = registry
         self._advertiseHost = advertiseHost
@@ -235,11 +242,14 @@ class HealthMonitor(Service):
             args = renderArgs(spec.args, local.service, self._advertiseHost)
             if args != spec.args:
                 watch.rendered = args
+            self._commands.check(self._sourceOf(serviceID), spec.type, args)
             watch.checker = self._registry.checkerFor(spec.type, args, self._clock)
         except Exception as e:
             # A check that cannot run can never pass: the service is
             # unhealthy, and the API says why.  A plugin may raise anything.
-            if isinstance(e, CheckArgumentError):
+            if isinstance(e, CommandRefused):
+                watch.lastError = f"refused: {e}"
+            elif isinstance(e, CheckArgumentError):
                 watch.lastError = f"bad check: {e}"
             else:
                 watch.lastError = f"bad check: {spec.type} failed: {e!r}"
@@ -253,6 +263,10 @@ class HealthMonitor(Service):
             return
         if self.running:
             self._schedule(serviceID, first=True)
+
+    def _sourceOf(self, serviceID: str) -> str:
+        # The first source to report a service is the one whose report counts.
+        return next((source for source, _ in self._reports.reportsOf(serviceID)), "")
 
     def _unwatch(self, serviceID: str) -> None:
         watch = self._watches.pop(serviceID)

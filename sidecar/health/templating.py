@@ -6,7 +6,9 @@ hostname, and C{{{ .Name }}} (any Go field of the service) its value.
 
 The Go syntax is rewritten into jinja2's (C{tcp 8080} becomes
 C{tcp(8080)}, C{.Name} becomes C{service.Name}) and rendered in jinja2's
-sandbox, so a label cannot reach anything but these values.  Pure.
+sandbox, so a label cannot reach anything but these values, and an
+expression must print text or a number (C{{{ lipsum }}} is an error, not
+a function's repr).  Pure.
 """
 
 from __future__ import annotations
@@ -14,18 +16,18 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from jinja2 import StrictUndefined, Template, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Template, TemplateError
 
 from sidecar.catalog import Service
 from sidecar.catalog.codec import serviceToJSON
+from sidecar.sandbox import sandboxedEnvironment
 
 from .checkers import CheckArgumentError
 
 _EXPRESSION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _GO_PORT_CALL = re.compile(r"^\s*(tcp|udp)\s+(\S+)\s*$")
 _GO_FIELD = re.compile(r"^\s*\.([A-Za-z_]\w*)\s*$")
-_ENVIRONMENT = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_ENVIRONMENT = sandboxedEnvironment()
 # The expressions a template may hold once rewritten from Go's syntax.
 _ALLOWED = re.compile(
     r"host|container|(?:tcp|udp)\((?:\d+|'[^']*')\)|service\['[A-Za-z_]\w*'\]|[A-Za-z_]\w*"

@@ -15,6 +15,8 @@ from sidecar.interfaces import IMembership
 
 from .follower import ProxyFollower
 from .haproxy import HAProxySettings, HAProxyWriter
+from .model import Admission
+from .ports import bindProbe
 from .template import ProxyTemplate, ProxyTemplateError, TemplateSettings
 
 
@@ -75,4 +77,25 @@ def makeProxy(
         minInterval=haproxy.minReloadInterval,
         useHostnames=haproxy.useHostnames,
         ready=ready,
+        admission=admission(config),
+    )
+
+
+def admission(config: Config) -> Admission:
+    """
+    What C{config}'s node admits into its proxy: its own instances first,
+    no frontend on its gossip, API or stats port, nor on a port another
+    program holds, and no other host's instance at a loopback or
+    link-local address (unless C{haproxy.allow_loopback_targets}).
+    """
+    haproxy = config.haproxy
+    reserved = {config.node.bind.port, config.api.listen.port}
+    if haproxy.statsListen:
+        reserved.add(int(haproxy.statsListen.rpartition(":")[2]))
+    return Admission(
+        localHost=config.node.name,
+        bindIP=haproxy.bindIp,
+        reservedPorts=frozenset(reserved),
+        bindable=bindProbe(haproxy.bindIp),
+        loopbackTargets=haproxy.allowLoopbackTargets,
     )

@@ -8,6 +8,8 @@ never lost.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from twisted.application.service import Service
@@ -20,7 +22,7 @@ from sidecar.catalog.interfaces import ICatalog, ICatalogObserver
 from sidecar.interfaces import IMembership, IProxyReport, IProxyWriter
 
 from .haproxy import ProxyError
-from .model import ProxyModel, buildModel, unusable
+from .model import OPEN, Admission, ProxyModel, Refusal, buildModel
 
 # After a failed update, the next try waits this long.
 RETRY_AFTER = 10.0
@@ -43,14 +45,21 @@ class ProxyFollower(Service):
         minInterval: float = 1.0,
         useHostnames: bool = False,
         ready: Deferred[object] | None = None,
+        admission: Admission = OPEN,
     ) -> None:
         """
         @param membership: the members this node sees, to keep backends
             whose hosts go out of sight; L{None} for none of that.
         @param ready: fires when the catalog is worth applying (a remote
             catalog's first document); until then HAProxy is left alone.
+        @param admission: what records may reach HAProxy; its C{now} is
+            set from C{reactor} at each update.  The default admits every
+            well-formed record; a node's (L{sidecar.proxy.build.admission})
+            also knows its host, its own ports and what it can bind.
         """
         self.model: ProxyModel | None = None
+        # What the last model built left out, and why.
+        self.refused: tuple[Refusal, ...] = ()
         self.updates = 0
         self._state = state
         self._membership = membership
@@ -58,6 +67,7 @@ class ProxyFollower(Service):
         self._reactor = reactor
         self._minInterval = minInterval
         self._useHostnames = useHostnames
+        self._admission = admission
         self._outOfDate = False
         self._timer: IDelayedCall | None = None
         self._updating: Deferred[None] | None = None
@@ -128,6 +138,7 @@ class ProxyFollower(Service):
             "Updates": self.updates,
             "Conflicts": [str(c) for c in model.conflicts],
             "KeptBackends": list(model.kept),
+            "Refused": [str(r) for r in self.refused],
             "Frontends": [
                 {
                     "Name": f.name,
@@ -161,11 +172,16 @@ class ProxyFollower(Service):
         liveHosts = (
             None if self._membership is None else set(self._membership.memberNames())
         )
-        records = list(self._state.services())
+        now = round(self._reactor.seconds() * 1_000_000_000)
         model = buildModel(
-            records, self._useHostnames, liveHosts=liveHosts, previous=self.model
+            self._state.services(),
+            self._useHostnames,
+            liveHosts=liveHosts,
+            previous=self.model,
+            admission=replace(self._admission, now=now, bindable=self._bindable()),
         )
-        self._report(model, unusable(records, self._useHostnames))
+        self.refused = model.refused
+        self._report(model)
         try:
             how = await self.writer.apply(model)
         except Exception as e:
@@ -188,19 +204,29 @@ class ProxyFollower(Service):
                 count=len(model.frontends),
             )
 
+    def _bindable(self) -> Callable[[int], str | None]:
+        """
+        The admission's bind probe, for ServicePorts HAProxy does not serve
+        yet: those it serves can be bound (by it), and thousands of them
+        are not worth a socket each at every update.
+        """
+        served = {f.servicePort for f in self.model.frontends} if self.model else set()
+        probe = self._admission.bindable
+        return lambda port: None if port in served else probe(port)
+
     def _updated(self, result: object) -> None:
         self._updating = None
         if self._outOfDate:
             self._schedule()
 
-    def _report(self, model: ProxyModel, ignored: list[str]) -> None:
+    def _report(self, model: ProxyModel) -> None:
         problems = (
             tuple(str(c) for c in model.conflicts)
             + tuple(
                 f"backend {name} keeps its last servers: their hosts are out of sight"
                 for name in model.kept
             )
-            + tuple(f"ignoring {problem}" for problem in ignored)
+            + tuple(f"ignoring {refusal}" for refusal in model.refused)
         )
         for problem in problems:
             if problem not in self._reported:

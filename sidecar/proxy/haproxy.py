@@ -8,7 +8,8 @@ a later start or reload matches.  Any other change is a new file and a
 hitless reload of the master-worker process.  A file is always validated
 (C{haproxy -c}) before it replaces the one in use; a file HAProxy refuses
 leaves the running configuration serving, and the error is kept for the
-API.
+API.  A file that passes the check but fails at the reload (a port it
+cannot bind) is rolled back to the one HAProxy ran before.
 """
 
 from __future__ import annotations
@@ -245,7 +246,14 @@ class HAProxyWriter:
             return "unchanged"
         text = self.template.render(model, self._templateSettings)
         # Nothing changes unless HAProxy accepts the whole new file.
-        await self._replaceFile(text)
+        before = await self._replaceFile(text)
+        try:
+            return await self._runNewFile(model)
+        except ProxyError:
+            self._restoreFile(before)
+            raise
+
+    async def _runNewFile(self, model: ProxyModel) -> str:
         if self.running is not None and self._processUp():
             if model.layout() == self.running.layout():
                 try:
@@ -269,8 +277,18 @@ class HAProxyWriter:
             return True
         return self._process is not None and self._process.running
 
-    async def _replaceFile(self, text: str) -> None:
+    async def _replaceFile(self, text: str) -> str | None:
+        """
+        Validate C{text} and make it the configuration file.
+
+        @return: what the file held before, or L{None} if there was none.
+        """
         path = self._settings.configFile
+        try:
+            with open(path, encoding="utf-8") as f:
+                before: str | None = f.read()
+        except FileNotFoundError:
+            before = None
         candidate = f"{path}.new"
         with open(candidate, "w", encoding="utf-8") as f:
             f.write(text)
@@ -280,6 +298,23 @@ class HAProxyWriter:
         finally:
             if os.path.exists(candidate):
                 os.unlink(candidate)
+        return before
+
+    def _restoreFile(self, before: str | None) -> None:
+        """
+        Put back the file HAProxy ran before a reload failed, so that a
+        later start or reload does not fail again on the refused one.
+        """
+        path = self._settings.configFile
+        if before is None:
+            os.unlink(path)
+        else:
+            with open(f"{path}.new", "w", encoding="utf-8") as f:
+                f.write(before)
+            os.replace(f"{path}.new", path)
+        self.log.warn(
+            "haproxy could not run {path}: the previous file is back", path=path
+        )
 
     async def _validate(self, path: str) -> None:
         binary = self._settings.binary

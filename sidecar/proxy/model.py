@@ -8,19 +8,58 @@ model).
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from sidecar.catalog import Port, Service, Status
 
 _UNSAFE = re.compile(r"[^a-z0-9-]")
-# What may be a server's address in HAProxy's file and runtime commands: an
-# IPv4 or IPv6 address or a host name, nothing that could end a line or a
-# command.
-_ADDRESS = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,252}")
+# What may be a server's host name (with haproxy.use_hostnames): letters,
+# digits, dots and dashes, nothing that could end a line or a command.
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})")
 # What HAProxy allows in a name.
 _UNSAFE_IN_HAPROXY = re.compile(r"[^A-Za-z0-9_.:-]")
+# Created times (nanoseconds) outside these bounds say nothing about age:
+# before 2000, or more than a day ahead of this node's clock.
+_EARLIEST_CREATED = 946_684_800 * 1_000_000_000
+_CREATED_SLACK = 86_400 * 1_000_000_000
+
+
+def _bindableAlways(servicePort: int) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Admission:
+    """
+    What this node admits into its proxy besides well-formed records.
+
+    @ivar localHost: this node's host name.  Its own instances win a
+        contested ServicePort here, and only they may be addressed at
+        loopback or link-local addresses.
+    @ivar bindIP: the well-known proxy IP: no server may be addressed at it.
+    @ivar reservedPorts: ports of this node's own (gossip, API, stats) that
+        no frontend may take.
+    @ivar bindable: why a ServicePort cannot be bound on the proxy IP, or
+        L{None} when it can (see L{sidecar.proxy.follower}).
+    @ivar now: this node's time in nanoseconds, to tell implausible
+        C{Created} values; L{None} to trust them all.
+    @ivar loopbackTargets: whether other hosts' instances may be addressed
+        at loopback or link-local addresses: only for a cluster whose
+        "hosts" all share one machine (the demo, tests).
+    """
+
+    localHost: str = ""
+    bindIP: str = ""
+    reservedPorts: frozenset[int] = frozenset()
+    bindable: Callable[[int], str | None] = _bindableAlways
+    now: int | None = None
+    loopbackTargets: bool = False
+
+
+OPEN = Admission(loopbackTargets=True)
 
 
 @dataclass(frozen=True, order=True)
@@ -57,31 +96,48 @@ class Frontend:
 @dataclass(frozen=True)
 class Conflict:
     """
-    Two service names claim one ServicePort: the older one keeps it.
+    Two service names claim one ServicePort: one keeps it, and C{why}.
     """
 
     servicePort: int
     kept: str
     refused: str
+    why: str = "older"
 
     def __str__(self) -> str:
         return (
             f"ServicePort {self.servicePort}: {self.refused} is refused, "
-            f"{self.kept} (older) keeps it"
+            f"{self.kept} ({self.why}) keeps it"
         )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """
+    Something of the catalog the proxy leaves out, and why: C{what} is
+    C{<host>/<id>} for one instance's port, C{ServicePort <n>} for a
+    frontend.
+    """
+
+    what: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.what}: {self.reason}"
 
 
 @dataclass(frozen=True)
 class ProxyModel:
     """
-    Every frontend, by ServicePort; the conflicts found; and the frontends
-    whose servers were kept from the last model because their hosts are
-    out of this node's sight (see L{buildModel}).
+    Every frontend, by ServicePort; the conflicts found; what was refused;
+    and the frontends whose servers were kept from the last model because
+    their hosts are out of this node's sight (see L{buildModel}).
     """
 
     frontends: tuple[Frontend, ...] = ()
     conflicts: tuple[Conflict, ...] = ()
     kept: tuple[str, ...] = ()
+    refused: tuple[Refusal, ...] = ()
 
     def frontend(self, name: str) -> Frontend | None:
         for frontend in self.frontends:
@@ -107,11 +163,19 @@ def sanitize(name: str) -> str:
     return _UNSAFE.sub("-", name)
 
 
+def haproxyName(name: str) -> str:
+    """
+    C{name} with every character HAProxy does not allow in a name as C{-}.
+    """
+    return _UNSAFE_IN_HAPROXY.sub("-", name)
+
+
 def buildModel(
     services: Iterable[Service],
     useHostnames: bool = False,
     liveHosts: Collection[str] | None = None,
     previous: ProxyModel | None = None,
+    admission: Admission = OPEN,
 ) -> ProxyModel:
     """
     The proxy for the records C{services}.
@@ -121,6 +185,10 @@ def buildModel(
     stay while instances come and go, so that most changes need no reload.
     The backend holds the ALIVE instances only.
 
+    Every port and frontend is checked first (see L{Admission}): what
+    HAProxy would refuse, or must not be told, is left out and listed in
+    the model's C{refused}, and everything else goes on.
+
     @param useHostnames: address servers by their host's name rather than
         the port's IP.
     @param liveHosts: the members this node sees alive; with C{previous},
@@ -128,23 +196,52 @@ def buildModel(
         went out of sight keeps its last servers (our node has most likely
         lost the cluster, not they their health).
     """
-    records = [s for s in services if s.status is not Status.TOMBSTONE]
-    byName: dict[str, list[Service]] = {}
-    for record in records:
-        byName.setdefault(record.name, []).append(record)
+    refused: list[Refusal] = []
+    # Each instance with the ports the proxy may use.
+    usable: list[tuple[Service, tuple[Port, ...]]] = []
+    for record in services:
+        if record.status is Status.TOMBSTONE:
+            continue
+        admitted = []
+        for port in record.ports:
+            if port.type != "tcp" or not port.servicePort:
+                continue
+            fault = _fault(record, port, useHostnames, admission)
+            if fault is None:
+                admitted.append(port)
+            else:
+                refused.append(Refusal(f"{record.hostname}/{record.id}", fault))
+        if admitted:
+            usable.append((record, tuple(admitted)))
+    byName: dict[str, list[tuple[Service, tuple[Port, ...]]]] = {}
+    for record, ports in usable:
+        byName.setdefault(record.name, []).append((record, ports))
     claims: dict[int, list[str]] = {}
     for name, instances in byName.items():
-        for servicePort in sorted(_servicePorts(instances)):
+        for servicePort in sorted({p.servicePort for _, ps in instances for p in ps}):
             claims.setdefault(servicePort, []).append(name)
     frontends: dict[int, Frontend] = {}
     conflicts = []
     for servicePort, names in sorted(claims.items()):
-        names.sort(key=lambda n: (min(s.created for s in byName[n]), n))
-        kept, *refused = names
-        conflicts += [Conflict(servicePort, kept, other) for other in refused]
-        frontends[servicePort] = _frontend(
-            kept, servicePort, byName[kept], useHostnames
+        why = _portFault(servicePort, admission)
+        if why is not None:
+            refused += [
+                Refusal(f"ServicePort {servicePort}", f"{n}: {why}") for n in names
+            ]
+            continue
+        ranked = sorted(names, key=lambda n: _precedence(byName[n], admission) + (n,))
+        kept, *others = ranked
+        conflicts += [
+            Conflict(
+                servicePort, kept, other, _why(byName[kept], byName[other], admission)
+            )
+            for other in others
+        ]
+        frontend, collisions = _frontend(
+            kept, servicePort, byName[kept], useHostnames, admission
         )
+        frontends[servicePort] = frontend
+        refused += collisions
     keptNames: list[str] = []
     if previous is not None and liveHosts is not None:
         for old in previous.frontends:
@@ -160,81 +257,151 @@ def buildModel(
         tuple(frontends[port] for port in sorted(frontends)),
         tuple(conflicts),
         tuple(sorted(keptNames)),
+        tuple(refused),
     )
 
 
-def _servicePorts(instances: list[Service]) -> set[int]:
-    return {
-        port.servicePort
-        for instance in instances
-        for port in instance.ports
-        if port.type == "tcp" and 0 < port.servicePort <= 65535
-    }
+def _plausibleCreated(record: Service, admission: Admission) -> bool:
+    if record.created < _EARLIEST_CREATED:
+        return False
+    return admission.now is None or record.created <= admission.now + _CREATED_SLACK
 
 
-def unusable(services: Iterable[Service], useHostnames: bool = False) -> list[str]:
+def _precedence(
+    instances: list[tuple[Service, tuple[Port, ...]]], admission: Admission
+) -> tuple[int, float]:
     """
-    The records the proxy must ignore, and why, one line each: a port or
-    ServicePort out of range, or an address that is not one (records come
-    from other nodes, and HAProxy's file must not be theirs to write).
+    How a service name ranks for a contested ServicePort, lowest first: one
+    running on this host, then the oldest by a plausible C{Created}; a name
+    whose every C{Created} is implausible comes last.
     """
-    problems = []
-    for s in services:
-        if s.status is Status.TOMBSTONE:
-            continue
-        for port in s.ports:
-            if port.type != "tcp" or not port.servicePort:
-                continue
-            fault = _fault(s, port, useHostnames)
-            if fault is not None:
-                problems.append(f"{s.hostname}/{s.id}: {fault}")
-    return problems
+    local = any(r.hostname == admission.localHost for r, _ in instances)
+    created = [r.created for r, _ in instances if _plausibleCreated(r, admission)]
+    return (0 if local else 1, min(created) if created else float("inf"))
+
+
+def _why(
+    kept: list[tuple[Service, tuple[Port, ...]]],
+    other: list[tuple[Service, tuple[Port, ...]]],
+    admission: Admission,
+) -> str:
+    keptRank, otherRank = _precedence(kept, admission), _precedence(other, admission)
+    if keptRank[0] < otherRank[0]:
+        return "runs on this host"
+    if keptRank[1] < otherRank[1]:
+        return "older"
+    return "first by name"
+
+
+def _portFault(servicePort: int, admission: Admission) -> str | None:
+    """
+    Why no frontend may bind C{servicePort}, or L{None}.
+    """
+    if servicePort in admission.reservedPorts:
+        return f"ServicePort {servicePort} is one of this node's own ports"
+    why = admission.bindable(servicePort)
+    if why is not None:
+        return f"ServicePort {servicePort} cannot be bound: {why}"
+    return None
 
 
 def _address(service: Service, port: Port, useHostnames: bool) -> str:
     return service.hostname if useHostnames or not port.ip else port.ip
 
 
-def _fault(service: Service, port: Port, useHostnames: bool) -> str | None:
+def _fault(
+    service: Service, port: Port, useHostnames: bool, admission: Admission
+) -> str | None:
     """
-    Why HAProxy must not be told of this port of C{service}, or L{None}.
+    Why HAProxy must not be told of this port of C{service}, or L{None}:
+    records come from other nodes, and HAProxy's file must be neither
+    theirs to write nor theirs to make HAProxy refuse.
     """
     if not 0 < port.servicePort <= 65535 or not 0 < port.port <= 65535:
         return f"port {port.port} or ServicePort {port.servicePort} out of range"
     address = _address(service, port, useHostnames)
-    if not _ADDRESS.fullmatch(address):
-        return f"not an address: {address!r:.80}"
+    remote = service.hostname != admission.localHost and not admission.loopbackTargets
+    if useHostnames:
+        if not _HOSTNAME.fullmatch(address):
+            return f"not a host name: {address!r:.80}"
+        name = address.lower().rstrip(".")
+        if remote and (name == "localhost" or name.endswith(".localhost")):
+            return f"host name {address} of another host is this node's own"
+        return None
+    try:
+        ip = _plainIP(address)
+    except ValueError:
+        return f"not an IP address: {address!r:.80}"
+    if admission.bindIP and ip == _plainIP(admission.bindIP):
+        return f"address {address} is the proxy's own IP"
+    if remote and (ip.is_loopback or ip.is_link_local or ip.is_unspecified):
+        return f"address {address} of another host is this node's own"
     return None
 
 
+def _plainIP(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """
+    The IP C{address} names, an IPv4-mapped IPv6 address as the IPv4 one
+    it maps (C{::ffff:127.0.0.1} is loopback too).
+
+    @raise ValueError: when C{address} is not an IP literal.
+    """
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 def _frontend(
-    name: str, servicePort: int, instances: list[Service], useHostnames: bool
-) -> Frontend:
+    name: str,
+    servicePort: int,
+    instances: list[tuple[Service, tuple[Port, ...]]],
+    useHostnames: bool,
+    admission: Admission,
+) -> tuple[Frontend, list[Refusal]]:
+    """
+    C{name}'s frontend on C{servicePort}, and the servers refused because
+    their names, sanitised, collide with another's (this host's instances,
+    then the others by host and ID, keep theirs).
+    """
     # The newest instance's ProxyMode is the service's.
-    newest = max(instances, key=lambda s: (s.updated, s.id))
-    servers = []
-    for instance in instances:
+    newest = max((r for r, _ in instances), key=lambda s: (s.updated, s.id))
+    servers: dict[str, Server] = {}
+    collisions = []
+    ranked = sorted(
+        instances,
+        key=lambda i: (i[0].hostname != admission.localHost, i[0].hostname, i[0].id),
+    )
+    for instance, ports in ranked:
         if instance.status is not Status.ALIVE:
             continue
-        for port in instance.ports:
-            if port.type == "tcp" and port.servicePort == servicePort:
-                if _fault(instance, port, useHostnames) is not None:
-                    continue  # not something HAProxy may be told; see unusable()
-                serverName = f"{instance.hostname}-{instance.id}"
-                servers.append(
-                    Server(
-                        _UNSAFE_IN_HAPROXY.sub("-", serverName),
-                        _address(instance, port, useHostnames),
-                        port.port,
-                        instance.hostname,
+        for port in ports:
+            if port.servicePort != servicePort:
+                continue
+            serverName = haproxyName(f"{instance.hostname}-{instance.id}")
+            if serverName in servers:
+                collisions.append(
+                    Refusal(
+                        f"{instance.hostname}/{instance.id}",
+                        f"server name {serverName} is taken in "
+                        f"{sanitize(name)}-{servicePort} by "
+                        f"{servers[serverName].hostname}",
                     )
                 )
-                break
-    return Frontend(
+            else:
+                servers[serverName] = Server(
+                    serverName,
+                    _address(instance, port, useHostnames),
+                    port.port,
+                    instance.hostname,
+                )
+            break
+    frontend = Frontend(
         name=f"{sanitize(name)}-{servicePort}",
         service=name,
         servicePort=servicePort,
         mode="tcp" if newest.proxyMode == "tcp" else "http",
         websocket=newest.proxyMode == "ws",
-        servers=tuple(sorted(servers)),
+        servers=tuple(sorted(servers.values())),
     )
+    return frontend, collisions

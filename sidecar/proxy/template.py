@@ -1,23 +1,25 @@
 """
 The HAProxy configuration as a jinja2 template: the default one ships in
 this package (C{haproxy.cfg.j2}), and C{haproxy.template} names a user's
-own.  A template sees the L{ProxyModel}'s frontends and the settings below.
+own.  A template sees the L{ProxyModel}'s frontends and the settings below,
+with every name sanitised (a record's name comes from another node, and
+must not write HAProxy lines).  What an expression prints must be text or
+a number: anything else (a function, a list) is an error, not its repr.
 Pure, but for reading the template once.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib.resources import files
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError
 
-from .model import ProxyModel
+from sidecar.sandbox import sandboxedEnvironment
 
-_ENVIRONMENT = SandboxedEnvironment(
-    undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-)
+from .model import Frontend, ProxyModel, haproxyName, sanitize
+
+_ENVIRONMENT = sandboxedEnvironment(keep_trailing_newline=True)
 
 
 class ProxyTemplateError(ValueError):
@@ -73,9 +75,26 @@ class ProxyTemplate:
 
     def render(self, model: ProxyModel, settings: TemplateSettings) -> str:
         try:
-            return self._template.render(frontends=model.frontends, **asdict(settings))
+            return self._template.render(
+                frontends=tuple(_sanitized(f) for f in model.frontends),
+                **asdict(settings),
+            )
         except TemplateError as e:
             raise ProxyTemplateError(f"{self.where}: {_describe(e)}") from None
+
+
+def _sanitized(frontend: Frontend) -> Frontend:
+    """
+    C{frontend} with the names that came raw from records sanitised: the
+    service's as in Go, the servers' hosts as HAProxy names.
+    """
+    return replace(
+        frontend,
+        service=sanitize(frontend.service),
+        servers=tuple(
+            replace(s, hostname=haproxyName(s.hostname)) for s in frontend.servers
+        ),
+    )
 
 
 def _describe(error: TemplateError) -> str:

@@ -1,7 +1,8 @@
 """
-The JSON status API, with the Go Sidecar's paths and shapes:
-C{/api/state.json}, C{/api/services.json}, C{/api/services/<name>.json};
-C{/api/watch} (see L{sidecar.web.watch}); and its own:
+The JSON status API, with the Go Sidecar's paths, shapes, status codes,
+headers and error bodies: C{/api/state.json}, C{/api/services.json},
+C{/api/services/<name>.json}, C{/api/services/<id>/drain}; C{/api/watch}
+(see L{sidecar.web.watch}); and its own (see L{sidecar.web.routes}):
 C{/api/members.json}, the cluster's members as this node
 sees them, C{/api/checks.json}, what this node's checks last said,
 C{/api/haproxy.json}, what its HAProxy is doing, and C{/api/health},
@@ -11,14 +12,17 @@ whether it is up and in a cluster.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.http import (
     ACCEPTED,
     BAD_REQUEST,
+    INTERNAL_SERVER_ERROR,
     NOT_ALLOWED,
     NOT_FOUND,
+    NOT_MODIFIED,
     OK,
     SERVICE_UNAVAILABLE,
 )
@@ -27,11 +31,6 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from sidecar.catalog import ServicesState
 from sidecar.catalog.codec import dumps
-from sidecar.catalog.documents import (
-    serviceDocument,
-    servicesDocument,
-    stateDocument,
-)
 from sidecar.interfaces import (
     IDrainControl,
     IHealthReport,
@@ -39,15 +38,18 @@ from sidecar.interfaces import (
     IProxyReport,
 )
 
+from .bodies import Bodies, Body
+from .conditional import acceptsGzip, lastModified, notModified
+from .goformat import goQuote
+from .routes import API_ROUTES, Match, WrongMethod, match
+from .sending import sendBody
 from .watch import Watcher
-
-_READ_METHODS = (b"GET", b"HEAD")
 
 
 class APIError(Exception):
     """
     A request the API refuses: an HTTP status and a message for the
-    C{{"status": "error", "message": ...}} body.
+    L{errorBody}.
     """
 
     def __init__(self, code: int, message: str) -> None:
@@ -56,9 +58,41 @@ class APIError(Exception):
         self.message = message
 
 
+def errorBody(message: str) -> bytes:
+    """
+    The body of a refusal as Go's C{sendJsonError} writes it: a map, so
+    its keys are sorted, C{{"message":...,"status":"error"}}.
+    """
+    return dumps({"message": message, "status": "error"})
+
+
+def notFound(request: Request) -> bytes:
+    """
+    Go's answer to a path that fits no route (C{http.NotFound}).
+    """
+    request.setResponseCode(NOT_FOUND)
+    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    return b"404 page not found\n"
+
+
+def _readHeaders(request: Request) -> None:
+    """
+    The headers Go's read handlers set: JSON, and CORS for GET.
+    """
+    request.setHeader(b"Content-Type", b"application/json")
+    request.setHeader(b"Access-Control-Allow-Origin", b"*")
+    request.setHeader(b"Access-Control-Allow-Methods", b"GET")
+
+
 class APIResource(Resource):
     """
-    C{/api/...}: answers from the catalog; reads only.
+    C{/api/...}: answers from the catalog; reads only.  The catalog's
+    documents come from L{Bodies}, encoded once per catalog version, with
+    an C{ETag}, a C{Last-Modified} when one can be given, C{304 Not
+    Modified} for a client whose copy is current and gzip for one that
+    accepts it; a client that sends none of those headers gets the same
+    bytes as from the Go Sidecar.
     """
 
     isLeaf = True
@@ -71,11 +105,13 @@ class APIResource(Resource):
         health: IHealthReport,
         proxy: IProxyReport | None,
         reactor: Any,
+        bodies: Bodies,
         watchers: set[Watcher] | None = None,
         drains: IDrainControl | None = None,
     ) -> None:
         super().__init__()
         self._state = state
+        self._bodies = bodies
         self._membership = membership
         self._health = health
         self._proxy = proxy
@@ -84,48 +120,162 @@ class APIResource(Resource):
         self.watchers: set[Watcher] = set() if watchers is None else watchers
 
     def render(self, request: Request) -> bytes | int:  # type: ignore[override]
-        request.setHeader(b"Content-Type", b"application/json")
-        request.setHeader(b"Access-Control-Allow-Origin", b"*")
         try:
             segments = _segments(request)
-            if (
-                len(segments) == 3
-                and segments[0] == "services"
-                and segments[2] == "drain"
-            ):
-                document, code = self._drain(request.method, segments[1])
-                request.setResponseCode(code)
-                return dumps(document, indent=2)
-            if request.method not in _READ_METHODS:
-                request.setHeader(b"Allow", b", ".join(_READ_METHODS))
-                raise APIError(NOT_ALLOWED, "method not allowed")
-            if segments == ["watch"] and request.method == b"GET":
-                return self._watch(request)
-            document, indent = self._route(segments)
         except APIError as e:
-            self.log.debug(
-                "refused {method} {uri}: {message}",
-                method=request.method,
-                uri=request.uri,
-                message=e.message,
-            )
-            request.setResponseCode(e.code)
-            return dumps({"status": "error", "message": e.message})
-        return dumps(document, indent=indent)
+            return self._refuse(request, e)
+        return self._dispatch(request, match(API_ROUTES, segments, request.method))
 
-    def _watch(self, request: Request) -> int:
-        choice = request.args.get(b"by_service", [b"true"])[0].lower()  # type: ignore[union-attr]
+    def _dispatch(
+        self, request: Request, found: Match | WrongMethod | None
+    ) -> bytes | int:
+        """
+        Answer C{request} as the route it matched says.  (The root's Go
+        aliases come here too: L{SiteRoot<sidecar.web.server.SiteRoot>}
+        hands their whole path over.)
+        """
+        if found is None:
+            return notFound(request)
+        if isinstance(found, WrongMethod):
+            # As Go: no body, no Content-Type.
+            request.setResponseCode(NOT_ALLOWED)
+            request.setHeader(b"Allow", b", ".join(sorted(found.allowed)))
+            return b""
+        handler = getattr(self, f"_answer{found.route.name.capitalize()}")
+        try:
+            return handler(request, *found.values)  # type: ignore[no-any-return]
+        except APIError as e:
+            return self._refuse(request, e)
+
+    def _refuse(self, request: Request, error: APIError) -> bytes:
+        self.log.debug(
+            "refused {method} {uri}: {message}",
+            method=request.method,
+            uri=request.uri,
+            message=error.message,
+        )
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setResponseCode(error.code)
+        return errorBody(error.message)
+
+    # -- the routes (see L{API_ROUTES}) ------------------------------------------
+
+    def _answerState(self, request: Request, extension: str) -> int:
+        # Go checks the extension before it sets the CORS headers here.
+        _requireJSON(extension)
+        _readHeaders(request)
+        return self._sendCached(request, self._bodies.state())
+
+    def _answerServices(self, request: Request, extension: str) -> int:
+        _readHeaders(request)
+        _requireJSON(extension)
+        return self._sendCached(request, self._bodies.services())
+
+    def _answerService(self, request: Request, name: str, extension: str) -> int:
+        _readHeaders(request)
+        _requireJSON(extension)
+        found = self._bodies.service(name).addCallback(_found, name)
+        return self._sendCached(request, found)
+
+    def _answerWatch(self, request: Request) -> int:
+        request.setHeader(b"Content-Type", b"application/json")
+        # Exactly "false", as Go's query test.
+        choice = request.args.get(b"by_service", [b"true"])[0]  # type: ignore[union-attr]
         byService = choice != b"false"
-        Watcher(request, self._state, byService, self._reactor, self.watchers).start()
+        Watcher(
+            request, self._state, self._bodies, byService, self._reactor, self.watchers
+        ).start()
         return NOT_DONE_YET
 
-    def _drain(self, method: bytes, serviceID: str) -> tuple[Any, int]:
-        if method not in (b"POST", b"DELETE"):
-            raise APIError(NOT_ALLOWED, "use POST to drain, DELETE to undrain")
+    def _answerOptions(self, request: Request, path: str) -> bytes:
+        request.setHeader(b"Access-Control-Allow-Origin", b"*")
+        request.setHeader(b"Access-Control-Allow-Methods", b"GET")
+        return b""
+
+    def _answerMembers(self, request: Request, extension: str) -> bytes:
+        _readHeaders(request)
+        _requireJSON(extension)
+        members = {
+            "ClusterName": self._membership.clusterName,
+            "Members": self._membership.members(),
+        }
+        return dumps(members, indent=2)
+
+    def _answerChecks(self, request: Request, extension: str) -> bytes:
+        _readHeaders(request)
+        _requireJSON(extension)
+        checks = {"Hostname": self._state.hostname, "Checks": self._health.report()}
+        return dumps(checks, indent=2)
+
+    def _answerHaproxy(self, request: Request, extension: str) -> bytes:
+        _readHeaders(request)
+        _requireJSON(extension)
+        if self._proxy is None:
+            return dumps({"Enabled": False}, indent=2)
+        return dumps({"Enabled": True, **self._proxy.status()}, indent=2)
+
+    def _answerHealth(self, request: Request, extension: str = "json") -> bytes:
+        _readHeaders(request)
+        _requireJSON(extension)
+        return dumps(self._nodeHealth(), indent=2)
+
+    # -- the cached documents -------------------------------------------------
+
+    def _sendCached(self, request: Request, found: Deferred[Body]) -> int:
+        gone: list[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        found.addCallback(self._sendBody, request, gone)
+        found.addErrback(self._sendFailure, request, gone)
+        return NOT_DONE_YET
+
+    def _sendBody(
+        self, body: Body, request: Request, gone: list[bool]
+    ) -> Deferred[None] | None:
+        if gone:
+            return None
+        request.setHeader(b"ETag", body.etag)
+        request.setHeader(b"Vary", b"Accept-Encoding")
+        now = round(self._reactor.seconds() * 1_000_000_000)
+        modified = lastModified(body.modified, now)
+        if modified is not None:
+            request.setHeader(b"Last-Modified", modified)
+        if notModified(
+            request.getHeader(b"if-none-match"),
+            request.getHeader(b"if-modified-since"),
+            body.etag,
+            body.modified,
+        ):
+            request.setResponseCode(NOT_MODIFIED)
+            request.finish()
+            return None
+        if acceptsGzip(request.getHeader(b"accept-encoding")):
+            request.setHeader(b"Content-Encoding", b"gzip")
+            return self._bodies.gzipped(body).addCallback(_write, request, gone)
+        _write(body.data, request, gone)
+        return None
+
+    def _sendFailure(
+        self, failure: Failure, request: Request, gone: list[bool]
+    ) -> None:
+        if gone:
+            return
+        if isinstance(failure.value, APIError):
+            error = failure.value
+        else:
+            # L{Bodies} has logged what went wrong.
+            error = APIError(INTERNAL_SERVER_ERROR, "the document could not be made")
+        request.responseHeaders.removeHeader(b"Content-Encoding")
+        _write(self._refuse(request, error), request, gone)
+
+    def _answerDrain(self, request: Request, serviceID: str) -> bytes:
+        """
+        POST drains one of this node's services (as Go); DELETE, ours,
+        undrains it.
+        """
         if self._drains is None:
             raise APIError(NOT_FOUND, "this node cannot drain services")
         try:
-            if method == b"POST":
+            if request.method == b"POST":
                 service = self._drains.drain(serviceID)
                 status = "DRAINING"
             else:
@@ -133,11 +283,16 @@ class APIResource(Resource):
                 status = service.status.name
         except KeyError:
             raise APIError(
-                NOT_FOUND, f"no service with ID {serviceID!r} runs on this node"
+                NOT_FOUND, f"Not Found - Service ID {goQuote(serviceID)} not found"
             ) from None
-        message = f"Service {service.name!r} instance {service.id!r} set to {status}"
+        message = (
+            f"Service {goQuote(service.name)} instance {goQuote(service.id)} "
+            f"set to {status}"
+        )
         self.log.info("{message}", message=message)
-        return {"Message": message}, ACCEPTED if method == b"POST" else OK
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setResponseCode(ACCEPTED if request.method == b"POST" else OK)
+        return dumps({"Message": message}, indent=2)
 
     def _nodeHealth(self) -> dict[str, Any]:
         members = len(self._membership.memberNames())
@@ -154,53 +309,23 @@ class APIResource(Resource):
             "ClusterName": self._membership.clusterName,
             "Members": members,
             "InCluster": inCluster,
+            "Warnings": list(self._membership.warnings),
             "GoPeers": self._membership.goPeers(),
         }
 
-    def _route(self, segments: list[str]) -> tuple[Any, int | None]:
-        match [_splitExtension(segment) for segment in segments]:
-            case [("state", extension)]:
-                _requireJSON(extension)
-                return stateDocument(self._state), None
-            case [("services", extension)]:
-                _requireJSON(extension)
-                names = self._membership.memberNames()
-                return servicesDocument(self._state, names), 2
-            case [("members", extension)]:
-                _requireJSON(extension)
-                members = {
-                    "ClusterName": self._membership.clusterName,
-                    "Members": self._membership.members(),
-                }
-                return members, 2
-            case [("health", extension)]:
-                if extension not in ("", "json"):
-                    _requireJSON(extension)
-                return self._nodeHealth(), 2
-            case [("checks", extension)]:
-                _requireJSON(extension)
-                checks = {
-                    "Hostname": self._state.hostname,
-                    "Checks": self._health.report(),
-                }
-                return checks, 2
-            case [("haproxy", extension)]:
-                _requireJSON(extension)
-                if self._proxy is None:
-                    return {"Enabled": False}, 2
-                return {"Enabled": True, **self._proxy.status()}, 2
-            case [("services", ""), (name, extension)]:
-                _requireJSON(extension)
-                document = serviceDocument(self._state, name)
-                if document is None:
-                    raise APIError(NOT_FOUND, f"no instances of {name} found")
-                return document, 2
-        raise APIError(NOT_FOUND, f"no such resource: /api/{'/'.join(segments)}")
+
+def _found(body: Body | None, name: str) -> Body:
+    if body is None:
+        raise APIError(NOT_FOUND, f"no instances of {name} found")
+    return body
 
 
-def _splitExtension(segment: str) -> tuple[str, str]:
-    stem, dot, extension = segment.rpartition(".")
-    return (stem, extension) if dot else (segment, "")
+def _write(data: bytes, request: Request, gone: list[bool]) -> None:
+    """
+    The whole response body, with its length, unless the client has gone.
+    """
+    if not gone:
+        sendBody(request, data)
 
 
 def _requireJSON(extension: str) -> None:
@@ -209,10 +334,9 @@ def _requireJSON(extension: str) -> None:
 
 
 def _segments(request: Request) -> list[str]:
+    # Twisted has percent-decoded the segments already: decoding them
+    # again would turn C{%2541} into C{A}.
     try:
-        return [
-            unquote(segment.decode("ascii"), errors="strict")
-            for segment in request.postpath or []
-        ]
+        return [segment.decode("utf-8") for segment in request.postpath or []]
     except UnicodeDecodeError:
         raise APIError(BAD_REQUEST, "the path is not valid UTF-8") from None

@@ -4,6 +4,7 @@ L{APIService}: the HTTP server for the status API, as a Twisted service.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import files
 
 from twisted.application.service import Service
@@ -12,6 +13,7 @@ from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTim
 from twisted.logger import Logger
 from twisted.web.http import Request
 from twisted.web.resource import Resource
+from twisted.web.server import Request as SiteRequest
 from twisted.web.server import Site
 from twisted.web.static import File
 from twisted.web.util import Redirect
@@ -24,8 +26,15 @@ from sidecar.interfaces import (
     IProxyReport,
 )
 
-from .api import APIResource
+from .api import APIResource, errorBody, notFound
+from .bodies import Bodies, Offload, offloadFor
+from .routes import isAlias
+from .serverspage import ServersPage
+from .shedding import ConnectionCap
 from .watch import Watcher
+
+# Connections the API serves at once, unless configured otherwise.
+MAX_CONNECTIONS = 256
 
 
 class APISite(Site):
@@ -48,9 +57,55 @@ class APISite(Site):
             watcher.finish()
 
     def log(self, request: Request) -> None:
+        # Formatted only if an observer keeps the event: at the usual log
+        # levels, a request costs no access line.
         self.accessLog.debug(
-            "{line}", line=self._logFormatter(self._logDateTime, request)
+            "{line}", line=_AccessLine(self._logFormatter, self._logDateTime, request)
         )
+
+
+class _AccessLine:
+    """
+    A request's access log line, made when it is first read.
+    """
+
+    def __init__(
+        self, formatter: Callable[..., str], date: str | None, request: Request
+    ) -> None:
+        self._formatter = formatter
+        self._date = date
+        self._request = request
+
+    def __str__(self) -> str:
+        return self._formatter(self._date, self._request)
+
+
+class SiteRoot(Resource):
+    """
+    C{/}: its children (C{api}, C{ui}, C{servers}, ...), the Go Sidecar's
+    aliases of API paths at the root (C{/state.json}, C{/services.json},
+    C{/watch}, and ours, C{/services/<name>.json}), and Go's
+    C{404 page not found} for anything else.
+    """
+
+    def __init__(self, api: APIResource) -> None:
+        super().__init__()
+        self._api = api
+
+    def getChild(self, path: bytes, request: SiteRequest) -> Resource:  # type: ignore[override]
+        segments = [path, *(request.postpath or [])]
+        if isAlias([segment.decode("utf-8", "replace") for segment in segments]):
+            # The API resource reads the whole path from postpath.
+            request.postpath.insert(0, request.prepath.pop())  # type: ignore[union-attr]
+            return self._api
+        return _NotFound()
+
+
+class _NotFound(Resource):
+    isLeaf = True
+
+    def render(self, request: SiteRequest) -> bytes:  # type: ignore[override]
+        return notFound(request)
 
 
 def makeSite(
@@ -61,18 +116,37 @@ def makeSite(
     drains: IDrainControl | None = None,
     *,
     reactor: IReactorTime,
+    offload: Offload | None = None,
 ) -> APISite:
     """
-    The site behind the API: C{/api/...} for the JSON endpoints, C{/ui/}
-    for the web page (and C{/} leads there); C{reactor} runs the watch
-    streams' heartbeats.
+    The site behind the API: C{/api/...} for the JSON endpoints, the Go
+    aliases at the root and Go's C{/servers} page, C{/ui/} for the web
+    page (and C{/} leads there); C{reactor} runs the watch streams'
+    heartbeats and dates the documents.
+
+    @param offload: where documents are encoded; by default the reactor's
+        thread pool when it has one, else inline.
     """
-    root = Resource()
     watchers: set[Watcher] = set()
-    api = APIResource(
-        state, membership, health, proxy, reactor, watchers=watchers, drains=drains
+    bodies = Bodies(
+        state,
+        membership,
+        reactor,
+        offloadFor(reactor) if offload is None else offload,
     )
+    api = APIResource(
+        state,
+        membership,
+        health,
+        proxy,
+        reactor,
+        bodies,
+        watchers=watchers,
+        drains=drains,
+    )
+    root = SiteRoot(api)
     root.putChild(b"api", api)
+    root.putChild(b"servers", ServersPage(state, membership, reactor))
     # The web page: static files, no build step.
     root.putChild(b"ui", File(str(files(__package__).joinpath("ui"))))
     root.putChild(b"", Redirect(b"/ui/"))
@@ -84,16 +158,32 @@ class APIService(Service):
     Listens for HTTP on C{host:port} while running.  Like Twisted's own
     C{TCPServer}, it binds in L{privilegedStartService} when twistd calls it,
     so that a port that cannot be had fails the start, not a later moment.
+    It serves at most C{maxConnections} connections at once; more are
+    answered 503 with C{Retry-After} (see L{ConnectionCap}).
 
     @ivar port: the listening port while running, else L{None}.
+    @ivar factory: the L{ConnectionCap} in front of the site.
     """
 
     log = Logger()
 
-    def __init__(self, reactor: IReactorTCP, site: Site, host: str, port: int) -> None:
+    def __init__(
+        self,
+        reactor: IReactorTCP,
+        site: Site,
+        host: str,
+        port: int,
+        maxConnections: int = MAX_CONNECTIONS,
+    ) -> None:
         self.port: IListeningPort | None = None
         self._reactor = reactor
         self._site = site
+        self.factory = ConnectionCap(
+            site,
+            maxConnections,
+            reactor,  # type: ignore[arg-type]
+            errorBody("too many connections to this node's API; retry later"),
+        )
         self._host = host
         self._portNumber = port
 
@@ -118,7 +208,7 @@ class APIService(Service):
         if self.port is None:
             self.port = self._reactor.listenTCP(
                 self._portNumber,
-                self._site,  # type: ignore[arg-type]
+                self.factory,  # type: ignore[arg-type]
                 interface=self._host,
             )
             address = self.port.getHost()

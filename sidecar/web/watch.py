@@ -3,7 +3,8 @@ C{/api/watch}: a response that never ends by itself.  It carries the
 catalog at once, and again after every change, as JSON documents one after
 the other with no separator (the Go Sidecar's format; a client decodes
 them as a stream).  A client that reads slowly is sent only the newest
-catalog when it catches up, never a backlog.
+catalog when it catches up, never a backlog.  Every watcher is sent the
+same encoded bytes (from L{Bodies}), each version at most once.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.server import Request
 from zope.interface import implementer
 
 from sidecar.catalog import ServicesState
-from sidecar.catalog.codec import dumps
-from sidecar.catalog.documents import byServiceDocument, stateDocument
 from sidecar.catalog.interfaces import ICatalogObserver
+
+from .bodies import Bodies, Body
 
 # With no change to send, a newline this often: the client knows the
 # stream is alive (stream decoders skip whitespace between documents).
@@ -40,6 +42,7 @@ class Watcher:
         self,
         request: Request,
         state: ServicesState,
+        bodies: Bodies,
         byService: bool,
         reactor: Any,
         watchers: set[Watcher],
@@ -47,6 +50,7 @@ class Watcher:
         self._request = request
         self._watchers = watchers
         self._state = state
+        self._bodies = bodies
         self._byService = byService
         self._reactor = reactor
         self._paused = False
@@ -54,6 +58,8 @@ class Watcher:
         self._timer: IDelayedCall | None = None
         self._heartbeat: IDelayedCall | None = None
         self._ended = False
+        self._rendering = False
+        self._sent: bytes | None = None
 
     def start(self) -> None:
         self._watchers.add(self)
@@ -66,9 +72,7 @@ class Watcher:
 
     def serviceChanged(self, event: object) -> None:
         self._due = True
-        # Changes in one turn of the reactor make one document.
-        if self._timer is None and not self._paused and not self._ended:
-            self._timer = self._reactor.callLater(0, self._send)
+        self._sendSoon()
 
     # -- IPushProducer: the client's TCP buffer is full, or has room --------
 
@@ -77,8 +81,7 @@ class Watcher:
 
     def resumeProducing(self) -> None:
         self._paused = False
-        if self._due and self._timer is None and not self._ended:
-            self._timer = self._reactor.callLater(0, self._send)
+        self._sendSoon()
 
     def stopProducing(self) -> None:
         self._end()
@@ -93,18 +96,37 @@ class Watcher:
 
     # -- internals ----------------------------------------------------------
 
+    def _sendSoon(self) -> None:
+        # Changes in one turn of the reactor make one document.
+        if (
+            self._due
+            and self._timer is None
+            and not (self._paused or self._ended or self._rendering)
+        ):
+            self._timer = self._reactor.callLater(0, self._send)
+
     def _send(self) -> None:
         self._timer = None
-        if self._ended or self._paused or not self._due:
+        if self._ended or self._paused or not self._due or self._rendering:
             return
         self._due = False
-        document = (
-            byServiceDocument(self._state)
-            if self._byService
-            else stateDocument(self._state)
-        )
-        self._request.write(dumps(document))
-        self._beatLater()
+        self._rendering = True
+        body = self._bodies.byService() if self._byService else self._bodies.state()
+        body.addCallbacks(self._write, self._renderFailed)
+
+    def _write(self, body: Body) -> None:
+        self._rendering = False
+        if self._ended:
+            return
+        if body.etag != self._sent:
+            self._sent = body.etag
+            self._request.write(body.data)
+            self._beatLater()
+        self._sendSoon()
+
+    def _renderFailed(self, failure: Failure) -> None:
+        # L{Bodies} has logged why; the next change tries again.
+        self._rendering = False
 
     def _beatLater(self) -> None:
         if self._heartbeat is not None and self._heartbeat.active():
@@ -132,4 +154,7 @@ class Watcher:
             if timer is not None and timer.active():
                 timer.cancel()
         self._timer = self._heartbeat = None
-        self._request.unregisterProducer()
+        # A request whose connection is lost has let go of its channel,
+        # and of its producer with it.
+        if self._request.channel is not None:
+            self._request.unregisterProducer()

@@ -1,6 +1,7 @@
 // The cluster as this node sees it, live: members from /api/members.json,
 // services from the /api/watch stream (JSON documents one after another),
-// check results of this node's own services from /api/checks.json.
+// check results of this node's own services from /api/checks.json, and
+// what this node's HAProxy leaves out or refuses from /api/haproxy.json.
 "use strict";
 
 const STATUS = ["Alive", "Tombstone", "Unhealthy", "Unknown", "Draining"];
@@ -111,6 +112,24 @@ async function follow() {
   }
 }
 
+function showProxy(proxy) {
+  const section = document.getElementById("proxy");
+  section.hidden = !proxy.Enabled;
+  if (!proxy.Enabled) return;
+  const problems = [
+    ...(proxy.LastError ? [proxy.LastError] : []),
+    ...proxy.Conflicts,
+    ...proxy.Refused.map(refusal => "left out: " + refusal),
+  ];
+  const list = document.getElementById("proxy-problems");
+  list.textContent = "";
+  for (const problem of problems.length ? problems : ["none"]) {
+    const item = document.createElement("li");
+    item.textContent = problem;
+    list.appendChild(item);
+  }
+}
+
 async function poll() {
   try {
     const members = await (await fetch("/api/members.json")).json();
@@ -125,6 +144,7 @@ async function poll() {
       cell(row, m.Incarnation);
     }
     checks = (await (await fetch("/api/checks.json")).json()).Checks;
+    showProxy(await (await fetch("/api/haproxy.json")).json());
   } catch (e) {
     // Shown by the stream's state; polled again below.
   }

@@ -1,0 +1,226 @@
+"""
+L{Admission}: which catalog records from the network reach the catalog.
+
+The catalog merges whatever it is given; this is the gossip edge's check
+of where a record comes from and whom it is about, against the member
+table.  A record is admitted when:
+
+  - the packet or stream that brought it came from a member's address
+    (any member may pass on any member's records: gossip relays them);
+  - its C{Hostname} is a member that is alive or suspect, or, for a
+    tombstone, one that is dead or left, or was within the tombstone
+    lifespan (a gone member's services are tombstoned, and those
+    tombstones must still travel);
+  - its C{Updated} is no further ahead of this node's clock than the
+    allowed clock skew, so that no stamp can win every merge for ever.
+
+Everything else, and whatever the catalog itself refuses (see
+L{sidecar.catalog.Refused}), is counted by kind and logged at most once a
+minute per kind, naming the sender.  A record that passes and came from
+its own host also feeds the clock-skew estimate (L{ClockSkews}).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from functools import lru_cache
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from sidecar.catalog import Service, ServicesState
+from sidecar.ratelimit import RateLimitedLog
+
+from .members import Member, Members
+from .skew import NANOSECONDS, ClockSkews
+
+Address = tuple[str, int]
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+NOT_A_RECORD = "not a record"
+FOREIGN_SENDER = "foreign sender"
+UNKNOWN_HOST = "unknown host"
+GONE_HOST = "gone host"
+FUTURE_STAMP = "future stamp"
+
+
+@lru_cache(maxsize=4096)
+def _ip(address: str | bytes) -> IP | None:
+    """
+    An IP address from text or packed bytes, IPv4-mapped IPv6 as IPv4, so
+    that one host compares equal however a socket reports it.  Cached: it
+    is asked for every member on every packet.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def catalogAdmission(
+    state: ServicesState, clock: IReactorTime, maxClockSkew: float
+) -> Admission:
+    """
+    The admission for C{state}'s records: gone members' tombstones are
+    admitted for as long as C{state} keeps tombstones.
+    """
+    return Admission(
+        clock,
+        maxClockSkew,
+        state.lifespans.tombstone / NANOSECONDS,
+        ClockSkews(clock),
+    )
+
+
+class Admission:
+    """
+    Admits catalog records by sender, host and stamp.
+
+    @ivar refused: what was refused, by kind (this module's kinds and
+        L{sidecar.catalog.Refused}'s).
+    @ivar skews: the members' clock offsets.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        maxClockSkew: float,
+        tombstoneLifespan: float,
+        skews: ClockSkews,
+    ) -> None:
+        self._clock = clock
+        self._maxSkew = round(maxClockSkew * NANOSECONDS)
+        self._tombstoneLifespan = tombstoneLifespan
+        self.skews = skews
+        self._members: Members | None = None
+        self._gone: dict[str, float] = {}
+        self._logs: dict[str, RateLimitedLog] = {}
+        self.refused: Counter[str] = Counter()
+
+    def watch(self, members: Members) -> None:
+        """
+        Judge by C{members}, the running cluster's member table.
+        """
+        self._members = members
+
+    # -- what the member observer hears ------------------------------------
+
+    def memberJoined(self, member: Member) -> None:
+        self._gone.pop(member.name, None)
+
+    def memberGone(self, member: Member) -> None:
+        """
+        Remember that C{member} was here, for its tombstones, after the
+        member table has forgotten it.
+        """
+        now = self._clock.seconds()
+        self._gone = {
+            name: since
+            for name, since in self._gone.items()
+            if now - since <= self._tombstoneLifespan
+        }
+        self._gone[member.name] = now
+        self.skews.forget(member.name)
+
+    # -- judging ------------------------------------------------------------
+
+    def sentByMember(self, source: Address) -> bool:
+        """
+        Whether C{source} (host, port) is the address of a member: the
+        host is compared, since a stream's source port is not its gossip
+        port.
+        """
+        ip = _ip(source[0])
+        if ip is None or self._members is None:
+            return False
+        return any(_ip(m.addr) == ip for m in self._members.all())
+
+    def admit(self, record: Service, source: Address, fromMember: bool) -> bool:
+        """
+        Whether C{record}, brought from C{source}, may be merged; a refusal
+        is counted and logged.
+
+        @param fromMember: L{sentByMember} for C{source}, asked once per
+            packet or stream.
+        """
+        arrived = round(self._clock.seconds() * NANOSECONDS)
+        problem = self._problem(record, fromMember, arrived)
+        if problem is not None:
+            self.refuse(problem, source, self._detail(problem, record, arrived))
+            return False
+        # Only admitted records tell a clock: one forged far ahead would
+        # otherwise hold the estimate (a minimum) for minutes.
+        if self._fromOrigin(record, source):
+            self.skews.observe(record.hostname, record.updated, arrived)
+        return True
+
+    def _fromOrigin(self, record: Service, source: Address) -> bool:
+        """
+        Whether C{record} was sent by the member it is about (not this
+        node), so that its stamp tells that member's clock.
+        """
+        members = self._members
+        if members is None or record.hostname == members.localName:
+            return False
+        origin = members.get(record.hostname)
+        return origin is not None and _ip(origin.addr) == _ip(source[0])
+
+    def _problem(self, record: Service, fromMember: bool, arrived: int) -> str | None:
+        """
+        Why C{record} may not be merged, as one of this module's kinds, or
+        L{None}.
+        """
+        if not fromMember:
+            return FOREIGN_SENDER
+        if record.updated > arrived + self._maxSkew:
+            return FUTURE_STAMP
+        member = None if self._members is None else self._members.get(record.hostname)
+        if member is not None and (record.isTombstone or not member.isGone):
+            return None
+        if record.isTombstone and self._recentlyGone(record.hostname):
+            return None
+        if member is not None or self._recentlyGone(record.hostname):
+            return GONE_HOST
+        return UNKNOWN_HOST
+
+    @staticmethod
+    def _detail(problem: str, record: Service, arrived: int) -> str:
+        where = f"record {record.id!r} of {record.hostname!r}"
+        if problem == FOREIGN_SENDER:
+            return f"{where} from an address that is no member's"
+        if problem == FUTURE_STAMP:
+            ahead = (record.updated - arrived) / NANOSECONDS
+            return f"{where} stamped {ahead:.3f} s ahead of our clock"
+        if problem == GONE_HOST:
+            return f"live {where}, which is gone from the cluster"
+        return f"{where}, which is no member"
+
+    def _recentlyGone(self, name: str) -> bool:
+        since = self._gone.get(name)
+        return (
+            since is not None
+            and self._clock.seconds() - since <= self._tombstoneLifespan
+        )
+
+    def refuse(self, kind: str, source: Address, problem: str) -> None:
+        """
+        Count a refusal of C{kind} and log it, at most once a minute per
+        kind, naming C{source}.
+        """
+        self.refused[kind] += 1
+        log = self._logs.get(kind)
+        if log is None:
+            log = self._logs[kind] = RateLimitedLog(self.log, self._clock, 60.0)
+        log.warn(
+            "refused a catalog record from {host}:{port} ({kind}): {problem}",
+            host=source[0],
+            port=source[1],
+            kind=kind,
+            problem=problem,
+        )

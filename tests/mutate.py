@@ -1,0 +1,237 @@
+"""
+Mutation testing: does the suite notice when the product is broken?
+
+cosmic-ray makes one small change at a time (a mutant: C{<} for C{<=},
+C{+} for C{-}, C{True} for C{False}, ...) to a module and runs the tests
+that cover it; a mutant the tests still pass on "survived", and shows code
+that no test really pins down.  Each target pairs the code under test with
+the test modules meant to catch its mutants.
+
+    python -m tests.mutate [--report FILE] [TARGET ...]   (tox -e mutate)
+
+It works on a copy of the checkout, never on the checkout itself (a
+mutation run that is interrupted would leave a mutant behind), prints each
+target's share of mutants killed and every survivor with its diff, and
+exits 1 when a target kills less than L{TARGET_KILLED}.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from twisted.python import usage
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+TARGET_KILLED = 0.90
+# Per mutant: far above what the target's tests take, so that only a
+# mutant that loops for ever counts as a timeout (and as killed).
+MUTANT_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """
+    Code to mutate (a file or package, relative to the checkout) and the
+    test modules that must kill its mutants.
+    """
+
+    name: str
+    code: str
+    tests: tuple[str, ...]
+
+
+TARGETS = [
+    Target(
+        "catalog",
+        "sidecar/catalog",
+        (
+            "tests.test_catalog_merge",
+            "tests.test_catalog_json",
+            "tests.test_catalog_local",
+            "tests.test_catalog_convergence",
+        ),
+    ),
+    Target(
+        "members",
+        "sidecar/gossip/members.py",
+        ("tests.test_gossip_members", "tests.test_gossip_cluster"),
+    ),
+    Target(
+        "suspicion",
+        "sidecar/gossip/suspicion.py",
+        ("tests.test_gossip_suspicion",),
+    ),
+    Target(
+        "proxy",
+        "sidecar/proxy",
+        (
+            "tests.test_proxy_model",
+            "tests.test_proxy_follower",
+            "tests.test_haproxy",
+        ),
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Survivor:
+    """
+    A mutant the tests did not notice.
+    """
+
+    path: str
+    line: int
+    operator: str
+    diff: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    target: Target
+    total: int
+    killed: int
+    survivors: tuple[Survivor, ...]
+
+    @property
+    def share(self) -> float:
+        return self.killed / self.total if self.total else 1.0
+
+
+def _copyCheckout(into: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "_trial_temp*")
+    for name in ["sidecar", "tests", "twisted"]:
+        shutil.copytree(CHECKOUT / name, into / name, ignore=ignore)
+
+
+def _config(target: Target) -> str:
+    # Tests run with the copy as the current directory: "python -m" puts
+    # it first on sys.path, so they import the mutated package.
+    command = " ".join([sys.executable, "-m", "twisted.trial", *target.tests])
+    return "\n".join(
+        [
+            "[cosmic-ray]",
+            f"module-path = {json.dumps(target.code)}",
+            f"timeout = {MUTANT_TIMEOUT}",
+            "excluded-modules = []",
+            f"test-command = {json.dumps(command)}",
+            "",
+            "[cosmic-ray.distributor]",
+            'name = "local"',
+            "",
+        ]
+    )
+
+
+def _cosmicRay(*args: str, cwd: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "cosmic_ray.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"cosmic-ray {args[0]} failed:\n{done.stderr}")
+    return done.stdout
+
+
+def outcomeOf(target: Target, dump: str) -> Outcome:
+    """
+    Count the results in C{dump}, cosmic-ray's JSON lines of (job, result).
+    """
+    total = killed = 0
+    survivors = []
+    for line in dump.splitlines():
+        job, result = json.loads(line)
+        if result is None:
+            continue
+        total += 1
+        if result["test_outcome"] == "survived":
+            [mutation] = job["mutations"]
+            survivors.append(
+                Survivor(
+                    mutation["module_path"],
+                    mutation["start_pos"][0],
+                    mutation["operator_name"],
+                    result.get("diff") or "",
+                )
+            )
+        else:
+            killed += 1
+    survivors.sort(key=lambda s: (s.path, s.line, s.operator))
+    return Outcome(target, total, killed, tuple(survivors))
+
+
+def mutate(target: Target) -> Outcome:
+    """
+    Run every mutant of C{target} against its tests, on a fresh copy.
+    """
+    with tempfile.TemporaryDirectory(prefix="sidecar-mutate-") as directory:
+        work = Path(directory)
+        _copyCheckout(work)
+        (work / "cosmic-ray.toml").write_text(_config(target))
+        _cosmicRay("init", "cosmic-ray.toml", "session.sqlite", cwd=work)
+        _cosmicRay("exec", "cosmic-ray.toml", "session.sqlite", cwd=work)
+        return outcomeOf(target, _cosmicRay("dump", "session.sqlite", cwd=work))
+
+
+def report(outcomes: Sequence[Outcome]) -> str:
+    """
+    The summary table, then every survivor with its diff.
+    """
+    lines = ["| target | mutants | killed | share |", "|---|---|---|---|"]
+    for o in outcomes:
+        lines.append(
+            f"| {o.target.name} | {o.total} | {o.killed} | {100 * o.share:.1f} % |"
+        )
+    for o in outcomes:
+        if o.survivors:
+            lines += ["", f"## {o.target.name}: {len(o.survivors)} survivor(s)"]
+        for s in o.survivors:
+            lines += ["", f"{s.path}:{s.line} {s.operator}", s.diff.rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+class Options(usage.Options):
+    synopsis = "[--report FILE] [TARGET ...]"
+    optParameters = [["report", "r", None, "Also write the report to FILE."]]
+
+    def parseArgs(self, *names: str) -> None:  # type: ignore[override]
+        known = {t.name: t for t in TARGETS}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise usage.UsageError(
+                f"unknown target(s) {', '.join(unknown)}; known: {', '.join(known)}"
+            )
+        self["targets"] = [known[n] for n in names] or TARGETS
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    options = Options()
+    try:
+        options.parseOptions(list(sys.argv[1:] if argv is None else argv))
+    except usage.UsageError as e:
+        raise SystemExit(f"mutate: {e}") from None
+    outcomes = []
+    for target in options["targets"]:
+        print(f"mutate: {target.name} ({target.code})", flush=True)
+        outcomes.append(mutate(target))
+    text = report(outcomes)
+    print(text)
+    if options["report"]:
+        Path(options["report"]).write_text(text)
+    short = [o.target.name for o in outcomes if o.share < TARGET_KILLED]
+    if short:
+        raise SystemExit(
+            f"mutate: under {TARGET_KILLED:.0%} killed: {', '.join(short)}"
+        )
+
+
+if __name__ == "__main__":
+    main()

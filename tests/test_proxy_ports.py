@@ -1,0 +1,72 @@
+"""
+L{bindProbe}: whether HAProxy could bind a ServicePort, tried on real
+loopback sockets; and what a node's configuration makes it admit.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from sidecar.config import loadConfig
+from sidecar.proxy.build import admission
+from sidecar.proxy.model import Admission
+from sidecar.proxy.ports import bindProbe
+
+from .processes import freePort
+
+BIND_IP = "127.0.0.168"
+
+
+class BindProbeTests(SynchronousTestCase):
+    def hold(self, host: str, reusePort: bool) -> int:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        if reusePort:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        s.bind((host, 0))
+        s.listen()
+        return int(s.getsockname()[1])
+
+    def test_aFreePortCanBeBound(self) -> None:
+        self.assertIsNone(bindProbe(BIND_IP)(freePort(BIND_IP, udp=False)))
+
+    def test_aPortHeldByAnotherProgramCannot(self) -> None:
+        probe = bindProbe(BIND_IP)
+        self.assertEqual(probe(self.hold(BIND_IP, reusePort=False)), "in use")
+        # A listener on every address (as the gossip port may be) too.
+        self.assertEqual(probe(self.hold("0.0.0.0", reusePort=False)), "in use")
+
+    def test_aPortHAProxyServesCan(self) -> None:
+        # HAProxy's listeners share their ports (SO_REUSEPORT).
+        self.assertIsNone(bindProbe(BIND_IP)(self.hold(BIND_IP, reusePort=True)))
+
+
+class AdmissionFromConfigTests(SynchronousTestCase):
+    def admission(self, lines: str) -> Admission:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(lines)
+        return admission(loadConfig(path, environ={}, hostname="this-host"))
+
+    def test_aNodesOwnPortsAreReservedAndItsHostIsLocal(self) -> None:
+        found = self.admission(
+            '[node]\nname = "host-a"\nbind = "127.0.1.1:7946"\n'
+            '[api]\nlisten = "127.0.0.1:7777"\n'
+            '[haproxy]\nbind_ip = "127.0.0.168"\nstats_listen = "127.0.0.1:3212"\n'
+        )
+        self.assertEqual(found.localHost, "host-a")
+        self.assertEqual(found.bindIP, "127.0.0.168")
+        self.assertEqual(
+            found.reservedPorts,
+            frozenset({7946, 7777, 3212}),
+        )
+        self.assertFalse(found.loopbackTargets)
+
+    def test_loopbackTargetsOnlyWhenAllowed(self) -> None:
+        found = self.admission(
+            '[haproxy]\nstats_listen = ""\nallow_loopback_targets = true\n'
+        )
+        self.assertTrue(found.loopbackTargets)
+        self.assertEqual(found.localHost, "this-host")
