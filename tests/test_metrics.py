@@ -78,3 +78,13 @@ class MetricsTests(TestCase):
         # This request's own connection, and no refusal.
         self.assertEqual(samples[("sidecar_api_connections", ())], 1)
         self.assertEqual(samples[("sidecar_api_connections_refused_total", ())], 0)
+        # Instances by service and status, zeros included.
+        instances = "sidecar_service_instances"
+        alive = (("service", "svc-host-a"), ("status", "Alive"))
+        self.assertEqual(samples[(instances, alive)], 1)
+        drained = (("service", "svc-host-a"), ("status", "Draining"))
+        self.assertEqual(samples[(instances, drained)], 0)
+        # The process's own figures, and no *_created series at all.
+        self.assertGreater(samples[("process_resident_memory_bytes", ())], 0)
+        self.assertGreater(samples[("process_open_fds", ())], 0)
+        self.assertEqual([k for k in samples if k[0].endswith("_created")], [])

@@ -202,6 +202,8 @@ class Cluster:
         # both sides have forgotten each other.
         self._failed: dict[str, tuple[Address, float]] = {}
         self._joinRetry = JOIN_RETRY_FIRST
+        # Whether this spell of being alone has been told in the log.
+        self._isolationTold = False
         self._failedExchanges = RateLimitedLog(self.log, clock, period=30.0)
         self._newMembers = PerSourceBudget(
             clock, NEW_MEMBERS_BURST, NEW_MEMBERS_PER_SECOND
@@ -300,7 +302,10 @@ class Cluster:
         return d
 
     def _seedFailed(self, failure: Failure, seed: Address) -> int:
-        self.log.info(
+        # Told once per spell of isolation; the retries that follow would
+        # repeat it every 30 s.
+        emit = self.log.debug if self._isolationTold else self.log.info
+        emit(
             "could not join through {host}:{port}: {reason}",
             host=seed[0],
             port=seed[1],
@@ -309,7 +314,7 @@ class Cluster:
         return 0
 
     def _joined(self, answered: int, tried: int) -> int:
-        if tried:
+        if tried and answered:
             self.log.info(
                 "joined through {answered} of {tried} seed(s); "
                 "{members} member(s) alive",
@@ -317,6 +322,14 @@ class Cluster:
                 tried=tried,
                 members=len(self.members.alive()),
             )
+            self._isolationTold = False
+        elif tried and not self._isolationTold:
+            self.log.warn(
+                "no seed answered ({tried} tried): this node is alone, "
+                "and keeps trying",
+                tried=tried,
+            )
+            self._isolationTold = True
         if self._alone():
             self._scheduleJoinRetry()
         else:

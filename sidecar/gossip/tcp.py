@@ -130,6 +130,9 @@ class StreamServerFactory(Factory):
     @ivar pending: bytes reserved by unfinished streams.
     """
 
+    # No "Starting factory <...object at 0x...>" lines in the log.
+    noisy = False
+
     protocol = StreamServerProtocol  # type: ignore[assignment]
     log = Logger()
 

@@ -71,6 +71,9 @@ class GossipDatagramProtocol(DatagramProtocol):
         not running, when they are decoded and counted but not handled.
     """
 
+    # No "Starting factory <...object at 0x...>" lines in the log.
+    noisy = False
+
     log = Logger()
 
     def __init__(

@@ -22,7 +22,7 @@ from sidecar.catalog.interfaces import ICatalog, ICatalogObserver
 from sidecar.interfaces import IMembership, IProxyReport, IProxyWriter
 
 from .haproxy import ProxyError
-from .model import OPEN, Admission, ProxyModel, Refusal, buildModel
+from .model import OPEN, Admission, ProxyModel, Refusal, buildModel, describeChanges
 
 # After a failed update, the next try waits this long.
 RETRY_AFTER = 10.0
@@ -195,13 +195,14 @@ class ProxyFollower(Service):
             self._outOfDate = True
             return
         self._lastProblem = None
-        self.model = model
+        previous, self.model = self.model, model
         self.updates += 1
         if how != "unchanged":
             self.log.info(
-                "proxy updated by {how}: {count} frontend(s)",
+                "proxy updated by {how}: {changes}",
                 how=how,
-                count=len(model.frontends),
+                changes=describeChanges(previous, model),
+                frontends=len(model.frontends),
             )
 
     def _bindable(self) -> Callable[[int], str | None]:

@@ -43,6 +43,9 @@ class APISite(Site):
     every second must not fill the node's log.
     """
 
+    # No "Starting factory <...object at 0x...>" lines in the log.
+    noisy = False
+
     accessLog = Logger()
 
     def __init__(self, resource: Resource, watchers: set[Watcher]) -> None:
