@@ -17,6 +17,7 @@ from zope.interface import implementer
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.catalog.timestamps import formatTimestamp
 from sidecar.interfaces import IDrainControl, IHealthReport
+from sidecar.problems import Problems
 from sidecar.web.server import makeSite
 from sidecar.web.watch import HEARTBEAT
 
@@ -85,12 +86,14 @@ class APITests(SynchronousTestCase):
         self.members = Members("node-a", "node-b", "node-c")
         self.health = Health()
         self.drains = Drains(self.state)
+        self.problems = Problems(self.clock)
         site = makeSite(
             self.state,
             self.members,
             self.health,
             drains=self.drains,
             reactor=self.clock,
+            problems=self.problems,
         )
         self.client = StubTreq(site.resource)
         self.addCleanup(self.state.stop)
@@ -223,8 +226,36 @@ class APITests(SynchronousTestCase):
                     "ClusterName": "test-cluster",
                     "Members": 3,
                     "InCluster": True,
+                    "Problems": [],
                 },
             )
+
+    def test_healthListsTheNodesProblemsByKindThenSubject(self) -> None:
+        since = round(self.clock.seconds() * SECOND)
+        self.problems.raise_("static-file", "/etc/s.json", "not JSON")
+        self.clock.advance(2)
+        self.problems.raise_("haproxy", "/etc/haproxy.cfg", "disk full")
+        self.problems.raise_("docker", "the engine", "refused")
+        self.problems.clear("docker", "the engine")
+        code, _, body = self.request("GET", "/api/health")
+        self.assertEqual(code, 200)
+        self.assertEqual(
+            body["Problems"],
+            [
+                {
+                    "Kind": "haproxy",
+                    "Subject": "/etc/haproxy.cfg",
+                    "Message": "disk full",
+                    "Since": formatTimestamp(since + 2 * SECOND),
+                },
+                {
+                    "Kind": "static-file",
+                    "Subject": "/etc/s.json",
+                    "Message": "not JSON",
+                    "Since": formatTimestamp(since),
+                },
+            ],
+        )
 
     def test_healthOfANodeAloneOnPurpose(self) -> None:
         self.members.names = ["node-a"]

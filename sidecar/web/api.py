@@ -37,6 +37,7 @@ from sidecar.interfaces import (
     IMembership,
     IProxyReport,
 )
+from sidecar.problems import Problems
 
 from .bodies import Bodies, Body
 from .conditional import acceptsGzip, lastModified, notModified
@@ -108,8 +109,10 @@ class APIResource(Resource):
         bodies: Bodies,
         watchers: set[Watcher] | None = None,
         drains: IDrainControl | None = None,
+        problems: Problems | None = None,
     ) -> None:
         super().__init__()
+        self._problems = Problems(reactor) if problems is None else problems
         self._state = state
         self._bodies = bodies
         self._membership = membership
@@ -309,6 +312,7 @@ class APIResource(Resource):
             "ClusterName": self._membership.clusterName,
             "Members": members,
             "InCluster": inCluster,
+            "Problems": [problem.toJSON() for problem in self._problems.current()],
         }
 
 

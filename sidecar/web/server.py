@@ -25,6 +25,7 @@ from sidecar.interfaces import (
     IMembership,
     IProxyReport,
 )
+from sidecar.problems import Problems
 
 from .api import APIResource, errorBody, notFound
 from .bodies import Bodies, Offload, offloadFor
@@ -117,6 +118,7 @@ def makeSite(
     *,
     reactor: IReactorTime,
     offload: Offload | None = None,
+    problems: Problems | None = None,
 ) -> APISite:
     """
     The site behind the API: C{/api/...} for the JSON endpoints, the Go
@@ -126,6 +128,7 @@ def makeSite(
 
     @param offload: where documents are encoded; by default the reactor's
         thread pool when it has one, else inline.
+    @param problems: the node's problems, listed by C{/api/health}.
     """
     watchers: set[Watcher] = set()
     bodies = Bodies(
@@ -143,6 +146,7 @@ def makeSite(
         bodies,
         watchers=watchers,
         drains=drains,
+        problems=problems,
     )
     root = SiteRoot(api)
     root.putChild(b"api", api)
