@@ -41,6 +41,7 @@ from sidecar.proxy.haproxy import HAProxySettings, HAProxyWriter
 from sidecar.proxy.model import OPEN, Admission, buildModel
 from sidecar.proxy.ports import bindProbe
 from sidecar.proxy.template import ProxyTemplate, TemplateSettings
+from sidecar.problems import Problems
 
 from .doubles import Members
 from .inprocess import startNode
@@ -200,6 +201,7 @@ class HAProxyCase(TestCase):
         self.addCleanup(self.state.stop)
         self.servicePort = freePort(BIND_IP, udp=False)
         self.ports: dict[str, int] = {}
+        self.problems = Problems(reactor)  # type: ignore[arg-type]
         self.writer = HAProxyWriter(
             reactor,
             HAProxySettings(
@@ -221,6 +223,7 @@ class HAProxyCase(TestCase):
             reactor,
             0.1,
             admission=self.admission,
+            problems=self.problems,
         )
         self.follower.startService()
         self.addCleanup(self.follower.stopService)
