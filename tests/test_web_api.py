@@ -98,9 +98,11 @@ class APITests(SynchronousTestCase):
         self.client = StubTreq(site.resource)
         self.addCleanup(self.state.stop)
 
-    def request(self, method: str, path: str) -> tuple[int, dict[str, Any], Any]:
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, Any], Any]:
         response = self.successResultOf(
-            self.client.request(method, "http://node-a" + path)
+            self.client.request(method, "http://node-a" + path, headers=headers)
         )
         body = self.successResultOf(response.content())
         headers = {
@@ -199,6 +201,51 @@ class APITests(SynchronousTestCase):
             self.drains.calls,
             [("drain", "bbbbbbbbbbbb"), ("undrain", "bbbbbbbbbbbb")],
         )
+
+    def test_aBrowsersCrossSiteWriteIsRefused(self) -> None:
+        path = "/api/services/bbbbbbbbbbbb/drain"
+        cases = [
+            ("POST", {"Origin": "http://evil.example"}),
+            ("DELETE", {"Origin": "http://evil.example"}),
+            ("POST", {"Origin": "null"}),
+            ("POST", {"Origin": "https://node-a"}),
+            ("POST", {"Content-Type": "text/plain;charset=UTF-8"}),
+            ("POST", {"Content-Type": "application/x-www-form-urlencoded"}),
+            ("POST", {"Content-Type": "multipart/form-data; boundary=x"}),
+            ("POST", {"Origin": "http://node-a", "Content-Type": "text/plain"}),
+        ]
+        for method, headers in cases:
+            code, response, body = self.request(method, path, headers)
+            self.assertEqual(code, 403, (method, headers))
+            self.assertEqual(body["status"], "error")
+            self.assertIn("cross-site write refused", body["message"])
+            self.assertNotIn("access-control-allow-origin", response)
+        self.assertEqual(self.drains.calls, [])
+
+    def test_scriptsAndTheNodesOwnPageMayWrite(self) -> None:
+        path = "/api/services/bbbbbbbbbbbb/drain"
+        for headers in [
+            {},
+            {"Content-Type": "application/json"},
+            {"Origin": "http://node-a", "Content-Type": "application/json"},
+        ]:
+            code, response, _ = self.request("POST", path, headers)
+            self.assertEqual(code, 202, headers)
+            self.assertNotIn("access-control-allow-origin", response)
+        self.assertEqual(len(self.drains.calls), 3)
+
+    def test_aPreflightForAWriteIsNotGranted(self) -> None:
+        code, headers, _ = self.request(
+            "OPTIONS",
+            "/api/services/bbbbbbbbbbbb/drain",
+            {
+                "Origin": "http://evil.example",
+                "Access-Control-Request-Method": "POST",
+            },
+        )
+        self.assertEqual(code, 405)
+        self.assertNotIn("access-control-allow-origin", headers)
+        self.assertNotIn("access-control-allow-methods", headers)
 
     def test_drainingAServiceThatIsNotHereIs404(self) -> None:
         code, _, body = self.request("POST", "/api/services/nope/drain")

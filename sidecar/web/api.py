@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from twisted.web.http import (
     ACCEPTED,
     BAD_REQUEST,
+    FORBIDDEN,
     INTERNAL_SERVER_ERROR,
     NOT_ALLOWED,
     NOT_FOUND,
@@ -38,8 +39,10 @@ from sidecar.interfaces import (
     IProxyReport,
 )
 from sidecar.problems import Problems
+from sidecar.ratelimit import RateLimitedLog
 
 from .bodies import Bodies, Body
+from .crosssite import crossSiteReason
 from .conditional import acceptsGzip, lastModified, notModified
 from .goformat import goQuote
 from .routes import API_ROUTES, Match, WrongMethod, match
@@ -121,6 +124,7 @@ class APIResource(Resource):
         self._drains = drains
         self._reactor = reactor
         self.watchers: set[Watcher] = set() if watchers is None else watchers
+        self._refusals = RateLimitedLog(self.log, reactor)
 
     def render(self, request: Request) -> bytes | int:  # type: ignore[override]
         try:
@@ -275,6 +279,7 @@ class APIResource(Resource):
         POST drains one of this node's services (as Go); DELETE, ours,
         undrains it.
         """
+        self._refuseCrossSite(request)
         if self._drains is None:
             raise APIError(NOT_FOUND, "this node cannot drain services")
         try:
@@ -296,6 +301,28 @@ class APIResource(Resource):
         request.setHeader(b"Content-Type", b"application/json")
         request.setResponseCode(ACCEPTED if request.method == b"POST" else OK)
         return dumps({"Message": message}, indent=2)
+
+    def _refuseCrossSite(self, request: Request) -> None:
+        """
+        Refuse a write a browser made for another site's page (see
+        L{crossSiteReason}).
+        """
+        scheme = b"https" if request.isSecure() else b"http"
+        host = request.getHeader(b"host") or b""
+        why = crossSiteReason(
+            request.getHeader(b"origin"),
+            request.getHeader(b"content-type"),
+            scheme + b"://" + host,
+        )
+        if why is not None:
+            self._refusals.warn(
+                "{method} {uri} from {peer}: {why}",
+                method=request.method,
+                uri=request.uri,
+                peer=request.getClientAddress(),
+                why=why,
+            )
+            raise APIError(FORBIDDEN, why)
 
     def _nodeHealth(self) -> dict[str, Any]:
         members = len(self._membership.memberNames())
