@@ -26,9 +26,11 @@ from sidecar.interfaces import (
     IProxyReport,
 )
 from sidecar.problems import Problems
+from sidecar.ratelimit import RateLimitedLog
 
 from .api import APIResource, errorBody, notFound
 from .bodies import Bodies, Offload, offloadFor
+from .limits import APIChannel, BoundedRequest
 from .routes import isAlias
 from .serverspage import ServersPage
 from .shedding import ConnectionCap
@@ -40,15 +42,24 @@ MAX_CONNECTIONS = 256
 
 class APISite(Site):
     """
-    A L{Site} whose access log lines are debug events: a dashboard polling
-    every second must not fill the node's log.
+    A L{Site} whose access log lines are debug events (a dashboard polling
+    every second must not fill the node's log), and whose requests are
+    bounded (L{sidecar.web.limits}).
+
+    @ivar refusals: where requests refused at the edge are logged, at
+        most one line per period.
     """
 
     accessLog = Logger()
+    protocol = APIChannel
+    requestFactory = BoundedRequest
 
-    def __init__(self, resource: Resource, watchers: set[Watcher]) -> None:
+    def __init__(
+        self, resource: Resource, watchers: set[Watcher], clock: IReactorTime
+    ) -> None:
         super().__init__(resource)
         self.watchers = watchers
+        self.refusals = RateLimitedLog(self.accessLog, clock)
 
     def endStreams(self) -> None:
         """
@@ -154,7 +165,7 @@ def makeSite(
     # The web page: static files, no build step.
     root.putChild(b"ui", File(str(files(__package__).joinpath("ui"))))
     root.putChild(b"", Redirect(b"/ui/"))
-    return APISite(root, watchers)
+    return APISite(root, watchers, reactor)
 
 
 class APIService(Service):
