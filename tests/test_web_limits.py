@@ -94,3 +94,22 @@ class LimitsTests(SynchronousTestCase):
         connection = RawHTTP(self.site, self.clock)
         connection.request("GET", "/api/health", *[f"X-{i}: y" for i in range(101)])
         self.assertEqual(connection.response().code, 400)
+
+
+class MalformedUIPathTests(SynchronousTestCase):
+    def test_aPathNoFileCanHaveIs400AndNothingIsLogged(self) -> None:
+        clock = Clock()
+        state = ServicesState("node-a", clock)
+        self.addCleanup(state.stop)
+        site = makeSite(state, Members("node-a"), Health(), reactor=clock)
+        for path in ("/ui/%00", "/ui/a%00b.js", "/ui/%ff", "/ui/%00/x"):
+            connection = RawHTTP(site, clock)
+            with capturedLogs() as events:
+                connection.request("GET", path)
+            self.assertEqual(connection.response().code, 400, path)
+            self.assertEqual(
+                [e for e in events if e["log_level"] >= LogLevel.warn], [], path
+            )
+        connection = RawHTTP(site, clock)
+        connection.request("GET", "/ui/nothing.js")
+        self.assertEqual(connection.response().code, 404)

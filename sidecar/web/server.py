@@ -11,7 +11,7 @@ from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
 from twisted.logger import Logger
-from twisted.web.http import Request
+from twisted.web.http import BAD_REQUEST, Request
 from twisted.web.resource import Resource
 from twisted.web.server import Request as SiteRequest
 from twisted.web.server import Site
@@ -113,6 +113,32 @@ class SiteRoot(Resource):
         return _NotFound()
 
 
+class UIFiles(File):
+    """
+    The web page's static files.  A path segment no file can have (a NUL
+    byte, bytes that are not UTF-8) is answered C{400}, quietly: Twisted's
+    L{File} would answer it C{500} with a logged traceback, or log it.
+    """
+
+    def getChild(self, path: bytes, request: SiteRequest) -> Resource:  # type: ignore[override]
+        try:
+            path.decode("utf-8")
+        except UnicodeDecodeError:
+            return _BadPath()
+        if b"\0" in path:
+            return _BadPath()
+        return super().getChild(path, request)  # type: ignore[no-any-return]
+
+
+class _BadPath(Resource):
+    isLeaf = True
+
+    def render(self, request: SiteRequest) -> bytes:  # type: ignore[override]
+        request.setResponseCode(BAD_REQUEST)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return b"400 malformed path\n"
+
+
 class _NotFound(Resource):
     isLeaf = True
 
@@ -163,7 +189,7 @@ def makeSite(
     root.putChild(b"api", api)
     root.putChild(b"servers", ServersPage(state, membership, reactor))
     # The web page: static files, no build step.
-    root.putChild(b"ui", File(str(files(__package__).joinpath("ui"))))
+    root.putChild(b"ui", UIFiles(str(files(__package__).joinpath("ui"))))
     root.putChild(b"", Redirect(b"/ui/"))
     return APISite(root, watchers, reactor)
 
