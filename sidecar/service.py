@@ -185,6 +185,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         drains=announcer,
         reactor=clock,
         problems=problems,
+        maxWatchers=config.api.maxWatchers,
     )
     api = APIService(
         tcp,

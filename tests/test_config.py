@@ -64,6 +64,7 @@ class DefaultsTests(ConfigTestCase):
         self.assertIsNone(config.node.encryptKey)
         self.assertEqual(config.api.listen, Address("127.0.0.1", 7777))
         self.assertEqual(config.api.maxConnections, 256)
+        self.assertEqual(config.api.maxWatchers, 64)
         self.assertEqual(config.discovery.backends, ("static",))
         self.assertEqual(config.discovery.dockerUrl, "")
         self.assertEqual(config.discovery.dockerNamer, "docker_label")
@@ -108,7 +109,7 @@ class FileTests(ConfigTestCase):
             "accept_unnamed_peers = true\n"
             'profile = "wan"\n'
             'push_pull_interval = "20s"\n'
-            '[api]\nlisten = "[::1]:0"\nmax_connections = 64\n'
+            '[api]\nlisten = "[::1]:0"\nmax_connections = 64\nmax_watchers = 8\n'
             '[discovery]\nbackends = ["static", "docker"]\n'
             'static_file = "/srv/static.json"\ndocker_url = "tcp://127.0.0.1:2375"\n'
             'static_poll_interval = "1m30s"\n'
@@ -149,6 +150,7 @@ class FileTests(ConfigTestCase):
         self.assertEqual(config.api.listen, Address("::1", 0))
         self.assertEqual(str(config.api.listen), "[::1]:0")
         self.assertEqual(config.api.maxConnections, 64)
+        self.assertEqual(config.api.maxWatchers, 8)
         self.assertEqual(config.discovery.backends, ("static", "docker"))
         self.assertEqual(config.discovery.staticFile, "/srv/static.json")
         self.assertEqual(config.discovery.staticPollInterval, 90.0)
@@ -443,6 +445,11 @@ class ErrorTests(ConfigTestCase):
         self.assertError(
             "[api]\nmax_connections = 0\n",
             "api.max_connections",
+            "must be at least 1, got 0",
+        )
+        self.assertError(
+            "[api]\nmax_watchers = 0\n",
+            "api.max_watchers",
             "must be at least 1, got 0",
         )
 

@@ -189,6 +189,7 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("api", "listen", Address("127.0.0.1", 7777), _listenAddress),
     Key("api", "max_connections", 256, parsePositiveInt),
+    Key("api", "max_watchers", 64, parsePositiveInt),
     Key(
         "discovery",
         "backends",
@@ -349,7 +350,9 @@ def loadConfig(
             maxClockSkew=values["node.max_clock_skew"],
         ),
         api=ApiConfig(
-            listen=values["api.listen"], maxConnections=values["api.max_connections"]
+            listen=values["api.listen"],
+            maxConnections=values["api.max_connections"],
+            maxWatchers=values["api.max_watchers"],
         ),
         discovery=DiscoveryConfig(
             backends=values["discovery.backends"],

@@ -52,6 +52,7 @@ class NodeConfig:
 class ApiConfig:
     listen: Address
     maxConnections: int
+    maxWatchers: int = 64
 
 
 @dataclass(frozen=True)

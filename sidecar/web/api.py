@@ -50,6 +50,10 @@ from .sending import sendBody
 from .watch import Watcher
 
 
+# C{/api/watch} streams served at once, unless configured otherwise.
+MAX_WATCHERS = 64
+
+
 class APIError(Exception):
     """
     A request the API refuses: an HTTP status and a message for the
@@ -113,8 +117,10 @@ class APIResource(Resource):
         watchers: set[Watcher] | None = None,
         drains: IDrainControl | None = None,
         problems: Problems | None = None,
+        maxWatchers: int = MAX_WATCHERS,
     ) -> None:
         super().__init__()
+        self._maxWatchers = maxWatchers
         self._problems = Problems(reactor) if problems is None else problems
         self._state = state
         self._bodies = bodies
@@ -184,13 +190,30 @@ class APIResource(Resource):
         found = self._bodies.service(name).addCallback(_found, name)
         return self._sendCached(request, found)
 
-    def _answerWatch(self, request: Request) -> int:
+    def _answerWatch(self, request: Request) -> int | bytes:
+        if len(self.watchers) >= self._maxWatchers:
+            self._refusals.warn(
+                "API at its limit of {limit} watchers: refused one from {peer}",
+                limit=self._maxWatchers,
+                peer=request.getClientAddress(),
+            )
+            request.setHeader(b"Retry-After", b"1")
+            raise APIError(
+                SERVICE_UNAVAILABLE,
+                "too many watchers of this node's API; retry later",
+            )
         request.setHeader(b"Content-Type", b"application/json")
         # Exactly "false", as Go's query test.
         choice = request.args.get(b"by_service", [b"true"])[0]  # type: ignore[union-attr]
         byService = choice != b"false"
         Watcher(
-            request, self._state, self._bodies, byService, self._reactor, self.watchers
+            request,
+            self._state,
+            self._bodies,
+            byService,
+            self._reactor,
+            self.watchers,
+            self._refusals,
         ).start()
         return NOT_DONE_YET
 

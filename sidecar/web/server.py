@@ -28,7 +28,7 @@ from sidecar.interfaces import (
 from sidecar.problems import Problems
 from sidecar.ratelimit import RateLimitedLog
 
-from .api import APIResource, errorBody, notFound
+from .api import MAX_WATCHERS, APIResource, errorBody, notFound
 from .bodies import Bodies, Offload, offloadFor
 from .limits import APIChannel, BoundedRequest
 from .routes import isAlias
@@ -156,6 +156,7 @@ def makeSite(
     reactor: IReactorTime,
     offload: Offload | None = None,
     problems: Problems | None = None,
+    maxWatchers: int = MAX_WATCHERS,
 ) -> APISite:
     """
     The site behind the API: C{/api/...} for the JSON endpoints, the Go
@@ -166,6 +167,8 @@ def makeSite(
     @param offload: where documents are encoded; by default the reactor's
         thread pool when it has one, else inline.
     @param problems: the node's problems, listed by C{/api/health}.
+    @param maxWatchers: C{/api/watch} streams served at once; one more is
+        answered C{503}.
     """
     watchers: set[Watcher] = set()
     bodies = Bodies(
@@ -184,6 +187,7 @@ def makeSite(
         watchers=watchers,
         drains=drains,
         problems=problems,
+        maxWatchers=maxWatchers,
     )
     root = SiteRoot(api)
     root.putChild(b"api", api)

@@ -4,7 +4,9 @@ catalog at once, and again after every change, as JSON documents one after
 the other with no separator (the Go Sidecar's format; a client decodes
 them as a stream).  A client that reads slowly is sent only the newest
 catalog when it catches up, never a backlog.  Every watcher is sent the
-same encoded bytes (from L{Bodies}), each version at most once.
+same encoded bytes (from L{Bodies}), each version at most once, so a
+watcher holds at most one document in its connection's buffer; one that
+reads nothing of it for L{STALL} seconds is cut, and its buffer freed.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from zope.interface import implementer
 
 from sidecar.catalog import ServicesState
 from sidecar.catalog.interfaces import ICatalogObserver
+from sidecar.ratelimit import RateLimitedLog
 
 from .bodies import Bodies, Body
 
 # With no change to send, a newline this often: the client knows the
 # stream is alive (stream decoders skip whitespace between documents).
 HEARTBEAT = 15.0
+# A client that reads nothing of what it was sent for this long is cut.
+STALL = 30.0
 
 
 @implementer(ICatalogObserver, IPushProducer)
@@ -46,8 +51,14 @@ class Watcher:
         byService: bool,
         reactor: Any,
         watchers: set[Watcher],
+        warnings: RateLimitedLog | None = None,
     ) -> None:
+        """
+        @param warnings: where a watcher cut for not reading is logged.
+        """
         self._request = request
+        self._warnings = warnings or RateLimitedLog(self.log, reactor)
+        self._stall: IDelayedCall | None = None
         self._watchers = watchers
         self._state = state
         self._bodies = bodies
@@ -78,9 +89,14 @@ class Watcher:
 
     def pauseProducing(self) -> None:
         self._paused = True
+        if self._stall is None and not self._ended:
+            self._stall = self._reactor.callLater(STALL, self._cut)
 
     def resumeProducing(self) -> None:
         self._paused = False
+        if self._stall is not None and self._stall.active():
+            self._stall.cancel()
+        self._stall = None
         self._sendSoon()
 
     def stopProducing(self) -> None:
@@ -141,6 +157,18 @@ class Watcher:
             self._request.write(b"\n")
         self._beatLater()
 
+    def _cut(self) -> None:
+        self._stall = None
+        self._warnings.warn(
+            "cut a /api/watch client that read nothing for {stall:g} s: {peer}",
+            stall=STALL,
+            peer=self._request.getClientAddress(),
+        )
+        channel = self._request.channel
+        self._end()
+        if channel is not None:
+            channel.transport.abortConnection()  # type: ignore[union-attr]
+
     def _clientGone(self, result: object) -> None:
         self._end()
 
@@ -150,10 +178,10 @@ class Watcher:
         self._ended = True
         self._watchers.discard(self)
         self._state.removeObserver(self)
-        for timer in (self._timer, self._heartbeat):
+        for timer in (self._timer, self._heartbeat, self._stall):
             if timer is not None and timer.active():
                 timer.cancel()
-        self._timer = self._heartbeat = None
+        self._timer = self._heartbeat = self._stall = None
         # A request whose connection is lost has let go of its channel,
         # and of its producer with it.
         if self._request.channel is not None:
