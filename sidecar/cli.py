@@ -2,6 +2,7 @@
 The C{sidecar} command for operators: it asks a node's API and prints
 readable tables (or the JSON, with C{--json}).
 
+    sidecar [--api URL] status [--json]
     sidecar [--api URL] members [--json]
     sidecar [--api URL] services [--json]
     sidecar [--api URL] drain ID
@@ -22,6 +23,7 @@ from twisted.python import usage
 
 from sidecar.catalog import Status
 from sidecar.config import ConfigError, loadConfig
+from sidecar.problems import CONFLICT, REFUSED, conflictSubject
 from sidecar.proxy.template import ProxyTemplate, ProxyTemplateError
 
 DEFAULT_API = "http://127.0.0.1:7777"
@@ -48,9 +50,12 @@ class _CheckConfig(usage.Options):
 
 
 class Options(usage.Options):
-    synopsis = "[--api URL] members|services|drain ID|undrain ID|check-config FILE"
+    synopsis = (
+        "[--api URL] status|members|services|drain ID|undrain ID|check-config FILE"
+    )
     optParameters = [["api", "a", DEFAULT_API, "The node's API."]]
     subCommands = [
+        ["status", None, _Listing, "Whether the node is up, and its problems."],
         ["members", None, _Listing, "The cluster's members, as the node sees them."],
         ["services", None, _Listing, "Every service instance in the catalog."],
         ["drain", None, _OneService, "Take a service of the node out of proxies."],
@@ -73,12 +78,18 @@ async def run(options: Options, out: IO[str]) -> None:
     api = options["api"].rstrip("/")
     if command == "check-config":
         out.write(checkConfig(sub["path"]) + "\n")
+    elif command == "status":
+        document = await _get(f"{api}/api/health")
+        out.write(_json(document) if sub["json"] else statusReport(document))
     elif command == "members":
         document = await _get(f"{api}/api/members.json")
         out.write(_json(document) if sub["json"] else membersTable(document))
     elif command == "services":
         document = await _get(f"{api}/api/services.json")
-        out.write(_json(document) if sub["json"] else servicesTable(document))
+        if sub["json"]:
+            out.write(_json(document))
+        else:
+            out.write(servicesTable(document, await _problems(api)))
     else:
         method = "POST" if command == "drain" else "DELETE"
         url = f"{api}/api/services/{sub['id']}/drain"
@@ -104,7 +115,29 @@ def membersTable(document: Any) -> str:
     return _table(("NAME", "ADDRESS", "STATE", "INCARNATION"), rows)
 
 
-def servicesTable(document: Any) -> str:
+def statusReport(document: Any) -> str:
+    """
+    C{/api/health} as lines: the node, then its problems as a table.
+    """
+    head = (
+        f"{document['Hostname']} is {document['Status']} in cluster "
+        f"{document['ClusterName']} with {document['Members']} member(s)\n"
+    )
+    problems = document.get("Problems") or []
+    if not problems:
+        return head + "no problems\n"
+    rows = [(p["Kind"], p["Subject"], p["Since"], p["Message"]) for p in problems]
+    return head + _table(("KIND", "SUBJECT", "SINCE", "MESSAGE"), rows)
+
+
+def servicesTable(document: Any, problems: Sequence[Any] = ()) -> str:
+    """
+    C{/api/services.json} as a table; an instance the node's proxy leaves
+    out (refused, or its ServicePort held by another service) says so in
+    C{PROXY}, from the node's C{problems}.
+    """
+    refused = {p["Subject"]: p["Message"] for p in problems if p["Kind"] == REFUSED}
+    conflicts = {p["Subject"] for p in problems if p["Kind"] == CONFLICT}
     rows = []
     for name, instances in sorted(document["Services"].items()):
         for s in instances:
@@ -114,8 +147,30 @@ def servicesTable(document: Any) -> str:
                 for p in s["Ports"] or []
             )
             status = _statusName(s["Status"])
-            rows.append((name, s["ID"], s["Hostname"], status, ports))
-    return _table(("NAME", "ID", "HOST", "STATUS", "PORTS"), rows)
+            notes = [
+                f"ServicePort {p['ServicePort']} held by another service"
+                for p in s["Ports"] or []
+                if conflictSubject(name, p["ServicePort"]) in conflicts
+            ]
+            if f"{s['Hostname']}/{s['ID']}" in refused:
+                notes.append("refused")
+            rows.append(
+                (name, s["ID"], s["Hostname"], status, ports, "; ".join(notes))
+            )
+    return _table(("NAME", "ID", "HOST", "STATUS", "PORTS", "PROXY"), rows)
+
+
+async def _problems(api: str) -> list[Any]:
+    """
+    The node's problems, or none when it cannot tell (an older node, or
+    one that is up but alone).
+    """
+    try:
+        health = await _get(f"{api}/api/health")
+    except CommandFailed:
+        return []
+    problems = health.get("Problems") if isinstance(health, dict) else None
+    return problems if isinstance(problems, list) else []
 
 
 def _statusName(value: Any) -> str:

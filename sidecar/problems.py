@@ -29,6 +29,13 @@ DOCKER = "docker"  # the Docker engine cannot be read
 LISTENER = "listener"  # a change listener does not accept its events
 
 
+def conflictSubject(name: str, servicePort: int) -> str:
+    """
+    The subject of a L{CONFLICT}: the service refused a ServicePort.
+    """
+    return f"{name} ServicePort {servicePort}"
+
+
 @dataclass(frozen=True)
 class Problem:
     """

@@ -21,7 +21,14 @@ from zope.interface import implementer
 from sidecar.catalog.interfaces import ICatalog, ICatalogObserver
 from sidecar.interfaces import IMembership, IProxyReport, IProxyWriter
 
-from sidecar.problems import CONFLICT, HAPROXY, KEPT, REFUSED, Problems
+from sidecar.problems import (
+    CONFLICT,
+    HAPROXY,
+    KEPT,
+    REFUSED,
+    Problems,
+    conflictSubject,
+)
 
 from .haproxy import ProxyError
 from .model import OPEN, Admission, ProxyModel, Refusal, buildModel
@@ -238,7 +245,7 @@ class ProxyFollower(Service):
         """
         found = {
             CONFLICT: {
-                f"{c.refused} ServicePort {c.servicePort}": str(c)
+                conflictSubject(c.refused, c.servicePort): str(c)
                 for c in model.conflicts
             },
             KEPT: {
