@@ -27,6 +27,7 @@ KEPT = "kept"  # a backend kept whose hosts are out of sight
 STATIC_FILE = "static-file"  # the static file cannot be read or is invalid
 DOCKER = "docker"  # the Docker engine cannot be read
 LISTENER = "listener"  # a change listener does not accept its events
+CLOCK_SKEW = "clock-skew"  # a member's clock is far from ours
 
 
 def conflictSubject(name: str, servicePort: int) -> str:

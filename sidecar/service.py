@@ -164,6 +164,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
             maxClockSkew=node.maxClockSkew,
         ),
         state,
+        problems=problems,
     )
     proxy = (
         makeProxy(config, state, gossip, reactor, problems=problems)

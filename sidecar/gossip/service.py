@@ -19,6 +19,7 @@ from zope.interface import implementer
 
 from sidecar.catalog import ServicesState
 from sidecar.interfaces import IMembership
+from sidecar.problems import Problems
 
 from .admission import Admission, catalogAdmission
 from .cluster import (
@@ -86,7 +87,12 @@ class GossipService(Service):
         settings: GossipSettings,
         state: ServicesState,
         rng: random.Random | None = None,
+        problems: Problems | None = None,
     ) -> None:
+        """
+        @param problems: where the gossip's faults (members' clocks far
+            from ours) are shown.
+        """
         self._reactor = reactor
         self.settings = settings
         self.clusterName = settings.clusterName
@@ -101,7 +107,7 @@ class GossipService(Service):
         self._serfClock: SerfClock | None = None
         self.joined: Deferred[int] | None = None
         self.admission: Admission = catalogAdmission(
-            state, reactor, settings.maxClockSkew
+            state, reactor, settings.maxClockSkew, problems
         )
 
     @property
