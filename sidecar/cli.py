@@ -154,9 +154,7 @@ def servicesTable(document: Any, problems: Sequence[Any] = ()) -> str:
             ]
             if f"{s['Hostname']}/{s['ID']}" in refused:
                 notes.append("refused")
-            rows.append(
-                (name, s["ID"], s["Hostname"], status, ports, "; ".join(notes))
-            )
+            rows.append((name, s["ID"], s["Hostname"], status, ports, "; ".join(notes)))
     return _table(("NAME", "ID", "HOST", "STATUS", "PORTS", "PROXY"), rows)
 
 

@@ -209,7 +209,6 @@ class NodeCollector:
         yield dropped
         yield waiting
 
-
     def _problems(self) -> Metric:
         problems = GaugeMetricFamily(
             "sidecar_problems",

@@ -115,7 +115,10 @@ class OfflineTests(SynchronousTestCase):
             {"Kind": "conflict", "Subject": conflictSubject("web", 10001)},
             {"Kind": "refused", "Subject": "h2/w2", "Message": "no IP"},
         ]
-        rows = [line.split(None, 5) for line in servicesTable(document, problems).splitlines()]
+        rows = [
+            line.split(None, 5)
+            for line in servicesTable(document, problems).splitlines()
+        ]
         self.assertEqual(rows[0], ["NAME", "ID", "HOST", "STATUS", "PORTS", "PROXY"])
         self.assertEqual(len(rows[1]), 5)  # api: routed, nothing to say
         self.assertEqual(rows[2][5], "ServicePort 10001 held by another service")

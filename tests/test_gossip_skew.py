@@ -87,8 +87,16 @@ class ClockSkewsTests(SynchronousTestCase):
         self.assertEqual(
             [(p.kind, p.subject, p.message) for p in self.problems.current()],
             [
-                (CLOCK_SKEW, "ahead", "the clock of ahead is at least 59.9 s ahead of ours"),
-                (CLOCK_SKEW, "peer", "the clock of peer is at least 120.1 s behind ours"),
+                (
+                    CLOCK_SKEW,
+                    "ahead",
+                    "the clock of ahead is at least 59.9 s ahead of ours",
+                ),
+                (
+                    CLOCK_SKEW,
+                    "peer",
+                    "the clock of peer is at least 120.1 s behind ours",
+                ),
             ],
         )
         self.clock.advance(300)

@@ -34,6 +34,7 @@ from twisted.web.server import NOT_DONE_YET
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.config import loadConfig
 from sidecar.haproxytap import Options, makeCompanion
+from sidecar.problems import Problems
 from sidecar.proxy import follower as followerModule
 from sidecar.proxy import haproxy as haproxyModule
 from sidecar.proxy.follower import ProxyFollower
@@ -41,7 +42,6 @@ from sidecar.proxy.haproxy import HAProxySettings, HAProxyWriter
 from sidecar.proxy.model import OPEN, Admission, buildModel
 from sidecar.proxy.ports import bindProbe
 from sidecar.proxy.template import ProxyTemplate, TemplateSettings
-from sidecar.problems import Problems
 
 from .doubles import Members
 from .inprocess import startNode

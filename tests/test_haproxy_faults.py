@@ -126,6 +126,7 @@ class ConfigurationFaultTests(HAProxyCase):
 
     async def test_aReadOnlyDirectory(self) -> None:
         await self.startServingA()
+
         def remount(how: str) -> None:
             subprocess.run(
                 ["mount", "-o", f"remount,{how}", str(self.directory)], check=True

@@ -26,7 +26,9 @@ class WatchLimitTests(SynchronousTestCase):
         self.clock.advance(1_700_000_000)
         self.state = ServicesState("node-a", self.clock)
         self.addCleanup(self.state.stop)
-        self.state.merge(record("bbbbbbbbbbbb", "web", "node-b", 1_699_999_999 * SECOND))
+        self.state.merge(
+            record("bbbbbbbbbbbb", "web", "node-b", 1_699_999_999 * SECOND)
+        )
         self.site = makeSite(
             self.state, Members("node-a"), Health(), reactor=self.clock, maxWatchers=2
         )

@@ -29,10 +29,16 @@ class LimitsTests(SynchronousTestCase):
         self.clock.advance(1_700_000_000)
         self.state = ServicesState("node-a", self.clock)
         self.addCleanup(self.state.stop)
-        self.state.merge(record("bbbbbbbbbbbb", "web", "node-b", 1_699_999_999 * SECOND))
+        self.state.merge(
+            record("bbbbbbbbbbbb", "web", "node-b", 1_699_999_999 * SECOND)
+        )
         self.drains = Drains(self.state)
         self.site = makeSite(
-            self.state, Members("node-a"), Health(), drains=self.drains, reactor=self.clock
+            self.state,
+            Members("node-a"),
+            Health(),
+            drains=self.drains,
+            reactor=self.clock,
         )
 
     def assertStillAnswers(self) -> None:

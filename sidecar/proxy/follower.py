@@ -20,7 +20,6 @@ from zope.interface import implementer
 
 from sidecar.catalog.interfaces import ICatalog, ICatalogObserver
 from sidecar.interfaces import IMembership, IProxyReport, IProxyWriter
-
 from sidecar.problems import (
     CONFLICT,
     HAPROXY,

@@ -42,13 +42,12 @@ from sidecar.problems import Problems
 from sidecar.ratelimit import RateLimitedLog
 
 from .bodies import Bodies, Body
-from .crosssite import crossSiteReason
 from .conditional import acceptsGzip, lastModified, notModified
+from .crosssite import crossSiteReason
 from .goformat import goQuote
 from .routes import API_ROUTES, Match, WrongMethod, match
 from .sending import sendBody
 from .watch import Watcher
-
 
 # C{/api/watch} streams served at once, unless configured otherwise.
 MAX_WATCHERS = 64

@@ -58,7 +58,7 @@ class BoundedRequest(Request):
     refused = False
 
     def gotLength(self, length: int | None) -> None:
-        self.content = io.BytesIO()
+        self.content = self._body = io.BytesIO()
         self._received = 0
         if length is not None and length > MAX_BODY:
             self._refuse()
@@ -70,7 +70,7 @@ class BoundedRequest(Request):
         if self._received > MAX_BODY:
             self._refuse()
             return
-        self.content.write(data)
+        self._body.write(data)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if not self.refused:
@@ -78,8 +78,9 @@ class BoundedRequest(Request):
 
     def _refuse(self) -> None:
         self.refused = True
-        self.content = io.BytesIO()
-        refusals = getattr(self.channel.site, "refusals", None)  # type: ignore[union-attr]
+        self.content = self._body = io.BytesIO()
+        site = getattr(self.channel, "site", None)
+        refusals = getattr(site, "refusals", None)
         if refusals is not None:
             refusals.warn(
                 "refused a request body over {limit} bytes from {peer}",

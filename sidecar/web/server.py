@@ -51,7 +51,9 @@ class APISite(Site):
     """
 
     accessLog = Logger()
-    protocol = APIChannel
+    # The bounded channel itself, not Twisted's wrapper that can switch
+    # to HTTP/2 (which needs TLS with ALPN, and the h2 package).
+    protocol = APIChannel  # type: ignore[assignment]
     requestFactory = BoundedRequest
 
     def __init__(
