@@ -187,6 +187,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         reactor=clock,
         problems=problems,
         maxWatchers=config.api.maxWatchers,
+        token=config.api.token,
     )
     api = APIService(
         tcp,
@@ -194,6 +195,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         config.api.listen.host,
         config.api.listen.port,
         maxConnections=config.api.maxConnections,
+        tls=config.api.tlsPEM,
     )
     built = SidecarNode(
         config,

@@ -21,6 +21,7 @@ from sidecar.config import (
 )
 from sidecar.service import makeService
 
+from .certs import makeTLSFiles
 from .doubles import MemoryReactorWithUDP
 from .processes import REPO
 
@@ -532,3 +533,70 @@ class DocumentationTests(SynchronousTestCase):
         self.assertTrue(image.haproxy.enabled)
         self.assertEqual(image.api.listen, Address("127.0.0.1", 7777))
         self.assertEqual(image.haproxy.statsListen, "127.0.0.1:3212")
+
+
+class APISecurityTests(ConfigTestCase):
+    """
+    C{api.tls_cert}, C{api.tls_key} and C{api.token_file}: read and
+    checked when the configuration is, relative to the file.
+    """
+
+    def setUp(self) -> None:
+        self.directory = Path(self.mktemp()).resolve()
+        self.directory.mkdir()
+        self.tls = makeTLSFiles(self.directory)
+
+    def test_noneByDefault(self) -> None:
+        api = self.load("").api
+        self.assertEqual((api.tlsPEM, api.token), (None, None))
+
+    def test_certificateKeyAndTokenAreRead(self) -> None:
+        (self.directory / "token").write_text("0123456789abcdef\n")
+        api = self.load(
+            f'[api]\ntls_cert = "{self.tls.cert}"\ntls_key = "{self.tls.key}"\n'
+            f'token_file = "{self.directory / "token"}"\n'
+        ).api
+        self.assertEqual(
+            api.tlsPEM,
+            self.tls.cert.read_bytes() + b"\n" + self.tls.key.read_bytes() + b"\n",
+        )
+        self.assertEqual(api.token, b"0123456789abcdef")
+        self.assertNotIn("0123456789abcdef", repr(api))
+
+    def test_bothOrNeither(self) -> None:
+        self.assertError(
+            f'[api]\ntls_cert = "{self.tls.cert}"\n',
+            "api.tls_key",
+            "TLS needs both api.tls_cert and api.tls_key",
+        )
+        self.assertError(
+            f'[api]\ntls_key = "{self.tls.key}"\n',
+            "api.tls_cert",
+            "TLS needs both",
+        )
+
+    def test_unreadableOrNotAPair(self) -> None:
+        self.assertError(
+            f'[api]\ntls_cert = "{self.directory}/nope.pem"\n'
+            f'tls_key = "{self.tls.key}"\n',
+            "api.tls_cert",
+            "nope.pem: No such file or directory",
+        )
+        self.assertError(
+            f'[api]\ntls_cert = "{self.tls.ca}"\ntls_key = "{self.tls.key}"\n',
+            "api.tls_cert",
+            "are not a PEM certificate and its key",
+        )
+
+    def test_aTokenFileThatCannotServe(self) -> None:
+        self.assertError(
+            f'[api]\ntoken_file = "{self.directory}/nope"\n',
+            "api.token_file",
+            "cannot read",
+        )
+        (self.directory / "short").write_text("abc\n")
+        self.assertError(
+            f'[api]\ntoken_file = "{self.directory / "short"}"\n',
+            "api.token_file",
+            "at least 16 printable ASCII characters",
+        )

@@ -234,6 +234,41 @@ class APITests(SynchronousTestCase):
             self.assertNotIn("access-control-allow-origin", response)
         self.assertEqual(len(self.drains.calls), 3)
 
+    def test_withATokenWritesNeedItAndReadsDoNot(self) -> None:
+        site = makeSite(
+            self.state,
+            self.members,
+            self.health,
+            drains=self.drains,
+            reactor=self.clock,
+            token=b"0123456789abcdef",
+        )
+        self.client = StubTreq(site.resource)
+        path = "/api/services/bbbbbbbbbbbb/drain"
+        for headers in [
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": "Basic 0123456789abcdef"},
+            {"Authorization": "Bearer 0123456789abcdeF"},
+        ]:
+            code, response, body = self.request("POST", path, headers)
+            self.assertEqual(code, 401, headers)
+            self.assertEqual(response["www-authenticate"], ['Bearer realm="sidecar"'])
+            self.assertEqual(
+                body,
+                {
+                    "message": "this node's writes need its bearer token",
+                    "status": "error",
+                },
+            )
+        self.assertEqual(self.drains.calls, [])
+        code, _, _ = self.request(
+            "DELETE", path, {"Authorization": "Bearer 0123456789abcdef"}
+        )
+        self.assertEqual(code, 200)
+        code, _, _ = self.request("GET", "/api/services.json")
+        self.assertEqual(code, 200)
+
     def test_aPreflightForAWriteIsNotGranted(self) -> None:
         code, headers, _ = self.request(
             "OPTIONS",

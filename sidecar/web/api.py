@@ -26,6 +26,7 @@ from twisted.web.http import (
     NOT_MODIFIED,
     OK,
     SERVICE_UNAVAILABLE,
+    UNAUTHORIZED,
 )
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -47,6 +48,7 @@ from .crosssite import crossSiteReason
 from .goformat import goQuote
 from .routes import API_ROUTES, Match, WrongMethod, match
 from .sending import sendBody
+from .tokens import bearerFits
 from .watch import Watcher
 
 # C{/api/watch} streams served at once, unless configured otherwise.
@@ -117,8 +119,14 @@ class APIResource(Resource):
         drains: IDrainControl | None = None,
         problems: Problems | None = None,
         maxWatchers: int = MAX_WATCHERS,
+        token: bytes | None = None,
     ) -> None:
+        """
+        @param token: what a write's C{Authorization: Bearer} must carry;
+            L{None}: writes need none.
+        """
         super().__init__()
+        self._token = token
         self._maxWatchers = maxWatchers
         self._problems = Problems(reactor) if problems is None else problems
         self._state = state
@@ -302,6 +310,7 @@ class APIResource(Resource):
         undrains it.
         """
         self._refuseCrossSite(request)
+        self._requireToken(request)
         if self._drains is None:
             raise APIError(NOT_FOUND, "this node cannot drain services")
         try:
@@ -345,6 +354,22 @@ class APIResource(Resource):
                 why=why,
             )
             raise APIError(FORBIDDEN, why)
+
+    def _requireToken(self, request: Request) -> None:
+        """
+        Refuse a write without the node's bearer token, when it has one.
+        """
+        if self._token is None:
+            return
+        if not bearerFits(request.getHeader(b"authorization"), self._token):
+            self._refusals.warn(
+                "{method} {uri} from {peer}: no valid bearer token",
+                method=request.method,
+                uri=request.uri,
+                peer=request.getClientAddress(),
+            )
+            request.setHeader(b"WWW-Authenticate", b'Bearer realm="sidecar"')
+            raise APIError(UNAUTHORIZED, "this node's writes need its bearer token")
 
     def _nodeHealth(self) -> dict[str, Any]:
         members = len(self._membership.memberNames())

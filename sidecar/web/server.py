@@ -10,6 +10,7 @@ from importlib.resources import files
 from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
+from twisted.internet.ssl import PrivateCertificate
 from twisted.logger import Logger
 from twisted.web.http import BAD_REQUEST, Request
 from twisted.web.resource import Resource
@@ -159,6 +160,7 @@ def makeSite(
     offload: Offload | None = None,
     problems: Problems | None = None,
     maxWatchers: int = MAX_WATCHERS,
+    token: bytes | None = None,
 ) -> APISite:
     """
     The site behind the API: C{/api/...} for the JSON endpoints, the Go
@@ -171,6 +173,7 @@ def makeSite(
     @param problems: the node's problems, listed by C{/api/health}.
     @param maxWatchers: C{/api/watch} streams served at once; one more is
         answered C{503}.
+    @param token: the bearer token writes need, or L{None} for none.
     """
     watchers: set[Watcher] = set()
     bodies = Bodies(
@@ -190,6 +193,7 @@ def makeSite(
         drains=drains,
         problems=problems,
         maxWatchers=maxWatchers,
+        token=token,
     )
     root = SiteRoot(api)
     root.putChild(b"api", api)
@@ -206,7 +210,8 @@ class APIService(Service):
     C{TCPServer}, it binds in L{privilegedStartService} when twistd calls it,
     so that a port that cannot be had fails the start, not a later moment.
     It serves at most C{maxConnections} connections at once; more are
-    answered 503 with C{Retry-After} (see L{ConnectionCap}).
+    answered 503 with C{Retry-After} (see L{ConnectionCap}).  Given C{tls}
+    (a certificate and its key, in PEM), it serves HTTPS only.
 
     @ivar port: the listening port while running, else L{None}.
     @ivar factory: the L{ConnectionCap} in front of the site.
@@ -221,8 +226,10 @@ class APIService(Service):
         host: str,
         port: int,
         maxConnections: int = MAX_CONNECTIONS,
+        tls: bytes | None = None,
     ) -> None:
         self.port: IListeningPort | None = None
+        self._tls = None if tls is None else PrivateCertificate.loadPEM(tls).options()
         self._reactor = reactor
         self._site = site
         self.factory = ConnectionCap(
@@ -253,15 +260,21 @@ class APIService(Service):
 
     def _listen(self) -> None:
         if self.port is None:
-            self.port = self._reactor.listenTCP(
-                self._portNumber,
-                self.factory,  # type: ignore[arg-type]
-                interface=self._host,
-            )
-            address = self.port.getHost()
+            if self._tls is None:
+                self.port = self._reactor.listenTCP(
+                    self._portNumber,
+                    self.factory,  # type: ignore[arg-type]
+                    interface=self._host,
+                )
+            else:
+                self.port = self._reactor.listenSSL(  # type: ignore[attr-defined]
+                    self._portNumber, self.factory, self._tls, interface=self._host
+                )
+            address = self.port.getHost()  # type: ignore[union-attr]
             assert isinstance(address, IPv4Address | IPv6Address)
             self.log.info(
-                "status API on http://{host}:{port}/api/",
+                "status API on {scheme}://{host}:{port}/api/",
+                scheme="http" if self._tls is None else "https",
                 host=address.host,
                 port=address.port,
             )

@@ -19,6 +19,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
+from twisted.web.iweb import IAgent
 
 from ..backoff import Backoff
 from .watch import HEARTBEAT
@@ -123,8 +124,20 @@ class WatchClient(Service):
 
     log = Logger()
 
-    def __init__(self, reactor: Any, url: str, received: Callable[[Any], None]) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        url: str,
+        received: Callable[[Any], None],
+        agent: IAgent | None = None,
+    ) -> None:
+        """
+        @param agent: what asks for the stream (one that trusts the CA of
+            an https Sidecar); by default treq's, with no persistent
+            connections.
+        """
         self._reactor = reactor
+        self._agent = agent
         self.url = url
         self._received = received
         self.connected = False
@@ -154,7 +167,10 @@ class WatchClient(Service):
         self._following.addBoth(self._ended)
 
     async def _follow(self) -> None:
-        response = await treq.get(self.url, unbuffered=True, persistent=False)
+        how: dict[str, Any] = (
+            {"persistent": False} if self._agent is None else {"agent": self._agent}
+        )
+        response = await treq.get(self.url, unbuffered=True, **how)
         if response.code != 200:
             raise StreamError(f"HTTP {response.code}")
         self.connected = True
