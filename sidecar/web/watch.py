@@ -4,9 +4,10 @@ catalog at once, and again after every change, as JSON documents one after
 the other with no separator (the Go Sidecar's format; a client decodes
 them as a stream).  A client that reads slowly is sent only the newest
 catalog when it catches up, never a backlog.  Every watcher is sent the
-same encoded bytes (from L{Bodies}), each version at most once, so a
-watcher holds at most one document in its connection's buffer; one that
-reads nothing of it for L{STALL} seconds is cut, and its buffer freed.
+same encoded bytes (from L{Bodies}), each version at most once, and
+written in slices (L{SLICE}) as the connection takes them, so a watcher
+that does not read holds one slice in its connection's buffer, not a copy
+of the document; one that reads nothing for L{STALL} seconds is cut.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sidecar.catalog.interfaces import ICatalogObserver
 from sidecar.ratelimit import RateLimitedLog
 
 from .bodies import Bodies, Body
+from .sending import SLICE
 
 # With no change to send, a newline this often: the client knows the
 # stream is alive (stream decoders skip whitespace between documents).
@@ -71,6 +73,9 @@ class Watcher:
         self._ended = False
         self._rendering = False
         self._sent: bytes | None = None
+        # The document being written, and how much of it is written.
+        self._pending = b""
+        self._offset = 0
 
     def start(self) -> None:
         self._watchers.add(self)
@@ -97,7 +102,7 @@ class Watcher:
         if self._stall is not None and self._stall.active():
             self._stall.cancel()
         self._stall = None
-        self._sendSoon()
+        self._pump()
 
     def stopProducing(self) -> None:
         self._end()
@@ -117,13 +122,19 @@ class Watcher:
         if (
             self._due
             and self._timer is None
-            and not (self._paused or self._ended or self._rendering)
+            and not (self._paused or self._ended or self._rendering or self._pending)
         ):
             self._timer = self._reactor.callLater(0, self._send)
 
     def _send(self) -> None:
         self._timer = None
-        if self._ended or self._paused or not self._due or self._rendering:
+        if (
+            self._ended
+            or self._paused
+            or not self._due
+            or self._rendering
+            or self._pending
+        ):
             return
         self._due = False
         self._rendering = True
@@ -136,8 +147,23 @@ class Watcher:
             return
         if body.etag != self._sent:
             self._sent = body.etag
-            self._request.write(body.data)
-            self._beatLater()
+            self._pending, self._offset = body.data, 0
+        self._pump()
+
+    def _pump(self) -> None:
+        """
+        Write the rest of the document a slice at a time, for as long as
+        the connection takes them (a write that fills its buffer pauses
+        this producer); then the next document, if one is due.
+        """
+        while self._pending and not (self._paused or self._ended):
+            end = self._offset + SLICE
+            piece = self._pending[self._offset : end]
+            self._offset = end
+            if self._offset >= len(self._pending):
+                self._pending, self._offset = b"", 0
+                self._beatLater()
+            self._request.write(piece)
         self._sendSoon()
 
     def _renderFailed(self, failure: Failure) -> None:
@@ -153,7 +179,7 @@ class Watcher:
         self._heartbeat = None
         if self._ended:
             return
-        if not self._paused:
+        if not (self._paused or self._pending):
             self._request.write(b"\n")
         self._beatLater()
 
