@@ -105,7 +105,9 @@ class SlowWatcherMemoryTests(TestCase):
                 reactor.connectTCP("127.0.0.1", api.port, watchers)  # type: ignore[attr-defined]
             wanted = min(sent, MAX_WATCHERS)
             await pollUntil(
-                lambda: defer.succeed(True if len(site.watchers) >= wanted else None),
+                lambda wanted=wanted: defer.succeed(  # type: ignore[misc]
+                    True if len(site.watchers) >= wanted else None
+                ),
                 timeout=30,
             )
         # Each has been sent what its buffers hold, and is paused.
