@@ -105,7 +105,7 @@ class SlowWatcherMemoryTests(TestCase):
                 reactor.connectTCP("127.0.0.1", api.port, watchers)  # type: ignore[attr-defined]
             wanted = min(sent, MAX_WATCHERS)
             await pollUntil(
-                lambda wanted=wanted: defer.succeed(  # type: ignore[misc]
+                lambda wanted=wanted: defer.succeed(
                     True if len(site.watchers) >= wanted else None
                 ),
                 timeout=30,
