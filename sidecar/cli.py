@@ -12,6 +12,7 @@ bearer token, for drain and undrain).
     sidecar [--api URL] drain ID
     sidecar [--api URL] undrain ID
     sidecar check-config FILE
+    sidecar keygen [--size 16|24|32]
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from twisted.web.client import Agent
 from sidecar.catalog import Status
 from sidecar.clienttls import TrustError, agentTrusting
 from sidecar.config import ConfigError, loadConfig
+from sidecar.gossip.security import KEY_SIZES, newKey
 from sidecar.problems import CONFLICT, REFUSED, conflictSubject
 from sidecar.proxy.template import ProxyTemplate, ProxyTemplateError
 
@@ -55,9 +57,20 @@ class _CheckConfig(usage.Options):
         self["path"] = path
 
 
+class _Keygen(usage.Options):
+    optParameters = [
+        ["size", "s", 32, "Bytes of key: 16, 24 or 32 (AES-128/192/256).", int]
+    ]
+
+    def postOptions(self) -> None:
+        if self["size"] not in KEY_SIZES:
+            raise usage.UsageError(f"--size is 16, 24 or 32, not {self['size']}")
+
+
 class Options(usage.Options):
     synopsis = (
         "[--api URL] status|members|services|drain ID|undrain ID|check-config FILE"
+        "|keygen"
     )
     optParameters = [
         ["api", "a", DEFAULT_API, "The node's API."],
@@ -71,6 +84,7 @@ class Options(usage.Options):
         ["drain", None, _OneService, "Take a service of the node out of proxies."],
         ["undrain", None, _OneService, "Bring a drained service back."],
         ["check-config", None, _CheckConfig, "Check a configuration file."],
+        ["keygen", None, _Keygen, "Print a new key for node.encrypt_key."],
     ]
 
     def postOptions(self) -> None:
@@ -90,6 +104,9 @@ async def run(options: Options, out: IO[str], reactor: Any = None) -> None:
     command, sub = options.subCommand, options.subOptions
     if command == "check-config":
         out.write(checkConfig(sub["path"]) + "\n")
+        return
+    if command == "keygen":
+        out.write(newKey(sub["size"]) + "\n")
         return
     api = options["api"].rstrip("/")
     if reactor is None:

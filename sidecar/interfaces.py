@@ -85,6 +85,10 @@ class IMembership(Interface):
     seeded = Attribute(
         "Whether this node was given seeds, so that it expects peers (bool)."
     )
+    warnings = Attribute(
+        "What the operator should fix in how this node gossips, one line "
+        "each (list of str): gossip open to other hosts without a key."
+    )
 
     def memberNames():  # type: ignore[no-untyped-def]
         """

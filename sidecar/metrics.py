@@ -7,17 +7,23 @@ are a histogram fed by the health monitor.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from sidecar.catalog import Status
+from sidecar.catalog import Service, Status
 from sidecar.interfaces import ICheckObserver
 
 if TYPE_CHECKING:
@@ -35,15 +41,34 @@ class CheckDurations:
             "sidecar_check_duration_seconds",
             "How long health checks took.",
             ["result"],
-            registry=registry,
+            registry=None,
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 3, 10),
         )
+        registry.register(WithoutCreated(self.histogram))  # type: ignore[arg-type]
 
     def checkEnded(
         self, serviceID: str, started: float, duration: float, healthy: bool
     ) -> None:
         result = "healthy" if healthy else "unhealthy"
         self.histogram.labels(result).observe(duration)
+
+
+class WithoutCreated:
+    """
+    A collector's metrics without their C{*_created} series: a creation
+    time per label set that no dashboard or alert uses, and that
+    prometheus_client can otherwise only drop for the whole process.
+    """
+
+    def __init__(self, collector: Any) -> None:
+        self._collector = collector
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._collector.collect():
+            metric.samples = [
+                s for s in metric.samples if not s.name.endswith("_created")
+            ]
+            yield metric
 
 
 class NodeCollector:
@@ -66,10 +91,12 @@ class NodeCollector:
         services = GaugeMetricFamily(
             "sidecar_services", "Catalog records by status.", labels=["status"]
         )
-        byStatus = Counter(s.status for s in node.state.services())
+        records = list(node.state.services())
+        byStatus = Counter(s.status for s in records)
         for status in Status:
             services.add_metric([status.label], byStatus.get(status, 0))
         yield services
+        yield _instances(records)
         yield from self._gossip()
         yield from self._api()
         yield from self._admission()
@@ -113,6 +140,13 @@ class NodeCollector:
                 "Gossip packets refused (bad, foreign or unsealed).",
                 counters.dropped,
             )
+        streamsDropped = gossip.streamsDropped
+        if streamsDropped is not None:
+            yield _counter(
+                "sidecar_gossip_streams_dropped",
+                "Gossip TCP streams refused (bad, over a bound, or too slow).",
+                streamsDropped,
+            )
         if cluster is not None:
             yield _counter(
                 "sidecar_gossip_probes", "Probes sent.", cluster.prober.probes
@@ -126,6 +160,12 @@ class NodeCollector:
                 "sidecar_gossip_suspicions",
                 "Members this node came to suspect.",
                 cluster.members.suspicions,
+            )
+            yield _counter(
+                "sidecar_gossip_members_refused",
+                "Member news not believed (another cluster, an absurd "
+                "incarnation, a full table, a source over its budget).",
+                cluster.members.refused,
             )
 
     def _admission(self) -> Iterator[Metric]:
@@ -220,6 +260,25 @@ class NodeCollector:
         return problems
 
 
+def _instances(records: Iterable[Service]) -> GaugeMetricFamily:
+    """
+    Instances of each service by status, every status of a known service
+    included, so that "no alive instance of X" is a zero, not an absence.
+    """
+    counts: dict[str, Counter[Status]] = {}
+    for record in records:
+        counts.setdefault(record.name, Counter())[record.status] += 1
+    family = GaugeMetricFamily(
+        "sidecar_service_instances",
+        "Instances of each service in the catalog, by status.",
+        labels=["service", "status"],
+    )
+    for name in sorted(counts):
+        for status in Status:
+            family.add_metric([name, status.label], counts[name].get(status, 0))
+    return family
+
+
 def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, documentation, value=value)
 
@@ -246,6 +305,10 @@ def installMetrics(node: SidecarNode, site: Any) -> CollectorRegistry:
     """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeCollector(node))  # type: ignore[arg-type]
+    # process_* (CPU, memory, open files) and python_info, as every
+    # Prometheus client exports them.
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
     node.health.addObserver(CheckDurations(registry))
     site.resource.putChild(b"metrics", MetricsResource(registry))
     return registry

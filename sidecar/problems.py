@@ -28,6 +28,7 @@ STATIC_FILE = "static-file"  # the static file cannot be read or is invalid
 DOCKER = "docker"  # the Docker engine cannot be read
 LISTENER = "listener"  # a change listener does not accept its events
 CLOCK_SKEW = "clock-skew"  # a member's clock is far from ours
+UNENCRYPTED_GOSSIP = "gossip-unencrypted"  # gossip beyond loopback, no key
 
 
 def conflictSubject(name: str, servicePort: int) -> str:

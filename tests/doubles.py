@@ -93,6 +93,7 @@ class Members:
 
     clusterName = "test-cluster"
     seeded = False
+    warnings: list[str] = []
 
     def __init__(self, *names: str) -> None:
         self.names = list(names)

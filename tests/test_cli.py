@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sidecar.catalog import Status
 from sidecar.cli import CommandFailed, Options, checkConfig, run, servicesTable
+from sidecar.config.values import parseKey
 from sidecar.problems import conflictSubject
 
 from .inprocess import startNode
@@ -136,6 +137,21 @@ class OfflineTests(SynchronousTestCase):
         self.assertIn(
             "node.nmae: unknown key 'nmae' (did you mean 'name'?)", str(error)
         )
+
+    def test_keygenPrintsANewKeyTheConfigurationTakes(self) -> None:
+        keys = []
+        for argv in (["keygen"], ["keygen"], ["keygen", "--size", "16"]):
+            out = io.StringIO()
+            self.successResultOf(defer.ensureDeferred(run(parse(*argv), out)))
+            keys.append(out.getvalue().strip())
+        self.assertNotEqual(keys[0], keys[1])
+        self.assertEqual([len(parseKey(key)) for key in keys], [32, 32, 16])
+        config = Path(self.mktemp())
+        config.write_text(f'[node]\nname = "a"\nencrypt_key = "{keys[0]}"\n')
+        self.assertEqual(checkConfig(str(config)), f"{config}: valid")
+
+    def test_keygenRefusesOtherSizes(self) -> None:
+        self.assertRaises(UsageError, parse, "keygen", "--size", "20")
 
     def test_aCommandIsNeeded(self) -> None:
         self.assertRaises(UsageError, parse)

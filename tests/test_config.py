@@ -533,6 +533,12 @@ class DocumentationTests(SynchronousTestCase):
         self.assertTrue(image.haproxy.enabled)
         self.assertEqual(image.api.listen, Address("127.0.0.1", 7777))
         self.assertEqual(image.haproxy.statsListen, "127.0.0.1:3212")
+        routing = loadConfig(
+            str(REPO / "examples" / "routing" / "node.toml"), environ={}
+        )
+        self.assertTrue(routing.haproxy.enabled)
+        self.assertEqual(routing.haproxy.bindIp, "127.0.0.168")
+        self.assertTrue(Path(routing.discovery.staticFile).is_file())
 
 
 class APISecurityTests(ConfigTestCase):

@@ -8,6 +8,7 @@ clusters that must not mix.
 
 from __future__ import annotations
 
+from twisted.logger import Logger, LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.catalog import Status
@@ -274,3 +275,76 @@ class AnnouncementTests(ClusterTestCase):
         # seed's copy of it.
         queued = late.cluster.queue.take(2, 1400, 4)
         self.assertIn(late.cluster.members.localAlive().encode(), queued)
+
+
+class JoinLogTests(ClusterTestCase):
+    """
+    What a node says while it cannot reach its seeds: one warning, not a
+    line at every retry, and a line when it joins at last.
+    """
+
+    def test_aLoneNodeWarnsOnceThenSaysWhenItJoins(self) -> None:
+        self.network = SimNetwork(0)
+        seed, lone = self.network.build(2)
+        seed.start()
+        self.addCleanup(seed.stop)
+        self.network.freeze(seed)
+        events: list[dict[str, object]] = []
+        lone.cluster.log = Logger(observer=events.append)
+        lone.start()
+        self.addCleanup(lone.stop)
+        self.network.run(120)  # several retries: 1 s, doubling to 30 s
+
+        def said(level: LogLevel) -> list[str]:
+            return [formatEvent(e) for e in events if e["log_level"] is level]
+
+        warnings = said(LogLevel.warn)
+        self.assertEqual(
+            warnings,
+            ["no seed answered (1 tried): this node is alone, and keeps trying"],
+        )
+        self.assertEqual(len([m for m in said(LogLevel.info) if "could not" in m]), 1)
+        self.assertGreater(
+            len([m for m in said(LogLevel.debug) if "could not" in m]), 2
+        )
+        self.assertEqual([m for m in said(LogLevel.info) if "joined through" in m], [])
+
+        self.network.resume(seed)
+        self.network.runUntil(lambda: self.converged([seed, lone]), limit=60)
+        self.assertEqual(
+            [m for m in said(LogLevel.info) if "joined through" in m],
+            ["joined through 1 of 1 seed(s); 2 member(s) alive"],
+        )
+        self.assertEqual(len(said(LogLevel.warn)), 1)
+
+    def test_aSilentMemberIsSuspectedInTheLogOnce(self) -> None:
+        nodes = self.makeCluster(3)
+        self.network.runUntil(lambda: self.converged(nodes), limit=30)
+        events: dict[str, list[dict[str, object]]] = {"node-1": [], "node-2": []}
+        for node in nodes[:2]:
+            node.cluster.prober.log = Logger(observer=events[node.name].append)
+        self.network.freeze(nodes[2])
+        self.network.runUntil(
+            lambda: all(n.view().get("node-3") is NodeState.DEAD for n in nodes[:2]),
+            limit=60,
+        )
+        self.network.run(10)
+
+        def told(name: str) -> list[str]:
+            return [
+                formatEvent(e)
+                for e in events[name]
+                if e["log_level"] is LogLevel.info and "node-3" in formatEvent(e)
+            ]
+
+        # Each node tells of its own suspicion at most once, and at least
+        # one of them raised it; the probes that failed later are debug.
+        self.assertLessEqual(len(told("node-1")), 1)
+        self.assertLessEqual(len(told("node-2")), 1)
+        self.assertIn(
+            "no ack from node-3: suspecting it", told("node-1") + told("node-2")
+        )
+        failed = [
+            e for log in events.values() for e in log if "again" in formatEvent(e)
+        ]
+        self.assertTrue(failed)

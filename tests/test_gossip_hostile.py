@@ -11,11 +11,13 @@ import random
 import socket
 
 import msgpack
+import treq
 from twisted.internet import defer, protocol, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.trial.unittest import TestCase
 
-from sidecar.gossip.messages import Alive, NodeState, Ping
+from sidecar.gossip.cluster import NEW_MEMBERS_BURST
+from sidecar.gossip.messages import Alive, Dead, NodeState, Ping, Suspect
 from sidecar.gossip.packets import addCRC, makeCompound
 
 from .inprocess import gossipPort, startNode
@@ -117,3 +119,95 @@ class HostileInputTests(TestCase):
             return defer.succeed(True if arrived else None)
 
         await pollUntil(refreshedOnA, timeout=5)
+
+
+class ForgedMembershipTests(TestCase):
+    """
+    The attacks of tests/test_gossip_boundary.py on real sockets: a sender
+    on 127.0.1.9 that is no member forges a maximal incarnation, a dead
+    verdict, a leave and a flood of members at two running nodes.
+    """
+
+    async def test_forgedRumoursAndAMemberFloodChangeNothing(self) -> None:
+        a = startNode(self, "host-a", "127.0.1.1", ['profile = "local"'])
+        port = gossipPort(a)
+        b = startNode(
+            self,
+            "host-b",
+            "127.0.1.2",
+            ['profile = "local"', f'seeds = ["127.0.1.1:{port}"]'],
+        )
+        assert b.gossip.joined is not None
+        await b.gossip.joined
+        targets = [("127.0.1.1", port), ("127.0.1.2", gossipPort(b))]
+        api = a.api.port.getHost()  # type: ignore[union-attr]
+        url = f"http://{api.host}:{api.port}/api/services.json"
+
+        async def services() -> dict[str, int]:
+            response = await treq.get(url, persistent=False, timeout=5)
+            body = await response.json()
+            return {
+                s["Hostname"]: s["Status"]
+                for instances in body["Services"].values()
+                for s in instances
+            }
+
+        async def bothAlive() -> bool | None:
+            return True if await services() == {"host-a": 0, "host-b": 0} else None
+
+        await pollUntil(bothAlive, timeout=10)
+
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        sender.bind(("127.0.1.9", 0))
+        rumours = [
+            Suspect(0xFFFFFFFF, "host-a", "mallory", "default").encode(),
+            Dead(0xFFFFFFFF, "host-b", "mallory", "default").encode(),
+            Dead(1, "host-a", "host-a", "default").encode(),
+        ]
+        for target in targets:
+            for rumour in rumours:
+                sender.sendto(rumour, target)
+        for n in range(0, 3000, 20):
+            fakes = [
+                Alive(
+                    1,
+                    f"fake-{n + i}",
+                    bytes([127, 0, 3, 1 + i]),
+                    7946,
+                    clusterName="default",
+                ).encode()
+                for i in range(20)
+            ]
+            sender.sendto(makeCompound(fakes), targets[n % 2])
+            if n % 400 == 0:
+                await task.deferLater(reactor, 0.002)
+
+        # For several suspicion timeouts of the local profile, nothing
+        # changes for the API and routing; no member is declared gone (a
+        # rumour may hold one suspect until its refutation), and the fakes
+        # admitted stay within the stranger's budget.
+        def states() -> list[NodeState]:
+            found = []
+            for node in (a, b):
+                cluster = node.gossip.cluster
+                assert cluster is not None
+                admitted = len(cluster.members) - 2
+                self.assertLessEqual(admitted, 2 * (NEW_MEMBERS_BURST + 4 * 10))
+                for name in ("host-a", "host-b"):
+                    member = cluster.members.get(name)
+                    assert member is not None
+                    self.assertLess(member.incarnation, 1000)
+                    found.append(member.state)
+            return found
+
+        slowest = 0.0
+        for _ in range(20):
+            started = reactor.seconds()  # type: ignore[attr-defined]
+            self.assertEqual(await services(), {"host-a": 0, "host-b": 0})
+            slowest = max(slowest, reactor.seconds() - started)  # type: ignore[attr-defined]
+            for state in states():
+                self.assertIn(state, (NodeState.ALIVE, NodeState.SUSPECT))
+            await task.deferLater(reactor, 0.4)
+        self.assertEqual(set(states()), {NodeState.ALIVE})
+        self.assertLess(slowest, 1.0)

@@ -5,14 +5,25 @@ confirmations, death, refutation, leave, and cluster names.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted.internet.task import Clock
+from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from sidecar.gossip.interfaces import IMemberObserver
-from sidecar.gossip.members import Member, Members
-from sidecar.gossip.messages import Alive, Dead, NodeState, Suspect
+from sidecar.gossip.members import INCARNATION_JUMP, Member, Members
+from sidecar.gossip.messages import (
+    Alive,
+    Dead,
+    MessageType,
+    NodeState,
+    Suspect,
+    decodeBody,
+)
+from sidecar.ratelimit import RateLimitedLog
 
 LOCAL = Member("me", b"\x7f\x00\x01\x01", 7946)
 
@@ -93,6 +104,15 @@ class JoinTests(MembersTestCase):
         self.assertIsNone(self.members.get("serf-agent"))
         self.assertEqual(self.members.refused, 2)
 
+    def test_anotherClustersFloodIsLoggedOncePerPeriod(self) -> None:
+        events: list[dict[str, object]] = []
+        self.members.log = Logger(observer=events.append)
+        self.members._otherClusters = RateLimitedLog(self.members.log, self.clock)
+        for n in range(100):
+            self.members.aliveReceived(alive(f"stranger-{n}", cluster="other"))
+        self.assertEqual(len(events), 1)
+        self.assertEqual(self.members.refused, 100)
+
     def test_unnamedPeersAreAcceptedWhenAllowed(self) -> None:
         members = Members(LOCAL, self.clock, lambda s, m: None, acceptUnnamedPeers=True)
         members.aliveReceived(alive("serf-agent", cluster=""))
@@ -167,7 +187,8 @@ class SuspicionTests(MembersTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_deadNodeRejoinsWithAHigherIncarnation(self) -> None:
-        self.members.deadReceived(Dead(1, "peer", "b", "default"))
+        self.members.suspect("peer")
+        self.clock.advance(60)
         self.members.aliveReceived(alive("peer", 2))
         self.assertEqual(self.state("peer"), NodeState.ALIVE)
         self.assertEqual(
@@ -206,3 +227,200 @@ class RefutationTests(MembersTestCase):
         self.members.aliveReceived(alive("me", 0, addr=b"\x7f\x00\x09\x09"))
         self.assertEqual(self.members.local.incarnation, 1)
         self.assertEqual(self.members.local.addr, LOCAL.addr)
+
+
+def received(message: bytes) -> Alive:
+    """
+    A broadcast as a peer decodes it off the wire (which refuses an
+    incarnation beyond 32 bits).
+    """
+    body = decodeBody(MessageType(message[0]), message[1:])
+    assert isinstance(body, Alive)
+    return body
+
+
+class IncarnationGuardTests(MembersTestCase):
+    """
+    No rumour can make this node claim an incarnation its peers refuse,
+    or raise another member's incarnation beyond its reach, and one packet
+    cannot expel a live member.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        # This node at incarnation 1, as nodes start.
+        self.members = Members(
+            replace(LOCAL, incarnation=1),
+            self.clock,
+            lambda subject, message: self.sent.append((subject, message)),
+            observer=self.seen,
+        )
+        self.addCleanup(self.members.stop)
+        # A peer that knows us (at incarnation 1) and hears what we say.
+        self.peer = Members(
+            Member("peer", b"\x7f\x00\x01\x02", 7946, incarnation=1),
+            self.clock,
+            lambda subject, message: None,
+        )
+        self.addCleanup(self.peer.stop)
+        self.peer.aliveReceived(self.members.localAlive())
+        self.members.aliveReceived(self.peer.localAlive())
+        self.sent.clear()
+
+    def test_aSuspectAtTheLastIncarnationIsRefutedAtOneThePeersAccept(self) -> None:
+        forged = Suspect(0xFFFFFFFF, "me", "mallory", "default")
+        self.peer.suspectReceived(forged)
+        self.members.suspectReceived(forged)
+        peerView = self.peer.get("me")
+        assert peerView is not None
+        self.assertEqual((peerView.state, peerView.incarnation), (NodeState.SUSPECT, 1))
+        self.assertEqual(self.members.local.incarnation, 1 + INCARNATION_JUMP)
+        [(subject, refutation)] = self.sent
+        self.peer.aliveReceived(received(refutation))
+        peerView = self.peer.get("me")
+        assert peerView is not None
+        self.assertEqual(peerView.state, NodeState.ALIVE)
+        self.clock.advance(60)
+        self.assertEqual(self.peer.get("me").state, NodeState.ALIVE)  # type: ignore[union-attr]
+
+    def test_aDeadAtTheLastIncarnationCannotExpelALiveMember(self) -> None:
+        forged = Dead(0xFFFFFFFF, "me", "mallory", "default")
+        self.peer.deadReceived(forged)
+        peerView = self.peer.get("me")
+        assert peerView is not None
+        self.assertEqual((peerView.state, peerView.incarnation), (NodeState.SUSPECT, 1))
+        self.members.deadReceived(forged)
+        [(subject, refutation)] = self.sent
+        self.peer.aliveReceived(received(refutation))
+        self.clock.advance(60)
+        self.assertEqual(self.peer.get("me").state, NodeState.ALIVE)  # type: ignore[union-attr]
+
+    def test_aThirdPartysDeadOnlyConfirmsASuspicion(self) -> None:
+        self.members.suspect("peer")
+        self.members.deadReceived(Dead(1, "peer", "mallory", "default"))
+        self.assertEqual(self.state("peer"), NodeState.SUSPECT)
+        # One confirmation: shorter than the 24 s of none, but still time
+        # to refute.
+        self.members.aliveReceived(alive("peer", 2, addr=b"\x7f\x00\x01\x02"))
+        self.assertEqual(self.state("peer"), NodeState.ALIVE)
+
+    def test_aThirdPartysDeadOnlyStartsASuspicion(self) -> None:
+        self.members.deadReceived(Dead(1, "peer", "mallory", "default"))
+        self.assertEqual(self.state("peer"), NodeState.SUSPECT)
+        self.assertNotIn(("gone", "peer", NodeState.DEAD), self.seen.events)
+        # Unrefuted, it ends as any suspicion does.
+        self.clock.advance(60)
+        self.assertEqual(self.state("peer"), NodeState.DEAD)
+
+    def test_aLeaveNobodyVouchesForOnlyStartsASuspicion(self) -> None:
+        self.members.deadReceived(Dead(1, "peer", "peer", "default"), vouched=False)
+        self.assertEqual(self.state("peer"), NodeState.SUSPECT)
+        self.assertEqual(self.seen.events[-1][0], "joined")
+        # Unrefuted, the member left (it was no failure).
+        self.clock.advance(60)
+        self.assertEqual(self.state("peer"), NodeState.LEFT)
+        self.assertEqual(self.seen.events[-1], ("gone", "peer", NodeState.LEFT))
+
+    def test_aVouchedLeaveIsTakenAtOnce(self) -> None:
+        self.members.deadReceived(Dead(1, "peer", "peer", "default"), vouched=True)
+        self.assertEqual(self.state("peer"), NodeState.LEFT)
+
+    def test_refutationsComeAtMostOncePerProbeInterval(self) -> None:
+        for _ in range(50):
+            self.members.suspectReceived(
+                Suspect(self.members.local.incarnation, "me", "mallory", "default")
+            )
+            self.clock.advance(0.01)
+        self.assertEqual(self.members.local.incarnation, 2)
+        self.clock.advance(1)
+        # The rumours heard meanwhile are answered together, once.
+        self.assertEqual(self.members.local.incarnation, 3)
+        self.assertEqual(len(self.sent), 2)
+
+    def test_aRestartedNodeCatchesUpInBoundedSteps(self) -> None:
+        # A peer remembers us at 200, from before a restart.
+        steps = []
+        for _ in range(5):
+            self.members.aliveReceived(
+                Alive(200, "me", b"\x7f\x00\x09\x09", 7946, clusterName="default")
+            )
+            steps.append(self.members.local.incarnation)
+            self.clock.advance(1)
+        jump = INCARNATION_JUMP
+        self.assertEqual(steps, [1 + jump, 1 + 2 * jump, 1 + 3 * jump, 201, 201])
+
+    def test_aLiveMemberCannotBeMovedElsewhere(self) -> None:
+        self.members.aliveReceived(alive("peer", 2, addr=b"\x7f\x00\x09\x09"))
+        member = self.members.get("peer")
+        assert member is not None
+        self.assertEqual((member.incarnation, member.addr), (1, b"\x7f\x00\x01\x02"))
+        self.assertEqual(self.members.atAddress(("127.0.1.2", 7946)), member)
+        self.assertIsNone(self.members.atAddress(("127.0.9.9", 7946)))
+
+    def test_aGoneMemberMayComeBackElsewhere(self) -> None:
+        self.members.deadReceived(Dead(1, "peer", "peer", "default"))
+        self.members.aliveReceived(alive("peer", 1, addr=b"\x7f\x00\x09\x09"))
+        member = self.members.get("peer")
+        assert member is not None
+        self.assertEqual(
+            (member.state, member.addr), (NodeState.ALIVE, b"\x7f\x00\x09\x09")
+        )
+
+    def test_anAliveFarAheadOfWhatWeKnowIsNotBelieved(self) -> None:
+        self.members.aliveReceived(
+            alive("peer", 1 + INCARNATION_JUMP + 1, addr=b"\x7f\x00\x09\x09")
+        )
+        member = self.members.get("peer")
+        assert member is not None
+        self.assertEqual((member.incarnation, member.addr), (1, b"\x7f\x00\x01\x02"))
+        self.members.aliveReceived(alive("peer", 1 + INCARNATION_JUMP, meta=b"new"))
+        self.assertEqual(self.members.get("peer").meta, b"new")  # type: ignore[union-attr]
+
+
+class BoundedTableTests(MembersTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.members = Members(
+            LOCAL,
+            self.clock,
+            lambda subject, message: None,
+            observer=self.seen,
+            maxMembers=4,
+        )
+        self.addCleanup(self.members.stop)
+        for n in range(3):
+            self.members.aliveReceived(alive(f"p{n}", addr=bytes([127, 0, 2, n])))
+
+    def test_aFullTableRefusesNewNames(self) -> None:
+        self.members.aliveReceived(alive("p9", addr=b"\x7f\x00\x02\x09"))
+        self.assertIsNone(self.members.get("p9"))
+        self.assertEqual((len(self.members), self.members.full), (4, 1))
+        # Known members still change.
+        self.members.aliveReceived(
+            alive("p1", 2, meta=b"new", addr=b"\x7f\x00\x02\x01")
+        )
+        self.assertEqual(self.members.get("p1").meta, b"new")  # type: ignore[union-attr]
+
+    def test_aNewNameTakesThePlaceOfTheMemberGoneLongest(self) -> None:
+        self.members.deadReceived(Dead(1, "p2", "p2", "default"))
+        self.clock.advance(1)
+        self.members.deadReceived(Dead(1, "p0", "p0", "default"))
+        self.members.aliveReceived(alive("p9", addr=b"\x7f\x00\x02\x09"))
+        self.assertIsNotNone(self.members.get("p9"))
+        self.assertIsNone(self.members.get("p2"))
+        self.assertIsNone(self.members.atAddress(("127.0.2.2", 7946)))
+        self.assertEqual(len(self.members), 4)
+
+    def test_membersAreFoundByAddress(self) -> None:
+        found = self.members.atAddress(("127.0.2.1", 7946))
+        self.assertEqual(found.name if found else None, "p1")
+        # Gone, then back elsewhere.
+        self.members.deadReceived(Dead(1, "p1", "p1", "default"))
+        self.members.aliveReceived(alive("p1", 2, addr=b"\x7f\x00\x02\x07"))
+        self.assertIsNone(self.members.atAddress(("127.0.2.1", 7946)))
+        self.assertEqual(self.members.atAddress(("127.0.2.7", 7946)).name, "p1")  # type: ignore[union-attr]
+        self.assertIsNone(self.members.atAddress(("127.0.2.1", 1)))
+
+    def test_aMembersHostIsKnownWhateverThePort(self) -> None:
+        self.assertTrue(self.members.isMemberHost("127.0.2.1"))
+        self.assertFalse(self.members.isMemberHost("127.0.2.9"))

@@ -12,21 +12,26 @@ import socket
 import time
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 import treq
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer
-from twisted.logger import globalLogPublisher
-from twisted.trial.unittest import TestCase
+from twisted.internet.task import Clock
+from twisted.logger import Logger, LogLevel, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from sidecar.catalog import Status, encodeService
+from sidecar.catalog import ServicesState, Status, encodeService
 from sidecar.catalog.codec import dumps, serviceToJSON
 from sidecar.catalog.timestamps import LATEST
 from sidecar.gossip.messages import NodeState
 from sidecar.gossip.packets import encodeUserMessage
 from sidecar.gossip.prober import memberAddress
+from sidecar.gossip.service import GossipService, GossipSettings
+from sidecar.problems import UNENCRYPTED_GOSSIP, Problems
 from sidecar.service import SidecarNode
 
+from .doubles import MemoryReactorWithUDP
 from .inprocess import gossipPort, startNode
 from .processes import freePort, pollUntil
 
@@ -246,3 +251,58 @@ class InProcessClusterTests(TestCase):
         self.assertEqual(await stranger.gossip.joined, 0)
         self.assertEqual(first.gossip.memberNames(), ["host-1"])
         self.assertEqual(stranger.gossip.memberNames(), ["host-2"])
+
+
+class ExposureTests(SynchronousTestCase):
+    """
+    A node that gossips beyond its host without a key says so.
+    """
+
+    def service(self, bind: str, keys: tuple[bytes, ...] = ()) -> GossipService:
+        settings = GossipSettings(
+            name="a", clusterName="c", bind=(bind, 7946), keys=keys
+        )
+        return GossipService(None, settings, ServicesState("a", Clock()))
+
+    def test_unencryptedGossipBeyondLoopbackIsWarnedOf(self) -> None:
+        for bind in ("0.0.0.0", "::", "", "127.0.0.168x", "10.1.2.3"):
+            [warning] = self.service(bind).warnings
+            self.assertIn("is not encrypted", warning)
+            self.assertIn("node.encrypt_key", warning)
+
+    def test_loopbackOrAKeyNeedsNoWarning(self) -> None:
+        for bind in ("127.0.1.1", "::1", "localhost"):
+            self.assertEqual(self.service(bind).warnings, [])
+        self.assertEqual(self.service("0.0.0.0", (bytes(16),)).warnings, [])
+
+    def test_theWarningIsLoggedOnceAtStart(self) -> None:
+        # A memory reactor: nothing is bound to 0.0.0.0 for real.
+        events: list[dict[str, Any]] = []
+        service = GossipService(
+            MemoryReactorWithUDP(),
+            GossipSettings(name="a", clusterName="c", bind=("0.0.0.0", 7946)),
+            ServicesState("a", Clock()),
+        )
+        service.log = Logger(observer=events.append)
+        service.startService()
+        self.addCleanup(service.stopService)
+        warnings = [e for e in events if e["log_level"] is LogLevel.warn]
+        self.assertEqual([e["problem"] for e in warnings], service.warnings)
+        self.assertEqual(len(warnings), 1)
+
+    def test_theWarningIsAProblemWhileTheGossipRuns(self) -> None:
+        reactor = MemoryReactorWithUDP()
+        problems = Problems(reactor)
+        service = GossipService(
+            reactor,
+            GossipSettings(name="a", clusterName="c", bind=("0.0.0.0", 7946)),
+            ServicesState("a", Clock()),
+            problems=problems,
+        )
+        service.startService()
+        self.assertEqual(
+            [(p.kind, p.subject, p.message) for p in problems.current()],
+            [(UNENCRYPTED_GOSSIP, "0.0.0.0:7946", service.warnings[0])],
+        )
+        service.stopService()
+        self.assertEqual(problems.current(), [])

@@ -6,19 +6,28 @@ time.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from sidecar.gossip import streams
 from sidecar.gossip.messages import (
     Ping,
     PushNodeState,
     PushPullHeader,
+    UserMessageHeader,
     WireError,
 )
 from sidecar.gossip.security import Keyring
 from sidecar.gossip.streams import (
+    MAX_OBJECT_BYTES,
+    MAX_PUSH_NODES,
+    MAX_STREAM_BYTES,
     PushPull,
+    StreamReader,
     StreamUserMessage,
     encodePushPull,
     encodeStreamUserMessage,
@@ -135,3 +144,85 @@ class StreamTests(SynchronousTestCase):
                 parseStream(data, keyring)
             except WireError:
                 pass
+
+
+class _CountingUnpacker(msgpack.Unpacker):  # type: ignore[misc]
+    fed = 0
+
+    def feed(self, data: bytes) -> None:
+        _CountingUnpacker.fed += len(data)
+        super().feed(data)
+
+
+class BoundedReaderTests(SynchronousTestCase):
+    """
+    What a stream costs is linear in its bytes, and every bound is checked
+    before the bytes it announces are waited for.
+    """
+
+    def test_eachByteIsParsedOnce(self) -> None:
+        # 4,000 node states fed 1 KiB at a time: msgpack sees each byte
+        # once, where re-parsing the buffer on every read (the quadratic
+        # reader) would show it about 700 MiB.
+        states = [replace(STATES[0], name=f"n{n}") for n in range(4000)]
+        header = PushPullHeader(nodes=len(states), userStateLen=len(CATALOG))
+        wire = encodePushPull(header, states, CATALOG)
+        _CountingUnpacker.fed = 0
+        self.patch(streams.msgpack, "Unpacker", _CountingUnpacker)
+        reader = StreamReader()
+        message = None
+        for offset in range(0, len(wire), 1024):
+            self.assertIsNone(message)
+            message = reader.feed(wire[offset : offset + 1024])
+        assert isinstance(message, PushPull)
+        self.assertEqual(len(message.states), 4000)
+        self.assertEqual(message.userState, CATALOG)
+        self.assertEqual(_CountingUnpacker.fed, len(wire))
+
+    def test_aMemberStateThatCannotBeRightIsLeftOutAndTheRestStand(self) -> None:
+        bad = replace(STATES[0], name="evil\x1b[2J")
+        header = PushPullHeader(nodes=3, userStateLen=len(CATALOG))
+        wire = encodePushPull(header, [STATES[0], bad, STATES[1]], CATALOG)
+        message = StreamReader().feed(wire)
+        assert isinstance(message, PushPull)
+        self.assertEqual(message.states, STATES)
+        self.assertEqual(message.userState, CATALOG)
+        [why] = message.leftOut
+        self.assertIn("PushNodeState.Name: a name is printable text", why)
+
+    def test_tooManyNodesAreRefusedFromTheHeader(self) -> None:
+        header = PushPullHeader(nodes=MAX_PUSH_NODES + 1, userStateLen=0)
+        with self.assertRaises(WireError) as caught:
+            StreamReader().feed(header.encode())
+        self.assertIn(f"{MAX_PUSH_NODES + 1} nodes", str(caught.exception))
+
+    def test_anOversizedUserStateIsRefusedFromTheHeader(self) -> None:
+        header = PushPullHeader(nodes=0, userStateLen=MAX_STREAM_BYTES + 1)
+        self.assertRaises(WireError, StreamReader().feed, header.encode())
+
+    def test_anOversizedUserMessageIsRefusedFromTheHeader(self) -> None:
+        header = UserMessageHeader(userMsgLen=MAX_STREAM_BYTES + 1)
+        self.assertRaises(WireError, StreamReader().feed, header.encode())
+
+    def test_aHeaderThatNeverEndsIsRefusedAtItsBound(self) -> None:
+        # A map announcing a string of 1 MiB: no header is that big.
+        reader = StreamReader()
+        self.assertIsNone(reader.feed(b"\x06\x81\xa5Nodes\xdb\x00\x10\x00\x00"))
+        with self.assertRaises(WireError) as caught:
+            for _ in range(MAX_OBJECT_BYTES // 4096 + 1):
+                reader.feed(b"x" * 4096)
+        self.assertIn("PushPullHeader over", str(caught.exception))
+
+    def test_anArrayAnnouncingMillionsOfItemsIsRefused(self) -> None:
+        # Five bytes that would otherwise make msgpack allocate 32 MiB.
+        self.assertRaises(WireError, StreamReader().feed, b"\x06\xdd\x00\x40\x00\x00")
+
+    def test_aStreamBeyondTheTotalBoundIsRefused(self) -> None:
+        reader = StreamReader(maxBytes=1000)
+        header = PushPullHeader(nodes=0, userStateLen=900)
+        self.assertIsNone(reader.feed(header.encode() + b"x" * 500))
+        self.assertRaises(WireError, reader.feed, b"x" * 600)
+
+    def test_aSealedStreamOverTheBoundIsRefusedFromItsHeader(self) -> None:
+        reader = StreamReader(Keyring([KEY]), maxBytes=1000)
+        self.assertRaises(WireError, reader.feed, b"\x0a\x00\x00\x03\xe9")

@@ -7,10 +7,14 @@ wrongly keyed, silent and unfinished streams fail cleanly and are counted.
 from __future__ import annotations
 
 from twisted.internet import defer, protocol, reactor
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectError
-from twisted.trial.unittest import TestCase
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sidecar.gossip.messages import Ack, Ping, PushPullHeader
 from sidecar.gossip.security import Keyring
@@ -168,3 +172,115 @@ class BadStreamTests(TestCase):
         client.transport.write(header.encode())  # type: ignore[union-attr]
         await client.closed.addTimeout(5, reactor)
         self.assertEqual(listener.factory.dropped, 1)
+
+
+class BoundedListenerTests(SynchronousTestCase):
+    """
+    The listener's bounds on a Clock with in-memory transports: streams at
+    once, per source, pending bytes, and one deadline per exchange.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.received: list[StreamMessage] = []
+
+    def factory(
+        self, keyring: Keyring | None = None, **bounds: int
+    ) -> StreamServerFactory:
+        return StreamServerFactory(
+            lambda message, source: self.received.append(message),  # type: ignore[func-returns-value]
+            self.clock,
+            keyring,
+            timeout=3.0,
+            **bounds,
+        )
+
+    def connect(
+        self, factory: StreamServerFactory, host: str = "127.0.1.9"
+    ) -> tuple[Protocol | None, StringTransport]:
+        address = IPv4Address("TCP", host, 40000 + len(factory.connections))
+        transport = StringTransport(peerAddress=address)
+        proto = factory.buildProtocol(address)
+        if proto is not None:
+            proto.makeConnection(transport)
+        return proto, transport
+
+    def test_trickledBytesDoNotPushTheDeadlineBack(self) -> None:
+        factory = self.factory()
+        proto, transport = self.connect(factory)
+        assert proto is not None
+        body = pushPullBody(b"{" + b" " * 100 + b"}")
+        for byte in range(2):
+            proto.dataReceived(body[byte : byte + 1])
+            self.clock.advance(1.4)
+        self.assertFalse(transport.disconnecting)
+        proto.dataReceived(body[2:3])
+        self.clock.advance(0.3)  # 3.1 s after the connection, 0.3 after a byte
+        self.assertTrue(transport.disconnected)
+        self.assertEqual(factory.dropped, 1)
+        self.assertEqual(self.received, [])
+
+    def test_streamsAtOnceAreCappedInAllAndPerSource(self) -> None:
+        factory = self.factory(maxStreams=4, maxPerSource=2)
+        opened = [self.connect(factory, "127.0.1.9")[0] for _ in range(3)]
+        self.assertEqual([p is not None for p in opened], [True, True, False])
+        others = [self.connect(factory, f"127.0.1.{n}")[0] for n in (10, 11, 12)]
+        self.assertEqual([p is not None for p in others], [True, True, False])
+        self.assertEqual(factory.dropped, 2)
+        # A closed stream makes room again.
+        assert opened[0] is not None
+        opened[0].transport.loseConnection()  # type: ignore[union-attr]
+        opened[0].connectionLost(None)
+        self.assertIsNotNone(self.connect(factory, "127.0.1.9")[0])
+
+    def test_aSealedLengthBeyondThePendingBudgetIsRefusedBeforeBuffering(
+        self,
+    ) -> None:
+        factory = self.factory(Keyring([KEY]), maxPendingBytes=1_000_000)
+        first, firstTransport = self.connect(factory, "127.0.1.9")
+        second, secondTransport = self.connect(factory, "127.0.1.10")
+        assert first is not None and second is not None
+        announce = b"\x0a" + (600_000).to_bytes(4, "big")
+        first.dataReceived(announce)
+        self.assertEqual(factory.pending, 5 + 600_000)
+        second.dataReceived(announce + b"\x01" * 1000)
+        self.assertTrue(secondTransport.disconnected)
+        self.assertFalse(firstTransport.disconnected)
+        self.assertEqual(factory.dropped, 1)
+        # The budget comes back when a stream ends.
+        first.connectionLost(None)
+        self.assertEqual(factory.pending, 0)
+
+    def test_aPlainStreamIsChargedAsItArrives(self) -> None:
+        factory = self.factory(maxPendingBytes=1000)
+        proto, transport = self.connect(factory)
+        assert proto is not None
+        header = PushPullHeader(nodes=0, userStateLen=5000)
+        proto.dataReceived(header.encode() + b"x" * 500)
+        self.assertFalse(transport.disconnected)
+        proto.dataReceived(b"x" * 600)
+        self.assertTrue(transport.disconnected)
+        self.assertEqual(factory.pending, 0)
+
+    def test_aFailingHandlerIsLoggedOncePerPeriod(self) -> None:
+        def broken(message: StreamMessage, source: tuple[str, int]) -> None:
+            raise RuntimeError("handler bug")
+
+        factory = StreamServerFactory(broken, self.clock)
+        for _ in range(5):
+            proto, transport = self.connect(factory)
+            assert proto is not None
+            proto.dataReceived(pushPullBody(b"{}"))
+            self.assertTrue(transport.disconnecting)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+    def test_aWholeStreamIsHandledAndReleasesItsBytes(self) -> None:
+        factory = self.factory()
+        proto, transport = self.connect(factory)
+        assert proto is not None
+        body = pushPullBody(b"{}")
+        proto.dataReceived(body[:5])
+        self.assertGreater(factory.pending, 0)
+        proto.dataReceived(body[5:])
+        self.assertEqual(len(self.received), 1)
+        self.assertEqual(factory.pending, 0)

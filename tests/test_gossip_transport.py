@@ -17,7 +17,7 @@ from sidecar.gossip.messages import Ack, Alive, Ping
 from sidecar.gossip.packets import encodeUserMessage
 from sidecar.gossip.security import Keyring
 from sidecar.gossip.transport import GossipDatagramProtocol, PacketHandlers
-from sidecar.ratelimit import RateLimitedLog
+from sidecar.ratelimit import PerSourceBudget, RateLimitedLog
 
 from .processes import pollUntil
 
@@ -146,3 +146,55 @@ class BadPacketTests(SynchronousTestCase):
         protocol.datagramReceived(packet, ("127.0.0.9", 1))
         self.assertEqual(seen, [b"u"])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class UnsendableTests(SynchronousTestCase):
+    def test_anAddressTheSocketRefusesIsCountedNotRaised(self) -> None:
+        protocol = GossipDatagramProtocol(None, Clock())
+        port = reactor.listenUDP(0, protocol, interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        for address in (("127.0.0.1", 0), ("::1", 7946)):
+            protocol.send(address, [Ping(1, "x").encode()])
+        self.assertEqual(protocol.counters.unsendable, 2)
+        self.assertEqual(protocol.counters.packetsOut, 0)
+
+
+class RateLimitTests(SynchronousTestCase):
+    def test_failuresAreLoggedWithTheirTracebackAtMostOncePerPeriod(self) -> None:
+        clock = Clock()
+        events: list[dict] = []  # type: ignore[type-arg]
+        limited = RateLimitedLog(Logger(observer=events.append), clock)
+        for _ in range(5):
+            try:
+                raise RuntimeError("bug")
+            except RuntimeError:
+                limited.failure("handling {what}", what="x")
+        self.assertEqual(len(events), 1)
+        self.assertIn("log_failure", events[0])
+        clock.advance(10)
+        try:
+            raise RuntimeError("bug")
+        except RuntimeError:
+            limited.failure("handling {what}", what="x")
+        self.assertEqual(events[1]["suppressed"], 4)
+
+    def test_eachSourceSpendsItsOwnBudgetAndEarnsItBack(self) -> None:
+        clock = Clock()
+        budget = PerSourceBudget(clock, burst=3, rate=2)
+        self.assertEqual([budget.spend("a") for _ in range(4)], [True] * 3 + [False])
+        self.assertTrue(budget.spend("b"))
+        clock.advance(0.5)  # one token back
+        self.assertEqual([budget.spend("a") for _ in range(2)], [True, False])
+        clock.advance(100)  # never more than the burst
+        self.assertEqual([budget.spend("a") for _ in range(4)], [True] * 3 + [False])
+
+    def test_manySourcesAreBoundedToo(self) -> None:
+        clock = Clock()
+        budget = PerSourceBudget(clock, burst=1, rate=1, sources=2)
+        self.assertTrue(budget.spend("a"))
+        self.assertTrue(budget.spend("b"))
+        # Both buckets are spent: a third source must wait.
+        self.assertFalse(budget.spend("c"))
+        clock.advance(1)
+        # Full buckets are forgotten, which makes room.
+        self.assertTrue(budget.spend("c"))

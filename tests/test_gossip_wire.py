@@ -101,6 +101,11 @@ class MessageTests(SynchronousTestCase):
         [alive] = decodePacket(b"\x04" + body)
         self.assertEqual(alive.vsn, b"\x01\x05\x02")  # type: ignore[union-attr]
 
+    def test_namesUpToTheBoundArePrintableText(self) -> None:
+        name = "nœud-" + "x" * 122  # 128 bytes of UTF-8
+        alive = Alive(1, name, b"\x7f\0\0\1", 7946)
+        self.assertEqual(decodePacket(alive.encode()), [alive])
+
     def test_valuesThatCannotBeRightAreRefused(self) -> None:
         import msgpack
 
@@ -111,6 +116,12 @@ class MessageTests(SynchronousTestCase):
             (0, {"SeqNo": 1 << 33}, "Ping.SeqNo"),
             (0, {"SeqNo": 1, "SourceAddr": b"\x01"}, "Ping.SourceAddr"),
             (1, {"SeqNo": 1, "Target": b""}, "IndirectPing.Target"),
+            (1, {"Target": b"\x7f\0\0\1", "Port": 0}, "IndirectPing.Port: port 0"),
+            (4, {"Node": "a\x1bb", "Addr": b"\x7f\0\0\1"}, "Alive.Node: a name is"),
+            (4, {"Node": "n" * 129, "Addr": b"\x7f\0\0\1"}, "at most 128 bytes"),
+            (4, {"Node": "", "Addr": b"\x7f\0\0\1"}, "needs a name"),
+            (3, {"Node": "x", "From": "\x00"}, "Suspect.From"),
+            (5, {"Node": "x\n"}, "Dead.Node"),
         ):
             body = msgpack.packb(document, use_bin_type=False)
             with self.assertRaises(WireError) as caught:

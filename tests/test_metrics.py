@@ -60,6 +60,8 @@ class MetricsTests(TestCase):
         self.assertEqual(samples[("sidecar_services", (("status", "Alive"),))], 1)
         self.assertIn(("sidecar_gossip_packets_total", (("direction", "in"),)), samples)
         self.assertIn(("sidecar_gossip_probes_total", ()), samples)
+        self.assertEqual(samples[("sidecar_gossip_streams_dropped_total", ())], 0)
+        self.assertEqual(samples[("sidecar_gossip_members_refused_total", ())], 0)
         # The node's own record, counted in what push-pull must carry.
         self.assertGreater(samples[("sidecar_catalog_bytes", ())], 100)
         self.assertEqual(node.state.size, samples[("sidecar_catalog_bytes", ())])
@@ -83,3 +85,13 @@ class MetricsTests(TestCase):
         # This request's own connection, and no refusal.
         self.assertEqual(samples[("sidecar_api_connections", ())], 1)
         self.assertEqual(samples[("sidecar_api_connections_refused_total", ())], 0)
+        # Instances by service and status, zeros included.
+        instances = "sidecar_service_instances"
+        alive = (("service", "svc-host-a"), ("status", "Alive"))
+        self.assertEqual(samples[(instances, alive)], 1)
+        drained = (("service", "svc-host-a"), ("status", "Draining"))
+        self.assertEqual(samples[(instances, drained)], 0)
+        # The process's own figures, and no *_created series at all.
+        self.assertGreater(samples[("process_resident_memory_bytes", ())], 0)
+        self.assertGreater(samples[("process_open_fds", ())], 0)
+        self.assertEqual([k for k in samples if k[0].endswith("_created")], [])

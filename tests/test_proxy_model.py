@@ -16,10 +16,12 @@ from sidecar.catalog import Port, Service, Status
 from sidecar.proxy.model import (
     Admission,
     Conflict,
+    Frontend,
     ProxyModel,
     Refusal,
     Server,
     buildModel,
+    describeChanges,
     sanitize,
 )
 from sidecar.proxy.template import ProxyTemplate, ProxyTemplateError, TemplateSettings
@@ -498,3 +500,31 @@ class TemplateTests(SynchronousTestCase):
             "web-----server-evil-6-6-6-6-80 host-b-----bind--:22"
             " host-b-----bind--:22-a1",
         )
+
+
+class DescribeChangesTests(SynchronousTestCase):
+    """
+    L{describeChanges}: what a proxy update changed, for its log line.
+    """
+
+    def frontend(self, port: int, *servers: Server) -> Frontend:
+        return Frontend(f"web-{port}", "web", port, "http", False, servers)
+
+    def test_serversInAndOutAndFrontendsAddedAndRemoved(self) -> None:
+        a = Server("host-a-i1", "127.0.1.1", 8080, "host-a")
+        b = Server("host-b-i2", "127.0.1.2", 8080, "host-b")
+        moved = Server("host-a-i1", "127.0.1.9", 8080, "host-a")
+        before = ProxyModel(frontends=(self.frontend(10001, a), self.frontend(10003)))
+        after = ProxyModel(
+            frontends=(self.frontend(10001, b, moved), self.frontend(10002, a))
+        )
+        self.assertEqual(
+            describeChanges(before, after),
+            "web:10001 +host-a-i1@127.0.1.9:8080 +host-b-i2@127.0.1.2:8080"
+            " -host-a-i1@127.0.1.1:8080; web:10002 added; web:10003 removed",
+        )
+
+    def test_firstModelAndNoChange(self) -> None:
+        model = ProxyModel(frontends=(self.frontend(10001),))
+        self.assertEqual(describeChanges(None, model), "web:10001 added")
+        self.assertEqual(describeChanges(model, model), "no frontend or server changed")

@@ -133,6 +133,8 @@ class TwistdTests(TestCase):
         self.assertEqual(announced["name"], "twistd-web")
         self.assertEqual(announced["level"], "info")
         self.assertEqual(announced["logger"], "sidecar.announce.LocalAnnouncer")
+        # No object reprs ("Starting factory <... object at 0x...>").
+        self.assertNotIn(b"object at 0x", node.output)
         # The API was polled, but access lines are debug events, not info.
         self.assertNotIn(b"GET /api/", node.output)
 

@@ -308,6 +308,7 @@ class APITests(SynchronousTestCase):
                     "ClusterName": "test-cluster",
                     "Members": 3,
                     "InCluster": True,
+                    "Warnings": [],
                     "Problems": [],
                 },
             )
@@ -338,6 +339,12 @@ class APITests(SynchronousTestCase):
                 },
             ],
         )
+
+    def test_healthSaysWhatToFixInHowTheNodeGossips(self) -> None:
+        self.members.warnings = ["gossip on 0.0.0.0 is not encrypted: ..."]
+        code, _, body = self.request("GET", "/api/health")
+        self.assertEqual(code, 200)
+        self.assertEqual(body["Warnings"], self.members.warnings)
 
     def test_healthOfANodeAloneOnPurpose(self) -> None:
         self.members.names = ["node-a"]

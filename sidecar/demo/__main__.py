@@ -15,7 +15,7 @@ from twisted.internet import defer
 from twisted.python import usage
 
 from .apps import runProgram
-from .cluster import Layout
+from .cluster import HOSTS, Layout
 from .story import Demo
 
 
@@ -25,7 +25,14 @@ class Options(usage.Options):
     """
 
     synopsis = "python -m sidecar.demo [--keep]"
-    optFlags = [["keep", None, "keep the demo's files and logs"]]
+    optFlags = [
+        [
+            "keep",
+            None,
+            "after the story, keep the cluster running until Ctrl-C, "
+            "then keep its files and logs",
+        ]
+    ]
     optParameters = [
         ["gossip-port", None, 7946, "the gossip port of every node", int],
         ["api-port", None, 7777, "the API port of every node", int],
@@ -62,10 +69,13 @@ async def play(reactor: Any, options: Options) -> None:
     # Interrupted (Ctrl-C, SIGTERM), it stops the story and then what it
     # started, before the reactor stops.
     playing = defer.ensureDeferred(demo.play())
+    interrupted: defer.Deferred[None] = defer.Deferred()
     finished: defer.Deferred[None] = defer.Deferred()
 
     def interrupt() -> defer.Deferred[None]:
         playing.cancel()
+        if not interrupted.called:
+            interrupted.callback(None)
         return finished
 
     reactor.addSystemEventTrigger("before", "shutdown", interrupt)
@@ -73,6 +83,9 @@ async def play(reactor: Any, options: Options) -> None:
     try:
         await playing
         print(f"\n{demo.summary()}")
+        if options["keep"]:
+            print(f"\nthe cluster keeps running until Ctrl-C:\n{explore(layout)}")
+            await interrupted
     except defer.CancelledError:
         print("\ninterrupted")
         status = 130
@@ -87,6 +100,21 @@ async def play(reactor: Any, options: Options) -> None:
             finished.callback(None)
     if status:
         raise SystemExit(status)
+
+
+def explore(layout: Layout) -> str:
+    """
+    Where to look at the running cluster: each node's console and API, and
+    good-svc through each host's HAProxy.
+    """
+    lines = []
+    for number in HOSTS:
+        lines.append(
+            f"  node-{number}: {layout.api(number).removesuffix('/api')}/ui/ "
+            f"(API {layout.api(number)}/), good-svc via its HAProxy: "
+            f"{layout.goodThroughProxy(number)}"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:

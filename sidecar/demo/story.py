@@ -271,7 +271,10 @@ class Demo:
         for event in sorted(step.events, key=lambda e: e.after):
             self.say(f"   +{event.after:6.2f} s  {event.what}")
         failures = step.failures
-        self.say(f"   {AWESOME}: {len(step.calls)} calls, {len(failures)} failed")
+        self.say(
+            f"   {AWESOME}: {len(step.calls)} calls, {len(failures)} failed; "
+            f"the step took {step.ended - step.began:.2f} s"
+        )
         byError: dict[str, list[float]] = {}
         for call in failures:
             byError.setdefault(str(call.error), []).append(call.started - step.began)

@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from sidecar.ratelimit import RateLimitedLog
+from sidecar.ratelimit import PerSourceBudget, RateLimitedLog
 
 from .broadcasts import BroadcastQueue
 from .interfaces import (
@@ -36,8 +36,10 @@ from .interfaces import (
 from .members import Member, Members, NoObserver
 from .messages import (
     Ack,
+    Alive,
     Dead,
     ErrorResponse,
+    IndirectPing,
     MessageType,
     NodeState,
     Ping,
@@ -73,6 +75,18 @@ DELEGATE_VERSIONS_SERF = (2, 5, 4)
 
 JOIN_RETRY_FIRST = 1.0
 JOIN_RETRY_MOST = 30.0
+
+# New members that an address which is no member's may introduce by UDP:
+# a burst, then a few a second.  Members relaying news are not limited,
+# and a push-pull (a join, or anti-entropy) brings a whole table at once,
+# bounded by the table itself.
+NEW_MEMBERS_BURST = 32
+NEW_MEMBERS_PER_SECOND = 4.0
+# Indirect pings relayed for an address that is no member's: each makes
+# this node send a ping where the request says, so a stranger may not turn
+# it into a reflector.
+RELAYS_BURST = 16
+RELAYS_PER_SECOND = 4.0
 
 
 class PushPullError(Exception):
@@ -189,12 +203,12 @@ class Cluster:
         self.queue = BroadcastQueue(timing.retransmitMultiplier)
         self.handlers = PacketHandlers(
             ping=self.prober.pingReceived,
-            indirectPing=self.prober.indirectPingReceived,
+            indirectPing=self._indirectPingReceived,
             ack=self.prober.ackReceived,
             nack=self.prober.nackReceived,
-            alive=self.members.aliveReceived,
+            alive=self._aliveReceived,
             suspect=self.members.suspectReceived,
-            dead=self.members.deadReceived,
+            dead=self._deadReceived,
             user=delegate.messageReceived,
         )
         self._packetBudget = UDP_BUFFER_SIZE - COMPOUND_HEADER - CRC_HEADER
@@ -215,7 +229,17 @@ class Cluster:
         # both sides have forgotten each other.
         self._failed: dict[str, tuple[Address, float]] = {}
         self._joinRetry = JOIN_RETRY_FIRST
+        # Whether this spell of being alone has been told in the log.
+        self._isolationTold = False
         self._failedExchanges = RateLimitedLog(self.log, clock, period=30.0)
+        self._newMembers = PerSourceBudget(
+            clock, NEW_MEMBERS_BURST, NEW_MEMBERS_PER_SECOND
+        )
+        self._strangers = RateLimitedLog(self.log, clock)
+        self._relays = PerSourceBudget(clock, RELAYS_BURST, RELAYS_PER_SECOND)
+        self._refusedRelays = RateLimitedLog(self.log, clock)
+        self.relaysRefused = 0
+        self._leftOut = RateLimitedLog(self.log, clock)
         self._inFlight: set[Deferred[Any]] = set()
         self.running = False
         self.pushPulls = 0
@@ -305,7 +329,10 @@ class Cluster:
         return d
 
     def _seedFailed(self, failure: Failure, seed: Address) -> int:
-        self.log.info(
+        # Told once per spell of isolation; the retries that follow would
+        # repeat it every 30 s.
+        emit = self.log.debug if self._isolationTold else self.log.info
+        emit(
             "could not join through {host}:{port}: {reason}",
             host=seed[0],
             port=seed[1],
@@ -314,7 +341,7 @@ class Cluster:
         return 0
 
     def _joined(self, answered: int, tried: int) -> int:
-        if tried:
+        if tried and answered:
             self.log.info(
                 "joined through {answered} of {tried} seed(s); "
                 "{members} member(s) alive",
@@ -322,6 +349,14 @@ class Cluster:
                 tried=tried,
                 members=len(self.members.alive()),
             )
+            self._isolationTold = False
+        elif tried and not self._isolationTold:
+            self.log.warn(
+                "no seed answered ({tried} tried): this node is alone, "
+                "and keeps trying",
+                tried=tried,
+            )
+            self._isolationTold = True
         if self._alone():
             self._scheduleJoinRetry()
         else:
@@ -420,6 +455,17 @@ class Cluster:
 
     def _queueMemberMessage(self, node: str, message: bytes) -> None:
         self._enqueue(("member", node), message)
+        members = self.members
+        if node == members.localName and self.running and not members.leaving:
+            # A refutation also goes straight to every live member (at most
+            # once a probe interval): gossip alone may spend its few
+            # transmissions on members that never answer, as a flood of
+            # fake ones does, and the suspicion would run out meanwhile.
+            for member in members.alive():
+                if member.name != node:
+                    self._packets.send(
+                        memberAddress(member), [message], self._wantsCRC(member)
+                    )
 
     def _enqueue(self, subject: object, message: bytes) -> None:
         self.queue.queue(subject, message)
@@ -487,15 +533,60 @@ class Cluster:
         extra: list[bytes] = []
         if room > 0:
             extra = self.queue.take(COMPOUND_OVERHEAD, room, len(self.members.alive()))
-        member = self._memberAt(address)
+        member = self.members.atAddress(address)
         crc = member is not None and self._wantsCRC(member)
         self._packets.send(address, [message, *extra], crc)
 
-    def _memberAt(self, address: Address) -> Member | None:
-        for member in self.members.all():
-            if memberAddress(member) == tuple(address):
-                return member
-        return None
+    def _aliveReceived(self, message: Alive, source: Address) -> None:
+        """
+        An alive message by UDP: news of a new member is taken from a
+        member freely, and from any other address within its budget.
+        """
+        stranger = None if self.members.atAddress(source) else source[0]
+        if self._admits(message.node, stranger):
+            self.members.aliveReceived(message)
+
+    def _indirectPingReceived(self, request: IndirectPing, source: Address) -> None:
+        """
+        Relay a ping for a member freely, and for any other address within
+        its budget.
+        """
+        if self.members.atAddress(source) is None and not self._relays.spend(source[0]):
+            self.relaysRefused += 1
+            self._refusedRelays.warn(
+                "{host} asks for indirect pings too often: not relaying",
+                host=source[0],
+            )
+            return
+        self.prober.indirectPingReceived(request, source)
+
+    def _deadReceived(self, message: Dead, source: Address) -> None:
+        """
+        A dead message by UDP: a leave is vouched for when a member sends
+        it (the leaving node itself, or a member passing on what it
+        believed).
+        """
+        vouched = self.members.atAddress(source) is not None
+        self.members.deadReceived(message, vouched=vouched)
+
+    def _admits(self, node: str, stranger: str | None) -> bool:
+        """
+        Whether news of C{node} may be taken from C{stranger} (an address
+        that is no member's; L{None}: from a member, or a peer we asked).
+        """
+        if (
+            stranger is None
+            or self.members.get(node) is not None
+            or self._newMembers.spend(stranger)
+        ):
+            return True
+        self.members.refused += 1
+        self._strangers.warn(
+            "{host} introduces new members too fast: not adding {node}",
+            host=stranger,
+            node=node,
+        )
+        return False
 
     @staticmethod
     def _wantsCRC(member: Member) -> bool:
@@ -573,17 +664,30 @@ class Cluster:
         Apply a peer's whole state, from C{source} (a peer this node
         C{dialed}, or one that connected), as memberlist does: alive and
         left members as they say; dead or suspect ones only as suspects, so
-        that we judge (and they may refute) for ourselves.
+        that we judge (and they may refute) for ourselves.  New members
+        pushed by a stranger (an address that is no member's host) are
+        taken within its budget, as by UDP; a peer we dialled is trusted.
         """
         self.pushPulls += 1
         members = self.members
         cluster = members.clusterName
+        known = dialed or members.isMemberHost(source[0])
+        stranger = None if known else source[0]
+        if message.leftOut:
+            members.refused += len(message.leftOut)
+            self._leftOut.warn(
+                "left {count} member state(s) out of a push-pull: {first}",
+                count=len(message.leftOut),
+                first=message.leftOut[0],
+            )
         for state in message.states:
             if state.state == NodeState.ALIVE:
-                members.aliveReceived(state.toAlive(cluster))
+                if self._admits(state.name, stranger):
+                    members.aliveReceived(state.toAlive(cluster))
             elif state.state == NodeState.LEFT:
                 members.deadReceived(
-                    Dead(state.incarnation, state.name, state.name, cluster)
+                    Dead(state.incarnation, state.name, state.name, cluster),
+                    vouched=stranger is None,
                 )
             elif state.state in (NodeState.DEAD, NodeState.SUSPECT):
                 members.suspectReceived(

@@ -7,10 +7,31 @@ cluster-name check of the Go Sidecar's fork.
 Pure apart from time (an injected L{IReactorTime} runs the suspicion
 timers): what it decides to tell the cluster goes to a C{broadcast}
 callable, and what it learns goes to an L{IMemberObserver}.
+
+Incarnations are guarded beyond memberlist's rules, because anyone who can
+reach the gossip port can send a rumour (docs/gossip.md, "Incarnations"):
+
+  - only a member raises its own incarnation: a suspect or dead message
+    about another member is applied at the incarnation we know for it,
+    never at the (possibly absurd) one it names, so it can always refute;
+  - a dead message from a third party, or a leave that no member vouches
+    for, starts our own suspicion of the member (or confirms it) instead:
+    only our own suspicion's end declares a member dead, so it always has
+    time to refute, and no packet can expel it;
+  - refuting, this node goes at most L{INCARNATION_JUMP} past its own
+    incarnation, never beyond 2**32 - 1, and at most once per probe
+    interval (rumours in between are answered together at its end);
+  - an alive message more than L{INCARNATION_JUMP} ahead of the member's
+    known incarnation is not believed, nor one that moves a live member
+    to another address (memberlist's conflict rule).
+
+And the table is bounded: at most C{maxMembers} names; when it is full, a
+new name takes the place of the member gone longest, or is refused.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -18,10 +39,24 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from sidecar.ratelimit import RateLimitedLog
+
 from .interfaces import IMemberObserver
 from .messages import Alive, Dead, NodeState, PushNodeState, Suspect
 from .profiles import LAN, Timing
+from .streams import MAX_PUSH_NODES
 from .suspicion import Awareness, suspicionTimeout, suspicionTimeouts
+
+# A push-pull lists the whole table, so the table holds no more than one
+# push-pull may list.
+MAX_MEMBERS = MAX_PUSH_NODES
+MAX_INCARNATION = 0xFFFFFFFF
+# How far past its own incarnation this node goes to refute a rumour that
+# names a higher one (which only a restart, that lost the old incarnation,
+# can legitimately explain; the node then catches up in steps).
+INCARNATION_JUMP = 64
+
+Address = tuple[str, int]
 
 
 @implementer(IMemberObserver)
@@ -50,6 +85,13 @@ class Member:
     @property
     def isGone(self) -> bool:
         return self.state in (NodeState.DEAD, NodeState.LEFT)
+
+    @property
+    def address(self) -> Address:
+        """
+        Where the member gossips: its IP address as text, and its port.
+        """
+        return (str(ipaddress.ip_address(self.addr)), self.port)
 
     @classmethod
     def fromAlive(cls, message: Alive, stateChange: float) -> Member:
@@ -97,6 +139,8 @@ class _Suspicion:
     initiator: str
     confirmers: set[str] = field(default_factory=set)
     timer: IDelayedCall | None = None
+    # Started by a leave nobody vouched for: unrefuted, the member left.
+    leave: bool = False
 
 
 Broadcast = Callable[[str, bytes], None]
@@ -118,6 +162,7 @@ class Members:
         acceptUnnamedPeers: bool = False,
         timing: Timing = LAN,
         observer: IMemberObserver | None = None,
+        maxMembers: int = MAX_MEMBERS,
     ) -> None:
         self.localName = local.name
         self.clusterName = clusterName
@@ -127,9 +172,18 @@ class Members:
         self._broadcast = broadcast
         self._timing = timing
         self._observer = observer or NoObserver()
-        self._members: dict[str, Member] = {local.name: local}
+        self._members: dict[str, Member] = {}
+        self._byAddress: dict[Address, str] = {}
+        self._put(local)
         self._suspicions: dict[str, _Suspicion] = {}
+        self._maxMembers = maxMembers
+        self._lastRefutation: float | None = None
+        self._rumoured = -1
+        self._refutation: IDelayedCall | None = None
+        self._refusedLog = RateLimitedLog(self.log, clock)
+        self._otherClusters = RateLimitedLog(self.log, clock)
         self.refused = 0
+        self.full = 0
         self.suspicions = 0
         self.leaving = False
 
@@ -139,6 +193,24 @@ class Members:
 
     def get(self, name: str) -> Member | None:
         return self._members.get(name)
+
+    def atAddress(self, address: Address) -> Member | None:
+        """
+        The member (alive or not) that gossips from C{address}, if any.
+        """
+        name = self._byAddress.get((address[0], address[1]))
+        return None if name is None else self._members.get(name)
+
+    def isMemberHost(self, host: str) -> bool:
+        """
+        Whether some member (alive or not) gossips from IP address C{host}
+        (a stream's source port is not its gossip port, so only the host
+        can be compared).
+        """
+        return any(address[0] == host for address in self._byAddress)
+
+    def __len__(self) -> int:
+        return len(self._members)
 
     def all(self) -> list[Member]:
         return sorted(self._members.values(), key=lambda m: m.name)
@@ -162,7 +234,7 @@ class Members:
         if clusterName == self.clusterName or (not clusterName and self._acceptUnnamed):
             return True
         self.refused += 1
-        self.log.info(
+        self._otherClusters.info(
             "ignoring {node} of cluster {theirs!r}: this is cluster {ours!r}",
             node=node,
             theirs=clusterName,
@@ -186,13 +258,13 @@ class Members:
             self._refute(message.incarnation)
             return
         current = self._members.get(message.node)
-        if current is not None and message.incarnation <= current.incarnation:
-            moved = (message.addr, message.port) != (current.addr, current.port)
-            if not (current.isGone and moved):
-                return
+        if current is not None and not self._believable(message, current):
+            return
+        if current is None and not self._makeRoom(message.node):
+            return
         member = Member.fromAlive(message, self._clock.seconds())
         self._clearSuspicion(message.node)
-        self._members[message.node] = member
+        self._put(member)
         self._broadcast(message.node, message.encode())
         if current is None or current.isGone:
             self._observer.memberJoined(member)
@@ -202,6 +274,35 @@ class Members:
             member.meta,
         ):
             self._observer.memberUpdated(member)
+
+    def _believable(self, message: Alive, current: Member) -> bool:
+        """
+        Whether an alive message about a known member may change it: it
+        must be newer (or move a member that is gone), not far ahead, and
+        not move a live member elsewhere (memberlist's conflict rule: a
+        live member's address is not taken over).
+        """
+        moved = (message.addr, message.port) != (current.addr, current.port)
+        if message.incarnation <= current.incarnation:
+            return current.isGone and moved
+        if message.incarnation > current.incarnation + INCARNATION_JUMP:
+            self._refuse(
+                "an alive message for {node} at incarnation {incarnation}, "
+                "far ahead of {known}",
+                node=message.node,
+                incarnation=message.incarnation,
+                known=current.incarnation,
+            )
+            return False
+        if moved and not current.isGone:
+            self._refuse(
+                "an alive message moves {node}, a live member, from {old} to {new}",
+                node=message.node,
+                old="{}:{}".format(*current.address),
+                new="{}:{}".format(*Member.fromAlive(message, 0).address),
+            )
+            return False
+        return True
 
     def suspectReceived(self, message: Suspect) -> None:
         if not self.sameCluster(message.clusterName, message.node):
@@ -227,21 +328,32 @@ class Members:
             return
         if current.state is not NodeState.ALIVE:
             return
+        # At the incarnation we know: only the member raises its own.
+        message = replace(message, incarnation=current.incarnation)
         self._members[message.node] = replace(
             current,
-            incarnation=message.incarnation,
             state=NodeState.SUSPECT,
             stateChange=self._clock.seconds(),
         )
         self.suspicions += 1
         self._broadcast(message.node, message.encode())
         suspicion = _Suspicion(
-            self._clock.seconds(), message.incarnation, message.source
+            self._clock.seconds(), current.incarnation, message.source
         )
         self._suspicions[message.node] = suspicion
         self._armSuspicion(message.node, suspicion)
 
-    def deadReceived(self, message: Dead) -> None:
+    def deadReceived(self, message: Dead, vouched: bool = True) -> None:
+        """
+        A member is dead, or has left (the message is from the member
+        itself).
+
+        @param vouched: whether it came from a member (as a leave does, by
+            the leaving node's own packets and by members relaying what
+            they believed) or a peer this node dialled.  A leave that is
+            not vouched for is taken as a suspicion (that ends in "left",
+            unless the member refutes it), as a third party's verdict is.
+        """
         if not self.sameCluster(message.clusterName, message.node):
             return
         current = self._members.get(message.node)
@@ -253,11 +365,28 @@ class Members:
             if not self.leaving:
                 self._refute(message.incarnation)
             return
-        self._clearSuspicion(message.node)
         left = message.source == message.node
+        hearsay = not vouched if left else message.source != self.localName
+        if hearsay:
+            # Another's verdict: judge for ourselves, giving the member the
+            # time to refute.  It starts our suspicion, or confirms it.
+            wasAlive = current.state is NodeState.ALIVE
+            self.suspectReceived(
+                Suspect(
+                    message.incarnation,
+                    message.node,
+                    message.source,
+                    message.clusterName,
+                )
+            )
+            suspicion = self._suspicions.get(message.node)
+            if suspicion is not None and wasAlive:
+                suspicion.leave = left
+            return
+        self._clearSuspicion(message.node)
+        message = replace(message, incarnation=current.incarnation)
         gone = replace(
             current,
-            incarnation=message.incarnation,
             state=NodeState.LEFT if left else NodeState.DEAD,
             stateChange=self._clock.seconds(),
         )
@@ -315,23 +444,88 @@ class Members:
             if m.isGone and m.stateChange < before and m.name != self.localName
         ]
         for name in reaped:
-            del self._members[name]
+            self._remove(name)
         return reaped
 
     def stop(self) -> None:
         for name in list(self._suspicions):
             self._clearSuspicion(name)
+        if self._refutation is not None and self._refutation.active():
+            self._refutation.cancel()
 
     # -- internals ----------------------------------------------------------
 
-    def _refute(self, incarnation: int) -> None:
-        local = self.local
-        self._members[self.localName] = replace(
-            local, incarnation=max(local.incarnation, incarnation) + 1
+    def _put(self, member: Member) -> None:
+        old = self._members.get(member.name)
+        if old is not None and self._byAddress.get(old.address) == old.name:
+            del self._byAddress[old.address]
+        self._members[member.name] = member
+        self._byAddress[member.address] = member.name
+
+    def _remove(self, name: str) -> None:
+        member = self._members.pop(name)
+        if self._byAddress.get(member.address) == name:
+            del self._byAddress[member.address]
+
+    def _makeRoom(self, name: str) -> bool:
+        """
+        Whether a new member C{name} fits the table, making room by
+        forgetting the member gone longest if need be.
+        """
+        if len(self._members) < self._maxMembers:
+            return True
+        gone = [m for m in self._members.values() if m.isGone]
+        if gone:
+            self._remove(min(gone, key=lambda m: m.stateChange).name)
+            return True
+        self.full += 1
+        self._refuse(
+            "the member table is full ({count} members): not adding {node}",
+            count=len(self._members),
+            node=name,
         )
+        return False
+
+    def _refuse(self, format: str, **fields: object) -> None:
+        self.refused += 1
+        self._refusedLog.warn(format, **fields)
+
+    def _refute(self, incarnation: int) -> None:
+        """
+        Answer a rumour about this node that names C{incarnation}: at once
+        if no refutation went out within the last probe interval, else at
+        its end, for all the rumours heard meanwhile.
+        """
+        self._rumoured = max(self._rumoured, incarnation)
+        if self._refutation is not None and self._refutation.active():
+            return
+        now = self._clock.seconds()
+        if self._lastRefutation is not None:
+            wait = self._lastRefutation + self._timing.probeInterval - now
+            if wait > 0:
+                self._refutation = self._clock.callLater(wait, self._refuteNow)
+                return
+        self._refuteNow()
+
+    def _refuteNow(self) -> None:
+        rumoured, self._rumoured = self._rumoured, -1
+        local = self.local
+        if rumoured < local.incarnation or self.leaving:
+            return  # already refuted past it
+        # Never further than peers believe (see aliveReceived).
+        target = min(rumoured + 1, local.incarnation + INCARNATION_JUMP)
+        if target > MAX_INCARNATION:
+            self._refuse(
+                "cannot refute a rumour at incarnation {incarnation}: "
+                "this node is at the last one",
+                incarnation=rumoured,
+            )
+            return
+        self._lastRefutation = self._clock.seconds()
+        self._members[self.localName] = replace(local, incarnation=target)
         self.log.info(
             "refuting a rumour about this node at incarnation {incarnation}",
-            incarnation=incarnation,
+            incarnation=rumoured,
         )
         self._broadcast(self.localName, self.localAlive().encode())
 
@@ -360,12 +554,16 @@ class Members:
         member = self._members.get(name)
         if suspicion is None or member is None or member.state is not NodeState.SUSPECT:
             return
-        self.log.info("{node} did not refute its suspicion: dead", node=name)
+        self.log.info(
+            "{node} did not refute its suspicion: {outcome}",
+            node=name,
+            outcome="left" if suspicion.leave else "dead",
+        )
         self.deadReceived(
             Dead(
                 incarnation=member.incarnation,
                 node=name,
-                source=self.localName,
+                source=name if suspicion.leave else self.localName,
                 clusterName=self.clusterName,
             )
         )

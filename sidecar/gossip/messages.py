@@ -112,6 +112,31 @@ def _port(value: int, where: str) -> None:
         raise WireError(f"{where}: port {value} is over 65535")
 
 
+def _targetPort(value: int, where: str) -> None:
+    if not 0 < value <= 0xFFFF:
+        raise WireError(f"{where}: port {value} is not one to send to")
+
+
+NAME_BYTES = 128
+
+
+def _name(value: str, where: str) -> None:
+    """
+    A member's name: printable and at most L{NAME_BYTES} bytes of UTF-8
+    (it is logged, shown by the API and written into HAProxy's config).
+    """
+    if len(value.encode("utf-8")) > NAME_BYTES:
+        raise WireError(f"{where}: a name is at most {NAME_BYTES} bytes: {value!r:.60}")
+    if not value.isprintable():
+        raise WireError(f"{where}: a name is printable text: {value!r:.60}")
+
+
+def _memberName(value: str, where: str) -> None:
+    if not value:
+        raise WireError(f"{where}: a member needs a name")
+    _name(value, where)
+
+
 def _u32(value: int, where: str) -> None:
     if value > 0xFFFFFFFF:
         raise WireError(f"{where}: {value} does not fit 32 bits")
@@ -121,7 +146,7 @@ def _u32(value: int, where: str) -> None:
 class Ping(Body):
     messageType = MessageType.PING
     seqNo: int = go("SeqNo", 0, check=_u32)
-    node: str = go("Node", "")
+    node: str = go("Node", "", check=_name)
     sourceAddr: bytes = go("SourceAddr", b"", omitempty=True, check=_optionalIP)
     sourcePort: int = go("SourcePort", 0, omitempty=True, check=_port)
     sourceNode: str = go("SourceNode", "", omitempty=True)
@@ -132,8 +157,8 @@ class IndirectPing(Body):
     messageType = MessageType.INDIRECT_PING
     seqNo: int = go("SeqNo", 0, check=_u32)
     target: bytes = go("Target", b"", check=_ip)
-    port: int = go("Port", 0, check=_port)
-    node: str = go("Node", "")
+    port: int = go("Port", 0, check=_targetPort)
+    node: str = go("Node", "", check=_name)
     nack: bool = go("Nack", False)
     sourceAddr: bytes = go("SourceAddr", b"", omitempty=True, check=_optionalIP)
     sourcePort: int = go("SourcePort", 0, omitempty=True, check=_port)
@@ -157,8 +182,8 @@ class Nack(Body):
 class Suspect(Body):
     messageType = MessageType.SUSPECT
     incarnation: int = go("Incarnation", 0, check=_u32)
-    node: str = go("Node", "")
-    source: str = go("From", "")
+    node: str = go("Node", "", check=_memberName)
+    source: str = go("From", "", check=_name)
     clusterName: str = go("ClusterName", "", omitempty=True)
 
 
@@ -166,7 +191,7 @@ class Suspect(Body):
 class Alive(Body):
     messageType = MessageType.ALIVE
     incarnation: int = go("Incarnation", 0, check=_u32)
-    node: str = go("Node", "")
+    node: str = go("Node", "", check=_memberName)
     addr: bytes = go("Addr", b"", check=_ip)
     port: int = go("Port", 0, check=_port)
     meta: bytes = go("Meta", b"")
@@ -178,8 +203,8 @@ class Alive(Body):
 class Dead(Body):
     messageType = MessageType.DEAD
     incarnation: int = go("Incarnation", 0, check=_u32)
-    node: str = go("Node", "")
-    source: str = go("From", "")
+    node: str = go("Node", "", check=_memberName)
+    source: str = go("From", "", check=_name)
     clusterName: str = go("ClusterName", "", omitempty=True)
 
 
@@ -195,7 +220,7 @@ class PushPullHeader(Body):
 @dataclass(frozen=True)
 class PushNodeState(Body):
     messageType = MessageType.PUSH_PULL
-    name: str = go("Name", "")
+    name: str = go("Name", "", check=_memberName)
     addr: bytes = go("Addr", b"", check=_ip)
     port: int = go("Port", 0, check=_port)
     meta: bytes = go("Meta", b"")

@@ -33,7 +33,7 @@ RELAY_FRACTION = 0.8
 
 
 def memberAddress(member: Member) -> Address:
-    return (str(ipaddress.ip_address(member.addr)), member.port)
+    return member.address
 
 
 @dataclass
@@ -194,7 +194,13 @@ class Prober:
         # Lifeguard: nacks we were promised but did not get point at us.
         self._members.awareness.apply(max(0, probe.expectedNacks - probe.nacks))
         self.failures += 1
-        self.log.info("no ack from {node}: suspecting it", node=probe.target)
+        member = self._members.get(probe.target)
+        if member is not None and member.state is NodeState.ALIVE:
+            self.log.info("no ack from {node}: suspecting it", node=probe.target)
+        else:
+            # Logged once, when the member stops being alive; not again at
+            # each probe while the suspicion runs.
+            self.log.debug("no ack from {node} again", node=probe.target)
         self._members.suspect(probe.target)
 
     def _acked(self, seqNo: int) -> None:

@@ -1,10 +1,14 @@
 """
 memberlist's encryption: AES-GCM with a keyring (the primary key seals,
-every key is tried to open), as serf's C{-encrypt} uses it.
+every key is tried to open), as serf's C{-encrypt} uses it; a new key for
+C{sidecar keygen}; and the warning a node gives when it gossips beyond
+its host without one.
 """
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 import os
 from collections.abc import Callable, Sequence
 
@@ -72,3 +76,35 @@ def _unpad(plaintext: bytes) -> bytes:
     if not plaintext or not 1 <= plaintext[-1] <= 16:
         raise WireError("bad PKCS7 padding")
     return plaintext[: -plaintext[-1]]
+
+
+def newKey(size: int = 32, randomBytes: Callable[[int], bytes] = os.urandom) -> str:
+    """
+    A new random gossip key, base64 as C{node.encrypt_key} takes it.
+    """
+    if size not in KEY_SIZES:
+        raise ValueError(f"an AES key is 16, 24 or 32 bytes, not {size}")
+    return base64.b64encode(randomBytes(size)).decode("ascii")
+
+
+def exposureWarning(bind: str, encrypted: bool) -> str | None:
+    """
+    What to tell the operator when gossip bound to C{bind} can be reached
+    from other hosts without a key: then anyone who reaches the port can
+    join, forge members and records, or read the catalog.  L{None} when it
+    is sealed, or bound to loopback only.
+    """
+    if encrypted:
+        return None
+    try:
+        loopback = ipaddress.ip_address(bind).is_loopback
+    except ValueError:
+        loopback = bind == "localhost"
+    if loopback:
+        return None
+    where = bind or "every interface"
+    return (
+        f"gossip on {where} is not encrypted: anyone who reaches its port "
+        "can join the cluster and change what it routes; set "
+        "node.encrypt_key (see 'sidecar keygen')"
+    )

@@ -19,7 +19,7 @@ from zope.interface import implementer
 
 from sidecar.catalog import ServicesState
 from sidecar.interfaces import IMembership
-from sidecar.problems import Problems
+from sidecar.problems import UNENCRYPTED_GOSSIP, Problems
 
 from .admission import Admission, catalogAdmission
 from .cluster import (
@@ -34,7 +34,7 @@ from .members import Member
 from .messages import NodeState
 from .prober import Address, memberAddress
 from .profiles import LAN, Timing
-from .security import Keyring
+from .security import Keyring, exposureWarning
 from .serf import SerfAwareDelegate, SerfClock
 from .streams import StreamMessage
 from .tcp import StreamDialer, StreamServerFactory
@@ -91,8 +91,9 @@ class GossipService(Service):
     ) -> None:
         """
         @param problems: where the gossip's faults (members' clocks far
-            from ours) are shown.
+            from ours, and its L{warnings} while it runs) are shown.
         """
+        self._problems = Problems(reactor) if problems is None else problems
         self._reactor = reactor
         self.settings = settings
         self.clusterName = settings.clusterName
@@ -117,11 +118,23 @@ class GossipService(Service):
         """
         return None if self._protocol is None else self._protocol.counters
 
+    @property
+    def streamsDropped(self) -> int | None:
+        """
+        TCP streams refused as bad, over a bound or too slow, while bound.
+        """
+        return None if self.tcpPort is None else self._serverFactory.dropped
+
     # -- IMembership --------------------------------------------------------
 
     @property
     def seeded(self) -> bool:
         return bool(self.settings.seeds)
+
+    @property
+    def warnings(self) -> list[str]:
+        warning = exposureWarning(self.settings.bind[0], self._keyring is not None)
+        return [] if warning is None else [warning]
 
     def memberNames(self) -> list[str]:
         if self.cluster is None:
@@ -194,10 +207,18 @@ class GossipService(Service):
             node=settings.name,
             cluster=settings.clusterName,
         )
+        for warning in self.warnings:
+            self.log.warn("{problem}", problem=warning)
+            self._problems.raise_(UNENCRYPTED_GOSSIP, self._bindText(), warning)
         self.joined = cluster.start()
+
+    def _bindText(self) -> str:
+        host, port = self.settings.bind
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def stopService(self) -> Deferred[object]:
         super().stopService()
+        self._problems.clear(UNENCRYPTED_GOSSIP, self._bindText())
         cluster, self.cluster = self.cluster, None
         if self._broadcaster is not None:
             self._state.removeBroadcaster(self._broadcaster)

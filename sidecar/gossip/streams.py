@@ -1,15 +1,16 @@
 """
 TCP stream messages as memberlist frames them: push-pull state exchange,
 fallback pings and large user messages; optionally compressed, optionally
-sealed with the stream form of encryption.  Pure: a parser that is given
-the bytes received so far says "need more", returns a message, or raises
-L{WireError}.
+sealed with the stream form of encryption.  Pure: a L{StreamReader} that
+is fed the bytes as they arrive says "need more", returns a message, or
+raises L{WireError}, at a cost linear in the bytes and within bounds
+checked before the bytes they announce are waited for.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 import msgpack
@@ -34,14 +35,29 @@ from .security import Keyring
 
 # The Go Sidecar's fork caps a push at 10 MiB; so do we, for what we read.
 MAX_STREAM_BYTES = 10 * 1024 * 1024
+# Members one push-pull may list: the member table's bound (a push-pull
+# lists the whole table).
+MAX_PUSH_NODES = 4096
+# A msgpack header or node state: a few hundred bytes (metadata is at most
+# 512); anything this big is not one.
+MAX_OBJECT_BYTES = 64 * 1024
+MAX_CONTAINER_LEN = 1024
+_FIRST_BUFFER = 16 * 1024
 _SEALED_HEADER = 5
 
 
 @dataclass(frozen=True)
 class PushPull:
+    """
+    A push-pull as received: C{leftOut} says why each member state that
+    could not be right (a name that is not printable, say) was left out;
+    the others stand.
+    """
+
     header: PushPullHeader
     states: tuple[PushNodeState, ...]
     userState: bytes
+    leftOut: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,116 +111,228 @@ def parseStream(buffer: bytes, keyring: Keyring | None = None) -> StreamMessage 
 
     @raise WireError: for anything malformed, oversized or wrongly keyed.
     """
-    if not buffer:
-        return None
-    if keyring is not None:
-        if buffer[0] != MessageType.ENCRYPT:
+    return StreamReader(keyring).feed(buffer)
+
+
+class StreamReader:
+    """
+    Reads one stream message as its bytes arrive, in time and memory
+    linear in the bytes received: each byte is looked at once, and every
+    length is checked against its bound before the bytes it announces are
+    waited for.  With a keyring only sealed streams are accepted, and the
+    sealed length is checked before anything is buffered.
+
+    @ivar received: bytes fed so far.
+    """
+
+    def __init__(
+        self,
+        keyring: Keyring | None = None,
+        maxBytes: int = MAX_STREAM_BYTES,
+        maxNodes: int = MAX_PUSH_NODES,
+    ) -> None:
+        self._keyring = keyring
+        self._maxBytes = maxBytes
+        self._maxNodes = maxNodes
+        self.received = 0
+        self._sealed = bytearray()
+        self._body = _BodyReader(maxBytes, maxNodes, complete=False)
+
+    @property
+    def announced(self) -> int:
+        """
+        The bytes the stream has said it will send (the sealed length and
+        its header), once known; else the bytes received so far.
+        """
+        if self._keyring is not None and len(self._sealed) >= _SEALED_HEADER:
+            return _SEALED_HEADER + _sealedLength(self._sealed)
+        return self.received
+
+    def close(self) -> None:
+        """
+        Let go of what was buffered, at once: the stream was abandoned.
+        """
+        self._sealed = bytearray()
+        self._body.close()
+
+    def feed(self, data: bytes) -> StreamMessage | None:
+        """
+        Take the next bytes of the stream.
+
+        @return: the message once it is whole, else L{None}.
+        @raise WireError: as soon as the bytes cannot start a valid message
+            within the bounds; the reader is then spent.
+        """
+        self.received += len(data)
+        if self.received > self._maxBytes + _SEALED_HEADER:
+            raise WireError(f"stream over {self._maxBytes} bytes")
+        if self._keyring is None:
+            return self._body.feed(data)
+        return self._feedSealed(data, self._keyring)
+
+    def _feedSealed(self, data: bytes, keyring: Keyring) -> StreamMessage | None:
+        if self._sealed == b"" and data and data[0] != MessageType.ENCRYPT:
             raise WireError("stream is not encrypted, and encryption is required")
-        if len(buffer) < _SEALED_HEADER:
+        self._sealed += data
+        if len(self._sealed) < _SEALED_HEADER:
             return None
-        (length,) = struct.unpack(">I", buffer[1:_SEALED_HEADER])
-        if length > MAX_STREAM_BYTES:
+        length = _sealedLength(self._sealed)
+        if length > self._maxBytes:
             raise WireError(f"sealed stream of {length} bytes is over the limit")
-        if len(buffer) < _SEALED_HEADER + length:
+        if len(self._sealed) < _SEALED_HEADER + length:
             return None
+        header = bytes(self._sealed[:_SEALED_HEADER])
         body = keyring.open(
-            buffer[_SEALED_HEADER : _SEALED_HEADER + length],
-            associatedData=buffer[:_SEALED_HEADER],
+            bytes(self._sealed[_SEALED_HEADER : _SEALED_HEADER + length]),
+            associatedData=header,
         )
-        return _parseBody(body, complete=True)
-    return _parseBody(buffer, complete=False)
+        return _BodyReader(self._maxBytes, self._maxNodes, complete=True).feed(body)
 
 
-def _parseBody(body: bytes, complete: bool) -> StreamMessage | None:
-    if len(body) > MAX_STREAM_BYTES:
-        raise WireError(f"stream over {MAX_STREAM_BYTES} bytes")
-    if body and body[0] == MessageType.COMPRESS:
-        objects = _unpackObjects(body[1:], 1, complete)
-        if objects is None:
-            return None
-        compress = Compress.fromMap(stringKeys(objects[0][0], "Compress"))
-        body = decompressBody(compress, limit=MAX_STREAM_BYTES)
-        complete = True
-    if not body:
-        return None
-    try:
-        messageType = MessageType(body[0])
-    except ValueError:
-        raise WireError(f"unknown stream message type {body[0]}") from None
-    rest = body[1:]
-    if messageType is MessageType.PUSH_PULL:
-        return _parsePushPull(rest, complete)
-    if messageType is MessageType.USER:
-        found = _unpackObjects(rest, 1, complete)
-        if found is None:
-            return None
-        header = UserMessageHeader.fromMap(stringKeys(found[0][0], "UserMessageHeader"))
-        payload = rest[found[1] : found[1] + header.userMsgLen]
-        if len(payload) < header.userMsgLen:
-            _needMore(complete, "user message")
-            return None
-        return StreamUserMessage(payload)
-    kinds: dict[MessageType, type[Body]] = {
-        MessageType.PING: Ping,
-        MessageType.ACK: Ack,
-        MessageType.ERR: ErrorResponse,
-    }
-    if messageType not in kinds:
-        raise WireError(f"{messageType.name} is not a stream message")
-    found = _unpackObjects(rest, 1, complete)
-    if found is None:
-        return None
-    kind = kinds[messageType]
-    return kind.fromMap(stringKeys(found[0][0], kind.__name__))  # type: ignore[no-any-return]
+def _sealedLength(sealed: bytearray) -> int:
+    (length,) = struct.unpack(">I", sealed[1:_SEALED_HEADER])
+    return int(length)
 
 
-def _parsePushPull(rest: bytes, complete: bool) -> PushPull | None:
-    found = _unpackObjects(rest, 1, complete)
-    if found is None:
-        return None
-    header = PushPullHeader.fromMap(stringKeys(found[0][0], "PushPullHeader"))
-    if header.userStateLen > MAX_STREAM_BYTES:
-        raise WireError(f"user state of {header.userStateLen} bytes is over the limit")
-    everything = _unpackObjects(rest, 1 + header.nodes, complete)
-    if everything is None:
-        return None
-    objects, offset = everything
-    states = tuple(
-        PushNodeState.fromMap(stringKeys(state, f"PushNodeState[{n}]"))
-        for n, state in enumerate(objects[1:])
-    )
-    userState = rest[offset : offset + header.userStateLen]
-    if len(userState) < header.userStateLen:
-        _needMore(complete, "push-pull user state")
-        return None
-    return PushPull(header, states, userState)
+_Wanted = Generator[None, None, StreamMessage]
 
 
-def _unpackObjects(
-    data: bytes, count: int, complete: bool
-) -> tuple[list[object], int] | None:
+class _BodyReader:
     """
-    The first C{count} msgpack objects of C{data} and the offset after
-    them, or L{None} when C{data} stops short (an error if C{complete}).
+    An unsealed body, parsed by a generator that pauses wherever the bytes
+    run out and resumes where it stopped; msgpack's unpacker resumes the
+    same way, so nothing is parsed twice.  A C{complete} body (decrypted
+    or decompressed whole) that runs out is truncated.
     """
-    unpacker = msgpack.Unpacker(raw=True, strict_map_key=False, max_buffer_size=0)
-    unpacker.feed(data)
-    objects = []
-    try:
-        for _ in range(count):
-            objects.append(unpacker.unpack())
-    except msgpack.OutOfData:
-        _needMore(complete, "msgpack body")
+
+    def __init__(self, maxBytes: int, maxNodes: int, complete: bool) -> None:
+        self._maxBytes = maxBytes
+        self._maxNodes = maxNodes
+        self._complete = complete
+        # Container lengths are bounded too: msgpack allocates a list for
+        # the length an array announces before any element arrives.  Its
+        # buffer starts small (not at its default 1 MiB) and grows with
+        # what arrives.
+        self._unpacker = msgpack.Unpacker(
+            raw=True,
+            strict_map_key=False,
+            read_size=min(_FIRST_BUFFER, maxBytes + 1),
+            max_buffer_size=maxBytes + 1,
+            max_array_len=MAX_CONTAINER_LEN,
+            max_map_len=MAX_CONTAINER_LEN,
+        )
+        self._fed = 0
+        self._parser = self._message()
+
+    def close(self) -> None:
+        # The paused parser refers to this reader: closing it breaks the
+        # cycle, so the buffers go now rather than at the next collection.
+        self._parser.close()
+
+    def feed(self, data: bytes) -> StreamMessage | None:
+        self._fed += len(data)
+        if self._fed > self._maxBytes:
+            raise WireError(f"stream over {self._maxBytes} bytes")
+        self._unpacker.feed(data)
+        try:
+            next(self._parser)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        if self._complete:
+            raise WireError("stream truncated")
         return None
-    except Exception as e:  # msgpack raises several unrelated types
-        raise WireError(f"not msgpack: {e}") from None
-    return objects, unpacker.tell()
+
+    def _message(self) -> _Wanted:
+        [typeByte] = yield from self._raw(1)
+        try:
+            messageType = MessageType(typeByte)
+        except ValueError:
+            raise WireError(f"unknown stream message type {typeByte}") from None
+        if messageType is MessageType.COMPRESS:
+            document = yield from self._object("Compress", self._maxBytes)
+            compress = Compress.fromMap(document)
+            body = decompressBody(compress, limit=self._maxBytes)
+            inner = _BodyReader(self._maxBytes, self._maxNodes, complete=True)
+            return inner._compressed(body)
+        if messageType is MessageType.PUSH_PULL:
+            return (yield from self._pushPull())
+        if messageType is MessageType.USER:
+            header = UserMessageHeader.fromMap(
+                (yield from self._object("UserMessageHeader"))
+            )
+            self._bounded(header.userMsgLen, "user message")
+            return StreamUserMessage((yield from self._raw(header.userMsgLen)))
+        kind = _SIMPLE.get(messageType)
+        if kind is None:
+            raise WireError(f"{messageType.name} is not a stream message")
+        return kind.fromMap((yield from self._object(kind.__name__)))  # type: ignore[no-any-return]
+
+    def _compressed(self, body: bytes) -> StreamMessage:
+        if body[:1] == bytes([MessageType.COMPRESS]):
+            raise WireError("a compressed stream inside a compressed stream")
+        message = self.feed(body)
+        assert message is not None  # a complete reader raises instead
+        return message
+
+    def _pushPull(self) -> _Wanted:
+        header = PushPullHeader.fromMap((yield from self._object("PushPullHeader")))
+        if header.nodes > self._maxNodes:
+            raise WireError(
+                f"push-pull of {header.nodes} nodes is over the limit "
+                f"of {self._maxNodes}"
+            )
+        self._bounded(header.userStateLen, "push-pull user state")
+        states, leftOut = [], []
+        for n in range(header.nodes):
+            where = f"PushNodeState[{n}]"
+            document = yield from self._object(where)
+            try:
+                states.append(PushNodeState.fromMap(document))
+            except WireError as e:
+                leftOut.append(str(e))
+        userState = yield from self._raw(header.userStateLen)
+        return PushPull(header, tuple(states), userState, tuple(leftOut))
+
+    def _bounded(self, length: int, what: str) -> None:
+        if length > self._maxBytes:
+            raise WireError(f"{what} of {length} bytes is over the limit")
+
+    def _object(
+        self, where: str, limit: int = MAX_OBJECT_BYTES
+    ) -> Generator[None, None, dict[str, object]]:
+        """
+        The next msgpack map, waiting for its bytes; one of more than
+        C{limit} bytes is refused while it is still arriving.
+        """
+        start = self._unpacker.tell()
+        while True:
+            try:
+                document = self._unpacker.unpack()
+            except msgpack.OutOfData:
+                if self._fed - start > limit:
+                    raise WireError(f"{where} over {limit} bytes") from None
+                yield
+                continue
+            except Exception as e:  # msgpack raises several unrelated types
+                raise WireError(f"{where}: not msgpack: {e}") from None
+            return stringKeys(document, where)
+
+    def _raw(self, length: int) -> Generator[None, None, bytes]:
+        """
+        The next C{length} bytes after the msgpack objects, as they come.
+        """
+        collected = bytearray()
+        while len(collected) < length:
+            chunk = self._unpacker.read_bytes(length - len(collected))
+            if not chunk:
+                yield
+                continue
+            collected += chunk
+        return bytes(collected)
 
 
-def _needMore(complete: bool, what: str) -> None:
-    """
-    More bytes may come, unless the body was C{complete} (decompressed or
-    decrypted whole): then it is truncated.
-    """
-    if complete:
-        raise WireError(f"{what} truncated")
+_SIMPLE: dict[MessageType, type[Body]] = {
+    MessageType.PING: Ping,
+    MessageType.ACK: Ack,
+    MessageType.ERR: ErrorResponse,
+}

@@ -5,6 +5,14 @@ L{StreamDialer} sends one stream message to a peer and reads its reply.
 
 One message per connection, as memberlist does: the dialer writes its
 message, the listener answers (or not) and closes.
+
+The listener is on the cluster's boundary, so it is bounded: at most
+L{MAX_INBOUND_STREAMS} streams at once (memberlist's cap on push-pulls)
+and L{MAX_STREAMS_PER_SOURCE} from one address; one deadline for the whole
+exchange, which bytes trickling in do not push back; and at most
+L{MAX_PENDING_BYTES} of unfinished streams held in memory, reserved as
+soon as a sealed stream announces its length, so that nothing is buffered
+before authentication that the budget has no room for.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from typing import Any
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
@@ -27,7 +35,7 @@ from sidecar.ratelimit import RateLimitedLog
 from .interfaces import IStreamDialer
 from .messages import WireError
 from .security import Keyring
-from .streams import StreamMessage, frameStream, parseStream
+from .streams import MAX_STREAM_BYTES, StreamMessage, StreamReader, frameStream
 
 Address = tuple[str, int]
 StreamHandler = Callable[[StreamMessage, Address], bytes | None]
@@ -40,23 +48,6 @@ class StreamError(Exception):
     """
 
 
-class _Reader:
-    """
-    Collects a stream's bytes until L{parseStream} finds a whole message.
-    """
-
-    def __init__(self, keyring: Keyring | None) -> None:
-        self._keyring = keyring
-        self._buffer = bytearray()
-
-    def feed(self, data: bytes) -> StreamMessage | None:
-        """
-        @raise WireError: when the bytes so far cannot start a valid message.
-        """
-        self._buffer += data
-        return parseStream(bytes(self._buffer), self._keyring)
-
-
 class StreamServerProtocol(Protocol, TimeoutMixin):
     """
     One inbound stream: read a message, hand it to the factory's handler,
@@ -67,49 +58,80 @@ class StreamServerProtocol(Protocol, TimeoutMixin):
     transport: Any
 
     def connectionMade(self) -> None:
-        self._reader = _Reader(self.factory.keyring)
+        self._reader = StreamReader(self.factory.keyring)
         self._done = False
+        self.reserved = 0
         self.factory.connections.add(self)
+        # One deadline for the whole exchange: never reset by a byte.
         self.setTimeout(self.factory.timeout)
+
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        """
+        The deadline's timer runs on the factory's clock.
+        """
+        return self.factory.clock.callLater(period, func)
+
+    @property
+    def source(self) -> Address:
+        peer = self.transport.getPeer()
+        return (peer.host, peer.port)
 
     def dataReceived(self, data: bytes) -> None:
         if self._done:
             return
-        self.resetTimeout()
-        peer = self.transport.getPeer()
-        source = (peer.host, peer.port)
         try:
             message = self._reader.feed(data)
+            if message is None:
+                self.factory.reserve(self, self._reader.announced)
         except WireError as e:
-            self._done = True
-            self.factory.badStream(source, e)
+            self._finish()
+            self.factory.badStream(self.source, e)
             self.transport.abortConnection()
             return
         if message is None:
             return
-        self._done = True
-        self.setTimeout(None)
+        self._finish()
+        source = self.source
         reply = self.factory.handle(message, source)
         if reply is not None:
             frame = frameStream(reply, self.factory.keyring, compress=False)
             self.transport.write(frame)
         self.transport.loseConnection()
 
+    def _finish(self) -> None:
+        self._done = True
+        self.setTimeout(None)
+        self.factory.release(self)
+
     def timeoutConnection(self) -> None:
+        self.factory.timedOut(self.source)
         self.transport.abortConnection()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.setTimeout(None)
+        self._reader.close()
+        self.factory.release(self)
         self.factory.connections.discard(self)
+
+
+MAX_INBOUND_STREAMS = 128
+MAX_STREAMS_PER_SOURCE = 8
+# Unfinished inbound streams held at once: room for one whole push of the
+# largest size, and a few small ones beside it.
+MAX_PENDING_BYTES = MAX_STREAM_BYTES + 2 * 1024 * 1024
 
 
 class StreamServerFactory(Factory):
     """
-    Accepts memberlist streams.
+    Accepts memberlist streams, within the bounds the module describes.
 
     @ivar received: streams handled; C{dropped}, streams refused as
-        malformed, oversized or wrongly keyed.
+        malformed, oversized, wrongly keyed, over a bound or too slow.
+    @ivar pending: bytes reserved by unfinished streams.
     """
+
+    # No "Starting factory <...object at 0x...>" lines in the log.
+    noisy = False
 
     protocol = StreamServerProtocol  # type: ignore[assignment]
     log = Logger()
@@ -120,14 +142,69 @@ class StreamServerFactory(Factory):
         clock: IReactorTime,
         keyring: Keyring | None = None,
         timeout: float = 10.0,
+        maxStreams: int = MAX_INBOUND_STREAMS,
+        maxPerSource: int = MAX_STREAMS_PER_SOURCE,
+        maxPendingBytes: int = MAX_PENDING_BYTES,
     ) -> None:
         self._handler = handler
+        self.clock = clock
         self.keyring = keyring
         self.timeout = timeout
+        self._maxStreams = maxStreams
+        self._maxPerSource = maxPerSource
+        self._maxPending = maxPendingBytes
         self.received = 0
         self.dropped = 0
+        self.pending = 0
         self.connections: set[StreamServerProtocol] = set()
         self._badStreams = RateLimitedLog(self.log, clock)
+        self._refusedStreams = RateLimitedLog(self.log, clock)
+        self._handlerBugs = RateLimitedLog(self.log, clock)
+
+    def buildProtocol(self, addr: Any) -> Protocol | None:
+        """
+        A protocol for a new connection, or L{None} (the port then closes
+        it at once) when the listener or this source is at its bound.
+        """
+        host = getattr(addr, "host", "")
+        fromSource = sum(1 for c in self.connections if c.source[0] == host)
+        if len(self.connections) >= self._maxStreams:
+            self._refuse(host, f"{self._maxStreams} streams are open")
+        elif fromSource >= self._maxPerSource:
+            self._refuse(host, f"{fromSource} streams from it are open")
+        else:
+            return super().buildProtocol(addr)  # type: ignore[return-value]
+        return None
+
+    def _refuse(self, host: str, why: str) -> None:
+        self.dropped += 1
+        self._refusedStreams.warn(
+            "refused a stream from {host}: {why}", host=host, why=why
+        )
+
+    def reserve(self, connection: StreamServerProtocol, size: int) -> None:
+        """
+        Hold C{size} bytes of the pending budget for C{connection}'s
+        unfinished stream (what it announced, or has sent so far).
+
+        @raise WireError: when the budget has no room for it.
+        """
+        more = size - connection.reserved
+        if more <= 0:
+            return
+        if self.pending + more > self._maxPending:
+            raise WireError(
+                f"no room for {size} more bytes: {self.pending} are pending"
+            )
+        self.pending += more
+        connection.reserved = size
+
+    def release(self, connection: StreamServerProtocol) -> None:
+        self.pending -= connection.reserved
+        connection.reserved = 0
+
+    def timedOut(self, source: Address) -> None:
+        self.badStream(source, WireError("not finished before the deadline"))
 
     def abortAll(self) -> None:
         """
@@ -141,7 +218,9 @@ class StreamServerFactory(Factory):
         try:
             return self._handler(message, source)
         except Exception:
-            self.log.failure(
+            # A bug, but one a flood of streams must not turn into a flood
+            # of tracebacks.
+            self._handlerBugs.failure(
                 "handling a stream from {host}:{port}", host=source[0], port=source[1]
             )
             return None
@@ -161,7 +240,7 @@ class _StreamClientProtocol(Protocol):
 
     def __init__(self, frame: bytes, keyring: Keyring | None, expectReply: bool):
         self._frame = frame
-        self._reader = _Reader(keyring)
+        self._reader = StreamReader(keyring)
         self._expectReply = expectReply
         self.done: Deferred[StreamMessage | None] = Deferred(self._cancel)
 

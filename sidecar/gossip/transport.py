@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from twisted.internet.error import InvalidAddressError
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
@@ -45,9 +46,9 @@ class PacketHandlers:
     indirectPing: Callable[[IndirectPing, Address], None]
     ack: Callable[[Ack], None]
     nack: Callable[[Nack], None]
-    alive: Callable[[Alive], None]
+    alive: Callable[[Alive, Address], None]
     suspect: Callable[[Suspect], None]
-    dead: Callable[[Dead], None]
+    dead: Callable[[Dead, Address], None]
     user: Callable[[bytes, Address], None]
 
 
@@ -58,6 +59,7 @@ class PacketCounters:
     packetsOut: int = 0
     bytesOut: int = 0
     dropped: int = 0
+    unsendable: int = 0
 
 
 @implementer(IPacketSender)
@@ -68,6 +70,9 @@ class GossipDatagramProtocol(DatagramProtocol):
     @ivar handlers: where received messages go; L{None} while the node is
         not running, when they are decoded and counted but not handled.
     """
+
+    # No "Starting factory <...object at 0x...>" lines in the log.
+    noisy = False
 
     log = Logger()
 
@@ -81,6 +86,8 @@ class GossipDatagramProtocol(DatagramProtocol):
         self._keyring = keyring
         self.counters = PacketCounters()
         self._badPackets = RateLimitedLog(self.log, clock)
+        self._unsendable = RateLimitedLog(self.log, clock)
+        self._handlerBugs = RateLimitedLog(self.log, clock)
 
     def send(
         self, address: Address, messages: Sequence[bytes], crc: bool = False
@@ -97,7 +104,19 @@ class GossipDatagramProtocol(DatagramProtocol):
             packet = self._keyring.seal(packet)
         if self.transport is None:
             return
-        self.transport.write(packet, address)  # type: ignore[call-arg]
+        try:
+            self.transport.write(packet, address)  # type: ignore[call-arg]
+        except (OSError, InvalidAddressError) as e:
+            # An address taken from a packet (a ping's source, say) that
+            # the socket cannot send to.
+            self.counters.unsendable += 1
+            self._unsendable.warn(
+                "cannot send to {host}:{port}: {problem}",
+                host=address[0],
+                port=address[1],
+                problem=str(e),
+            )
+            return
         self.counters.packetsOut += 1
         self.counters.bytesOut += len(packet)
 
@@ -119,7 +138,9 @@ class GossipDatagramProtocol(DatagramProtocol):
             try:
                 self._dispatch(message, addr)
             except Exception:
-                self.log.failure(
+                # A bug, but one a flood must not turn into a flood of
+                # tracebacks.
+                self._handlerBugs.failure(
                     "handling {message!r} from {host}", message=message, host=addr[0]
                 )
 
@@ -139,10 +160,10 @@ class GossipDatagramProtocol(DatagramProtocol):
             case Nack():
                 handlers.nack(message)
             case Alive():
-                handlers.alive(message)
+                handlers.alive(message, addr)
             case Suspect():
                 handlers.suspect(message)
             case Dead():
-                handlers.dead(message)
+                handlers.dead(message, addr)
             case _:
                 self.log.debug("ignoring {message!r}", message=message)

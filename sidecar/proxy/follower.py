@@ -30,7 +30,7 @@ from sidecar.problems import (
 )
 
 from .haproxy import ProxyError
-from .model import OPEN, Admission, ProxyModel, Refusal, buildModel
+from .model import OPEN, Admission, ProxyModel, Refusal, buildModel, describeChanges
 
 # After a failed update, the next try waits this long.
 RETRY_AFTER = 10.0
@@ -210,13 +210,14 @@ class ProxyFollower(Service):
             return
         self._lastProblem = None
         self._problems.clear(HAPROXY, self._subject())
-        self.model = model
+        previous, self.model = self.model, model
         self.updates += 1
         if how != "unchanged":
             self.log.info(
-                "proxy updated by {how}: {count} frontend(s)",
+                "proxy updated by {how}: {changes}",
                 how=how,
-                count=len(model.frontends),
+                changes=describeChanges(previous, model),
+                frontends=len(model.frontends),
             )
 
     def _subject(self) -> str:

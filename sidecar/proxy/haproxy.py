@@ -157,8 +157,10 @@ class ManagedHAProxy(ProcessProtocol):
             if "[ALERT]" in line:
                 self.log.warn("haproxy: {line}", line=line.strip())
             elif "[WARNING]" in line:
-                # Its warnings include every server taken out or put back.
-                self.log.info("haproxy: {line}", line=line.strip())
+                # HAProxy's warnings are mostly its own chatter (a reload's
+                # old workers leaving, every server taken out or put back),
+                # all of which the node logs in its own words.
+                self.log.debug("haproxy: {line}", line=line.strip())
 
     def processEnded(self, reason: Failure) -> None:
         if not self.stopping:

@@ -405,3 +405,32 @@ def _frontend(
         servers=tuple(sorted(servers.values())),
     )
     return frontend, collisions
+
+
+def describeChanges(before: ProxyModel | None, after: ProxyModel) -> str:
+    """
+    What changed from C{before} to C{after}, for a log line a person reads:
+    frontends added and removed, and each frontend's servers put in and
+    taken out, e.g. C{web:10001 +host-b-i2@10.0.0.2:8080 -host-a-i1@10.0.0.1:8080;
+    api:10002 added}.
+    """
+    old = {f.servicePort: f for f in (before.frontends if before else ())}
+    new = {f.servicePort: f for f in after.frontends}
+    parts = []
+    for port in sorted(old.keys() | new.keys()):
+        if port not in old:
+            parts.append(f"{new[port].service}:{port} added")
+        elif port not in new:
+            parts.append(f"{old[port].service}:{port} removed")
+        else:
+            was = {_serverLabel(s) for s in old[port].servers}
+            now = {_serverLabel(s) for s in new[port].servers}
+            moves = [f"+{label}" for label in sorted(now - was)]
+            moves += [f"-{label}" for label in sorted(was - now)]
+            if moves:
+                parts.append(f"{new[port].service}:{port} {' '.join(moves)}")
+    return "; ".join(parts) or "no frontend or server changed"
+
+
+def _serverLabel(server: Server) -> str:
+    return f"{server.name}@{server.address}:{server.port}"

@@ -386,6 +386,7 @@ class APIResource(Resource):
             "ClusterName": self._membership.clusterName,
             "Members": members,
             "InCluster": inCluster,
+            "Warnings": list(self._membership.warnings),
             "Problems": [problem.toJSON() for problem in self._problems.current()],
         }
 

@@ -51,6 +51,9 @@ class APISite(Site):
         most one line per period.
     """
 
+    # No "Starting factory <...object at 0x...>" lines in the log.
+    noisy = False
+
     accessLog = Logger()
     # The bounded channel itself, not Twisted's wrapper that can switch
     # to HTTP/2 (which needs TLS with ALPN, and the h2 package).

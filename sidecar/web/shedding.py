@@ -78,6 +78,9 @@ class ConnectionCap(WrappingFactory):
     @ivar shed: connections refused since the start.
     """
 
+    # No "Starting factory <...object at 0x...>" lines in the log.
+    noisy = False
+
     log = Logger()
 
     def __init__(
