@@ -14,6 +14,8 @@ from typing import Any
 
 import treq
 from twisted.internet import defer, reactor
+from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.trial.unittest import TestCase
 from twisted.web.client import ResponseNeverReceived
 
@@ -113,3 +115,84 @@ class TLSTests(TestCase):
         self.addCleanup(client.stopService)
         await pollUntil(lambda: defer.succeed(True if documents else None), timeout=10)
         self.assertEqual(documents[0]["Hostname"], "host-a")
+
+
+class Reader(Protocol):
+    """
+    Reads a response body until told to close its connection.
+    """
+
+    def __init__(self) -> None:
+        self.closed: defer.Deferred[None] = defer.Deferred()
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.closed.callback(None)
+
+    def close(self) -> defer.Deferred[None]:
+        self.transport.stopProducing()  # type: ignore[union-attr]
+        return self.closed
+
+
+class RawClient(Protocol):
+    """
+    Sends one request and reads its answer; closes once the answer's body
+    is whole.
+    """
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.closed: defer.Deferred[None] = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(  # type: ignore[union-attr]
+            b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        )
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+        head, _, body = self.received.partition(b"\r\n\r\n")
+        for line in head.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length" and len(body) >= int(value):
+                self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.closed.callback(None)
+
+
+class TLSUnderTheConnectionCapTests(TestCase):
+    async def test_aConnectionOverTheCapIsAnswered503OverTLS(self) -> None:
+        directory = Path(self.mktemp()).absolute()
+        directory.mkdir(parents=True)
+        tls = makeTLSFiles(directory)
+        node = startNode(
+            self,
+            "host-a",
+            "127.0.0.1",
+            moreSettings=[
+                f'tls_cert = "{tls.cert}"',
+                f'tls_key = "{tls.key}"',
+                "max_connections = 1",
+            ],
+        )
+        port = node.api.port.getHost().port  # type: ignore[union-attr]
+        api = f"https://127.0.0.1:{port}"
+        agent = agentTrusting(reactor, str(tls.ca))
+        stream = await treq.get(api + "/api/watch", agent=agent, unbuffered=True)
+        self.assertEqual(stream.code, 200)
+        reader = Reader()
+        stream.deliverBody(reader)
+        self.addCleanup(reader.close)
+        ca = Certificate.loadPEM(tls.ca.read_bytes())
+        client = RawClient()
+        reactor.connectSSL(  # type: ignore[attr-defined]
+            "127.0.0.1",
+            port,
+            ClientFactory.forProtocol(lambda: client),
+            optionsForClientTLS("127.0.0.1", trustRoot=ca),
+        )
+        await client.closed
+        head, _, body = client.received.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 503 "), head)
+        self.assertIn(b"Retry-After: 1", head)
+        self.assertIn(b"too many connections", body)
