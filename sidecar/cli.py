@@ -2,6 +2,11 @@
 The C{sidecar} command for operators: it asks a node's API and prints
 readable tables (or the JSON, with C{--json}).
 
+Options: C{--api URL} (C{https://...} for a node with TLS), C{--ca-file
+PEM} (the CA that signed its certificate), C{--token-file FILE} (its
+bearer token, for drain and undrain).
+
+    sidecar [--api URL] status [--json]
     sidecar [--api URL] members [--json]
     sidecar [--api URL] services [--json]
     sidecar [--api URL] drain ID
@@ -14,16 +19,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import IO, Any
 
 import treq
 from twisted.internet import defer, task
 from twisted.python import usage
+from twisted.web.client import Agent
 
 from sidecar.catalog import Status
+from sidecar.clienttls import TrustError, agentTrusting
 from sidecar.config import ConfigError, loadConfig
 from sidecar.gossip.security import KEY_SIZES, newKey
+from sidecar.problems import CONFLICT, REFUSED, conflictSubject
 from sidecar.proxy.template import ProxyTemplate, ProxyTemplateError
 
 DEFAULT_API = "http://127.0.0.1:7777"
@@ -61,10 +69,16 @@ class _Keygen(usage.Options):
 
 class Options(usage.Options):
     synopsis = (
-        "[--api URL] members|services|drain ID|undrain ID|check-config FILE|keygen"
+        "[--api URL] status|members|services|drain ID|undrain ID|check-config FILE"
+        "|keygen"
     )
-    optParameters = [["api", "a", DEFAULT_API, "The node's API."]]
+    optParameters = [
+        ["api", "a", DEFAULT_API, "The node's API."],
+        ["ca-file", None, None, "The CA certificate (PEM) an https API's is from."],
+        ["token-file", None, None, "The bearer token file, for drain and undrain."],
+    ]
     subCommands = [
+        ["status", None, _Listing, "Whether the node is up, and its problems."],
         ["members", None, _Listing, "The cluster's members, as the node sees them."],
         ["services", None, _Listing, "Every service instance in the catalog."],
         ["drain", None, _OneService, "Take a service of the node out of proxies."],
@@ -78,29 +92,67 @@ class Options(usage.Options):
             raise usage.UsageError("a command is needed: " + self.synopsis)
 
 
-async def run(options: Options, out: IO[str]) -> None:
+async def run(options: Options, out: IO[str], reactor: Any = None) -> None:
     """
     Carry out the parsed command, writing to C{out}.
+
+    @param reactor: what the API is asked with; the global reactor when
+        L{None}.
 
     @raise CommandFailed: saying why it could not.
     """
     command, sub = options.subCommand, options.subOptions
-    api = options["api"].rstrip("/")
     if command == "check-config":
         out.write(checkConfig(sub["path"]) + "\n")
-    elif command == "keygen":
+        return
+    if command == "keygen":
         out.write(newKey(sub["size"]) + "\n")
+        return
+    api = options["api"].rstrip("/")
+    if reactor is None:
+        from twisted.internet import reactor
+    try:
+        agent = agentTrusting(reactor, options["ca-file"])
+    except TrustError as e:
+        raise CommandFailed(f"--ca-file: {e}") from None
+
+    async def _get(url: str) -> Any:
+        return await requestJSON("GET", url, agent=agent)
+
+    if command == "status":
+        document = await _get(f"{api}/api/health")
+        out.write(_json(document) if sub["json"] else statusReport(document))
     elif command == "members":
         document = await _get(f"{api}/api/members.json")
         out.write(_json(document) if sub["json"] else membersTable(document))
     elif command == "services":
         document = await _get(f"{api}/api/services.json")
-        out.write(_json(document) if sub["json"] else servicesTable(document))
+        if sub["json"]:
+            out.write(_json(document))
+        else:
+            out.write(servicesTable(document, await _problems(_get, api)))
     else:
         method = "POST" if command == "drain" else "DELETE"
         url = f"{api}/api/services/{sub['id']}/drain"
-        document = await requestJSON(method, url)
+        headers = _authorization(options["token-file"])
+        document = await requestJSON(method, url, headers=headers, agent=agent)
         out.write(document["Message"] + "\n")
+
+
+def _authorization(tokenFile: str | None) -> dict[bytes | str, bytes | str]:
+    """
+    The header that carries the token in C{tokenFile}, if one is given.
+    """
+    if tokenFile is None:
+        return {}
+    try:
+        with open(tokenFile, "rb") as f:
+            token = f.readline(4096).strip()
+    except OSError as e:
+        raise CommandFailed(
+            f"--token-file: cannot read {tokenFile}: {e.strerror}"
+        ) from None
+    return {b"Authorization": b"Bearer " + token}
 
 
 def checkConfig(path: str) -> str:
@@ -121,7 +173,29 @@ def membersTable(document: Any) -> str:
     return _table(("NAME", "ADDRESS", "STATE", "INCARNATION"), rows)
 
 
-def servicesTable(document: Any) -> str:
+def statusReport(document: Any) -> str:
+    """
+    C{/api/health} as lines: the node, then its problems as a table.
+    """
+    head = (
+        f"{document['Hostname']} is {document['Status']} in cluster "
+        f"{document['ClusterName']} with {document['Members']} member(s)\n"
+    )
+    problems = document.get("Problems") or []
+    if not problems:
+        return head + "no problems\n"
+    rows = [(p["Kind"], p["Subject"], p["Since"], p["Message"]) for p in problems]
+    return head + _table(("KIND", "SUBJECT", "SINCE", "MESSAGE"), rows)
+
+
+def servicesTable(document: Any, problems: Sequence[Any] = ()) -> str:
+    """
+    C{/api/services.json} as a table; an instance the node's proxy leaves
+    out (refused, or its ServicePort held by another service) says so in
+    C{PROXY}, from the node's C{problems}.
+    """
+    refused = {p["Subject"]: p["Message"] for p in problems if p["Kind"] == REFUSED}
+    conflicts = {p["Subject"] for p in problems if p["Kind"] == CONFLICT}
     rows = []
     for name, instances in sorted(document["Services"].items()):
         for s in instances:
@@ -131,8 +205,28 @@ def servicesTable(document: Any) -> str:
                 for p in s["Ports"] or []
             )
             status = _statusName(s["Status"])
-            rows.append((name, s["ID"], s["Hostname"], status, ports))
-    return _table(("NAME", "ID", "HOST", "STATUS", "PORTS"), rows)
+            notes = [
+                f"ServicePort {p['ServicePort']} held by another service"
+                for p in s["Ports"] or []
+                if conflictSubject(name, p["ServicePort"]) in conflicts
+            ]
+            if f"{s['Hostname']}/{s['ID']}" in refused:
+                notes.append("refused")
+            rows.append((name, s["ID"], s["Hostname"], status, ports, "; ".join(notes)))
+    return _table(("NAME", "ID", "HOST", "STATUS", "PORTS", "PROXY"), rows)
+
+
+async def _problems(get: Callable[[str], Awaitable[Any]], api: str) -> list[Any]:
+    """
+    The node's problems, or none when it cannot tell (an older node, or
+    one that is up but alone).
+    """
+    try:
+        health = await get(f"{api}/api/health")
+    except CommandFailed:
+        return []
+    problems = health.get("Problems") if isinstance(health, dict) else None
+    return problems if isinstance(problems, list) else []
 
 
 def _statusName(value: Any) -> str:
@@ -158,11 +252,13 @@ def _json(document: Any) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
-async def _get(url: str) -> Any:
-    return await requestJSON("GET", url)
-
-
-async def requestJSON(method: str, url: str, timeout: float = 10.0) -> Any:
+async def requestJSON(
+    method: str,
+    url: str,
+    timeout: float = 10.0,
+    headers: dict[bytes | str, bytes | str] | None = None,
+    agent: Agent | None = None,
+) -> Any:
     """
     Send C{method} to C{url} (a node's API) and return the JSON answer.
 
@@ -170,7 +266,13 @@ async def requestJSON(method: str, url: str, timeout: float = 10.0) -> Any:
         or answers an error (its message is told).
     """
     try:
-        response = await treq.request(method, url, persistent=False, timeout=timeout)
+        response = await treq.request(
+            method,
+            url,
+            headers=headers,
+            timeout=timeout,
+            **({"persistent": False} if agent is None else {"agent": agent}),
+        )
         body = await response.content()
     except Exception as e:
         raise CommandFailed(f"cannot reach {url}: {e}") from None
@@ -212,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     async def react(reactor: Any) -> None:
         try:
-            await run(options, sys.stdout)
+            await run(options, sys.stdout, reactor)
         except CommandFailed as e:
             sys.stderr.write(f"sidecar: {e}\n")
             raise SystemExit(1) from None

@@ -15,8 +15,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 
 from sidecar.catalog import Status
-from sidecar.cli import CommandFailed, Options, checkConfig, run
+from sidecar.cli import CommandFailed, Options, checkConfig, run, servicesTable
 from sidecar.config.values import parseKey
+from sidecar.problems import conflictSubject
 
 from .inprocess import startNode
 from .processes import pollUntil
@@ -71,6 +72,23 @@ class CommandTests(TestCase):
             str(caught.exception),
         )
 
+    async def test_statusShowsTheNodesProblems(self) -> None:
+        node = startNode(self, "host-a", "127.0.1.1")
+        address = node.api.port.getHost()  # type: ignore[union-attr]
+        self.api = f"http://{address.host}:{address.port}"
+        status = await self.say("status")
+        self.assertEqual(
+            status,
+            "host-a is up in cluster default with 1 member(s)\nno problems\n",
+        )
+        node.problems.raise_("static-file", "/etc/s.json", "not JSON")
+        lines = (await self.say("status")).splitlines()
+        self.assertEqual(lines[1].split(), ["KIND", "SUBJECT", "SINCE", "MESSAGE"])
+        self.assertEqual(lines[2].split()[:2], ["static-file", "/etc/s.json"])
+        self.assertTrue(lines[2].endswith("not JSON"))
+        parsed = json.loads(await self.say("status", "--json"))
+        self.assertEqual(parsed["Problems"][0]["Message"], "not JSON")
+
     async def test_aNodeThatIsNotThere(self) -> None:
         self.api = "http://127.0.0.1:1"
         with self.assertRaises(CommandFailed) as caught:
@@ -108,6 +126,36 @@ class GoNodeTests(TestCase):
 
 
 class OfflineTests(SynchronousTestCase):
+    def test_servicesTheProxyLeavesOutSaySo(self) -> None:
+        def instance(serviceID: str, host: str) -> dict[str, object]:
+            return {
+                "ID": serviceID,
+                "Hostname": host,
+                "Status": 0,
+                "Ports": [{"IP": "10.0.0.1", "Port": 8080, "ServicePort": 10001}],
+            }
+
+        document = {
+            "Services": {
+                "api": [instance("a1", "h1")],
+                "web": [instance("w1", "h1"), instance("w2", "h2")],
+            }
+        }
+        problems = [
+            {"Kind": "conflict", "Subject": conflictSubject("web", 10001)},
+            {"Kind": "refused", "Subject": "h2/w2", "Message": "no IP"},
+        ]
+        rows = [
+            line.split(None, 5)
+            for line in servicesTable(document, problems).splitlines()
+        ]
+        self.assertEqual(rows[0], ["NAME", "ID", "HOST", "STATUS", "PORTS", "PROXY"])
+        self.assertEqual(len(rows[1]), 5)  # api: routed, nothing to say
+        self.assertEqual(rows[2][5], "ServicePort 10001 held by another service")
+        self.assertEqual(
+            rows[3][5], "ServicePort 10001 held by another service; refused"
+        )
+
     def test_checkConfig(self) -> None:
         good = Path(self.mktemp())
         good.write_text('[node]\nname = "a"\n')

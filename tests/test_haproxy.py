@@ -34,6 +34,7 @@ from twisted.web.server import NOT_DONE_YET
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.config import loadConfig
 from sidecar.haproxytap import Options, makeCompanion
+from sidecar.problems import Problems
 from sidecar.proxy import follower as followerModule
 from sidecar.proxy import haproxy as haproxyModule
 from sidecar.proxy.follower import ProxyFollower
@@ -200,6 +201,7 @@ class HAProxyCase(TestCase):
         self.addCleanup(self.state.stop)
         self.servicePort = freePort(BIND_IP, udp=False)
         self.ports: dict[str, int] = {}
+        self.problems = Problems(reactor)  # type: ignore[arg-type]
         self.writer = HAProxyWriter(
             reactor,
             HAProxySettings(
@@ -221,6 +223,7 @@ class HAProxyCase(TestCase):
             reactor,
             0.1,
             admission=self.admission,
+            problems=self.problems,
         )
         self.follower.startService()
         self.addCleanup(self.follower.stopService)

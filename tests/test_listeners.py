@@ -22,6 +22,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.listeners import Delivery, Listeners
+from sidecar.problems import LISTENER, Problems
 
 from .processes import pollUntil
 
@@ -153,7 +154,10 @@ class ListenerTests(TestCase):
         )
 
     def start(self, urls: tuple[str, ...], wanted: Any = dict) -> Listeners:
-        listeners = Listeners(self.state, urls, wanted, reactor, FAST)
+        self.problems = Problems(reactor)  # type: ignore[arg-type]
+        listeners = Listeners(
+            self.state, urls, wanted, reactor, FAST, problems=self.problems
+        )
         listeners.startService()
         self.addCleanup(listeners.stopService)
         return listeners
@@ -223,6 +227,10 @@ class ListenerTests(TestCase):
                 status["LastError"], f"{url}: no complete answer within 1 s"
             )
             self.assertEqual(status["Delivered"], 0)
+            self.assertEqual(
+                [(p.kind, p.subject, p.message) for p in self.problems.current()],
+                [(LISTENER, f"UrlListener({url})", status["LastError"])],
+            )
             resource.stall = False  # it recovers
             self.change(2)
             await pollUntil(
@@ -237,6 +245,7 @@ class ListenerTests(TestCase):
             )
         )
         self.assertIsNone(listeners.status()[0]["LastError"])
+        self.assertEqual(self.problems.current(), [])
         logged = [formatEvent(e) for e in events]
         self.assertIn(
             f"listener UrlListener({url}): {url}: no complete answer within 1 s;"
