@@ -360,10 +360,12 @@ class KeepAliveTests(TestCase):
         import socket
 
         from twisted.internet.protocol import Factory, Protocol
-        from twisted.web.client import URI
+        from twisted.web.client import URI, BrowserLikePolicyForHTTPS
 
         port = serve(self, Silent())
-        endpoints = watchclient._KeepAliveEndpoints(reactor)
+        endpoints = watchclient._KeepAliveEndpoints(
+            reactor, BrowserLikePolicyForHTTPS()
+        )
         endpoint = endpoints.endpointForURI(
             URI.fromBytes(f"http://127.0.0.1:{port}/".encode())
         )
@@ -380,9 +382,17 @@ class KeepAliveTests(TestCase):
             watchclient.KEEPALIVE_PROBES,
         )
 
-    def test_onlyHTTPIsFollowed(self) -> None:
-        from twisted.web.client import URI
+    def test_onlyHTTPAndHTTPSAreFollowed(self) -> None:
+        from twisted.internet.endpoints import wrapClientTLS
+        from twisted.web.client import URI, BrowserLikePolicyForHTTPS
 
-        endpoints = watchclient._KeepAliveEndpoints(reactor)
+        endpoints = watchclient._KeepAliveEndpoints(
+            reactor, BrowserLikePolicyForHTTPS()
+        )
         with self.assertRaises(StreamError):
-            endpoints.endpointForURI(URI.fromBytes(b"https://127.0.0.1:1/"))
+            endpoints.endpointForURI(URI.fromBytes(b"ftp://127.0.0.1:1/"))
+        tls = endpoints.endpointForURI(URI.fromBytes(b"https://127.0.0.1:1/"))
+        self.assertIsInstance(
+            tls,
+            type(wrapClientTLS(None, None)),  # type: ignore[arg-type]
+        )
