@@ -53,7 +53,15 @@ NOTICED = (
 )
 # Headers either side may have alone: Go's and Twisted's bookkeeping, and
 # ours on purpose (docs/migrating.md: cached encodings, Allow on a 405).
-UNCOMPARED = {"date", "content-length", "server", "etag", "last-modified", "vary", "allow"}
+UNCOMPARED = {
+    "date",
+    "content-length",
+    "server",
+    "etag",
+    "last-modified",
+    "vary",
+    "allow",
+}
 NODE_LOCAL = "-"
 
 
@@ -189,8 +197,10 @@ class GoAPIBytesTests(TestCase):
                 return None
             return goState, ourState, answers
 
-        goState, ourState, answers = await pollUntil(stillCatalog, timeout=30, every=0.1)
-        for path, (go, ours) in zip(paths, answers):
+        goState, ourState, answers = await pollUntil(
+            stillCatalog, timeout=30, every=0.1
+        )
+        for path, (go, ours) in zip(paths, answers, strict=True):
             self.assertSameAnswer(go, ours, path)
         # Every instance is listed, on both.
         listed = json.loads(answers[0][0].body)["Services"]
@@ -200,11 +210,14 @@ class GoAPIBytesTests(TestCase):
         goPairs = pairsWithoutNodeLocal(goState.body)
         self.assertEqual(pairsWithoutNodeLocal(ourState.body), goPairs)
         self.assertEqual(
-            [k for k, _ in goPairs], ["Servers", "LastChanged", "ClusterName", "Hostname"]
+            [k for k, _ in goPairs],
+            ["Servers", "LastChanged", "ClusterName", "Hostname"],
         )
         self.assertEqual(json.loads(goState.body)["Hostname"], "go-1")
         self.assertEqual(json.loads(ourState.body)["Hostname"], "ours-1")
-        self.assertEqual(withoutNodeLocal(ourState.body), withoutNodeLocal(goState.body))
+        self.assertEqual(
+            withoutNodeLocal(ourState.body), withoutNodeLocal(goState.body)
+        )
 
     async def test_errors(self) -> None:
         """
