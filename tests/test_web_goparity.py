@@ -73,6 +73,19 @@ class GoParityTests(SynchronousTestCase):
             response.headers[b"content-length"], [b"%d" % len(response.body)]
         )
 
+    def test_noServerHeader(self) -> None:
+        """
+        Go's net/http names no server; neither do we (Twisted would).
+        """
+        for method, path in (
+            ("GET", "/api/services.json"),
+            ("GET", "/api/services/nope.json"),
+            ("GET", "/api/x"),
+            ("OPTIONS", "/api/state.json"),
+            ("POST", "/api/services/nosuchid/drain"),
+        ):
+            self.assertNotIn(b"server", self.send(method, path).headers, path)
+
     def test_readsHaveGoHeaders(self) -> None:
         read = {
             b"content-type": b"application/json",

@@ -72,6 +72,14 @@ class BoundedRequest(Request):
             return
         self._body.write(data)
 
+    def write(self, data: bytes) -> None:
+        # Go's net/http sends no Server header; Twisted's Request.process
+        # sets one (its name and version) before rendering: drop it before
+        # the head goes out (finish writes b"" when nothing was written).
+        if not self.startedWriting:
+            self.responseHeaders.removeHeader(b"Server")
+        super().write(data)
+
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if not self.refused:
             super().requestReceived(command, path, version)
