@@ -29,7 +29,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import HTTPConnectionPool
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import NOT_DONE_YET, Site
 
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.config import loadConfig
@@ -40,6 +40,7 @@ from sidecar.proxy.follower import ProxyFollower
 from sidecar.proxy.haproxy import HAProxySettings, HAProxyWriter
 from sidecar.proxy.model import OPEN, Admission, buildModel
 from sidecar.proxy.ports import bindProbe
+from sidecar.proxy.runtime import RuntimeCommandError
 from sidecar.proxy.template import ProxyTemplate, TemplateSettings
 
 from .doubles import Members
@@ -422,6 +423,81 @@ class HAProxyTests(HAProxyCase):
         response = await treq.get(url, persistent=False, timeout=5)
         self.assertEqual(response.code, 503)
         await response.content()
+
+
+class RuntimeChangeTests(HAProxyCase):
+    """
+    A server that keeps its name but moves (another port, another address)
+    is moved at runtime; a runtime change HAProxy refuses becomes a reload.
+    """
+
+    def moved(self, name: str, port: int, address: str) -> Service:
+        record = self.record(name)
+        return replace(record, ports=(replace(record.ports[0], port=port, ip=address),))
+
+    async def test_aServerThatMovesToAnotherPortIsFollowedWithoutAReload(
+        self,
+    ) -> None:
+        url = f"http://{BIND_IP}:{self.servicePort}/"
+        self.backend("a")
+        self.state.merge(self.record("a"))
+        await self.applied()
+        self.assertEqual(await answer(url), b"a")
+        reloads, changes = self.writer.reloads, self.writer.runtimeChanges
+        elsewhere = serveNamed(self, "a-moved")
+        self.state.merge(self.moved("a", elsewhere, "127.0.0.1"))
+        await self.applied()
+        self.assertEqual(await answer(url), b"a-moved")
+        self.assertEqual(self.writer.reloads, reloads)
+        self.assertEqual(self.writer.runtimeChanges, changes + 1)
+
+    async def test_aServerThatMovesToAnotherAddressIsFollowedWithoutAReload(
+        self,
+    ) -> None:
+        url = f"http://{BIND_IP}:{self.servicePort}/"
+        # The same port on two loopback addresses: only the address moves.
+        port = freePort("127.0.0.1", udp=False)
+        for address, body in (("127.0.0.1", "a"), ("127.0.0.2", "a-moved")):
+            listening = reactor.listenTCP(  # type: ignore[attr-defined]
+                port, Site(Named(body)), interface=address
+            )
+            self.addCleanup(listening.stopListening)
+        self.ports["a"] = port
+        self.state.merge(self.moved("a", port, "127.0.0.1"))
+        await self.applied()
+        self.assertEqual(await answer(url), b"a")
+        reloads = self.writer.reloads
+        self.state.merge(self.moved("a", port, "127.0.0.2"))
+        await self.applied()
+        self.assertEqual(await answer(url), b"a-moved")
+        self.assertEqual(self.writer.reloads, reloads)
+
+    async def test_aRuntimeChangeHAProxyRefusesIsMadeByAReload(self) -> None:
+        url = f"http://{BIND_IP}:{self.servicePort}/"
+        self.backend("a")
+        self.backend("b")
+        self.state.merge(self.record("a"))
+        await self.applied()
+        reloads, changes = self.writer.reloads, self.writer.runtimeChanges
+        # HAProxy refuses to add a server at runtime (as it does for a
+        # backend whose balance algorithm cannot take one).
+        runtime = self.writer._runtime
+        expect = runtime.expect
+
+        async def refusing(command: str, *accepted: str) -> str:
+            if command.startswith("add server"):
+                raise RuntimeCommandError(f"{command!r}: refused")
+            return await expect(command, *accepted)
+
+        self.patch(runtime, "expect", refusing)
+        self.state.merge(self.record("a", Status.UNHEALTHY))
+        self.state.merge(self.record("b"))
+        await self.applied()
+        self.assertEqual(self.writer.reloads, reloads + 1)
+        self.assertEqual(self.writer.runtimeChanges, changes)
+        self.assertIsNone(self.writer.lastError)
+        self.assertEqual(await answer(url), b"b")
+        self.assertEqual(self.follower.status()["ServersDraining"], [])
 
 
 class HostileRecordsCase(HAProxyCase):
