@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 
 from twisted.internet import defer
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -18,7 +20,7 @@ from sidecar.cli import CommandFailed, Options, checkConfig, run
 from sidecar.config.values import parseKey
 
 from .inprocess import startNode
-from .processes import pollUntil
+from .processes import nodeEnvironment, pollUntil
 
 
 def parse(*argv: str) -> Options:
@@ -56,6 +58,10 @@ class CommandTests(TestCase):
         self.assertEqual(
             services.splitlines()[1].split()[:4],
             ["svc-host-a", service.id, "host-a", "ALIVE"],
+        )
+        parsed = json.loads(await self.say("members", "--json"))
+        self.assertEqual(
+            [(m["Name"], m["State"]) for m in parsed["Members"]], [("host-a", "alive")]
         )
         parsed = json.loads(await self.say("services", "--json"))
         self.assertEqual(list(parsed["Services"]), ["svc-host-a"])
@@ -108,3 +114,50 @@ class OfflineTests(SynchronousTestCase):
     def test_aCommandIsNeeded(self) -> None:
         self.assertRaises(UsageError, parse)
         self.assertRaises(UsageError, parse, "drain")
+
+
+class ExitCodeTests(TestCase):
+    """
+    The console script in a process of its own: 0 and the answer on
+    stdout, 1 when the command cannot be done, 2 when it is not understood;
+    each failure is one line on stderr.
+    """
+
+    async def sidecar(self, *argv: str) -> tuple[str, str, int]:
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable,
+            ["-c", "from sidecar.cli import main; main()", *argv],
+            env=nodeEnvironment(),
+        )
+        return out.decode(), err.decode(), code
+
+    def assertOneLine(self, err: str, *fragments: str) -> None:
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertTrue(err.startswith("sidecar: "), err)
+        for fragment in fragments:
+            self.assertIn(fragment, err)
+
+    async def test_success(self) -> None:
+        good = Path(self.mktemp())
+        good.write_text('[node]\nname = "a"\n')
+        out, err, code = await self.sidecar("check-config", str(good))
+        self.assertEqual((out, err, code), (f"{good}: valid\n", "", 0))
+
+    async def test_aCommandThatCannotBeDone(self) -> None:
+        bad = Path(self.mktemp())
+        bad.write_text('[node]\nnmae = "a"\n')
+        out, err, code = await self.sidecar("check-config", str(bad))
+        self.assertEqual((out, code), ("", 1))
+        self.assertOneLine(err, "node.nmae")
+        out, err, code = await self.sidecar("--api", "http://127.0.0.1:1", "members")
+        self.assertEqual((out, code), ("", 1))
+        self.assertOneLine(err, "cannot reach http://127.0.0.1:1/api/members.json")
+
+    async def test_aCommandNotUnderstood(self) -> None:
+        for argv, fragment in (
+            ((), "a command is needed"),
+            (("keygen", "--size", "20"), "--size is 16, 24 or 32, not 20"),
+        ):
+            out, err, code = await self.sidecar(*argv)
+            self.assertEqual((out, code), ("", 2))
+            self.assertOneLine(err, fragment)
