@@ -12,10 +12,12 @@ C{Created} 0) are left out and shown, and the rest keeps flowing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +35,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.config import loadConfig
+from sidecar.demo.processes import TWISTD, ChildProcess, spawn
 from sidecar.haproxytap import Options, makeCompanion
 from sidecar.proxy import follower as followerModule
 from sidecar.proxy import haproxy as haproxyModule
@@ -776,6 +779,85 @@ class CompanionTests(TestCase):
         )
         response = await treq.get(url, persistent=False, timeout=5)
         self.assertEqual(await response.content(), b"followed")
+
+
+class CompanionProcessTests(TestCase):
+    """
+    C{twistd -n sidecar-haproxy} as a user runs it: a real process that
+    routes a node's services, stops cleanly on SIGTERM, and refuses a bad
+    configuration in one line.
+    """
+
+    skip = haproxySkipReason()
+
+    def companion(self, directory: Path, *argv: str) -> ChildProcess:
+        child = ChildProcess()
+        spawn(
+            child,
+            [sys.executable, *TWISTD, "-n", "--pidfile=", "sidecar-haproxy", *argv],
+            str(directory),
+        )
+
+        async def stopped() -> None:
+            child.signal("KILL")
+            await child.ended
+
+        self.addCleanup(lambda: defer.ensureDeferred(stopped()))
+        return child
+
+    async def test_itRoutesTheNodesServicesAndStopsOnSIGTERM(self) -> None:
+        directory = temporaryDirectory(self)
+        servicePort = freePort(BIND_IP, udp=False)
+        target = staticTarget(serveNamed(self, "followed"), servicePort)
+        node = startNode(
+            self,
+            "host-a",
+            "127.0.0.1",
+            targets=[target],
+            moreSettings=["[health]", 'interval = "100ms"'],
+        )
+        api = node.api.port.getHost()  # type: ignore[union-attr]
+        configPath = directory / "companion.toml"
+        settings = [
+            "[node]",
+            'name = "host-a"',
+            "[log]",
+            'format = "json"',
+            *haproxySettings(directory),
+        ]
+        configPath.write_text("\n".join(settings) + "\n")
+        child = self.companion(
+            directory, f"--sidecar=http://{api.host}:{api.port}", f"--config={configPath}"
+        )
+        url = f"http://{BIND_IP}:{servicePort}/"
+
+        async def routed() -> bool | None:
+            if child.exited:
+                self.fail(f"sidecar-haproxy ended: {child.describe()}")
+            return True if await answer(url) == b"followed" else None
+
+        await pollUntil(routed, timeout=30)
+        # twistd ends by the signal it was sent, once it has stopped.
+        self.assertEqual(await child.stop(), -signal.SIGTERM, child.describe())
+        # Its log is as the configuration says: JSON, one event a line.
+        events = [json.loads(line) for line in child.output.splitlines()]
+        self.assertIn("Main loop terminated.", [e["message"] for e in events])
+        # Its HAProxy went with it.
+        self.assertIsNone(await answer(url))
+
+    async def test_aBadConfigurationExitsWithOneLine(self) -> None:
+        directory = temporaryDirectory(self)
+        configPath = directory / "companion.toml"
+        configPath.write_text('[haproxy]\nbind_ipp = "127.0.0.168"\n')
+        child = self.companion(
+            directory, "--sidecar=http://127.0.0.1:1", f"--config={configPath}"
+        )
+        code = await child.ended.addTimeout(30, reactor)
+        self.assertNotEqual(code, 0)
+        said = child.describe().strip()
+        self.assertEqual(len(said.splitlines()), 1, said)
+        self.assertIn("sidecar-haproxy: ", said)
+        self.assertIn("haproxy.bind_ipp", said)
 
 
 class CompanionOptionsTests(SynchronousTestCase):
