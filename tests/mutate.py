@@ -69,6 +69,11 @@ TARGETS = [
         ("tests.test_gossip_suspicion",),
     ),
     Target(
+        "admission",
+        "sidecar/gossip/admission.py",
+        ("tests.test_catalog_admission", "tests.test_gossip_delegate"),
+    ),
+    Target(
         "proxy",
         "sidecar/proxy",
         (
