@@ -71,7 +71,11 @@ TARGETS = [
     Target(
         "admission",
         "sidecar/gossip/admission.py",
-        ("tests.test_catalog_admission", "tests.test_gossip_delegate"),
+        (
+            "tests.test_gossip_admission",
+            "tests.test_catalog_admission",
+            "tests.test_gossip_delegate",
+        ),
     ),
     Target(
         "proxy",
@@ -117,8 +121,11 @@ def _copyCheckout(into: Path) -> None:
 
 def _config(target: Target) -> str:
     # Tests run with the copy as the current directory: "python -m" puts
-    # it first on sys.path, so they import the mutated package.
-    command = " ".join([sys.executable, "-m", "twisted.trial", *target.tests])
+    # it first on sys.path, so they import the mutated package.  A mutant
+    # is killed by its first failure: the rest need not run.
+    command = " ".join(
+        [sys.executable, "-m", "twisted.trial", "--exitfirst", *target.tests]
+    )
     return "\n".join(
         [
             "[cosmic-ray]",
