@@ -14,13 +14,15 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from sidecar.catalog import Port, Service, Status
+from sidecar.catalog import Port, Service, ServicesState, Status
+from sidecar.catalog.state import Lifespans
 from sidecar.gossip.admission import (
     FOREIGN_SENDER,
     FUTURE_STAMP,
     GONE_HOST,
     UNKNOWN_HOST,
     Admission,
+    catalogAdmission,
 )
 from sidecar.gossip.members import Member, Members
 from sidecar.gossip.messages import Alive, Dead
@@ -186,3 +188,39 @@ class AdmissionTests(SynchronousTestCase):
         self.clock.advance(61)
         self.assertTrue(self.judged(self.record("c"))[1])
         self.assertEqual(self.admission.refused, {UNKNOWN_HOST: 4, FOREIGN_SENDER: 1})
+
+
+class CatalogAdmissionTests(SynchronousTestCase):
+    def test_goneMembersTombstonesPassForAsLongAsTheCatalogKeepsTombstones(
+        self,
+    ) -> None:
+        clock = Clock()
+        clock.advance(1_000)
+        state = ServicesState(
+            "a", clock, lifespans=Lifespans(tombstone=round(LIFESPAN * NANOSECONDS))
+        )
+        self.addCleanup(state.stop)
+        admission = catalogAdmission(state, clock, SKEW)
+        members = Members(
+            Member("a", packed("127.0.0.1"), 7946),
+            clock,
+            lambda *args: None,
+            observer=admission,
+        )
+        admission.watch(members)
+        members.aliveReceived(Alive(1, "b", packed("127.0.0.2"), 7946, clusterName="default"))
+        members.deadReceived(Dead(1, "b", "b", clusterName="default"))
+        clock.advance(LIFESPAN - 1)
+        tombstone = Service(
+            id="s1",
+            name="web",
+            image="img",
+            hostname="b",
+            ports=(),
+            updated=round(clock.seconds() * NANOSECONDS),
+            status=Status.TOMBSTONE,
+        )
+        members.reap(clock.seconds() + 1)  # the table forgets b
+        self.assertTrue(admission.admit(tombstone, B, True))
+        clock.advance(2)
+        self.assertFalse(admission.admit(tombstone, B, True))
