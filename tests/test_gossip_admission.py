@@ -159,6 +159,29 @@ class AdmissionTests(SynchronousTestCase):
             self.judged(self.record("c", Status.TOMBSTONE), ("127.0.0.1", 1))[0]
         )
 
+    def test_aTombstonePassesUntilTheLifespanHasPassedExactly(self) -> None:
+        self.join("b", "127.0.0.2")
+        self.leave("b")
+        self.members.reap(self.clock.seconds() + 1)
+        self.clock.advance(LIFESPAN)
+        tombstone = self.record("b", Status.TOMBSTONE)
+        self.assertTrue(self.judged(tombstone, ("127.0.0.1", 1))[0])
+        self.clock.advance(0.001)
+        self.assertFalse(self.judged(tombstone, ("127.0.0.1", 1))[0])
+
+    def test_goneMembersAreForgottenOnceTheLifespanHasPassed(self) -> None:
+        # What is remembered of gone members stays bounded: each departure
+        # forgets those gone longer than the lifespan ago (and only them).
+        for name, host in (("b", "127.0.0.2"), ("c", "127.0.0.3"), ("d", "127.0.0.4")):
+            self.join(name, host)
+        self.leave("b")
+        self.clock.advance(LIFESPAN)
+        self.leave("c")
+        self.assertEqual(sorted(self.admission._gone), ["b", "c"])
+        self.clock.advance(self.clock.seconds())  # long after
+        self.leave("d")
+        self.assertEqual(sorted(self.admission._gone), ["d"])
+
     def test_aMemberBackIsNoLongerGone(self) -> None:
         self.join("b", "127.0.0.2")
         self.leave("b")
