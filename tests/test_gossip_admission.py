@@ -97,9 +97,7 @@ class AdmissionTests(SynchronousTestCase):
     def test_aLiveMembersRecordsFromAnyMember(self) -> None:
         self.join("b", "127.0.0.2")
         self.assertEqual(self.judged(self.record("b")), (True, ""))
-        self.assertEqual(
-            self.judged(self.record("b"), ("127.0.0.1", 1)), (True, "")
-        )
+        self.assertEqual(self.judged(self.record("b"), ("127.0.0.1", 1)), (True, ""))
         self.assertEqual(self.admission.refused, {})
 
     def test_aStranger(self) -> None:
@@ -231,7 +229,9 @@ class CatalogAdmissionTests(SynchronousTestCase):
             observer=admission,
         )
         admission.watch(members)
-        members.aliveReceived(Alive(1, "b", packed("127.0.0.2"), 7946, clusterName="default"))
+        members.aliveReceived(
+            Alive(1, "b", packed("127.0.0.2"), 7946, clusterName="default")
+        )
         members.deadReceived(Dead(1, "b", "b", clusterName="default"))
         clock.advance(LIFESPAN - 1)
         tombstone = Service(

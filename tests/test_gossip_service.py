@@ -25,10 +25,10 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from sidecar.catalog import ServicesState, Status, encodeService
 from sidecar.catalog.codec import dumps, serviceToJSON
 from sidecar.catalog.timestamps import LATEST
+from sidecar.gossip import service as gossipService
 from sidecar.gossip.messages import NodeState
 from sidecar.gossip.packets import encodeUserMessage
 from sidecar.gossip.prober import memberAddress
-from sidecar.gossip import service as gossipService
 from sidecar.gossip.service import GossipService, GossipSettings
 from sidecar.service import SidecarNode
 

@@ -827,7 +827,9 @@ class CompanionProcessTests(TestCase):
         ]
         configPath.write_text("\n".join(settings) + "\n")
         child = self.companion(
-            directory, f"--sidecar=http://{api.host}:{api.port}", f"--config={configPath}"
+            directory,
+            f"--sidecar=http://{api.host}:{api.port}",
+            f"--config={configPath}",
         )
         url = f"http://{BIND_IP}:{servicePort}/"
 

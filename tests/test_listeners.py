@@ -15,8 +15,8 @@ from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
-from twisted.logger import capturedLogs, formatEvent
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
@@ -389,8 +389,7 @@ class QueueBoundTests(SynchronousTestCase):
 
     def queued(self, listener: UrlListener) -> list[tuple[str, Status, Status]]:
         return [
-            (e.service.id, e.service.status, e.previousStatus)
-            for e in listener._queue
+            (e.service.id, e.service.status, e.previousStatus) for e in listener._queue
         ]
 
     def test_theOldestWaitingEventIsDroppedPastTheBound(self) -> None:
@@ -400,9 +399,7 @@ class QueueBoundTests(SynchronousTestCase):
         self.assertEqual(len(self.reactor.tcpClients), 1)  # s1 is being sent
         with capturedLogs() as logged:
             listener.enqueue(event("s4", Status.ALIVE, Status.UNKNOWN))
-        self.assertEqual(
-            [e.service.id for e in listener._queue], ["s1", "s3", "s4"]
-        )
+        self.assertEqual([e.service.id for e in listener._queue], ["s1", "s3", "s4"])
         self.assertEqual((listener.dropped, listener.coalesced), (1, 0))
         self.assertEqual(listener.waiting, 3)
         self.assertIn(
@@ -412,9 +409,7 @@ class QueueBoundTests(SynchronousTestCase):
         # The event being sent is not waiting: a newer event of its
         # service does not replace it.
         listener.enqueue(event("s1", Status.UNHEALTHY, Status.ALIVE))
-        self.assertEqual(
-            [e.service.id for e in listener._queue], ["s1", "s4", "s1"]
-        )
+        self.assertEqual([e.service.id for e in listener._queue], ["s1", "s4", "s1"])
         self.assertEqual(listener.dropped, 2)
 
     def test_aWaitingEventGivesWayToItsServicesNewerOne(self) -> None:

@@ -163,7 +163,9 @@ class FiguresTests(SynchronousTestCase):
         self.assertEqual(len(samples), 10)
 
     def test_noListenersNoFigures(self) -> None:
-        self.assertEqual(self.samples(SimpleNamespace(listeners=None), "_listeners"), {})
+        self.assertEqual(
+            self.samples(SimpleNamespace(listeners=None), "_listeners"), {}
+        )
 
     def test_theProxysFigures(self) -> None:
         proxy = _Reporting({"Reloads": 3, "RuntimeChanges": 5, "Refused": [{}, {}]})
