@@ -78,6 +78,9 @@ class Members:
     def members(self) -> list[dict[str, object]]:
         return []
 
+    def goPeers(self) -> dict[str, Any]:
+        return {"Members": [], "RelayLimit": 1395, "Withheld": []}
+
 
 class Bench:
     def __init__(self, directory: Path) -> None:

@@ -177,12 +177,26 @@ async def requestJSON(method: str, url: str, timeout: float = 10.0) -> Any:
     try:
         document = json.loads(body)
     except ValueError:
+        if response.code in (NOT_FOUND, NOT_ALLOWED):
+            raise CommandFailed(
+                f"{url}: HTTP {response.code}: {NO_SUCH_ENDPOINT}"
+            ) from None
         raise CommandFailed(f"{url}: HTTP {response.code}, not JSON") from None
     if response.code >= 400:
         message = document.get("message") if isinstance(document, dict) else None
         said = message if message else repr(body[:200])
         raise CommandFailed(f"{url}: HTTP {response.code}: {said}")
     return document
+
+
+# Our nodes answer every API error in JSON; a plain 404 or 405 comes from a
+# node without the endpoint: the Go Sidecar has no members list and no
+# undrain.
+NOT_FOUND, NOT_ALLOWED = 404, 405
+NO_SUCH_ENDPOINT = (
+    "the node has no such endpoint (a Go Sidecar node has no members list and "
+    "no undrain: ask a node of ours)"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

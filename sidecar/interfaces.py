@@ -104,6 +104,15 @@ class IMembership(Interface):
             clock minus ours in seconds, or null when not known.
         """
 
+    def goPeers():  # type: ignore[no-untyped-def]
+        """
+        @return: the Go Sidecars among the live members, and the records
+            kept from them because Go could not relay them:
+            C{{"Members": [names], "RelayLimit": bytes, "Withheld":
+            [{"Hostname", "ID", "Name", "Bytes"}]}}, with C{"Advice"} (what
+            to do) when C{Withheld} is not empty.
+        """
+
 
 class IChecker(Interface):
     """

@@ -160,6 +160,12 @@ class NodeCollector:
                 "Members this node came to suspect.",
                 cluster.members.suspicions,
             )
+            yield GaugeMetricFamily(
+                "sidecar_gossip_withheld_from_go",
+                "Catalog records kept from Go Sidecar peers: too large for Go to "
+                "relay.",
+                value=len(gossip.goPeers()["Withheld"]),
+            )
             yield _counter(
                 "sidecar_gossip_members_refused",
                 "Member news not believed (another cluster, an absurd "

@@ -97,6 +97,8 @@ class Members:
 
     def __init__(self, *names: str) -> None:
         self.names = list(names)
+        # What goPeers() says: no Go Sidecar among them.
+        self.go: dict[str, Any] = {"Members": [], "RelayLimit": 1395, "Withheld": []}
 
     def memberNames(self) -> list[str]:
         return self.names
@@ -115,6 +117,9 @@ class Members:
             }
             for name in self.names
         ]
+
+    def goPeers(self) -> dict[str, Any]:
+        return self.go
 
 
 class RawHTTP:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionRefusedError
@@ -108,8 +109,13 @@ class SimNode:
         clusterName: str = "default",
         keys: Sequence[bytes] = (),
         timing: Timing = LAN,
+        goSidecar: bool = False,
         clockSkew: float = 0.0,
     ) -> None:
+        """
+        @param goSidecar: whether the node marks itself as the Go Sidecar
+            does: its metadata without our drains mark.
+        """
         self.network = network
         self.name = f"node-{index}"
         self.address: Address = (f"127.0.1.{index}", PORT)
@@ -122,8 +128,12 @@ class SimNode:
         self.delegate = CatalogDelegate(self.state, self.admission)
         self.protocol = GossipDatagramProtocol(None, clock, self.keyring)
         self.protocol.transport = _SimUDPTransport(network, self.address)  # type: ignore[assignment]
+        local = localMember(self.name, self.address, clusterName)
+        if goSidecar:
+            goMeta = f'{{"ClusterName":"{clusterName}","State":"Running"}}'
+            local = replace(local, meta=goMeta.encode())
         self.cluster = Cluster(
-            localMember(self.name, self.address, clusterName),
+            local,
             clock,
             random.Random(index),
             self.protocol,

@@ -14,6 +14,7 @@ from twisted.internet import defer
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.resource import Resource
 
 from sidecar.catalog import Status
 from sidecar.cli import CommandFailed, Options, checkConfig, run
@@ -21,6 +22,7 @@ from sidecar.config.values import parseKey
 
 from .inprocess import startNode
 from .processes import nodeEnvironment, pollUntil
+from .switches import serve
 
 
 def parse(*argv: str) -> Options:
@@ -81,6 +83,33 @@ class CommandTests(TestCase):
             await self.say("members")
         self.assertIn(
             "cannot reach http://127.0.0.1:1/api/members.json", str(caught.exception)
+        )
+
+
+class NoEndpoint(Resource):
+    """
+    What a Go Sidecar answers where it has no endpoint: a plain 405.
+    """
+
+    isLeaf = True
+
+    def render(self, request):  # type: ignore[no-untyped-def]
+        request.setResponseCode(405)
+        return b""
+
+
+class GoNodeTests(TestCase):
+    async def test_anEndpointTheNodeLacksIsSaidInOneLine(self) -> None:
+        port = serve(self, NoEndpoint())
+        out = io.StringIO()
+        options = parse("--api", f"http://127.0.0.1:{port}", "members")
+        with self.assertRaises(CommandFailed) as caught:
+            await run(options, out)
+        self.assertEqual(
+            str(caught.exception),
+            f"http://127.0.0.1:{port}/api/members.json: HTTP 405: the node has no "
+            "such endpoint (a Go Sidecar node has no members list and no undrain: "
+            "ask a node of ours)",
         )
 
 

@@ -26,7 +26,7 @@ class RecordingDelegate:
         self.messages: list[bytes] = []
         self.states: list[bytes] = []
 
-    def localState(self) -> bytes:
+    def localState(self, recordLimit: int | None = None) -> bytes:
         return b"{}"
 
     def mergeRemoteState(

@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.gossip import streams
 from sidecar.gossip.messages import (
+    Ack,
     Ping,
     PushNodeState,
     PushPullHeader,
@@ -135,6 +136,42 @@ class StreamTests(SynchronousTestCase):
     def test_nonStreamTypesAreRefused(self) -> None:
         for junk in (b"\x04\x80", b"\x07\x01", b"\x63"):
             self.assertRaises(WireError, parseStream, junk)
+
+    def test_goStreamAckWithNilPayload(self) -> None:
+        # The fork answers a TCP ping with ackResp{SeqNo, nil}.
+        wire = frameStream(b"\x02\x82\xa5SeqNo\x03\xa7Payload\xc0")
+        self.assertEqual(parseStream(wire), Ack(seqNo=3))
+
+    def test_goPushPullWithNilMetaVsnAndNoUserState(self) -> None:
+        import msgpack
+
+        def pack(*fields: tuple[str, object]) -> bytes:
+            return bytes(msgpack.packb(dict(fields), use_bin_type=False))
+
+        # pushPullHeader, then a pushNodeState whose nil slices are nil.
+        body = (
+            b"\x06"
+            + pack(
+                ("Nodes", 1),
+                ("ClusterName", "default"),
+                ("UserStateLen", 0),
+                ("Join", False),
+            )
+            + pack(
+                ("Name", "go-1"),
+                ("Addr", b"\x7f\x00\x00\x01"),
+                ("Port", 7946),
+                ("Meta", None),
+                ("Incarnation", 4),
+                ("State", 0),
+                ("Vsn", None),
+            )
+        )
+        state = PushNodeState(
+            name="go-1", addr=b"\x7f\x00\x00\x01", port=7946, incarnation=4
+        )
+        header = PushPullHeader(nodes=1, clusterName="default")
+        self.assertArrivesWhole(frameStream(body), PushPull(header, (state,), b""))
 
     @settings(max_examples=1000, deadline=None)
     @given(st.binary(max_size=2000))

@@ -129,6 +129,95 @@ class MessageTests(SynchronousTestCase):
             self.assertIn(fragment, str(caught.exception))
 
 
+def goBody(kind: int, *fields: tuple[str, object]) -> bytes:
+    """
+    A message as go-msgpack writes a Go struct: its fields in declaration
+    order, a nil slice as msgpack nil (0xc0).
+    """
+    import msgpack
+
+    return bytes([kind]) + msgpack.packb(dict(fields), use_bin_type=False)
+
+
+class GoNilFieldTests(SynchronousTestCase):
+    """
+    Every field the Go Sidecar's memberlist fork (net.go's structs) can send
+    as a nil slice decodes to an empty value, as Go's decoder decodes it.
+    """
+
+    def test_goAckWithoutPingDelegateHasNilPayload(self) -> None:
+        # The Go Sidecar sets no ping delegate: ackResp{SeqNo, nil}.
+        wire = b"\x02\x82\xa5SeqNo\x05\xa7Payload\xc0"
+        self.assertEqual(goBody(2, ("SeqNo", 5), ("Payload", None)), wire)
+        self.assertEqual(decodePacket(wire), [Ack(seqNo=5, payload=b"")])
+
+    def test_nilAckInACompoundKeepsTheRecordsPiggybackedOnIt(self) -> None:
+        ack = goBody(2, ("SeqNo", 9), ("Payload", None))
+        record = encodeUserMessage(b'{"ID":"abc"}')
+        self.assertEqual(
+            decodePacket(makeCompound([ack, record])),
+            [Ack(seqNo=9), UserMessage(b'{"ID":"abc"}')],
+        )
+
+    def test_aliveWithNilMetaAndVsn(self) -> None:
+        wire = goBody(
+            4,
+            ("Incarnation", 2),
+            ("Node", "go-1"),
+            ("ClusterName", "default"),
+            ("Addr", b"\x7f\x00\x00\x01"),
+            ("Port", 7946),
+            ("Meta", None),
+            ("Vsn", None),
+        )
+        [alive] = decodePacket(wire)
+        self.assertEqual(
+            alive,
+            Alive(
+                incarnation=2,
+                node="go-1",
+                addr=b"\x7f\x00\x00\x01",
+                port=7946,
+                clusterName="default",
+            ),
+        )
+
+    def test_nilScalarsAndStringsDecodeAsZero(self) -> None:
+        # Go never writes these as nil, but its decoder would take them so.
+        wire = goBody(
+            3,
+            ("Incarnation", None),
+            ("Node", "go-1"),
+            ("ClusterName", None),
+            ("From", None),
+        )
+        self.assertEqual(decodePacket(wire), [Suspect(node="go-1")])
+        wire = goBody(
+            1,
+            ("SeqNo", 3),
+            ("Target", b"\x7f\x00\x00\x02"),
+            ("Port", 7946),
+            ("Node", "go-2"),
+            ("Nack", None),
+        )
+        [indirect] = decodePacket(wire)
+        self.assertFalse(indirect.nack)  # type: ignore[union-attr]
+
+    def test_nilWhereAValueIsNeededIsStillRefusedByName(self) -> None:
+        for kind, document, fragment in (
+            (4, (("Node", "go-1"), ("Addr", None)), "Alive.Addr: an IP"),
+            (1, (("SeqNo", 1), ("Target", None)), "IndirectPing.Target"),
+        ):
+            with self.assertRaises(WireError) as caught:
+                decodePacket(goBody(kind, *document))
+            self.assertIn(fragment, str(caught.exception))
+
+    def test_compressWithNilBufIsAnEmptyStreamError(self) -> None:
+        with self.assertRaises(WireError) as caught:
+            decodePacket(goBody(9, ("Algo", 0), ("Buf", None)))
+        self.assertIn("Compress.Buf", str(caught.exception))
+
+
 class FramingTests(SynchronousTestCase):
     def test_compoundCarriesEveryPartInOrder(self) -> None:
         packet = makeCompound(

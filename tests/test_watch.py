@@ -198,7 +198,8 @@ class WatchTests(TestCase):
 
 class Silent(Resource):
     """
-    A watch endpoint that sends one document and then nothing, ever.
+    A watch endpoint that sends one document and a heartbeat (so that its
+    client expects more) and then nothing, ever.
     """
 
     isLeaf = True
@@ -209,7 +210,7 @@ class Silent(Resource):
 
     def render_GET(self, request):  # type: ignore[no-untyped-def]
         self.requests.append(request)
-        request.write(b'{"Servers": {}}')
+        request.write(b'{"Servers": {}}\n')
         return NOT_DONE_YET
 
 
@@ -406,3 +407,92 @@ class BackPressureTests(SynchronousTestCase):
         self.assertEqual(
             [c for c in self.clock.getDelayedCalls() if "Watcher" in repr(c)], []
         )
+
+
+class StoppableBody:
+    """
+    The transport of a response body: it records being stopped.
+    """
+
+    stopped = False
+
+    def stopProducing(self) -> None:
+        self.stopped = True
+
+
+class QuietStreamTests(SynchronousTestCase):
+    """
+    A stream's silence limit, on a clock: only for a server that has shown
+    it sends heartbeats (ours); the Go Sidecar's stream may be quiet for as
+    long as nothing changes.
+    """
+
+    def stream(self) -> tuple[Clock, StoppableBody, list[Any], Any]:
+        clock = Clock()
+        received: list[Any] = []
+        stream = watchclient._Stream(clock, received.append)
+        body = StoppableBody()
+        stream.makeConnection(body)  # type: ignore[arg-type]
+        return clock, body, received, stream
+
+    def test_aQuietStreamWithoutHeartbeatsIsKept(self) -> None:
+        clock, body, received, stream = self.stream()
+        stream.dataReceived(b'{"Servers": {}}')
+        clock.advance(600)
+        self.assertFalse(body.stopped)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        stream.dataReceived(b'{"Servers": {"go-1": {}}}')
+        self.assertEqual(received, [{"Servers": {}}, {"Servers": {"go-1": {}}}])
+
+    def test_aStreamWithHeartbeatsIsDroppedWhenSilent(self) -> None:
+        clock, body, received, stream = self.stream()
+        stream.dataReceived(b'{"Servers": {}}')
+        stream.dataReceived(b"\n")
+        clock.advance(watchclient.SILENCE - 1)
+        stream.dataReceived(b"\n")
+        clock.advance(watchclient.SILENCE - 1)
+        self.assertFalse(body.stopped)
+        clock.advance(1)
+        self.assertTrue(body.stopped)
+        stream.connectionLost(None)
+        failure = self.failureResultOf(stream.finished, StreamError)
+        self.assertIn("nothing for 45 s", failure.getErrorMessage())
+
+    def test_aHeartbeatInTheSameChunkAsADocumentCounts(self) -> None:
+        clock, body, _, stream = self.stream()
+        stream.dataReceived(b'\n{"Servers": {}}')
+        clock.advance(watchclient.SILENCE)
+        self.assertTrue(body.stopped)
+
+
+class KeepAliveTests(TestCase):
+    async def test_streamsHaveTCPKeepalive(self) -> None:
+        import socket
+
+        from twisted.internet.protocol import Factory, Protocol
+        from twisted.web.client import URI
+
+        port = serve(self, Silent())
+        endpoints = watchclient._KeepAliveEndpoints(reactor)
+        endpoint = endpoints.endpointForURI(
+            URI.fromBytes(f"http://127.0.0.1:{port}/".encode())
+        )
+        protocol = await endpoint.connect(Factory.forProtocol(Protocol))
+        self.addCleanup(protocol.transport.loseConnection)
+        handle = protocol.transport.getHandle()
+        self.assertEqual(handle.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), 1)
+        self.assertEqual(
+            handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            watchclient.KEEPALIVE_IDLE,
+        )
+        self.assertEqual(
+            handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            watchclient.KEEPALIVE_PROBES,
+        )
+
+    def test_onlyHTTPIsFollowed(self) -> None:
+        from twisted.web.client import URI
+
+        endpoints = watchclient._KeepAliveEndpoints(reactor)
+        with self.assertRaises(StreamError):
+            endpoints.endpointForURI(URI.fromBytes(b"https://127.0.0.1:1/"))

@@ -224,6 +224,7 @@ class APITests(SynchronousTestCase):
                     "Members": 3,
                     "InCluster": True,
                     "Warnings": [],
+                    "GoPeers": {"Members": [], "RelayLimit": 1395, "Withheld": []},
                 },
             )
 
@@ -232,6 +233,19 @@ class APITests(SynchronousTestCase):
         code, _, body = self.request("GET", "/api/health")
         self.assertEqual(code, 200)
         self.assertEqual(body["Warnings"], self.members.warnings)
+
+    def test_healthReportsRecordsKeptFromGoPeers(self) -> None:
+        self.members.go = {
+            "Members": ["go-1"],
+            "RelayLimit": 1395,
+            "Withheld": [
+                {"Hostname": "node-a", "ID": "x", "Name": "web", "Bytes": 1500}
+            ],
+            "Advice": "shorten it",
+        }
+        code, _, body = self.request("GET", "/api/health")
+        self.assertEqual(code, 200)
+        self.assertEqual(body["GoPeers"], self.members.go)
 
     def test_healthOfANodeAloneOnPurpose(self) -> None:
         self.members.names = ["node-a"]

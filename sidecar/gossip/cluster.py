@@ -12,7 +12,6 @@ whole clusters in one process.
 from __future__ import annotations
 
 import ipaddress
-import json
 import random
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -43,10 +42,12 @@ from .messages import (
     MessageType,
     NodeState,
     Ping,
+    PushNodeState,
     PushPullHeader,
     Suspect,
 )
 from .packets import UDP_BUFFER_SIZE, encodeUserMessage
+from .peers import GO_RELAY_LIMIT, isGoSidecar, nodeMeta
 from .prober import Address, Prober, memberAddress
 from .profiles import LAN, Timing, scaledPushPullInterval
 from .streams import (
@@ -94,34 +95,6 @@ class PushPullError(Exception):
     A push-pull with a peer failed: refused, of another cluster, or not
     answered with state.
     """
-
-
-# In a node's metadata: it publishes its drains itself, and undrains, so
-# that peers need not hold its ALIVE records as DRAINING (the Go Sidecar's
-# sticky rule, for origins that keep announcing ALIVE while drained).
-PUBLISHES_DRAINS = {"Drains": "published"}
-
-
-def nodeMeta(clusterName: str) -> bytes:
-    """
-    The node metadata the Go Sidecar gossips (its cluster and state), and
-    that this node publishes its drains itself (Go ignores the extra key).
-    """
-    return json.dumps(
-        {"ClusterName": clusterName, "State": "Running", **PUBLISHES_DRAINS},
-        separators=(",", ":"),
-    ).encode()
-
-
-def publishesDrains(meta: bytes) -> bool:
-    """
-    Whether a member's metadata says it publishes its drains itself.
-    """
-    try:
-        document = json.loads(meta)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return False
-    return isinstance(document, dict) and document.get("Drains") == "published"
 
 
 def localMember(
@@ -490,12 +463,17 @@ class Cluster:
                 return
             self._packets.send(memberAddress(member), messages, self._wantsCRC(member))
 
-    def _gossipTargets(self) -> list[Member]:
+    def _gossipTargets(self, withGo: bool = True) -> list[Member]:
+        """
+        Up to C{gossipNodes} random live (or lately dead) members; without
+        Go Sidecars unless C{withGo}.
+        """
         now = self._clock.seconds()
         candidates = [
             m
             for m in self.members.all()
             if m.name != self.members.localName
+            and (withGo or not isGoSidecar(m.vsn, m.meta))
             and (
                 m.state in (NodeState.ALIVE, NodeState.SUSPECT)
                 or (
@@ -514,13 +492,15 @@ class Cluster:
     def _sendLarge(self, message: bytes) -> None:
         """
         A user message too big for UDP: send it as a stream to as many
-        random members as a gossip round would reach.
+        random members as a gossip round would reach; never to a Go
+        Sidecar when it is more than Go can relay (see L{peers}).
         """
         if message[0] != MessageType.USER:
             self.log.warn("dropping an oversized {type} message", type=message[0])
             return
-        body = encodeStreamUserMessage(message[1:])
-        for member in self._gossipTargets():
+        payload = message[1:]
+        body = encodeStreamUserMessage(payload)
+        for member in self._gossipTargets(withGo=len(payload) <= GO_RELAY_LIMIT):
             d = self._request(memberAddress(member), body, False)
             d.addErrback(self._exchangeFailed, "large message", member.name)
 
@@ -536,6 +516,29 @@ class Cluster:
         member = self.members.atAddress(address)
         crc = member is not None and self._wantsCRC(member)
         self._packets.send(address, [message, *extra], crc)
+
+    def goPeers(self) -> list[Member]:
+        """
+        The live or suspect members that are Go Sidecars.
+        """
+        return [
+            m
+            for m in self.members.all()
+            if m.name != self.members.localName
+            and m.state in (NodeState.ALIVE, NodeState.SUSPECT)
+            and isGoSidecar(m.vsn, m.meta)
+        ]
+
+    def _mayBeGo(self, host: str, states: Sequence[PushNodeState] = ()) -> bool:
+        """
+        Whether the peer at C{host} may be a Go Sidecar: one of the members
+        we know there, or of the C{states} it sent, is; or none is known
+        there at all (a seed, a stranger), so it is safer to assume so.
+        """
+        there = [
+            (m.vsn, m.meta) for m in self.members.all() if memberAddress(m)[0] == host
+        ] + [(s.vsn, s.meta) for s in states if _host(s.addr) == host]
+        return not there or any(isGoSidecar(vsn, meta) for vsn, meta in there)
 
     def _aliveReceived(self, message: Alive, source: Address) -> None:
         """
@@ -630,7 +633,8 @@ class Cluster:
         Exchange whole states with the node at C{address} over TCP: members
         and the application's state, both ways.
         """
-        d = self._request(address, self._localPushPull(join), True)
+        body = self._localPushPull(join, self._mayBeGo(address[0]))
+        d = self._request(address, body, True)
         return d.addCallback(self._pushPullReplied, address)
 
     def _pushPullReplied(self, reply: StreamMessage | None, address: Address) -> None:
@@ -646,9 +650,13 @@ class Cluster:
             )
         self._mergePushPull(reply, address, dialed=True)
 
-    def _localPushPull(self, join: bool) -> bytes:
+    def _localPushPull(self, join: bool, forGo: bool) -> bytes:
+        """
+        Our push-pull: every member, and the application's state; for a
+        peer that may be a Go Sidecar, without any record Go cannot relay.
+        """
         states = [member.toNodeState() for member in self.members.all()]
-        userState = self._delegate.localState()
+        userState = self._delegate.localState(GO_RELAY_LIMIT if forGo else None)
         header = PushPullHeader(
             nodes=len(states),
             userStateLen=len(userState),
@@ -752,7 +760,8 @@ class Cluster:
                 return ErrorResponse(
                     f"cluster names do not match: {ours!r} <-> {theirs!r}"
                 ).encode()
-            reply = self._localPushPull(message.header.join)
+            forGo = self._mayBeGo(source[0], message.states)
+            reply = self._localPushPull(message.header.join, forGo)
             self._mergePushPull(message, source)
             return reply
         if isinstance(message, StreamUserMessage):
@@ -767,4 +776,14 @@ class Cluster:
             kind=type(message).__name__,
             where=where,
         )
+        return None
+
+
+def _host(addr: bytes) -> str | None:
+    """
+    A member's packed address as text, or L{None} if it is not one.
+    """
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError:
         return None

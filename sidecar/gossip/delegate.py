@@ -10,7 +10,9 @@ it, whom it is about, when it is stamped) before the catalog sees it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from sidecar.catalog import (
@@ -27,9 +29,63 @@ from sidecar.catalog.codec import dumps
 from sidecar.catalog.documents import stateDocument
 
 from .admission import NOT_A_RECORD, Address, Admission
-from .cluster import Cluster, publishesDrains
+from .cluster import Cluster
 from .interfaces import IGossipDelegate, IMemberObserver
 from .members import Member
+from .peers import GO_RELAY_ADVICE, GO_RELAY_LIMIT, publishesDrains
+
+
+class WithheldRecords:
+    """
+    The records kept from Go peers because Go could not relay them (see
+    L{sidecar.gossip.peers}): each is logged once, with what to do, and
+    listed until a version of it that fits is sent.
+
+    @ivar total: how many records were ever withheld.
+    """
+
+    log = Logger()
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[str, str], dict[str, Any]] = {}
+        self.total = 0
+
+    def check(self, service: Service, size: int) -> bool:
+        """
+        Whether C{service}, C{size} bytes as gossiped, can go to Go peers;
+        if not, report it.
+        """
+        key = (service.hostname, service.id)
+        if size <= GO_RELAY_LIMIT:
+            self._records.pop(key, None)
+            return True
+        if key not in self._records:
+            self.total += 1
+            self.log.warn(
+                "record {id} of service {name} on {hostname} is {size} bytes: "
+                "not sent to Go peers; {advice}",
+                id=service.id,
+                name=service.name,
+                hostname=service.hostname,
+                size=size,
+                advice=GO_RELAY_ADVICE,
+            )
+        self._records[key] = {
+            "Hostname": service.hostname,
+            "ID": service.id,
+            "Name": service.name,
+            "Bytes": size,
+        }
+        return False
+
+    def report(self, state: ServicesState) -> list[dict[str, Any]]:
+        """
+        The records withheld now, as JSON objects C{{"Hostname", "ID",
+        "Name", "Bytes"}}: those that C{state} (the catalog) still holds.
+        """
+        for key in [k for k in self._records if state.get(*k) is None]:
+            del self._records[key]
+        return [self._records[key] for key in sorted(self._records)]
 
 
 @implementer(IGossipDelegate, IMemberObserver)
@@ -39,13 +95,26 @@ class CatalogDelegate:
     valid catalog JSON (serf's own messages, say) is refused there too.
     """
 
-    def __init__(self, state: ServicesState, admission: Admission) -> None:
+    def __init__(
+        self,
+        state: ServicesState,
+        admission: Admission,
+        withheld: WithheldRecords | None = None,
+    ) -> None:
         self._state = state
         self._admission = admission
+        self._withheld = withheld or WithheldRecords()
         state.useClockOffsets(admission.skews.offset)
 
-    def localState(self) -> bytes:
-        return dumps(stateDocument(self._state))
+    def localState(self, recordLimit: int | None = None) -> bytes:
+        document = stateDocument(self._state)
+        if recordLimit is not None:
+            for service in self._state.services():
+                size = len(encodeService(service))
+                if size > recordLimit and not self._withheld.check(service, size):
+                    servers = document["Servers"]
+                    del servers[service.hostname]["Services"][service.id]  # type: ignore[index]
+        return dumps(document)
 
     def mergeRemoteState(
         self, state: bytes, join: bool, source: Address, dialed: bool
@@ -97,14 +166,21 @@ class CatalogDelegate:
 class CatalogBroadcaster:
     """
     Sends each record the catalog wants spread as one user message; a newer
-    record of the same instance replaces one still queued.
+    record of the same instance replaces one still queued.  While Go peers
+    are present, a record too large for them is reported (the cluster
+    keeps it from them).
     """
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(
+        self, cluster: Cluster, withheld: WithheldRecords | None = None
+    ) -> None:
         self._cluster = cluster
+        self._withheld = withheld or WithheldRecords()
 
     def broadcast(self, services: Sequence[Service]) -> None:
+        goPresent = bool(self._cluster.goPeers())
         for service in services:
-            self._cluster.broadcast(
-                (service.hostname, service.id), encodeService(service)
-            )
+            payload = encodeService(service)
+            if goPresent:
+                self._withheld.check(service, len(payload))
+            self._cluster.broadcast((service.hostname, service.id), payload)

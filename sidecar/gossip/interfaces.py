@@ -16,8 +16,11 @@ class IGossipDelegate(Interface):
     catalog.
     """
 
-    def localState():  # type: ignore[no-untyped-def]
+    def localState(recordLimit):  # type: ignore[no-untyped-def]
         """
+        @param recordLimit: L{None}, or the size in bytes of the largest
+            record (user message) the receiving peer can pass on; larger
+            ones are left out.
         @return: this node's whole state as bytes, for a push-pull.
         """
 

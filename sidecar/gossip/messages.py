@@ -2,6 +2,11 @@
 memberlist's messages: a type byte and a msgpack map keyed by Go field
 names, strings and bytes both in msgpack's "raw" family, as hashicorp's
 go-msgpack writes them.  Pure encode and decode, no I/O.
+
+A Go nil slice goes on the wire as msgpack nil: the Go Sidecar, which sets
+no ping delegate, sends every ack's C{Payload} so, and a Go node without
+metadata its C{Meta}.  As Go's own decoder does, nil decodes to the field's
+zero value, in every field of every message.
 """
 
 from __future__ import annotations
@@ -325,7 +330,13 @@ def _text(value: Any, where: str) -> str:
     raise WireError(f"{where}: expected a string, got {value!r:.40}")
 
 
+# What msgpack nil decodes to, by field type: Go's zero values.
+_ZERO: dict[str, Any] = {"str": "", "bytes": b"", "bool": False, "int": 0}
+
+
 def _coerce(value: Any, kind: str, where: str) -> Any:
+    if value is None:
+        value = _ZERO[kind]
     if kind == "str":
         return _text(value, where)
     if kind == "bytes":

@@ -75,8 +75,8 @@ class SerfAwareDelegate:
         self._inner = inner
         self._clock = clock
 
-    def localState(self) -> bytes:
-        return self._inner.localState()  # type: ignore[no-any-return]
+    def localState(self, recordLimit: int | None = None) -> bytes:
+        return self._inner.localState(recordLimit)  # type: ignore[no-any-return]
 
     def mergeRemoteState(
         self, state: bytes, join: bool, source: tuple[str, int], dialed: bool

@@ -27,10 +27,11 @@ from .cluster import (
     Cluster,
     localMember,
 )
-from .delegate import CatalogBroadcaster, CatalogDelegate
+from .delegate import CatalogBroadcaster, CatalogDelegate, WithheldRecords
 from .interfaces import IGossipDelegate
 from .members import Member
 from .messages import NodeState
+from .peers import GO_RELAY_ADVICE, GO_RELAY_LIMIT
 from .prober import Address, memberAddress
 from .profiles import LAN, Timing
 from .security import Keyring, exposureWarning
@@ -100,6 +101,7 @@ class GossipService(Service):
         self._broadcaster: CatalogBroadcaster | None = None
         self._serfClock: SerfClock | None = None
         self.joined: Deferred[int] | None = None
+        self.withheld = WithheldRecords()
         self.admission: Admission = catalogAdmission(
             state, reactor, settings.maxClockSkew
         )
@@ -142,6 +144,18 @@ class GossipService(Service):
             describeMember(m, skews.skew(m.name)) for m in self.cluster.members.all()
         ]
 
+    def goPeers(self) -> dict[str, Any]:
+        goPeers = [] if self.cluster is None else self.cluster.goPeers()
+        withheld = self.withheld.report(self._state) if goPeers else []
+        document: dict[str, Any] = {
+            "Members": sorted(m.name for m in goPeers),
+            "RelayLimit": GO_RELAY_LIMIT,
+            "Withheld": withheld,
+        }
+        if withheld:
+            document["Advice"] = GO_RELAY_ADVICE
+        return document
+
     # -- the service --------------------------------------------------------
 
     def privilegedStartService(self) -> None:
@@ -165,7 +179,7 @@ class GossipService(Service):
             if settings.acceptUnnamedPeers
             else DELEGATE_VERSIONS_SIDECAR,
         )
-        catalog = CatalogDelegate(self._state, self.admission)
+        catalog = CatalogDelegate(self._state, self.admission, self.withheld)
         delegate: IGossipDelegate = catalog
         if settings.acceptUnnamedPeers:
             self._serfClock = SerfClock(settings.name)
@@ -191,7 +205,7 @@ class GossipService(Service):
         )
         self.admission.watch(cluster.members)
         self._protocol.handlers = cluster.handlers
-        self._broadcaster = CatalogBroadcaster(cluster)
+        self._broadcaster = CatalogBroadcaster(cluster, self.withheld)
         self._state.addBroadcaster(self._broadcaster)
         self.log.info(
             "gossip on {host}:{port} as {node} in cluster {cluster}",

@@ -310,6 +310,7 @@ class APIResource(Resource):
             "Members": members,
             "InCluster": inCluster,
             "Warnings": list(self._membership.warnings),
+            "GoPeers": self._membership.goPeers(),
         }
 
 

@@ -2,23 +2,39 @@
 Following a Sidecar's C{/api/watch} from elsewhere: L{splitDocuments}
 cuts the stream into JSON documents, and L{WatchClient} keeps a
 connection open, reconnecting with backoff, and hands each document on.
+
+Our nodes write a newline into a stream with nothing to say every
+L{HEARTBEAT} seconds, so a client can tell a quiet stream from a dead one;
+the Go Sidecar writes nothing at all between changes.  So the silence
+limit applies only to a stream that has shown heartbeats, and every stream
+relies on TCP keepalive (a host that is gone is noticed within
+L{KEEPALIVE_IDLE} + L{KEEPALIVE_INTERVAL} * L{KEEPALIVE_PROBES} seconds).
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+import socket
 from collections.abc import Callable
 from typing import Any
 
 import treq
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IProtocol,
+    IProtocolFactory,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import ResponseDone
+from twisted.web.client import URI, Agent, ResponseDone
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import implementer
 
 from ..backoff import Backoff
 from .watch import HEARTBEAT
@@ -26,9 +42,16 @@ from .watch import HEARTBEAT
 # Reconnecting: 1 s, doubling, at most 30 s.
 FIRST_RETRY = 1.0
 LAST_RETRY = 30.0
-# A stream silent this long is dead (the server sends a newline every
-# HEARTBEAT seconds at least): it is dropped and followed again.
+# A stream that has shown heartbeats (a newline every HEARTBEAT seconds at
+# least) and is then silent this long is dead: it is dropped and followed
+# again.
 SILENCE = 3 * HEARTBEAT
+# TCP keepalive on every stream: first probe after this many idle seconds,
+# then one every KEEPALIVE_INTERVAL, the connection dropped after
+# KEEPALIVE_PROBES unanswered.
+KEEPALIVE_IDLE = 30
+KEEPALIVE_INTERVAL = 10
+KEEPALIVE_PROBES = 3
 # A document larger than this is not a catalog; the stream is dropped.
 MAX_DOCUMENT = 64 * 1024 * 1024
 
@@ -55,6 +78,9 @@ class DocumentSplitter:
     """
     Cuts a stream of JSON objects (or arrays), one after another, into
     documents, in one pass over the text however it is chunked.
+
+    @ivar heartbeats: whether whitespace came between documents (the
+        heartbeats of a server that sends them).
     """
 
     def __init__(self) -> None:
@@ -62,6 +88,7 @@ class DocumentSplitter:
         self._depth = 0
         self._inString = False
         self._escaped = False
+        self.heartbeats = False
 
     @property
     def pending(self) -> str:
@@ -77,6 +104,7 @@ class DocumentSplitter:
         for position, character in enumerate(text):
             if self._depth == 0:
                 if character.isspace():
+                    self.heartbeats = True
                     start = position + 1
                     continue
                 if character not in "{[":
@@ -154,7 +182,12 @@ class WatchClient(Service):
         self._following.addBoth(self._ended)
 
     async def _follow(self) -> None:
-        response = await treq.get(self.url, unbuffered=True, persistent=False)
+        agent = Agent.usingEndpointFactory(
+            self._reactor, _KeepAliveEndpoints(self._reactor)
+        )
+        response = await treq.get(
+            self.url, unbuffered=True, persistent=False, agent=agent
+        )
         if response.code != 200:
             raise StreamError(f"HTTP {response.code}")
         self.connected = True
@@ -189,34 +222,77 @@ class WatchClient(Service):
         self._timer = self._reactor.callLater(self._retry.failed(), self._connect)
 
 
+@implementer(IAgentEndpointFactory)
+class _KeepAliveEndpoints:
+    """
+    Connections for an L{Agent} with TCP keepalive on.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+
+    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
+        if uri.scheme != b"http":
+            raise StreamError(f"only http:// can be followed, not {uri.scheme!r}")
+        host = uri.host.decode("ascii")
+        return _KeepAliveEndpoint(HostnameEndpoint(self._reactor, host, uri.port))
+
+
+@implementer(IStreamClientEndpoint)
+class _KeepAliveEndpoint:
+    def __init__(self, inner: IStreamClientEndpoint) -> None:
+        self._inner = inner
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        d: Deferred[IProtocol] = self._inner.connect(factory)
+        return d.addCallback(_keepAlive)
+
+
+def _keepAlive(protocol: IProtocol) -> IProtocol:
+    transport: Any = protocol.transport  # type: ignore[attr-defined]
+    transport.setTcpKeepAlive(1)
+    handle = transport.getHandle()
+    handle.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
+    handle.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE_INTERVAL)
+    handle.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
+    return protocol
+
+
 class _Stream(Protocol):
     """
-    A response body of JSON documents: each complete one is handed on.  A
-    body silent for L{SILENCE} seconds is dropped: the server writes at
-    least a newline every L{HEARTBEAT} seconds, so it is gone.
+    A response body of JSON documents: each complete one is handed on.
+    Once the body has carried a heartbeat (whitespace between documents),
+    it is dropped when silent for L{SILENCE} seconds: the server writes at
+    least a newline every L{HEARTBEAT} seconds, so it is gone.  A body with
+    no heartbeats (the Go Sidecar's) may be quiet for as long as nothing
+    changes.
     """
 
     def __init__(self, reactor: Any, received: Callable[[Any], None]) -> None:
+        self._reactor = reactor
         self._received = received
         # Bytes may end inside a character, and text inside a document.
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._splitter = DocumentSplitter()
-        self._silence = reactor.callLater(SILENCE, self._silent)
+        self._silence: IDelayedCall | None = None
         self._silenced = False
         self.finished: Deferred[None] = Deferred()
 
     def dataReceived(self, data: bytes) -> None:
-        self._silence.reset(SILENCE)
         try:
             documents = self._splitter.feed(self._decoder.decode(data))
         except StreamError as e:
             self._abort(e)
             return
+        if self._silence is not None:
+            self._silence.reset(SILENCE)
+        elif self._splitter.heartbeats:
+            self._silence = self._reactor.callLater(SILENCE, self._silent)
         for document in documents:
             self._received(document)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        if self._silence.active():
+        if self._silence is not None and self._silence.active():
             self._silence.cancel()
         if self.finished.called:
             return

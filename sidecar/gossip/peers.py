@@ -1,0 +1,66 @@
+"""
+What a member's metadata and versions say about it: whether it is one of
+ours (it publishes its drains itself) or a Go Sidecar, and what a Go
+Sidecar can pass on.  Pure.
+
+The Go Sidecar re-broadcasts every record it learns of (by gossip or by
+push-pull) as one user message in one UDP packet, and its broadcast queue
+serves the oldest message first: a record that never fits a packet blocks
+every record queued after it, for as long as Go keeps re-sending it (its
+tombstone's life).  Records over L{GO_RELAY_LIMIT} bytes must never reach
+a Go node.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .packets import UDP_BUFFER_SIZE
+
+# In a node's metadata: it publishes its drains itself, and undrains, so
+# that peers need not hold its ALIVE records as DRAINING (the Go Sidecar's
+# sticky rule, for origins that keep announcing ALIVE while drained).
+PUBLISHES_DRAINS = {"Drains": "published"}
+
+# The fork's gossip(): a packet of UDPBufferSize (1400) bytes less the
+# compound header (2); each user message costs its length plus the compound
+# entry (2) and the user message type byte (1).
+GO_RELAY_LIMIT = UDP_BUFFER_SIZE - 2 - 2 - 1
+
+# What an operator can do about a record over the limit.
+GO_RELAY_ADVICE = (
+    f"the Go Sidecar cannot relay a record over {GO_RELAY_LIMIT} bytes, so Go "
+    "nodes do not get it: shorten the service's name, image or port list, or "
+    "finish migrating the Go nodes (docs/migrating.md)"
+)
+
+
+def nodeMeta(clusterName: str) -> bytes:
+    """
+    The node metadata the Go Sidecar gossips (its cluster and state), and
+    that this node publishes its drains itself (Go ignores the extra key).
+    """
+    return json.dumps(
+        {"ClusterName": clusterName, "State": "Running", **PUBLISHES_DRAINS},
+        separators=(",", ":"),
+    ).encode()
+
+
+def publishesDrains(meta: bytes) -> bool:
+    """
+    Whether a member's metadata says it publishes its drains itself.
+    """
+    try:
+        document = json.loads(meta)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(document, dict) and document.get("Drains") == "published"
+
+
+def isGoSidecar(vsn: bytes, meta: bytes) -> bool:
+    """
+    Whether a member with these versions and metadata is a Go Sidecar: it
+    claims no delegate protocol (serf claims 2-5) and does not mark its
+    metadata as ours do.
+    """
+    return len(vsn) >= 6 and vsn[3:6] == bytes(3) and not publishesDrains(meta)

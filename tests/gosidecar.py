@@ -1,0 +1,352 @@
+"""
+The real Go Sidecar (Nitro/sidecar with its memberlist fork) as a peer for
+a test, in a private network namespace.
+
+The Go node binds C{0.0.0.0:7777} and C{0.0.0.0:<gossip port>} and names
+itself after the hostname, so a test never runs it in the machine's own
+network: L{privateNetwork} moves the reactor's thread (the test's own
+sockets, and every child it spawns) into a fresh network namespace with
+only C{lo} up, and back at cleanup.  Sockets keep the namespace they were
+made in, so nodes started in a test (in process, or as children) stay
+there.  Each Go node runs in its own UTS namespace too, with hostname
+C{go-N}.
+
+A Go node's API port is fixed, so only one fits a network namespace: the
+first runs in the test's (at 127.0.0.1), and L{PrivateNetwork.addHost}
+makes another namespace for each further one, joined to the test's by a
+veth pair that carries loopback addresses (C{route_localnet}): host N is
+127.1.0.N, and the test's namespace keeps only 127.0.0.0/16 on C{lo}.
+
+The binary is found through C{SIDECAR_GO_BINARY}, which C{.ci/run} sets
+after building it with C{../shared/go-sidecar/build}; without it the tests
+skip, saying so.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import json
+import os
+import re
+import shutil
+import socket
+import struct
+from pathlib import Path
+from typing import Any
+
+import treq
+from twisted.internet import reactor
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.trial.unittest import TestCase
+
+from sidecar.demo.processes import ChildProcess
+
+from .processes import pollUntil
+
+GO_BINARY_VARIABLE = "SIDECAR_GO_BINARY"
+GO_API_PORT = 7777
+GO_GOSSIP_PORT = 7946
+GO_HOST = "127.0.0.1"
+_CLONE_NEWNET = 0x40000000
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+REFUTED = "Refuting a suspect message"
+
+
+def goBinary() -> str | None:
+    """
+    The Go Sidecar's binary from C{SIDECAR_GO_BINARY}, or L{None}.
+    """
+    path = os.environ.get(GO_BINARY_VARIABLE)
+    if path and os.access(path, os.X_OK):
+        return path
+    return None
+
+
+def goSkipReason() -> str | None:
+    """
+    Why tests with the Go Sidecar must skip (for a C{skip} attribute), or
+    L{None} when they can run.
+    """
+    if goBinary() is None:
+        return (
+            f"the Go Sidecar is not built: set {GO_BINARY_VARIABLE} to the "
+            "binary that ../shared/go-sidecar/build makes (.ci/run does)"
+        )
+    if os.geteuid() != 0:
+        return "the Go Sidecar runs in private network namespaces: needs root"
+    for tool, package in (("unshare", "util-linux"), ("nsenter", "util-linux")):
+        if not Path(f"/usr/bin/{tool}").exists():
+            return f"the Go Sidecar's namespaces need /usr/bin/{tool} ({package})"
+    if shutil.which("ip", path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
+        return "the Go Sidecar's namespaces need `ip` (iproute2)"
+    return None
+
+
+def _libc() -> Any:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _loopbackUp() -> None:
+    """
+    Bring up C{lo} in the calling thread's network namespace.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH", b"lo", 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(s, _SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | _IFF_UP))
+
+
+def privateNetwork(case: TestCase) -> PrivateNetwork:
+    """
+    Move the calling (reactor) thread into a new network namespace with
+    only C{lo}, up, for the rest of C{case}; it returns to its own
+    namespace at cleanup, after every later cleanup has run.
+    """
+    libc = _libc()
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+
+    def back() -> None:
+        try:
+            _check(libc.setns(own, _CLONE_NEWNET), "setns back")
+        finally:
+            os.close(own)
+
+    case.addCleanup(back)
+    _check(libc.unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+    _loopbackUp()
+    return PrivateNetwork(case)
+
+
+async def _shell(script: str) -> None:
+    """
+    Run C{script} with C{/bin/sh -e} in the reactor thread's namespace.
+    """
+    out, err, code = await getProcessOutputAndValue(
+        "/bin/sh", ["-ec", script], env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    )
+    if code != 0:
+        raise RuntimeError(f"network setup failed ({code}): {(out + err).decode()}")
+
+
+def _mac(device: str, inNamespace: str = "") -> str:
+    """
+    A shell expression for C{device}'s MAC address (in the namespace
+    C{inNamespace} names, a C{nsenter} prefix, if given).
+    """
+    return (
+        f"$({inNamespace} ip -o link show {device} "
+        "| grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)"
+    )
+
+
+def _routeLocalnet(device: str, inNamespace: str = "") -> str:
+    """
+    Shell lines that let C{device} (and every device) route loopback
+    addresses, with no reverse-path filter (in the namespace C{inNamespace}
+    names, a C{nsenter} prefix, if given).
+    """
+    writes = "; ".join(
+        f"echo {value} > /proc/sys/net/ipv4/conf/{each}/{key}"
+        for each in ("all", device)
+        for key, value in (("route_localnet", 1), ("rp_filter", 0))
+    )
+    return f"{inNamespace} /bin/sh -c '{writes}'\n"
+
+
+class PrivateNetwork:
+    """
+    The test's network namespace, to which L{addHost} joins more.
+    """
+
+    def __init__(self, case: TestCase) -> None:
+        self._case = case
+        self._hosts = 0
+
+    async def addHost(self) -> GoHost:
+        """
+        Another network namespace with its own loopback address, reachable
+        from the test's and reaching it (see the module's docstring).
+        """
+        if self._hosts == 0:
+            await _shell(
+                "ip route del local 127.0.0.0/8 dev lo table local\n"
+                "ip route add local 127.0.0.0/16 dev lo table local\n"
+                + _routeLocalnet("lo")
+            )
+        self._hosts += 1
+        index = self._hosts + 1
+        holder = ChildProcess()
+        argv = ["/usr/bin/unshare", "-n", "/bin/sleep", "infinity"]
+        reactor.spawnProcess(holder, argv[0], argv, env={})  # type: ignore[attr-defined]
+        self._case.addCleanup(_kill, holder)
+        own = os.stat("/proc/thread-self/ns/net").st_ino
+
+        async def unshared() -> bool | None:
+            try:
+                theirs = os.stat(f"/proc/{holder.pid}/ns/net").st_ino
+            except OSError:
+                return None
+            return True if theirs != own else None
+
+        await pollUntil(unshared, timeout=10, every=0.02)
+        host = GoHost(f"127.1.0.{index}", f"/proc/{holder.pid}/ns/net")
+        there = f"nsenter --net={host.namespace}"
+        veth = f"vgo{index}"
+        await _shell(
+            f"ip link add {veth} type veth peer name eth0 netns {host.namespace}\n"
+            f"ip link set {veth} up\n"
+            + _routeLocalnet(veth)
+            + f"ip route add {host.address}/32 dev {veth} src 127.0.0.1\n"
+            + f"ip neigh replace {host.address} lladdr {_mac('eth0', there)}"
+            f" dev {veth} nud permanent\n"
+            + _routeLocalnet("eth0", there)
+            + f"{there} ip link set eth0 up\n"
+            f"{there} ip addr add {host.address}/32 dev eth0\n"
+            f"{there} ip route add 127.0.0.0/8 via 127.0.0.1 dev eth0 onlink"
+            f" src {host.address}\n"
+            f"{there} ip neigh replace 127.0.0.1 lladdr {_mac(veth)}"
+            " dev eth0 nud permanent"
+        )
+        return host
+
+
+class GoHost:
+    """
+    A network namespace of its own for a Go node: its C{address}, and the
+    C{namespace} file to enter it by.
+    """
+
+    def __init__(self, address: str, namespace: str) -> None:
+        self.address = address
+        self.namespace = namespace
+
+
+class GoNode(ChildProcess):
+    """
+    One Go Sidecar process, started by L{startGoNode}.
+
+    @ivar hostname: its hostname, which is its member name.
+    @ivar api: its API's base URL (C{http://127.0.0.1:7777/api}).
+    """
+
+    def __init__(self, hostname: str, host: str, gossipPort: int) -> None:
+        super().__init__()
+        self.hostname = hostname
+        self.host = host
+        self.gossipPort = gossipPort
+        self.api = f"http://{host}:{GO_API_PORT}/api"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.gossipPort}"
+
+    def logCount(self, pattern: str) -> int:
+        """
+        How many lines of its log (logrus, on stderr) match C{pattern}.
+        """
+        found = re.compile(pattern)
+        return sum(1 for line in self.describe().splitlines() if found.search(line))
+
+    async def get(self, path: str) -> Any:
+        """
+        GET C{path} under its API and decode the JSON.
+        """
+        response = await treq.get(f"{self.api}{path}", persistent=False, timeout=5)
+        return json.loads(await response.content())
+
+    async def services(self) -> dict[str, dict[str, Any]]:
+        """
+        Every record it holds, by instance ID (from its C{state.json}).
+        """
+        state = await self.get("/state.json")
+        return {
+            record["ID"]: record
+            for server in (state.get("Servers") or {}).values()
+            for record in (server.get("Services") or {}).values()
+        }
+
+    async def drain(self, serviceID: str) -> None:
+        response = await treq.post(
+            f"{self.api}/services/{serviceID}/drain", persistent=False, timeout=5
+        )
+        await response.content()
+        if response.code >= 300:
+            raise RuntimeError(f"the Go node refused to drain: {response.code}")
+
+
+async def startGoNode(
+    case: TestCase,
+    seeds: list[str],
+    hostname: str = "go-1",
+    services: list[dict[str, Any]] | None = None,
+    clusterName: str = "default",
+    gossipPort: int = GO_GOSSIP_PORT,
+    timeout: float = 30,
+    host: GoHost | None = None,
+) -> GoNode:
+    """
+    Start a Go node in the test's private network (see L{privateNetwork}),
+    or in C{host}'s, with hostname C{hostname}, gossiping on C{gossipPort}
+    and advertising 127.0.0.1 (or C{host}'s address), joining through
+    C{seeds} (C{host:port}; its own address is fine for the first node),
+    with the static discovery file C{services} (Go's format).  Return once
+    its API answers; kill it at cleanup.
+    """
+    binary = goBinary()
+    assert binary is not None, goSkipReason()
+    directory = Path(case.mktemp()).resolve()
+    directory.mkdir()
+    static = directory / "static.json"
+    static.write_text(json.dumps(services or []))
+    environment = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "SIDECAR_CLUSTER_NAME": clusterName,
+        "SIDECAR_BIND_PORT": str(gossipPort),
+        "SIDECAR_ADVERTISE_IP": GO_HOST if host is None else host.address,
+        "SIDECAR_SEEDS": ",".join(seeds),
+        "SIDECAR_DISCOVERY": "static",
+        "STATIC_CONFIG_FILE": str(static),
+        "HAPROXY_DISABLE": "true",
+        "ENVOY_USE_GRPC_API": "false",
+        "SIDECAR_LOGGING_LEVEL": "info",
+    }
+    node = GoNode(hostname, environment["SIDECAR_ADVERTISE_IP"], gossipPort)
+    enter = [] if host is None else ["/usr/bin/nsenter", f"--net={host.namespace}"]
+    argv = [
+        *enter,
+        "/usr/bin/unshare",
+        "-u",
+        "/bin/sh",
+        "-c",
+        'hostname "$0" && exec "$@"',
+        hostname,
+        binary,
+    ]
+    reactor.spawnProcess(  # type: ignore[attr-defined]
+        node, argv[0], argv, env=environment, path=str(directory)
+    )
+    case.addCleanup(_kill, node)
+
+    async def answers() -> bool | None:
+        if node.exited:
+            raise RuntimeError(f"the Go node exited:\n{node.describe()}")
+        try:
+            await node.get("/state.json")
+        except Exception:
+            return None
+        return True
+
+    await pollUntil(answers, timeout=timeout, every=0.2)
+    return node
+
+
+async def _kill(node: ChildProcess) -> None:
+    node.signal("KILL")
+    await node.ended
