@@ -88,6 +88,9 @@ class AdmissionTests(SynchronousTestCase):
         self.assertTrue(self.admission.sentByMember(("127.0.0.2", 40000)))
         self.assertTrue(self.admission.sentByMember(("::ffff:127.0.0.2", 1)))
         self.assertFalse(self.admission.sentByMember(("not an address", 1)))
+        # Below and above every member's address.
+        self.assertFalse(self.admission.sentByMember(("127.0.0.0", 1)))
+        self.assertFalse(self.admission.sentByMember(("127.0.0.3", 1)))
 
     def test_beforeItWatchesAMemberTableNoSenderIsAMember(self) -> None:
         admission = Admission(self.clock, SKEW, LIFESPAN, ClockSkews(self.clock))
@@ -166,6 +169,9 @@ class AdmissionTests(SynchronousTestCase):
         self.assertTrue(self.judged(tombstone, ("127.0.0.1", 1))[0])
         self.clock.advance(0.001)
         self.assertFalse(self.judged(tombstone, ("127.0.0.1", 1))[0])
+        # Long after: b left at 1000 s, it is now 2050 s.
+        self.clock.advance(2050 - self.clock.seconds())
+        self.assertFalse(self.judged(tombstone, ("127.0.0.1", 1))[0])
 
     def test_goneMembersAreForgottenOnceTheLifespanHasPassed(self) -> None:
         # What is remembered of gone members stays bounded: each departure
@@ -200,6 +206,10 @@ class AdmissionTests(SynchronousTestCase):
         self.assertAlmostEqual(self.admission.skews.skew("b"), -10, places=3)
         self.leave("b")
         self.assertIsNone(self.admission.skews.skew("b"))
+        # Whatever its name's order against ours ("Z" < "a").
+        self.join("Z", "127.0.0.5")
+        self.judged(self.record("Z", ahead=-20), ("127.0.0.5", 1))
+        self.assertAlmostEqual(self.admission.skews.skew("Z"), -20, places=3)
 
     def test_refusalsAreLoggedOnceAMinutePerKind(self) -> None:
         self.join("b", "127.0.0.2")
