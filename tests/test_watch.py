@@ -394,6 +394,16 @@ class BackPressureTests(SynchronousTestCase):
         self.clock.advance(watch.HEARTBEAT)
         self.assertEqual(self.body().count(b"\n"), 2)
 
+    def test_theNodeStoppingEndsTheStreamOnce(self) -> None:
+        [watcher] = [o for o in self.state._observers if isinstance(o, watch.Watcher)]
+        watcher.finish()
+        self.assertTrue(self.transport.disconnecting)  # HTTP/1.0: the end
+        self.assertNotIn(watcher, self.state._observers)
+        watcher.finish()  # once only: a second finish is no error
+        self.assertEqual(self.flushWarnings(), [])
+        self.change("b1")
+        self.assertEqual(len(self.documents()), 1)
+
     def test_aClientThatGoesAwayIsNoLongerWatching(self) -> None:
         observers = list(self.state._observers)
         self.clientGone()
