@@ -164,6 +164,16 @@ class SuspicionTests(MembersTestCase):
         self.assertEqual(self.state("peer"), NodeState.DEAD)
         self.assertEqual(self.seen.events[-1], ("gone", "peer", NodeState.DEAD))
 
+    def test_inALargerClusterTheSuspicionStillWaitsForConfirmations(self) -> None:
+        for name in ("d", "e"):
+            self.members.aliveReceived(alive(name))
+        self.members.suspect("peer")
+        # 6 members: more than enough to confirm, and none did: 24 s.
+        self.clock.advance(23.9)
+        self.assertEqual(self.state("peer"), NodeState.SUSPECT)
+        self.clock.advance(0.1)
+        self.assertEqual(self.state("peer"), NodeState.DEAD)
+
     def test_independentConfirmationsShortenTheSuspicion(self) -> None:
         self.members.suspect("peer")
         self.clock.advance(1)
