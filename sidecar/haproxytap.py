@@ -16,6 +16,7 @@ from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.python import usage
 
+from sidecar.clienttls import TrustError, trusting
 from sidecar.config import Config, ConfigError, loadConfig
 from sidecar.logsetup import makeLogObserver
 from sidecar.proxy.build import makeProxy
@@ -38,6 +39,13 @@ class Options(usage.Options):
     optParameters = [
         ["sidecar", "s", None, "The Sidecar to follow, e.g. http://127.0.0.1:7777"],
         ["config", "c", None, "The TOML configuration file (default: none)."],
+        [
+            "ca-file",
+            None,
+            None,
+            "The CA certificate (PEM) an https Sidecar's is from"
+            " (default: the system's).",
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -56,7 +64,18 @@ class HAProxyCompanion(MultiService):
     when the Sidecar goes away, HAProxy keeps what it last had.
     """
 
-    def __init__(self, config: Config, sidecarURL: str, reactor: Any) -> None:
+    def __init__(
+        self,
+        config: Config,
+        sidecarURL: str,
+        reactor: Any,
+        caFile: str | None = None,
+    ) -> None:
+        """
+        @param caFile: the CA an https Sidecar's certificate is verified
+            against; the system's roots when L{None}.
+        @raise TrustError: when C{caFile} cannot be used.
+        """
         super().__init__()
         self.catalog = RemoteCatalog(reactor)
         firstDocument: Deferred[object] = Deferred()
@@ -67,7 +86,7 @@ class HAProxyCompanion(MultiService):
                 firstDocument.callback(None)
 
         url = sidecarURL.rstrip("/") + "/api/watch?by_service=false"
-        self.watch = WatchClient(reactor, url, received)
+        self.watch = WatchClient(reactor, url, received, trusting(caFile))
         self.proxy: ProxyFollower = makeProxy(
             config, self.catalog, None, reactor, ready=firstDocument
         )
@@ -79,20 +98,22 @@ class HAProxyCompanion(MultiService):
 
 
 def makeCompanion(
-    config: Config, sidecarURL: str, reactor: Any = None
+    config: Config, sidecarURL: str, reactor: Any = None, caFile: str | None = None
 ) -> HAProxyCompanion:
     if reactor is None:
         from twisted.internet import reactor as globalReactor
 
         reactor = globalReactor
-    return HAProxyCompanion(config, sidecarURL, reactor)
+    return HAProxyCompanion(config, sidecarURL, reactor, caFile)
 
 
 def makeService(options: Options) -> TwistdNode:
     try:
         config = loadConfig(options["config"])
-        companion = makeCompanion(config, options["sidecar"])
+        companion = makeCompanion(config, options["sidecar"], caFile=options["ca-file"])
     except ConfigError as e:
         raise SystemExit(f"sidecar-haproxy: {e}") from None
+    except TrustError as e:
+        raise SystemExit(f"sidecar-haproxy: --ca-file: {e}") from None
     observer = makeLogObserver(config.log.level, config.log.format, sys.stdout)
     return TwistdNode(companion, observer)

@@ -51,6 +51,7 @@ from sidecar.catalog.documents import stateDocument
 from sidecar.catalog.interfaces import ICatalogObserver
 from sidecar.catalog.state import ChangeEvent
 from sidecar.catalog.timestamps import formatTimestamp
+from sidecar.problems import LISTENER, Problems
 
 # Retries: the first after this long, doubling, at most LAST_RETRY.
 FIRST_RETRY = 0.1
@@ -122,7 +123,12 @@ class UrlListener:
         body: Callable[[ChangeEvent], bytes],
         reactor: Any,
         delivery: Delivery,
+        problems: Problems,
     ) -> None:
+        """
+        @param problems: where a listener whose endpoint fails is shown,
+            until it accepts events again or is removed.
+        """
         self.url = url
         self.name = name
         self.delivered = 0
@@ -133,6 +139,7 @@ class UrlListener:
         self._body = body
         self._reactor = reactor
         self._delivery = delivery
+        self._problems = problems
         # The event being sent is the first, and stays there until it is
         # delivered.
         self._queue: list[ChangeEvent] = []
@@ -182,6 +189,7 @@ class UrlListener:
 
     def stop(self) -> None:
         self._stopped = True
+        self._problems.clear(LISTENER, self.name)
         sending, self._sending = self._sending, None
         if sending is not None:
             sending.cancel()
@@ -212,6 +220,7 @@ class UrlListener:
                         url=self.url,
                     )
                 self.lastError = None
+                self._problems.clear(LISTENER, self.name)
                 retry.succeeded()
         finally:
             self._sending = None
@@ -228,6 +237,7 @@ class UrlListener:
                 "listener {name}: {problem}; retrying", name=self.name, problem=problem
             )
         self.lastError = problem
+        self._problems.raise_(LISTENER, self.name, problem)
 
     def _attempt(self, event: ChangeEvent) -> Deferred[None]:
         """
@@ -315,8 +325,10 @@ class Listeners(Service):
         wanted: Callable[[], dict[str, str]],
         reactor: Any,
         delivery: Delivery = DELIVERY,
+        problems: Problems | None = None,
     ) -> None:
         self._state = state
+        self._problems = Problems(reactor) if problems is None else problems
         self._wanted = wanted
         self._reactor = reactor
         self._delivery = delivery
@@ -366,6 +378,7 @@ class Listeners(Service):
             lambda event: eventBody(self._state, event),
             self._reactor,
             self._delivery,
+            self._problems,
         )
 
     def _reconcile(self) -> None:

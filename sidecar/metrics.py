@@ -102,6 +102,7 @@ class NodeCollector:
         yield from self._admission()
         yield from self._proxy()
         yield from self._listeners()
+        yield self._problems()
 
     def _api(self) -> Iterator[Metric]:
         cap = self._node.api.factory
@@ -253,6 +254,16 @@ class NodeCollector:
         yield failures
         yield dropped
         yield waiting
+
+    def _problems(self) -> Metric:
+        problems = GaugeMetricFamily(
+            "sidecar_problems",
+            "Faults the node knows of now, by kind (see Problems in /api/health).",
+            labels=["kind"],
+        )
+        for kind, count in sorted(self._node.problems.counts().items()):
+            problems.add_metric([kind], count)
+        return problems
 
 
 def _instances(records: Iterable[Service]) -> GaugeMetricFamily:

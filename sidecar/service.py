@@ -33,6 +33,7 @@ from sidecar.health.status import DAMPING, Damping
 from sidecar.interfaces import IDiscoverer
 from sidecar.listeners import Listeners, managedListeners
 from sidecar.metrics import installMetrics
+from sidecar.problems import Problems
 from sidecar.proxy.build import makeProxy
 from sidecar.proxy.follower import ProxyFollower
 from sidecar.web.server import APIService, makeSite
@@ -51,6 +52,7 @@ class SidecarNode(MultiService):
         local service's check last said.
     @ivar discoverers: the L{IDiscoverer}s in configured order.
     @ivar api: the L{APIService}; C{api.port} is its listening port.
+    @ivar problems: the faults its parts know of now (L{Problems}).
     """
 
     def __init__(
@@ -64,8 +66,11 @@ class SidecarNode(MultiService):
         api: APIService,
         proxy: ProxyFollower | None = None,
         listeners: Listeners | None = None,
+        *,
+        problems: Problems,
     ) -> None:
         super().__init__()
+        self.problems = problems
         self.config = config
         self.state = state
         self.gossip = gossip
@@ -126,6 +131,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
     node = config.node
     advertise = node.advertiseAddress
     state = ServicesState(node.name, clock, clusterName=node.clusterName)
+    problems = Problems(clock)
     announcer = LocalAnnouncer(state, clock)
     registry = CheckerRegistry(installedCheckers())
     health = HealthMonitor(
@@ -141,7 +147,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         ),
     )
     discoverers = [
-        _discoverer(backend, config, health, reactor, registry)
+        _discoverer(backend, config, health, reactor, registry, problems)
         for backend in config.discovery.backends
     ]
     gossip = GossipService(
@@ -158,26 +164,50 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
             maxClockSkew=node.maxClockSkew,
         ),
         state,
+        problems=problems,
     )
     proxy = (
-        makeProxy(config, state, gossip, reactor) if config.haproxy.enabled else None
+        makeProxy(config, state, gossip, reactor, problems=problems)
+        if config.haproxy.enabled
+        else None
     )
     listeners = Listeners(
         state,
         config.listeners.urls,
         managedListeners(announcer.wanted, advertise.host),
         reactor,
+        problems=problems,
     )
-    site = makeSite(state, gossip, health, proxy, drains=announcer, reactor=clock)
+    site = makeSite(
+        state,
+        gossip,
+        health,
+        proxy,
+        drains=announcer,
+        reactor=clock,
+        problems=problems,
+        maxWatchers=config.api.maxWatchers,
+        token=config.api.token,
+    )
     api = APIService(
         tcp,
         site,
         config.api.listen.host,
         config.api.listen.port,
         maxConnections=config.api.maxConnections,
+        tls=config.api.tlsPEM,
     )
     built = SidecarNode(
-        config, state, gossip, announcer, health, discoverers, api, proxy, listeners
+        config,
+        state,
+        gossip,
+        announcer,
+        health,
+        discoverers,
+        api,
+        proxy,
+        listeners,
+        problems=problems,
     )
     installMetrics(built, site)
     return built
@@ -204,6 +234,7 @@ def _discoverer(
     listener: HealthMonitor,
     reactor: Any,
     registry: CheckerRegistry,
+    problems: Problems,
 ) -> IDiscoverer:
     node, discovery = config.node, config.discovery
     advertise = node.advertiseAddress.host
@@ -215,6 +246,7 @@ def _discoverer(
             listener,
             reactor,
             pollInterval=discovery.staticPollInterval,
+            problems=problems,
         )
     url = discovery.dockerUrl
     docker = DockerDiscoverer(
@@ -228,6 +260,7 @@ def _discoverer(
         ),
         resyncInterval=discovery.dockerResyncInterval,
         where=f"the Docker engine at {url or 'DOCKER_HOST'}",
+        problems=problems,
     )
     registry.add(ContainerHealthCheckers(docker))
     return docker

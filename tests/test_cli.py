@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import json
 import sys
+from dataclasses import replace
+from importlib.metadata import version
 from pathlib import Path
 
 from twisted.internet import defer
@@ -17,8 +19,17 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 
 from sidecar.catalog import Status
-from sidecar.cli import CommandFailed, Options, checkConfig, run
+from sidecar.cli import (
+    CommandFailed,
+    Options,
+    apiBase,
+    checkConfig,
+    main,
+    run,
+    servicesTable,
+)
 from sidecar.config.values import parseKey
+from sidecar.problems import conflictSubject
 
 from .inprocess import startNode
 from .processes import nodeEnvironment, pollUntil
@@ -77,6 +88,69 @@ class CommandTests(TestCase):
             str(caught.exception),
         )
 
+    async def test_checksServicesByNameAndHonestDrains(self) -> None:
+        node = startNode(
+            self, "host-a", "127.0.1.1", moreSettings=["[health]", 'interval = "100ms"']
+        )
+        address = node.api.port.getHost()  # type: ignore[union-attr]
+        # Given without its scheme, as operators type it.
+        self.api = f"{address.host}:{address.port}"
+        await pollUntil(
+            lambda: defer.succeed(
+                True
+                if [s for s in node.state.localServices() if s.status is Status.ALIVE]
+                else None
+            )
+        )
+        [service] = node.state.localServices()
+        checks = (await self.say("checks")).splitlines()
+        self.assertEqual(
+            checks[0].split(), ["NAME", "ID", "STATUS", "CHECK", "CHECKED", "SAID"]
+        )
+        self.assertEqual(
+            checks[1].split()[:4],
+            ["svc-host-a", service.id, "Alive", "AlwaysSuccessful"],
+        )
+        # Another host's instance, as gossip would bring it.
+        remote = replace(service, id="remote1", hostname="host-b", name="other")
+        node.state.merge(remote)
+        only = (await self.say("services", "other")).splitlines()
+        self.assertEqual([line.split()[0] for line in only[1:]], ["other"])
+        with self.assertRaises(CommandFailed) as caught:
+            await self.say("services", "nope")
+        self.assertIn("the catalog has no service 'nope'", str(caught.exception))
+        with self.assertRaises(CommandFailed) as caught:
+            await self.say("drain", "remote1")
+        self.assertEqual(
+            str(caught.exception),
+            "other remote1 runs on host-b, not on this node: "
+            "ask its node (the sidecar on host-b)",
+        )
+        with self.assertRaises(CommandFailed) as caught:
+            await self.say("undrain", service.id)
+        self.assertEqual(
+            str(caught.exception),
+            f"svc-host-a {service.id} is not drained (it is Alive): nothing to undrain",
+        )
+        self.assertEqual([s.status for s in node.state.localServices()], [Status.ALIVE])
+
+    async def test_statusShowsTheNodesProblems(self) -> None:
+        node = startNode(self, "host-a", "127.0.1.1")
+        address = node.api.port.getHost()  # type: ignore[union-attr]
+        self.api = f"http://{address.host}:{address.port}"
+        status = await self.say("status")
+        self.assertEqual(
+            status,
+            "host-a is up in cluster default with 1 member(s)\nno problems\n",
+        )
+        node.problems.raise_("static-file", "/etc/s.json", "not JSON")
+        lines = (await self.say("status")).splitlines()
+        self.assertEqual(lines[1].split(), ["KIND", "SUBJECT", "SINCE", "MESSAGE"])
+        self.assertEqual(lines[2].split()[:2], ["static-file", "/etc/s.json"])
+        self.assertTrue(lines[2].endswith("not JSON"))
+        parsed = json.loads(await self.say("status", "--json"))
+        self.assertEqual(parsed["Problems"][0]["Message"], "not JSON")
+
     async def test_aNodeThatIsNotThere(self) -> None:
         self.api = "http://127.0.0.1:1"
         with self.assertRaises(CommandFailed) as caught:
@@ -114,10 +188,51 @@ class GoNodeTests(TestCase):
 
 
 class OfflineTests(SynchronousTestCase):
+    def test_servicesTheProxyLeavesOutSaySo(self) -> None:
+        def instance(serviceID: str, host: str) -> dict[str, object]:
+            return {
+                "ID": serviceID,
+                "Hostname": host,
+                "Status": 0,
+                "Ports": [{"IP": "10.0.0.1", "Port": 8080, "ServicePort": 10001}],
+            }
+
+        document = {
+            "Services": {
+                "api": [instance("a1", "h1")],
+                "web": [instance("w1", "h1"), instance("w2", "h2")],
+            }
+        }
+        problems = [
+            {"Kind": "conflict", "Subject": conflictSubject("web", 10001)},
+            {"Kind": "refused", "Subject": "h2/w2", "Message": "no IP"},
+        ]
+        rows = [
+            line.split(None, 5)
+            for line in servicesTable(document, problems).splitlines()
+        ]
+        self.assertEqual(rows[0], ["NAME", "ID", "HOST", "STATUS", "PORTS", "PROXY"])
+        self.assertEqual(len(rows[1]), 5)  # api: routed, nothing to say
+        self.assertEqual(rows[2][5], "ServicePort 10001 held by another service")
+        self.assertEqual(
+            rows[3][5], "ServicePort 10001 held by another service; refused"
+        )
+
+    def configWithStaticFile(self, static: str | None, more: str = "") -> Path:
+        directory = Path(self.mktemp()).resolve()
+        directory.mkdir()
+        if static is not None:
+            (directory / "static.json").write_text(static)
+        config = directory / "node.toml"
+        config.write_text('[node]\nname = "a"\n' + more)
+        return config
+
     def test_checkConfig(self) -> None:
-        good = Path(self.mktemp())
-        good.write_text('[node]\nname = "a"\n')
-        self.assertEqual(checkConfig(str(good)), f"{good}: valid")
+        good = self.configWithStaticFile("[]")
+        self.assertEqual(
+            checkConfig(str(good)),
+            f"valid: {good}, {good.parent / 'static.json'} (0 service(s))",
+        )
         bad = Path(self.mktemp())
         bad.write_text('[node]\nnmae = "a"\n')
         error = self.assertRaises(CommandFailed, checkConfig, str(bad))
@@ -133,16 +248,69 @@ class OfflineTests(SynchronousTestCase):
             keys.append(out.getvalue().strip())
         self.assertNotEqual(keys[0], keys[1])
         self.assertEqual([len(parseKey(key)) for key in keys], [32, 32, 16])
-        config = Path(self.mktemp())
-        config.write_text(f'[node]\nname = "a"\nencrypt_key = "{keys[0]}"\n')
-        self.assertEqual(checkConfig(str(config)), f"{config}: valid")
+        config = self.configWithStaticFile("[]", f'encrypt_key = "{keys[0]}"\n')
+        self.assertTrue(checkConfig(str(config)).startswith(f"valid: {config}"))
 
     def test_keygenRefusesOtherSizes(self) -> None:
         self.assertRaises(UsageError, parse, "keygen", "--size", "20")
 
+    def test_checkConfigReadsTheStaticFileAndTemplateItNames(self) -> None:
+        missing = self.configWithStaticFile(None)
+        error = self.assertRaises(CommandFailed, checkConfig, str(missing))
+        self.assertEqual(
+            str(error),
+            f"{missing.parent / 'static.json'}: cannot read: No such file or directory",
+        )
+        broken = self.configWithStaticFile('[{"Service": {"Name": ""}}]')
+        error = self.assertRaises(CommandFailed, checkConfig, str(broken))
+        self.assertIn("static.json: entry 0: Service.Name", str(error))
+        template = self.configWithStaticFile(
+            "[]", '[haproxy]\ntemplate = "nowhere.j2"\n'
+        )
+        error = self.assertRaises(CommandFailed, checkConfig, str(template))
+        self.assertIn("nowhere.j2: cannot read", str(error))
+        self.assertNotIn("Errno", str(error))
+        docker = self.configWithStaticFile(None, '[discovery]\nbackends = ["docker"]\n')
+        self.assertEqual(checkConfig(str(docker)), f"valid: {docker}")
+
     def test_aCommandIsNeeded(self) -> None:
         self.assertRaises(UsageError, parse)
         self.assertRaises(UsageError, parse, "drain")
+
+    def test_usageErrorsSayWhatToGiveAndWhereTheHelpIs(self) -> None:
+        for argv, expected in [
+            ([], "Usage: sidecar [--api URL] [options] COMMAND"),
+            (["drain"], "sidecar: give the ID of one service of the node"),
+            (["drain", "a", "b"], "usage: sidecar drain ID (sidecar drain --help)"),
+            (["check-config"], "usage: sidecar check-config FILE"),
+            (["services", "a", "b"], "services takes at most one service NAME"),
+            (["nosuch"], "Usage: sidecar [--api URL] [options] COMMAND"),
+        ]:
+            code, _, err = self.runMain(argv)
+            self.assertEqual(code, 2, argv)
+            self.assertIn(expected, err, argv)
+        self.assertIn("ID", str(parse("drain", "x").subOptions))
+
+    def test_versionIsThePackages(self) -> None:
+        code, out, _ = self.runMain(["--version"])
+        self.assertEqual(code, 0)
+        self.assertEqual(out, f"sidecar {version('sidecar')}\n")
+
+    def runMain(self, argv: list[str]) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.patch(sys, "stderr", err)
+        with self.assertRaises(SystemExit) as ended:
+            main(argv)
+        code = ended.exception.code
+        return (code if isinstance(code, int) else 1), out.getvalue(), err.getvalue()
+
+    def test_apiMayBeGivenWithoutItsScheme(self) -> None:
+        self.assertEqual(apiBase("127.0.0.1:7777"), "http://127.0.0.1:7777")
+        self.assertEqual(apiBase("https://node-a:7777/"), "https://node-a:7777")
+        for bad in ["ftp://a:1", "http://", "127.0.0.1:port", ""]:
+            error = self.assertRaises(CommandFailed, apiBase, bad)
+            self.assertIn("is not a node's address", str(error))
 
 
 class ExitCodeTests(TestCase):
@@ -167,10 +335,16 @@ class ExitCodeTests(TestCase):
             self.assertIn(fragment, err)
 
     async def test_success(self) -> None:
-        good = Path(self.mktemp())
+        directory = Path(self.mktemp()).resolve()
+        directory.mkdir()
+        (directory / "static.json").write_text("[]")
+        good = directory / "node.toml"
         good.write_text('[node]\nname = "a"\n')
         out, err, code = await self.sidecar("check-config", str(good))
-        self.assertEqual((out, err, code), (f"{good}: valid\n", "", 0))
+        self.assertEqual(
+            (out, err, code),
+            (f"valid: {good}, {directory / 'static.json'} (0 service(s))\n", "", 0),
+        )
 
     async def test_aCommandThatCannotBeDone(self) -> None:
         bad = Path(self.mktemp())
@@ -183,10 +357,11 @@ class ExitCodeTests(TestCase):
         self.assertOneLine(err, "cannot reach http://127.0.0.1:1/api/members.json")
 
     async def test_aCommandNotUnderstood(self) -> None:
-        for argv, fragment in (
-            ((), "a command is needed"),
-            (("keygen", "--size", "20"), "--size is 16, 24 or 32, not 20"),
-        ):
-            out, err, code = await self.sidecar(*argv)
-            self.assertEqual((out, code), ("", 2))
-            self.assertOneLine(err, fragment)
+        out, err, code = await self.sidecar()
+        self.assertEqual((out, code), ("", 2))
+        self.assertIn("Usage: sidecar", err)
+        out, err, code = await self.sidecar("keygen", "--size", "20")
+        self.assertEqual((out, code), ("", 2))
+        first, *rest = err.splitlines()
+        self.assertEqual(first, "sidecar: --size is 16, 24 or 32, not 20")
+        self.assertEqual(len(rest), 1, err)  # how to use it

@@ -21,6 +21,7 @@ from sidecar.config import (
 )
 from sidecar.service import makeService
 
+from .certs import makeTLSFiles
 from .doubles import MemoryReactorWithUDP
 from .processes import REPO
 
@@ -64,6 +65,7 @@ class DefaultsTests(ConfigTestCase):
         self.assertIsNone(config.node.encryptKey)
         self.assertEqual(config.api.listen, Address("127.0.0.1", 7777))
         self.assertEqual(config.api.maxConnections, 256)
+        self.assertEqual(config.api.maxWatchers, 64)
         self.assertEqual(config.discovery.backends, ("static",))
         self.assertEqual(config.discovery.dockerUrl, "")
         self.assertEqual(config.discovery.dockerNamer, "docker_label")
@@ -108,7 +110,7 @@ class FileTests(ConfigTestCase):
             "accept_unnamed_peers = true\n"
             'profile = "wan"\n'
             'push_pull_interval = "20s"\n'
-            '[api]\nlisten = "[::1]:0"\nmax_connections = 64\n'
+            '[api]\nlisten = "[::1]:0"\nmax_connections = 64\nmax_watchers = 8\n'
             '[discovery]\nbackends = ["static", "docker"]\n'
             'static_file = "/srv/static.json"\ndocker_url = "tcp://127.0.0.1:2375"\n'
             'static_poll_interval = "1m30s"\n'
@@ -149,6 +151,7 @@ class FileTests(ConfigTestCase):
         self.assertEqual(config.api.listen, Address("::1", 0))
         self.assertEqual(str(config.api.listen), "[::1]:0")
         self.assertEqual(config.api.maxConnections, 64)
+        self.assertEqual(config.api.maxWatchers, 8)
         self.assertEqual(config.discovery.backends, ("static", "docker"))
         self.assertEqual(config.discovery.staticFile, "/srv/static.json")
         self.assertEqual(config.discovery.staticPollInterval, 90.0)
@@ -445,6 +448,11 @@ class ErrorTests(ConfigTestCase):
             "api.max_connections",
             "must be at least 1, got 0",
         )
+        self.assertError(
+            "[api]\nmax_watchers = 0\n",
+            "api.max_watchers",
+            "must be at least 1, got 0",
+        )
 
     def test_badHAProxySettings(self) -> None:
         self.assertError(
@@ -531,3 +539,70 @@ class DocumentationTests(SynchronousTestCase):
         self.assertTrue(routing.haproxy.enabled)
         self.assertEqual(routing.haproxy.bindIp, "127.0.0.168")
         self.assertTrue(Path(routing.discovery.staticFile).is_file())
+
+
+class APISecurityTests(ConfigTestCase):
+    """
+    C{api.tls_cert}, C{api.tls_key} and C{api.token_file}: read and
+    checked when the configuration is, relative to the file.
+    """
+
+    def setUp(self) -> None:
+        self.directory = Path(self.mktemp()).resolve()
+        self.directory.mkdir()
+        self.tls = makeTLSFiles(self.directory)
+
+    def test_noneByDefault(self) -> None:
+        api = self.load("").api
+        self.assertEqual((api.tlsPEM, api.token), (None, None))
+
+    def test_certificateKeyAndTokenAreRead(self) -> None:
+        (self.directory / "token").write_text("0123456789abcdef\n")
+        api = self.load(
+            f'[api]\ntls_cert = "{self.tls.cert}"\ntls_key = "{self.tls.key}"\n'
+            f'token_file = "{self.directory / "token"}"\n'
+        ).api
+        self.assertEqual(
+            api.tlsPEM,
+            self.tls.cert.read_bytes() + b"\n" + self.tls.key.read_bytes() + b"\n",
+        )
+        self.assertEqual(api.token, b"0123456789abcdef")
+        self.assertNotIn("0123456789abcdef", repr(api))
+
+    def test_bothOrNeither(self) -> None:
+        self.assertError(
+            f'[api]\ntls_cert = "{self.tls.cert}"\n',
+            "api.tls_key",
+            "TLS needs both api.tls_cert and api.tls_key",
+        )
+        self.assertError(
+            f'[api]\ntls_key = "{self.tls.key}"\n',
+            "api.tls_cert",
+            "TLS needs both",
+        )
+
+    def test_unreadableOrNotAPair(self) -> None:
+        self.assertError(
+            f'[api]\ntls_cert = "{self.directory}/nope.pem"\n'
+            f'tls_key = "{self.tls.key}"\n',
+            "api.tls_cert",
+            "nope.pem: No such file or directory",
+        )
+        self.assertError(
+            f'[api]\ntls_cert = "{self.tls.ca}"\ntls_key = "{self.tls.key}"\n',
+            "api.tls_cert",
+            "are not a PEM certificate and its key",
+        )
+
+    def test_aTokenFileThatCannotServe(self) -> None:
+        self.assertError(
+            f'[api]\ntoken_file = "{self.directory}/nope"\n',
+            "api.token_file",
+            "cannot read",
+        )
+        (self.directory / "short").write_text("abc\n")
+        self.assertError(
+            f'[api]\ntoken_file = "{self.directory / "short"}"\n',
+            "api.token_file",
+            "at least 16 printable ASCII characters",
+        )

@@ -23,6 +23,7 @@ from sidecar.discovery.docker import (
 )
 from sidecar.health.checkers import CheckFailed
 from sidecar.interfaces import IDiscoveryListener
+from sidecar.problems import DOCKER, Problems
 
 A = "a" * 64
 B = "b" * 64
@@ -151,6 +152,7 @@ class DiscovererTests(SynchronousTestCase):
         self.engine = FakeEngine()
         self.reactor = FakeReactor()
         self.reports = Reports()
+        self.problems = Problems(self.reactor)
         self.discoverer = DockerDiscoverer(
             lambda: self.engine,
             "host-a",
@@ -159,6 +161,7 @@ class DiscovererTests(SynchronousTestCase):
             self.reactor,
             resyncInterval=5.0,
             where="the fake engine",
+            problems=self.problems,
         )
 
     def start(self) -> None:
@@ -266,10 +269,15 @@ class DiscovererTests(SynchronousTestCase):
         self.assertIn("keeping the 1 service(s) last seen", errors[0])
         self.assertEqual(self.ids(), ["aaaaaaaaaaaa"])
         self.assertIn("connection refused", self.discoverer.lastError or "")
+        self.assertEqual(
+            [(p.kind, p.subject, p.message) for p in self.problems.current()],
+            [(DOCKER, "the fake engine", self.discoverer.lastError)],
+        )
         self.engine.up = True
         self.reactor.advance(30)
         self.reactor.pool.runAll()
         self.assertIsNone(self.discoverer.lastError)
+        self.assertEqual(self.problems.current(), [])
 
     def test_retriesBackOff(self) -> None:
         self.engine.up = False

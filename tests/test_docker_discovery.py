@@ -186,6 +186,31 @@ class NodeTests(TestCase):
         )
         return (await response.json())["Checks"]
 
+    async def test_aStoppedEngineIsAProblemOfTheNodeUntilItIsBack(self) -> None:
+        engine = await startDockerEngine(self)
+        node = await self.node(engine)
+        seed = await runContainer(self, engine, SEED)
+        await until(lambda: self.status(node, seed) is Status.ALIVE, timeout=10)
+        address = node.api.port.getHost()  # type: ignore[union-attr]
+        health = f"http://{address.host}:{address.port}/api/health"
+
+        async def problems() -> list[Any]:
+            response = await treq.get(health, persistent=False)
+            return (await response.json())["Problems"]  # type: ignore[no-any-return]
+
+        self.assertEqual(await problems(), [])
+        await engine.stop()
+        await until(lambda: bool(node.problems.current()), timeout=10)
+        [problem] = await problems()
+        self.assertEqual(problem["Kind"], "docker")
+        self.assertEqual(problem["Subject"], f"the Docker engine at {engine.url}")
+        self.assertIn("cannot read containers", problem["Message"])
+        # What it last saw is still announced.
+        self.assertIs(self.status(node, seed), Status.ALIVE)
+        await engine.start()
+        await until(lambda: not node.problems.current(), timeout=35)
+        self.assertEqual(await problems(), [])
+
     async def test_theSeedContainerIsCheckedAliveAndTombstonedWhenStopped(
         self,
     ) -> None:

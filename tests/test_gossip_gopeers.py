@@ -21,6 +21,7 @@ from sidecar.gossip.peers import (
     isGoSidecar,
     nodeMeta,
 )
+from sidecar.problems import Problems
 
 from .simnet import SimNetwork, SimNode
 
@@ -97,6 +98,19 @@ class WithheldRecordsTests(SynchronousTestCase):
         withheld.check(record("x"), GO_RELAY_LIMIT + 1)
         self.assertTrue(withheld.check(record("x"), GO_RELAY_LIMIT))
         self.assertEqual(withheld.report(self.catalogHolding(record("x"))), [])
+
+    def test_aWithheldRecordIsANodeProblemUntilItFits(self) -> None:
+        problems = Problems(Clock())
+        withheld = WithheldRecords(problems)
+        withheld.check(record("x"), GO_RELAY_LIMIT + 1)
+        [problem] = problems.current()
+        self.assertEqual((problem.kind, problem.subject), ("go-peers", "node-1/big1"))
+        self.assertIn(f"over the {GO_RELAY_LIMIT} Go peers can relay", problem.message)
+        withheld.check(record("x"), GO_RELAY_LIMIT)
+        self.assertEqual(problems.current(), [])
+        withheld.check(record("x"), GO_RELAY_LIMIT + 1)
+        withheld.report(self.catalogHolding())  # the catalog dropped it
+        self.assertEqual(problems.current(), [])
 
     def test_aRecordTheCatalogDroppedIsNoLongerReported(self) -> None:
         withheld = WithheldRecords()

@@ -30,6 +30,7 @@ from sidecar.gossip.messages import NodeState
 from sidecar.gossip.packets import encodeUserMessage
 from sidecar.gossip.prober import memberAddress
 from sidecar.gossip.service import GossipService, GossipSettings
+from sidecar.problems import UNENCRYPTED_GOSSIP, Problems
 from sidecar.service import SidecarNode
 
 from .doubles import MemoryReactorWithUDP
@@ -290,6 +291,23 @@ class ExposureTests(SynchronousTestCase):
         warnings = [e for e in events if e["log_level"] is LogLevel.warn]
         self.assertEqual([e["problem"] for e in warnings], service.warnings)
         self.assertEqual(len(warnings), 1)
+
+    def test_theWarningIsAProblemWhileTheGossipRuns(self) -> None:
+        reactor = MemoryReactorWithUDP()
+        problems = Problems(reactor)
+        service = GossipService(
+            reactor,
+            GossipSettings(name="a", clusterName="c", bind=("0.0.0.0", 7946)),
+            ServicesState("a", Clock()),
+            problems=problems,
+        )
+        service.startService()
+        self.assertEqual(
+            [(p.kind, p.subject, p.message) for p in problems.current()],
+            [(UNENCRYPTED_GOSSIP, "0.0.0.0:7946", service.warnings[0])],
+        )
+        service.stopService()
+        self.assertEqual(problems.current(), [])
 
 
 class _UDPTaken:

@@ -10,6 +10,7 @@ from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.gossip.skew import ClockSkews
+from sidecar.problems import CLOCK_SKEW, Problems
 
 SECOND = 1_000_000_000
 
@@ -18,7 +19,10 @@ class ClockSkewsTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
         self.logged: list[dict[str, object]] = []
-        self.skews = ClockSkews(self.clock, window=120.0, warnAbove=5.0)
+        self.problems = Problems(self.clock)
+        self.skews = ClockSkews(
+            self.clock, window=120.0, warnAbove=5.0, problems=self.problems
+        )
         self.skews.log = Logger(observer=self.logged.append)
 
     def arrive(self, hostname: str, delay: float, skew: float) -> None:
@@ -75,6 +79,30 @@ class ClockSkewsTests(SynchronousTestCase):
         self.clock.advance(300)
         self.arrive("peer", 0.1, skew=-120)
         self.assertEqual(len(self.logged), 2)
+
+    def test_aFarClockIsAProblemUntilItComesBackOrIsForgotten(self) -> None:
+        self.arrive("peer", 0.1, skew=-120)
+        self.arrive("ahead", 0.1, skew=60)
+        self.arrive("near", 0.1, skew=-4.0)
+        self.assertEqual(
+            [(p.kind, p.subject, p.message) for p in self.problems.current()],
+            [
+                (
+                    CLOCK_SKEW,
+                    "ahead",
+                    "the clock of ahead is at least 59.9 s ahead of ours",
+                ),
+                (
+                    CLOCK_SKEW,
+                    "peer",
+                    "the clock of peer is at least 120.1 s behind ours",
+                ),
+            ],
+        )
+        self.clock.advance(300)
+        self.arrive("peer", 0.1, skew=0)
+        self.skews.forget("ahead")
+        self.assertEqual(self.problems.current(), [])
 
     def test_forgottenMembersAreNoLongerTracked(self) -> None:
         self.arrive("peer", 0.1, skew=-120)

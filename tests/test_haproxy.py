@@ -37,6 +37,7 @@ from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.config import loadConfig
 from sidecar.demo.processes import TWISTD, ChildProcess, spawn
 from sidecar.haproxytap import Options, makeCompanion
+from sidecar.problems import Problems
 from sidecar.proxy import follower as followerModule
 from sidecar.proxy import haproxy as haproxyModule
 from sidecar.proxy.follower import ProxyFollower
@@ -204,6 +205,7 @@ class HAProxyCase(TestCase):
         self.addCleanup(self.state.stop)
         self.servicePort = freePort(BIND_IP, udp=False)
         self.ports: dict[str, int] = {}
+        self.problems = Problems(reactor)  # type: ignore[arg-type]
         self.writer = HAProxyWriter(
             reactor,
             HAProxySettings(
@@ -225,6 +227,7 @@ class HAProxyCase(TestCase):
             reactor,
             0.1,
             admission=self.admission,
+            problems=self.problems,
         )
         self.follower.startService()
         self.addCleanup(self.follower.stopService)

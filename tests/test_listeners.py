@@ -24,6 +24,7 @@ from twisted.web.server import NOT_DONE_YET, Site
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.catalog.state import ChangeEvent
 from sidecar.listeners import Delivery, Listeners, UrlListener
+from sidecar.problems import LISTENER, Problems
 
 from .processes import pollUntil
 
@@ -155,7 +156,10 @@ class ListenerTests(TestCase):
         )
 
     def start(self, urls: tuple[str, ...], wanted: Any = dict) -> Listeners:
-        listeners = Listeners(self.state, urls, wanted, reactor, FAST)
+        self.problems = Problems(reactor)  # type: ignore[arg-type]
+        listeners = Listeners(
+            self.state, urls, wanted, reactor, FAST, problems=self.problems
+        )
         listeners.startService()
         self.addCleanup(listeners.stopService)
         return listeners
@@ -225,6 +229,10 @@ class ListenerTests(TestCase):
                 status["LastError"], f"{url}: no complete answer within 1 s"
             )
             self.assertEqual(status["Delivered"], 0)
+            self.assertEqual(
+                [(p.kind, p.subject, p.message) for p in self.problems.current()],
+                [(LISTENER, f"UrlListener({url})", status["LastError"])],
+            )
             resource.stall = False  # it recovers
             self.change(2)
             await pollUntil(
@@ -239,6 +247,7 @@ class ListenerTests(TestCase):
             )
         )
         self.assertIsNone(listeners.status()[0]["LastError"])
+        self.assertEqual(self.problems.current(), [])
         logged = [formatEvent(e) for e in events]
         self.assertIn(
             f"listener UrlListener({url}): {url}: no complete answer within 1 s;"
@@ -383,6 +392,7 @@ class QueueBoundTests(SynchronousTestCase):
             lambda event: b"{}",
             self.reactor,
             replace(FAST, queueLimit=limit),
+            Problems(self.reactor),
         )
         self.addCleanup(listener.stop)
         return listener

@@ -43,6 +43,11 @@ class MetricsTests(TestCase):
             return defer.succeed(True if alive else None)
 
         await pollUntil(checked, timeout=10)
+        # The listener that is down is a problem of the node.
+        await pollUntil(
+            lambda: defer.succeed(True if node.problems.counts()["listener"] else None),
+            timeout=10,
+        )
         api = node.api.port.getHost()  # type: ignore[union-attr]
         response = await treq.get(
             f"http://{api.host}:{api.port}/metrics", persistent=False
@@ -79,6 +84,8 @@ class MetricsTests(TestCase):
             self.assertEqual(
                 samples[("sidecar_listener_events_dropped_total", labels)], 0
             )
+        self.assertEqual(samples[("sidecar_problems", (("kind", "listener"),))], 1)
+        self.assertNotIn(("sidecar_problems", (("kind", "haproxy"),)), samples)
         # This request's own connection, and no refusal.
         self.assertEqual(samples[("sidecar_api_connections", ())], 1)
         self.assertEqual(samples[("sidecar_api_connections_refused_total", ())], 0)

@@ -20,6 +20,7 @@ from zope.interface.verify import verifyObject
 from sidecar.catalog.local import LocalService
 from sidecar.discovery.static import StaticDiscoverer
 from sidecar.interfaces import IDiscoverer, IDiscoveryListener
+from sidecar.problems import STATIC_FILE, Problems
 
 NODE = "node1"
 ADVERTISE = "10.0.0.7"
@@ -82,6 +83,7 @@ class StaticDiscovererTests(SynchronousTestCase):
         os.makedirs(directory)
         self.path = os.path.join(directory, "static.json")
         self.reports = Reports()
+        self.problems = Problems(self.clock)
         self._mtime = START * NS
         observer = LoggedErrors()
         self.errors = observer.events
@@ -101,7 +103,13 @@ class StaticDiscovererTests(SynchronousTestCase):
 
     def start(self, pollInterval: float = 1.0) -> StaticDiscoverer:
         discoverer = StaticDiscoverer(
-            self.path, NODE, ADVERTISE, self.reports, self.clock, pollInterval
+            self.path,
+            NODE,
+            ADVERTISE,
+            self.reports,
+            self.clock,
+            pollInterval,
+            problems=self.problems,
         )
         discoverer.startService()
         self.addCleanup(self.stop, discoverer)
@@ -238,6 +246,20 @@ class StaticDiscovererTests(SynchronousTestCase):
         self.assertIn(self.path, discoverer.lastError)
         self.assertIn("entry 0", discoverer.lastError)
         self.assertIn("Service.Ports[0].Port", discoverer.lastError)
+
+    def test_aBrokenFileIsAProblemUntilItIsValidAgain(self) -> None:
+        self.write(targets("web"))
+        discoverer = self.start()
+        self.assertEqual(self.problems.current(), [])
+        self.write(b"not json")
+        self.clock.advance(1)
+        self.assertEqual(
+            [(p.kind, p.subject, p.message) for p in self.problems.current()],
+            [(STATIC_FILE, self.path, discoverer.lastError)],
+        )
+        self.write(targets("web"))
+        self.clock.advance(1)
+        self.assertEqual(self.problems.current(), [])
 
     def test_brokenFileIsLoggedOnceAsAnError(self) -> None:
         self.write(targets("web"))

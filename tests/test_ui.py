@@ -528,7 +528,7 @@ class BrowserTests(TestCase):
             await devtools.waitFor(ws, status, "Draining")
             self.assertEqual(
                 await devtools.evaluate(ws, NOTICE),
-                f"Service 'svc-host-a' instance '{local.id}' set to DRAINING",
+                f'Service "svc-host-a" instance "{local.id}" set to DRAINING',
             )
             reactor.callFromThread(catalogStatus)  # type: ignore[attr-defined]
             await devtools.waitFor(ws, text(button), "Undrain")
@@ -536,7 +536,7 @@ class BrowserTests(TestCase):
             await devtools.waitFor(ws, status, "Alive")
             self.assertEqual(
                 await devtools.evaluate(ws, NOTICE),
-                f"Service 'svc-host-a' instance '{local.id}' set to ALIVE",
+                f'Service "svc-host-a" instance "{local.id}" set to ALIVE',
             )
             reactor.callFromThread(catalogStatus)  # type: ignore[attr-defined]
             # Another host's service: this node cannot, and says who can.
@@ -550,7 +550,7 @@ class BrowserTests(TestCase):
                 True,
             )
             self.assertIn(
-                "no service with ID 'r1' runs on this node",
+                'Not Found - Service ID "r1" not found',
                 await devtools.evaluate(ws, NOTICE),
             )
             self.assertEqual(

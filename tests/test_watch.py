@@ -354,7 +354,7 @@ class BackPressureTests(SynchronousTestCase):
         self.transport.producer.pauseProducing()
         self.change("b1")
         self.change("b2")
-        self.clock.advance(watch.HEARTBEAT * 2)
+        self.clock.advance(watch.HEARTBEAT + 1)  # less than STALL
         self.assertEqual(len(self.documents()), 1)
         self.assertNotIn(b"\n", self.body())  # no heartbeat either
         self.transport.producer.resumeProducing()
@@ -480,10 +480,12 @@ class KeepAliveTests(TestCase):
         import socket
 
         from twisted.internet.protocol import Factory, Protocol
-        from twisted.web.client import URI
+        from twisted.web.client import URI, BrowserLikePolicyForHTTPS
 
         port = serve(self, Silent())
-        endpoints = watchclient._KeepAliveEndpoints(reactor)
+        endpoints = watchclient._KeepAliveEndpoints(
+            reactor, BrowserLikePolicyForHTTPS()
+        )
         endpoint = endpoints.endpointForURI(
             URI.fromBytes(f"http://127.0.0.1:{port}/".encode())
         )
@@ -500,9 +502,17 @@ class KeepAliveTests(TestCase):
             watchclient.KEEPALIVE_PROBES,
         )
 
-    def test_onlyHTTPIsFollowed(self) -> None:
-        from twisted.web.client import URI
+    def test_onlyHTTPAndHTTPSAreFollowed(self) -> None:
+        from twisted.internet.endpoints import wrapClientTLS
+        from twisted.web.client import URI, BrowserLikePolicyForHTTPS
 
-        endpoints = watchclient._KeepAliveEndpoints(reactor)
+        endpoints = watchclient._KeepAliveEndpoints(
+            reactor, BrowserLikePolicyForHTTPS()
+        )
         with self.assertRaises(StreamError):
-            endpoints.endpointForURI(URI.fromBytes(b"https://127.0.0.1:1/"))
+            endpoints.endpointForURI(URI.fromBytes(b"ftp://127.0.0.1:1/"))
+        tls = endpoints.endpointForURI(URI.fromBytes(b"https://127.0.0.1:1/"))
+        self.assertIsInstance(
+            tls,
+            type(wrapClientTLS(None, None)),  # type: ignore[arg-type]
+        )

@@ -17,6 +17,7 @@ from zope.interface import implementer
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.catalog.timestamps import formatTimestamp
 from sidecar.interfaces import IDrainControl, IHealthReport
+from sidecar.problems import Problems
 from sidecar.web.server import makeSite
 from sidecar.web.watch import HEARTBEAT
 
@@ -85,19 +86,23 @@ class APITests(SynchronousTestCase):
         self.members = Members("node-a", "node-b", "node-c")
         self.health = Health()
         self.drains = Drains(self.state)
+        self.problems = Problems(self.clock)
         site = makeSite(
             self.state,
             self.members,
             self.health,
             drains=self.drains,
             reactor=self.clock,
+            problems=self.problems,
         )
         self.client = StubTreq(site.resource)
         self.addCleanup(self.state.stop)
 
-    def request(self, method: str, path: str) -> tuple[int, dict[str, Any], Any]:
+    def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, Any], Any]:
         response = self.successResultOf(
-            self.client.request(method, "http://node-a" + path)
+            self.client.request(method, "http://node-a" + path, headers=headers)
         )
         body = self.successResultOf(response.content())
         headers = {
@@ -197,6 +202,86 @@ class APITests(SynchronousTestCase):
             [("drain", "bbbbbbbbbbbb"), ("undrain", "bbbbbbbbbbbb")],
         )
 
+    def test_aBrowsersCrossSiteWriteIsRefused(self) -> None:
+        path = "/api/services/bbbbbbbbbbbb/drain"
+        cases = [
+            ("POST", {"Origin": "http://evil.example"}),
+            ("DELETE", {"Origin": "http://evil.example"}),
+            ("POST", {"Origin": "null"}),
+            ("POST", {"Origin": "https://node-a"}),
+            ("POST", {"Content-Type": "text/plain;charset=UTF-8"}),
+            ("POST", {"Content-Type": "application/x-www-form-urlencoded"}),
+            ("POST", {"Content-Type": "multipart/form-data; boundary=x"}),
+            ("POST", {"Origin": "http://node-a", "Content-Type": "text/plain"}),
+        ]
+        for method, headers in cases:
+            code, response, body = self.request(method, path, headers)
+            self.assertEqual(code, 403, (method, headers))
+            self.assertEqual(body["status"], "error")
+            self.assertIn("cross-site write refused", body["message"])
+            self.assertNotIn("access-control-allow-origin", response)
+        self.assertEqual(self.drains.calls, [])
+
+    def test_scriptsAndTheNodesOwnPageMayWrite(self) -> None:
+        path = "/api/services/bbbbbbbbbbbb/drain"
+        for headers in [
+            {},
+            {"Content-Type": "application/json"},
+            {"Origin": "http://node-a", "Content-Type": "application/json"},
+        ]:
+            code, response, _ = self.request("POST", path, headers)
+            self.assertEqual(code, 202, headers)
+            self.assertNotIn("access-control-allow-origin", response)
+        self.assertEqual(len(self.drains.calls), 3)
+
+    def test_withATokenWritesNeedItAndReadsDoNot(self) -> None:
+        site = makeSite(
+            self.state,
+            self.members,
+            self.health,
+            drains=self.drains,
+            reactor=self.clock,
+            token=b"0123456789abcdef",
+        )
+        self.client = StubTreq(site.resource)
+        path = "/api/services/bbbbbbbbbbbb/drain"
+        for headers in [
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": "Basic 0123456789abcdef"},
+            {"Authorization": "Bearer 0123456789abcdeF"},
+        ]:
+            code, response, body = self.request("POST", path, headers)
+            self.assertEqual(code, 401, headers)
+            self.assertEqual(response["www-authenticate"], ['Bearer realm="sidecar"'])
+            self.assertEqual(
+                body,
+                {
+                    "message": "this node's writes need its bearer token",
+                    "status": "error",
+                },
+            )
+        self.assertEqual(self.drains.calls, [])
+        code, _, _ = self.request(
+            "DELETE", path, {"Authorization": "Bearer 0123456789abcdef"}
+        )
+        self.assertEqual(code, 200)
+        code, _, _ = self.request("GET", "/api/services.json")
+        self.assertEqual(code, 200)
+
+    def test_aPreflightForAWriteIsNotGranted(self) -> None:
+        code, headers, _ = self.request(
+            "OPTIONS",
+            "/api/services/bbbbbbbbbbbb/drain",
+            {
+                "Origin": "http://evil.example",
+                "Access-Control-Request-Method": "POST",
+            },
+        )
+        self.assertEqual(code, 405)
+        self.assertNotIn("access-control-allow-origin", headers)
+        self.assertNotIn("access-control-allow-methods", headers)
+
     def test_drainingAServiceThatIsNotHereIs404(self) -> None:
         code, _, body = self.request("POST", "/api/services/nope/drain")
         self.assertEqual(code, 404)
@@ -225,8 +310,36 @@ class APITests(SynchronousTestCase):
                     "InCluster": True,
                     "Warnings": [],
                     "GoPeers": {"Members": [], "RelayLimit": 1395, "Withheld": []},
+                    "Problems": [],
                 },
             )
+
+    def test_healthListsTheNodesProblemsByKindThenSubject(self) -> None:
+        since = round(self.clock.seconds() * SECOND)
+        self.problems.raise_("static-file", "/etc/s.json", "not JSON")
+        self.clock.advance(2)
+        self.problems.raise_("haproxy", "/etc/haproxy.cfg", "disk full")
+        self.problems.raise_("docker", "the engine", "refused")
+        self.problems.clear("docker", "the engine")
+        code, _, body = self.request("GET", "/api/health")
+        self.assertEqual(code, 200)
+        self.assertEqual(
+            body["Problems"],
+            [
+                {
+                    "Kind": "haproxy",
+                    "Subject": "/etc/haproxy.cfg",
+                    "Message": "disk full",
+                    "Since": formatTimestamp(since + 2 * SECOND),
+                },
+                {
+                    "Kind": "static-file",
+                    "Subject": "/etc/s.json",
+                    "Message": "not JSON",
+                    "Since": formatTimestamp(since),
+                },
+            ],
+        )
 
     def test_healthSaysWhatToFixInHowTheNodeGossips(self) -> None:
         self.members.warnings = ["gossip on 0.0.0.0 is not encrypted: ..."]

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from twisted.internet.ssl import PrivateCertificate
+
 from .model import (
     ApiConfig,
     Config,
@@ -189,6 +191,10 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("api", "listen", Address("127.0.0.1", 7777), _listenAddress),
     Key("api", "max_connections", 256, parsePositiveInt),
+    Key("api", "max_watchers", 64, parsePositiveInt),
+    Key("api", "tls_cert", "", parseString),
+    Key("api", "tls_key", "", parseString),
+    Key("api", "token_file", "", parseString),
     Key(
         "discovery",
         "backends",
@@ -316,6 +322,10 @@ def loadConfig(
     if template:
         template = os.path.abspath(_besideTheFile(source, template))
     bind: Address = values["node.bind"]
+    tlsCert, tlsKey, tokenFile = (
+        values[key] and os.path.abspath(_besideTheFile(source, values[key]))
+        for key in ("api.tls_cert", "api.tls_key", "api.token_file")
+    )
     if values["node.extra_encrypt_keys"] and values["node.encrypt_key"] is None:
         raise ConfigError(
             source or "configuration",
@@ -349,7 +359,14 @@ def loadConfig(
             maxClockSkew=values["node.max_clock_skew"],
         ),
         api=ApiConfig(
-            listen=values["api.listen"], maxConnections=values["api.max_connections"]
+            listen=values["api.listen"],
+            maxConnections=values["api.max_connections"],
+            maxWatchers=values["api.max_watchers"],
+            tlsCert=tlsCert,
+            tlsKey=tlsKey,
+            tokenFile=tokenFile,
+            tlsPEM=_readTLS(source or "configuration", tlsCert, tlsKey),
+            token=_readToken(source or "configuration", tokenFile),
         ),
         discovery=DiscoveryConfig(
             backends=values["discovery.backends"],
@@ -393,6 +410,62 @@ def loadConfig(
         log=LogConfig(level=values["log.level"], format=values["log.format"]),
         source=source,
     )
+
+
+def _readTLS(source: str, certPath: str, keyPath: str) -> bytes | None:
+    """
+    The certificate and key for the API's TLS, checked to be a PEM
+    certificate and its private key; L{None} when neither is set.
+    """
+    if not (certPath or keyPath):
+        return None
+    if not (certPath and keyPath):
+        missing = "api.tls_key" if certPath else "api.tls_cert"
+        raise ConfigError(
+            source, missing, "TLS needs both api.tls_cert and api.tls_key"
+        )
+    pem = b""
+    for key, path in (("api.tls_cert", certPath), ("api.tls_key", keyPath)):
+        try:
+            with open(path, "rb") as f:
+                pem += f.read() + b"\n"
+        except OSError as e:
+            raise ConfigError(
+                source, key, f"cannot read {path}: {e.strerror}"
+            ) from None
+    try:
+        PrivateCertificate.loadPEM(pem)
+    except Exception as e:
+        raise ConfigError(
+            source,
+            "api.tls_cert",
+            f"{certPath} and {keyPath} are not a PEM certificate and its key: {e}",
+        ) from None
+    return pem
+
+
+def _readToken(source: str, path: str) -> bytes | None:
+    """
+    The bearer token writes need, from the first line of C{path}; L{None}
+    when no file is set.
+    """
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            token = f.readline(4096).strip()
+    except OSError as e:
+        raise ConfigError(
+            source, "api.token_file", f"cannot read {path}: {e.strerror}"
+        ) from None
+    if len(token) < 16 or not all(0x21 <= c <= 0x7E for c in token):
+        raise ConfigError(
+            source,
+            "api.token_file",
+            f"{path} must start with a token of at least 16 printable ASCII"
+            " characters and no spaces",
+        )
+    return token
 
 
 def _besideTheFile(source: str | None, path: str) -> str:

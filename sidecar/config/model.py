@@ -4,7 +4,7 @@ The typed configuration a node is built from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .values import Address
 
@@ -50,8 +50,21 @@ class NodeConfig:
 
 @dataclass(frozen=True)
 class ApiConfig:
+    """
+    @ivar tlsPEM: the certificate and key of C{tlsCert} and C{tlsKey},
+        read and checked, or L{None} for plain HTTP.
+    @ivar token: what C{tokenFile} holds, or L{None}: writes need no
+        token.
+    """
+
     listen: Address
     maxConnections: int
+    maxWatchers: int = 64
+    tlsCert: str = ""
+    tlsKey: str = ""
+    tokenFile: str = ""
+    tlsPEM: bytes | None = field(default=None, repr=False)
+    token: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

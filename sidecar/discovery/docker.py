@@ -34,6 +34,7 @@ from sidecar.interfaces import (
     IDiscoverer,
     IDiscoveryListener,
 )
+from sidecar.problems import DOCKER, Problems
 
 from .containers import DEFAULT_NAMING, ContainerService, Naming, serviceFromContainer
 
@@ -83,11 +84,15 @@ class DockerDiscoverer(Service):
         naming: Naming = DEFAULT_NAMING,
         resyncInterval: float = 5.0,
         where: str = "the Docker engine",
+        problems: Problems | None = None,
     ) -> None:
         """
         @param connect: makes a docker-py C{APIClient}; called in a thread.
         @param where: how to name the engine in the log.
+        @param problems: where an engine that cannot be read is shown,
+            until it answers again.
         """
+        self._problems = Problems(reactor) if problems is None else problems
         self.lastError: str | None = None
         self._connect = connect
         self._hostname = hostname
@@ -277,6 +282,7 @@ class DockerDiscoverer(Service):
             )
         self._unreachable = True
         self.lastError = problem
+        self._problems.raise_(DOCKER, self._where, problem)
         self._resyncIn(self._resyncRetry.failed())
 
     def _resyncIn(self, delay: float) -> None:
@@ -291,6 +297,7 @@ class DockerDiscoverer(Service):
         if self._unreachable:
             self.log.info("{where} answers again", where=self._where)
             self.lastError = None
+            self._problems.clear(DOCKER, self._where)
         self._unreachable = False
 
     def _parse(self, entries: list[Any]) -> dict[str, ContainerService]:

@@ -18,6 +18,7 @@ from zope.interface import implementer
 from sidecar.catalog.local import LocalService
 from sidecar.catalog.timestamps import NANOSECONDS
 from sidecar.interfaces import IDiscoverer, IDiscoveryListener
+from sidecar.problems import STATIC_FILE, Problems
 
 from .staticfile import StaticFileError, parseStaticFile
 
@@ -44,8 +45,14 @@ class StaticDiscoverer(Service):
         listener: IDiscoveryListener,
         clock: IReactorTime,
         pollInterval: float = 1.0,
+        problems: Problems | None = None,
     ) -> None:
+        """
+        @param problems: where a broken or unreadable file is shown, until
+            it is read and valid again.
+        """
         self.path = path
+        self._problems = Problems(clock) if problems is None else problems
         self.lastError: str | None = None
         self._hostname = hostname
         self._advertiseIP = advertiseIP
@@ -91,6 +98,7 @@ class StaticDiscoverer(Service):
         if self.lastError is not None:
             self.log.info("static file {path} is valid again", path=self.path)
         self.lastError = None
+        self._problems.clear(STATIC_FILE, self.path)
         self.log.info(
             "static file {path}: {count} service(s)",
             path=self.path,
@@ -107,6 +115,7 @@ class StaticDiscoverer(Service):
                 count=len(self._services),
             )
         self.lastError = problem
+        self._problems.raise_(STATIC_FILE, self.path, problem)
         return False
 
     def _stampCreated(self, local: LocalService) -> LocalService:

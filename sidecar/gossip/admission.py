@@ -30,6 +30,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from sidecar.catalog import Service, ServicesState
+from sidecar.problems import Problems
 from sidecar.ratelimit import RateLimitedLog
 
 from .members import Member, Members
@@ -62,17 +63,22 @@ def _ip(address: str | bytes) -> IP | None:
 
 
 def catalogAdmission(
-    state: ServicesState, clock: IReactorTime, maxClockSkew: float
+    state: ServicesState,
+    clock: IReactorTime,
+    maxClockSkew: float,
+    problems: Problems | None = None,
 ) -> Admission:
     """
     The admission for C{state}'s records: gone members' tombstones are
     admitted for as long as C{state} keeps tombstones.
+
+    @param problems: where members' clocks far from ours are shown.
     """
     return Admission(
         clock,
         maxClockSkew,
         state.lifespans.tombstone / NANOSECONDS,
-        ClockSkews(clock),
+        ClockSkews(clock, problems=problems),
     )
 
 

@@ -27,6 +27,7 @@ from sidecar.catalog import (
 )
 from sidecar.catalog.codec import dumps
 from sidecar.catalog.documents import stateDocument
+from sidecar.problems import GO_PEERS, Problems
 
 from .admission import NOT_A_RECORD, Address, Admission
 from .cluster import Cluster
@@ -46,8 +47,13 @@ class WithheldRecords:
 
     log = Logger()
 
-    def __init__(self) -> None:
+    def __init__(self, problems: Problems | None = None) -> None:
+        """
+        @param problems: where a withheld record is also listed, as a
+            L{GO_PEERS} problem, until it fits or is gone.
+        """
         self._records: dict[tuple[str, str], dict[str, Any]] = {}
+        self._problems = problems
         self.total = 0
 
     def check(self, service: Service, size: int) -> bool:
@@ -57,10 +63,18 @@ class WithheldRecords:
         """
         key = (service.hostname, service.id)
         if size <= GO_RELAY_LIMIT:
-            self._records.pop(key, None)
+            self._forget(key)
             return True
         if key not in self._records:
             self.total += 1
+            if self._problems is not None:
+                self._problems.raise_(
+                    GO_PEERS,
+                    _subject(key),
+                    f"service {service.name} is {size} bytes as gossiped, over "
+                    f"the {GO_RELAY_LIMIT} Go peers can relay: not sent to them; "
+                    f"{GO_RELAY_ADVICE}",
+                )
             self.log.warn(
                 "record {id} of service {name} on {hostname} is {size} bytes: "
                 "not sent to Go peers; {advice}",
@@ -84,8 +98,17 @@ class WithheldRecords:
         "Name", "Bytes"}}: those that C{state} (the catalog) still holds.
         """
         for key in [k for k in self._records if state.get(*k) is None]:
-            del self._records[key]
+            self._forget(key)
         return [self._records[key] for key in sorted(self._records)]
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        if self._records.pop(key, None) is not None and self._problems is not None:
+            self._problems.clear(GO_PEERS, _subject(key))
+
+
+def _subject(key: tuple[str, str]) -> str:
+    hostname, serviceID = key
+    return f"{hostname}/{serviceID}"
 
 
 @implementer(IGossipDelegate, IMemberObserver)

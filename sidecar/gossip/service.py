@@ -19,6 +19,7 @@ from zope.interface import implementer
 
 from sidecar.catalog import ServicesState
 from sidecar.interfaces import IMembership
+from sidecar.problems import UNENCRYPTED_GOSSIP, Problems
 
 from .admission import Admission, catalogAdmission
 from .cluster import (
@@ -87,7 +88,13 @@ class GossipService(Service):
         settings: GossipSettings,
         state: ServicesState,
         rng: random.Random | None = None,
+        problems: Problems | None = None,
     ) -> None:
+        """
+        @param problems: where the gossip's faults (members' clocks far
+            from ours, and its L{warnings} while it runs) are shown.
+        """
+        self._problems = Problems(reactor) if problems is None else problems
         self._reactor = reactor
         self.settings = settings
         self.clusterName = settings.clusterName
@@ -101,9 +108,9 @@ class GossipService(Service):
         self._broadcaster: CatalogBroadcaster | None = None
         self._serfClock: SerfClock | None = None
         self.joined: Deferred[int] | None = None
-        self.withheld = WithheldRecords()
+        self.withheld = WithheldRecords(self._problems)
         self.admission: Admission = catalogAdmission(
-            state, reactor, settings.maxClockSkew
+            state, reactor, settings.maxClockSkew, problems
         )
 
     @property
@@ -216,10 +223,16 @@ class GossipService(Service):
         )
         for warning in self.warnings:
             self.log.warn("{problem}", problem=warning)
+            self._problems.raise_(UNENCRYPTED_GOSSIP, self._bindText(), warning)
         self.joined = cluster.start()
+
+    def _bindText(self) -> str:
+        host, port = self.settings.bind
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def stopService(self) -> Deferred[object]:
         super().stopService()
+        self._problems.clear(UNENCRYPTED_GOSSIP, self._bindText())
         cluster, self.cluster = self.cluster, None
         if self._broadcaster is not None:
             self._state.removeBroadcaster(self._broadcaster)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from sidecar.problems import CLOCK_SKEW, Problems
+
 NANOSECONDS = 1_000_000_000
 
 
@@ -49,9 +51,18 @@ class ClockSkews:
     log = Logger()
 
     def __init__(
-        self, clock: IReactorTime, window: float = 120.0, warnAbove: float = 5.0
+        self,
+        clock: IReactorTime,
+        window: float = 120.0,
+        warnAbove: float = 5.0,
+        problems: Problems | None = None,
     ) -> None:
+        """
+        @param problems: where a member whose clock is far off is shown,
+            until it comes back under C{warnAbove} or is forgotten.
+        """
         self._clock = clock
+        self._problems = Problems(clock) if problems is None else problems
         self._window = window
         self.warnAbove = warnAbove
         self._windows: dict[str, _Window] = {}
@@ -98,13 +109,22 @@ class ClockSkews:
         """
         self._windows.pop(hostname, None)
         self._warned.discard(hostname)
+        self._problems.clear(CLOCK_SKEW, hostname)
 
     def _warnIfFar(self, hostname: str) -> None:
         skew = self.skew(hostname)
         assert skew is not None
         if abs(skew) <= self.warnAbove:
             self._warned.discard(hostname)
-        elif hostname not in self._warned:
+            self._problems.clear(CLOCK_SKEW, hostname)
+            return
+        self._problems.raise_(
+            CLOCK_SKEW,
+            hostname,
+            f"the clock of {hostname} is at least {abs(skew):.1f} s "
+            f"{'behind' if skew < 0 else 'ahead of'} ours",
+        )
+        if hostname not in self._warned:
             self._warned.add(hostname)
             self.log.warn(
                 "the clock of {member} is {skew:.1f} s off ours"

@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred
 from sidecar.catalog.interfaces import ICatalog
 from sidecar.config import Config, ConfigError
 from sidecar.interfaces import IMembership
+from sidecar.problems import Problems
 
 from .follower import ProxyFollower
 from .haproxy import HAProxySettings, HAProxyWriter
@@ -26,9 +27,12 @@ def makeProxy(
     membership: IMembership | None,
     reactor: Any,
     ready: Deferred[object] | None = None,
+    problems: Problems | None = None,
 ) -> ProxyFollower:
     """
     The HAProxy of C{config}'s C{[haproxy]} section, following C{catalog}.
+
+    @param problems: where the proxy's faults are shown.
 
     @raise ConfigError: when the template cannot be read or parsed, or an
         unmanaged HAProxy has no reload command.
@@ -78,6 +82,7 @@ def makeProxy(
         useHostnames=haproxy.useHostnames,
         ready=ready,
         admission=admission(config),
+        problems=problems,
     )
 
 

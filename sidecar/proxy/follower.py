@@ -20,6 +20,14 @@ from zope.interface import implementer
 
 from sidecar.catalog.interfaces import ICatalog, ICatalogObserver
 from sidecar.interfaces import IMembership, IProxyReport, IProxyWriter
+from sidecar.problems import (
+    CONFLICT,
+    HAPROXY,
+    KEPT,
+    REFUSED,
+    Problems,
+    conflictSubject,
+)
 
 from .haproxy import ProxyError
 from .model import OPEN, Admission, ProxyModel, Refusal, buildModel, describeChanges
@@ -46,6 +54,7 @@ class ProxyFollower(Service):
         useHostnames: bool = False,
         ready: Deferred[object] | None = None,
         admission: Admission = OPEN,
+        problems: Problems | None = None,
     ) -> None:
         """
         @param membership: the members this node sees, to keep backends
@@ -56,6 +65,9 @@ class ProxyFollower(Service):
             set from C{reactor} at each update.  The default admits every
             well-formed record; a node's (L{sidecar.proxy.build.admission})
             also knows its host, its own ports and what it can bind.
+        @param problems: where a failed update, and the records, conflicts
+            and backends an update leaves out or keeps, are shown; each
+            clears when an update no longer has it.
         """
         self.model: ProxyModel | None = None
         # What the last model built left out, and why.
@@ -68,6 +80,7 @@ class ProxyFollower(Service):
         self._minInterval = minInterval
         self._useHostnames = useHostnames
         self._admission = admission
+        self._problems = Problems(reactor) if problems is None else problems
         self._outOfDate = False
         self._timer: IDelayedCall | None = None
         self._updating: Deferred[None] | None = None
@@ -191,10 +204,12 @@ class ProxyFollower(Service):
                 else:
                     self.log.failure("the proxy was not updated")
             self._lastProblem = str(e)
+            self._problems.raise_(HAPROXY, self._subject(), str(e))
             # Tried again later: the problem may pass (a slow reload).
             self._outOfDate = True
             return
         self._lastProblem = None
+        self._problems.clear(HAPROXY, self._subject())
         previous, self.model = self.model, model
         self.updates += 1
         if how != "unchanged":
@@ -204,6 +219,9 @@ class ProxyFollower(Service):
                 changes=describeChanges(previous, model),
                 frontends=len(model.frontends),
             )
+
+    def _subject(self) -> str:
+        return str(self.writer.status().get("ConfigFile", "proxy"))
 
     def _bindable(self) -> Callable[[int], str | None]:
         """
@@ -221,15 +239,28 @@ class ProxyFollower(Service):
             self._schedule()
 
     def _report(self, model: ProxyModel) -> None:
-        problems = (
-            tuple(str(c) for c in model.conflicts)
-            + tuple(
-                f"backend {name} keeps its last servers: their hosts are out of sight"
+        """
+        Log what C{model} leaves out or keeps, each once while it lasts,
+        and show it among the node's problems.
+        """
+        found = {
+            CONFLICT: {
+                conflictSubject(c.refused, c.servicePort): str(c)
+                for c in model.conflicts
+            },
+            KEPT: {
+                name: f"backend {name} keeps its last servers: "
+                "their hosts are out of sight"
                 for name in model.kept
-            )
-            + tuple(f"ignoring {refusal}" for refusal in model.refused)
+            },
+            REFUSED: {r.what: f"ignoring {r}" for r in model.refused},
+        }
+        problems = tuple(
+            message for messages in found.values() for message in messages.values()
         )
         for problem in problems:
             if problem not in self._reported:
                 self.log.warn("{problem}", problem=problem)
         self._reported = problems
+        for kind, messages in found.items():
+            self._problems.replaceKind(kind, messages)

@@ -15,6 +15,7 @@ cannot bind) is rolled back to the one HAProxy ran before.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -219,6 +220,10 @@ class HAProxyWriter:
         except (ProxyError, ProxyTemplateError) as e:
             self.lastError = str(e)
             raise ProxyError(str(e)) from None
+        except OSError as e:
+            # A full disk, a read-only directory: the running file stays.
+            self.lastError = _fileProblem(e)
+            raise ProxyError(self.lastError) from None
         self.lastError = None
         self.lastApplied = self._reactor.seconds()
         return how
@@ -292,9 +297,9 @@ class HAProxyWriter:
         except FileNotFoundError:
             before = None
         candidate = f"{path}.new"
-        with open(candidate, "w", encoding="utf-8") as f:
-            f.write(text)
         try:
+            with open(candidate, "w", encoding="utf-8") as f:
+                f.write(text)
             await self._validate(candidate)
             os.replace(candidate, path)
         finally:
@@ -320,6 +325,10 @@ class HAProxyWriter:
 
     async def _validate(self, path: str) -> None:
         binary = self._settings.binary
+        if shutil.which(binary) is None:
+            raise ProxyError(
+                f"cannot check the new configuration: no haproxy program {binary!r}"
+            )
         out, err, code = await getProcessOutputAndValue(
             binary, ["-c", "-f", path], env=dict(os.environ), reactor=self._reactor
         )
@@ -449,3 +458,14 @@ class HAProxyWriter:
             # or until it is wanted again.
             self._parked[target] = (server.address, server.port)
             self.log.debug("{problem}", problem=e)
+
+
+def _fileProblem(error: OSError) -> str:
+    """
+    One line for a file HAProxy's configuration could not be written to.
+    """
+    where = f" {error.filename}" if error.filename else ""
+    return (
+        f"cannot write the proxy configuration{where}: {error.strerror or error}; "
+        "the running one stays"
+    )

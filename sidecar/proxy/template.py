@@ -69,8 +69,10 @@ class ProxyTemplate:
         try:
             with open(path, encoding="utf-8") as f:
                 source = f.read()
-        except (OSError, UnicodeDecodeError) as e:
-            raise ProxyTemplateError(f"{path}: cannot read: {e}") from None
+        except OSError as e:
+            raise ProxyTemplateError(f"{path}: cannot read: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise ProxyTemplateError(f"{path}: not UTF-8 text: {e.reason}") from None
         return cls(source, path)
 
     def render(self, model: ProxyModel, settings: TemplateSettings) -> str:

@@ -19,12 +19,14 @@ from twisted.python.failure import Failure
 from twisted.web.http import (
     ACCEPTED,
     BAD_REQUEST,
+    FORBIDDEN,
     INTERNAL_SERVER_ERROR,
     NOT_ALLOWED,
     NOT_FOUND,
     NOT_MODIFIED,
     OK,
     SERVICE_UNAVAILABLE,
+    UNAUTHORIZED,
 )
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -37,13 +39,20 @@ from sidecar.interfaces import (
     IMembership,
     IProxyReport,
 )
+from sidecar.problems import Problems
+from sidecar.ratelimit import RateLimitedLog
 
 from .bodies import Bodies, Body
 from .conditional import acceptsGzip, lastModified, notModified
+from .crosssite import crossSiteReason
 from .goformat import goQuote
 from .routes import API_ROUTES, Match, WrongMethod, match
 from .sending import sendBody
+from .tokens import bearerFits
 from .watch import Watcher
+
+# C{/api/watch} streams served at once, unless configured otherwise.
+MAX_WATCHERS = 64
 
 
 class APIError(Exception):
@@ -108,8 +117,18 @@ class APIResource(Resource):
         bodies: Bodies,
         watchers: set[Watcher] | None = None,
         drains: IDrainControl | None = None,
+        problems: Problems | None = None,
+        maxWatchers: int = MAX_WATCHERS,
+        token: bytes | None = None,
     ) -> None:
+        """
+        @param token: what a write's C{Authorization: Bearer} must carry;
+            L{None}: writes need none.
+        """
         super().__init__()
+        self._token = token
+        self._maxWatchers = maxWatchers
+        self._problems = Problems(reactor) if problems is None else problems
         self._state = state
         self._bodies = bodies
         self._membership = membership
@@ -118,6 +137,7 @@ class APIResource(Resource):
         self._drains = drains
         self._reactor = reactor
         self.watchers: set[Watcher] = set() if watchers is None else watchers
+        self._refusals = RateLimitedLog(self.log, reactor)
 
     def render(self, request: Request) -> bytes | int:  # type: ignore[override]
         try:
@@ -177,13 +197,30 @@ class APIResource(Resource):
         found = self._bodies.service(name).addCallback(_found, name)
         return self._sendCached(request, found)
 
-    def _answerWatch(self, request: Request) -> int:
+    def _answerWatch(self, request: Request) -> int | bytes:
+        if len(self.watchers) >= self._maxWatchers:
+            self._refusals.warn(
+                "API at its limit of {limit} watchers: refused one from {peer}",
+                limit=self._maxWatchers,
+                peer=request.getClientAddress(),
+            )
+            request.setHeader(b"Retry-After", b"1")
+            raise APIError(
+                SERVICE_UNAVAILABLE,
+                "too many watchers of this node's API; retry later",
+            )
         request.setHeader(b"Content-Type", b"application/json")
         # Exactly "false", as Go's query test.
         choice = request.args.get(b"by_service", [b"true"])[0]  # type: ignore[union-attr]
         byService = choice != b"false"
         Watcher(
-            request, self._state, self._bodies, byService, self._reactor, self.watchers
+            request,
+            self._state,
+            self._bodies,
+            byService,
+            self._reactor,
+            self.watchers,
+            self._refusals,
         ).start()
         return NOT_DONE_YET
 
@@ -272,6 +309,8 @@ class APIResource(Resource):
         POST drains one of this node's services (as Go); DELETE, ours,
         undrains it.
         """
+        self._refuseCrossSite(request)
+        self._requireToken(request)
         if self._drains is None:
             raise APIError(NOT_FOUND, "this node cannot drain services")
         try:
@@ -294,6 +333,44 @@ class APIResource(Resource):
         request.setResponseCode(ACCEPTED if request.method == b"POST" else OK)
         return dumps({"Message": message}, indent=2)
 
+    def _refuseCrossSite(self, request: Request) -> None:
+        """
+        Refuse a write a browser made for another site's page (see
+        L{crossSiteReason}).
+        """
+        scheme = b"https" if request.isSecure() else b"http"
+        host = request.getHeader(b"host") or b""
+        why = crossSiteReason(
+            request.getHeader(b"origin"),
+            request.getHeader(b"content-type"),
+            scheme + b"://" + host,
+        )
+        if why is not None:
+            self._refusals.warn(
+                "{method} {uri} from {peer}: {why}",
+                method=request.method,
+                uri=request.uri,
+                peer=request.getClientAddress(),
+                why=why,
+            )
+            raise APIError(FORBIDDEN, why)
+
+    def _requireToken(self, request: Request) -> None:
+        """
+        Refuse a write without the node's bearer token, when it has one.
+        """
+        if self._token is None:
+            return
+        if not bearerFits(request.getHeader(b"authorization"), self._token):
+            self._refusals.warn(
+                "{method} {uri} from {peer}: no valid bearer token",
+                method=request.method,
+                uri=request.uri,
+                peer=request.getClientAddress(),
+            )
+            request.setHeader(b"WWW-Authenticate", b'Bearer realm="sidecar"')
+            raise APIError(UNAUTHORIZED, "this node's writes need its bearer token")
+
     def _nodeHealth(self) -> dict[str, Any]:
         members = len(self._membership.memberNames())
         inCluster = members > 1
@@ -311,6 +388,7 @@ class APIResource(Resource):
             "InCluster": inCluster,
             "Warnings": list(self._membership.warnings),
             "GoPeers": self._membership.goPeers(),
+            "Problems": [problem.toJSON() for problem in self._problems.current()],
         }
 
 

@@ -10,8 +10,9 @@ from importlib.resources import files
 from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
+from twisted.internet.ssl import PrivateCertificate
 from twisted.logger import Logger
-from twisted.web.http import Request
+from twisted.web.http import BAD_REQUEST, Request
 from twisted.web.resource import Resource
 from twisted.web.server import Request as SiteRequest
 from twisted.web.server import Site
@@ -25,9 +26,12 @@ from sidecar.interfaces import (
     IMembership,
     IProxyReport,
 )
+from sidecar.problems import Problems
+from sidecar.ratelimit import RateLimitedLog
 
-from .api import APIResource, errorBody, notFound
+from .api import MAX_WATCHERS, APIResource, errorBody, notFound
 from .bodies import Bodies, Offload, offloadFor
+from .limits import APIChannel, BoundedRequest
 from .routes import isAlias
 from .serverspage import ServersPage
 from .shedding import ConnectionCap
@@ -39,18 +43,29 @@ MAX_CONNECTIONS = 256
 
 class APISite(Site):
     """
-    A L{Site} whose access log lines are debug events: a dashboard polling
-    every second must not fill the node's log.
+    A L{Site} whose access log lines are debug events (a dashboard polling
+    every second must not fill the node's log), and whose requests are
+    bounded (L{sidecar.web.limits}).
+
+    @ivar refusals: where requests refused at the edge are logged, at
+        most one line per period.
     """
 
     # No "Starting factory <...object at 0x...>" lines in the log.
     noisy = False
 
     accessLog = Logger()
+    # The bounded channel itself, not Twisted's wrapper that can switch
+    # to HTTP/2 (which needs TLS with ALPN, and the h2 package).
+    protocol = APIChannel  # type: ignore[assignment]
+    requestFactory = BoundedRequest
 
-    def __init__(self, resource: Resource, watchers: set[Watcher]) -> None:
+    def __init__(
+        self, resource: Resource, watchers: set[Watcher], clock: IReactorTime
+    ) -> None:
         super().__init__(resource)
         self.watchers = watchers
+        self.refusals = RateLimitedLog(self.accessLog, clock)
 
     def endStreams(self) -> None:
         """
@@ -104,6 +119,32 @@ class SiteRoot(Resource):
         return _NotFound()
 
 
+class UIFiles(File):
+    """
+    The web page's static files.  A path segment no file can have (a NUL
+    byte, bytes that are not UTF-8) is answered C{400}, quietly: Twisted's
+    L{File} would answer it C{500} with a logged traceback, or log it.
+    """
+
+    def getChild(self, path: bytes, request: SiteRequest) -> Resource:  # type: ignore[override]
+        try:
+            path.decode("utf-8")
+        except UnicodeDecodeError:
+            return _BadPath()
+        if b"\0" in path:
+            return _BadPath()
+        return super().getChild(path, request)  # type: ignore[no-any-return]
+
+
+class _BadPath(Resource):
+    isLeaf = True
+
+    def render(self, request: SiteRequest) -> bytes:  # type: ignore[override]
+        request.setResponseCode(BAD_REQUEST)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return b"400 malformed path\n"
+
+
 class _NotFound(Resource):
     isLeaf = True
 
@@ -120,6 +161,9 @@ def makeSite(
     *,
     reactor: IReactorTime,
     offload: Offload | None = None,
+    problems: Problems | None = None,
+    maxWatchers: int = MAX_WATCHERS,
+    token: bytes | None = None,
 ) -> APISite:
     """
     The site behind the API: C{/api/...} for the JSON endpoints, the Go
@@ -129,6 +173,10 @@ def makeSite(
 
     @param offload: where documents are encoded; by default the reactor's
         thread pool when it has one, else inline.
+    @param problems: the node's problems, listed by C{/api/health}.
+    @param maxWatchers: C{/api/watch} streams served at once; one more is
+        answered C{503}.
+    @param token: the bearer token writes need, or L{None} for none.
     """
     watchers: set[Watcher] = set()
     bodies = Bodies(
@@ -146,14 +194,17 @@ def makeSite(
         bodies,
         watchers=watchers,
         drains=drains,
+        problems=problems,
+        maxWatchers=maxWatchers,
+        token=token,
     )
     root = SiteRoot(api)
     root.putChild(b"api", api)
     root.putChild(b"servers", ServersPage(state, membership, reactor))
     # The web page: static files, no build step.
-    root.putChild(b"ui", File(str(files(__package__).joinpath("ui"))))
+    root.putChild(b"ui", UIFiles(str(files(__package__).joinpath("ui"))))
     root.putChild(b"", Redirect(b"/ui/"))
-    return APISite(root, watchers)
+    return APISite(root, watchers, reactor)
 
 
 class APIService(Service):
@@ -162,7 +213,8 @@ class APIService(Service):
     C{TCPServer}, it binds in L{privilegedStartService} when twistd calls it,
     so that a port that cannot be had fails the start, not a later moment.
     It serves at most C{maxConnections} connections at once; more are
-    answered 503 with C{Retry-After} (see L{ConnectionCap}).
+    answered 503 with C{Retry-After} (see L{ConnectionCap}).  Given C{tls}
+    (a certificate and its key, in PEM), it serves HTTPS only.
 
     @ivar port: the listening port while running, else L{None}.
     @ivar factory: the L{ConnectionCap} in front of the site.
@@ -177,8 +229,10 @@ class APIService(Service):
         host: str,
         port: int,
         maxConnections: int = MAX_CONNECTIONS,
+        tls: bytes | None = None,
     ) -> None:
         self.port: IListeningPort | None = None
+        self._tls = None if tls is None else PrivateCertificate.loadPEM(tls).options()
         self._reactor = reactor
         self._site = site
         self.factory = ConnectionCap(
@@ -209,15 +263,21 @@ class APIService(Service):
 
     def _listen(self) -> None:
         if self.port is None:
-            self.port = self._reactor.listenTCP(
-                self._portNumber,
-                self.factory,  # type: ignore[arg-type]
-                interface=self._host,
-            )
-            address = self.port.getHost()
+            if self._tls is None:
+                self.port = self._reactor.listenTCP(
+                    self._portNumber,
+                    self.factory,  # type: ignore[arg-type]
+                    interface=self._host,
+                )
+            else:
+                self.port = self._reactor.listenSSL(  # type: ignore[attr-defined]
+                    self._portNumber, self.factory, self._tls, interface=self._host
+                )
+            address = self.port.getHost()  # type: ignore[union-attr]
             assert isinstance(address, IPv4Address | IPv6Address)
             self.log.info(
-                "status API on http://{host}:{port}/api/",
+                "status API on {scheme}://{host}:{port}/api/",
+                scheme="http" if self._tls is None else "https",
                 host=address.host,
                 port=address.port,
             )

@@ -7,7 +7,12 @@ side, before their requests are parsed or answered.
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    INegotiated,
+    IReactorTime,
+)
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import WrappingFactory
@@ -53,7 +58,12 @@ class _Refusal(Protocol):
     def connectionMade(self) -> None:
         assert self.transport is not None
         self.transport.write(self._response)
-        self.transport.loseWriteConnection()  # type: ignore[attr-defined]
+        # Over TLS there is no half-close (the TCP connection's would cut
+        # the handshake, and closing with the request unread would reset
+        # it): the client closes on reading the answer's "Connection:
+        # close", or the linger cuts it.
+        if not INegotiated.providedBy(self.transport):
+            self.transport.loseWriteConnection()  # type: ignore[attr-defined]
         self._timer = self._clock.callLater(LINGER, self._cut)
 
     def dataReceived(self, data: bytes) -> None:

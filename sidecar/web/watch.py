@@ -4,7 +4,10 @@ catalog at once, and again after every change, as JSON documents one after
 the other with no separator (the Go Sidecar's format; a client decodes
 them as a stream).  A client that reads slowly is sent only the newest
 catalog when it catches up, never a backlog.  Every watcher is sent the
-same encoded bytes (from L{Bodies}), each version at most once.
+same encoded bytes (from L{Bodies}), each version at most once, and
+written in slices (L{SLICE}) as the connection takes them, so a watcher
+that does not read holds one slice in its connection's buffer, not a copy
+of the document; one that reads nothing for L{STALL} seconds is cut.
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ from zope.interface import implementer
 
 from sidecar.catalog import ServicesState
 from sidecar.catalog.interfaces import ICatalogObserver
+from sidecar.ratelimit import RateLimitedLog
 
 from .bodies import Bodies, Body
+from .sending import SLICE
 
 # With no change to send, a newline this often: the client knows the
 # stream is alive (stream decoders skip whitespace between documents).
 HEARTBEAT = 15.0
+# A client that reads nothing of what it was sent for this long is cut.
+STALL = 30.0
 
 
 @implementer(ICatalogObserver, IPushProducer)
@@ -46,8 +53,14 @@ class Watcher:
         byService: bool,
         reactor: Any,
         watchers: set[Watcher],
+        warnings: RateLimitedLog | None = None,
     ) -> None:
+        """
+        @param warnings: where a watcher cut for not reading is logged.
+        """
         self._request = request
+        self._warnings = warnings or RateLimitedLog(self.log, reactor)
+        self._stall: IDelayedCall | None = None
         self._watchers = watchers
         self._state = state
         self._bodies = bodies
@@ -60,6 +73,9 @@ class Watcher:
         self._ended = False
         self._rendering = False
         self._sent: bytes | None = None
+        # The document being written, and how much of it is written.
+        self._pending = b""
+        self._offset = 0
 
     def start(self) -> None:
         self._watchers.add(self)
@@ -78,10 +94,15 @@ class Watcher:
 
     def pauseProducing(self) -> None:
         self._paused = True
+        if self._stall is None and not self._ended:
+            self._stall = self._reactor.callLater(STALL, self._cut)
 
     def resumeProducing(self) -> None:
         self._paused = False
-        self._sendSoon()
+        if self._stall is not None and self._stall.active():
+            self._stall.cancel()
+        self._stall = None
+        self._pump()
 
     def stopProducing(self) -> None:
         self._end()
@@ -101,13 +122,19 @@ class Watcher:
         if (
             self._due
             and self._timer is None
-            and not (self._paused or self._ended or self._rendering)
+            and not (self._paused or self._ended or self._rendering or self._pending)
         ):
             self._timer = self._reactor.callLater(0, self._send)
 
     def _send(self) -> None:
         self._timer = None
-        if self._ended or self._paused or not self._due or self._rendering:
+        if (
+            self._ended
+            or self._paused
+            or not self._due
+            or self._rendering
+            or self._pending
+        ):
             return
         self._due = False
         self._rendering = True
@@ -120,8 +147,23 @@ class Watcher:
             return
         if body.etag != self._sent:
             self._sent = body.etag
-            self._request.write(body.data)
-            self._beatLater()
+            self._pending, self._offset = body.data, 0
+        self._pump()
+
+    def _pump(self) -> None:
+        """
+        Write the rest of the document a slice at a time, for as long as
+        the connection takes them (a write that fills its buffer pauses
+        this producer); then the next document, if one is due.
+        """
+        while self._pending and not (self._paused or self._ended):
+            end = self._offset + SLICE
+            piece = self._pending[self._offset : end]
+            self._offset = end
+            if self._offset >= len(self._pending):
+                self._pending, self._offset = b"", 0
+                self._beatLater()
+            self._request.write(piece)
         self._sendSoon()
 
     def _renderFailed(self, failure: Failure) -> None:
@@ -137,9 +179,21 @@ class Watcher:
         self._heartbeat = None
         if self._ended:
             return
-        if not self._paused:
+        if not (self._paused or self._pending):
             self._request.write(b"\n")
         self._beatLater()
+
+    def _cut(self) -> None:
+        self._stall = None
+        self._warnings.warn(
+            "cut a /api/watch client that read nothing for {stall:g} s: {peer}",
+            stall=STALL,
+            peer=self._request.getClientAddress(),
+        )
+        channel = self._request.channel
+        self._end()
+        if channel is not None:
+            channel.transport.abortConnection()  # type: ignore[union-attr]
 
     def _clientGone(self, result: object) -> None:
         self._end()
@@ -150,10 +204,10 @@ class Watcher:
         self._ended = True
         self._watchers.discard(self)
         self._state.removeObserver(self)
-        for timer in (self._timer, self._heartbeat):
+        for timer in (self._timer, self._heartbeat, self._stall):
             if timer is not None and timer.active():
                 timer.cancel()
-        self._timer = self._heartbeat = None
+        self._timer = self._heartbeat = self._stall = None
         # A request whose connection is lost has let go of its channel,
         # and of its producer with it.
         if self._request.channel is not None:

@@ -22,7 +22,7 @@ from typing import Any
 import treq
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import (
     IDelayedCall,
     IProtocol,
@@ -32,8 +32,8 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import URI, Agent, ResponseDone
-from twisted.web.iweb import IAgentEndpointFactory
+from twisted.web.client import URI, Agent, BrowserLikePolicyForHTTPS, ResponseDone
+from twisted.web.iweb import IAgentEndpointFactory, IPolicyForHTTPS
 from zope.interface import implementer
 
 from ..backoff import Backoff
@@ -151,8 +151,20 @@ class WatchClient(Service):
 
     log = Logger()
 
-    def __init__(self, reactor: Any, url: str, received: Callable[[Any], None]) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        url: str,
+        received: Callable[[Any], None],
+        tls: IPolicyForHTTPS | None = None,
+    ) -> None:
+        """
+        @param tls: how an https Sidecar is verified (one that trusts the
+            CA of its certificate, say); by default against the system's
+            roots.
+        """
         self._reactor = reactor
+        self._tls = BrowserLikePolicyForHTTPS() if tls is None else tls
         self.url = url
         self._received = received
         self.connected = False
@@ -183,7 +195,7 @@ class WatchClient(Service):
 
     async def _follow(self) -> None:
         agent = Agent.usingEndpointFactory(
-            self._reactor, _KeepAliveEndpoints(self._reactor)
+            self._reactor, _KeepAliveEndpoints(self._reactor, self._tls)
         )
         response = await treq.get(
             self.url, unbuffered=True, persistent=False, agent=agent
@@ -228,14 +240,22 @@ class _KeepAliveEndpoints:
     Connections for an L{Agent} with TCP keepalive on.
     """
 
-    def __init__(self, reactor: Any) -> None:
+    def __init__(self, reactor: Any, tls: IPolicyForHTTPS) -> None:
         self._reactor = reactor
+        self._tls = tls
 
     def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
-        if uri.scheme != b"http":
-            raise StreamError(f"only http:// can be followed, not {uri.scheme!r}")
+        if uri.scheme not in (b"http", b"https"):
+            raise StreamError(f"only http(s):// can be followed, not {uri.scheme!r}")
         host = uri.host.decode("ascii")
-        return _KeepAliveEndpoint(HostnameEndpoint(self._reactor, host, uri.port))
+        # Keepalive on the TCP connection itself, under any TLS.
+        endpoint: IStreamClientEndpoint = _KeepAliveEndpoint(
+            HostnameEndpoint(self._reactor, host, uri.port)
+        )
+        if uri.scheme == b"https":
+            creator = self._tls.creatorForNetloc(uri.host, uri.port)
+            endpoint = wrapClientTLS(creator, endpoint)
+        return endpoint
 
 
 @implementer(IStreamClientEndpoint)

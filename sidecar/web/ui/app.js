@@ -211,9 +211,7 @@ function problems(model) {
   for (const p of Array.isArray(health.Problems) ? health.Problems : []) {
     list.push({ level: "bad", kind: p.Kind, subject: p.Subject, message: p.Message, since: p.Since });
   }
-  for (const w of Array.isArray(health.Warnings) ? health.Warnings : []) {
-    list.push({ level: "warn", kind: "warning", subject: "", message: typeof w === "string" ? w : JSON.stringify(w) });
-  }
+  // health.Warnings are among health.Problems too (kind gossip-unencrypted).
   const reported = new Set(list.map(p => p.subject));
   const add = problem => { if (!reported.has(problem.subject)) list.push(problem); };
   for (const m of model.members) {
