@@ -17,6 +17,7 @@ exits 1 when a target kills less than L{TARGET_KILLED}.
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import subprocess
@@ -69,6 +70,15 @@ TARGETS = [
         ("tests.test_gossip_suspicion",),
     ),
     Target(
+        "admission",
+        "sidecar/gossip/admission.py",
+        (
+            "tests.test_gossip_admission",
+            "tests.test_catalog_admission",
+            "tests.test_gossip_delegate",
+        ),
+    ),
+    Target(
         "proxy",
         "sidecar/proxy",
         (
@@ -94,14 +104,61 @@ class Survivor:
 
 @dataclass(frozen=True)
 class Outcome:
+    """
+    A target's mutants: C{total} run, C{killed}, the C{survivors}, and the
+    survivors that change only a type annotation (C{annotations}: never
+    evaluated, every module having C{from __future__ import annotations},
+    so no test can tell them apart), which the share leaves out.
+    """
+
     target: Target
     total: int
     killed: int
     survivors: tuple[Survivor, ...]
+    annotations: tuple[Survivor, ...] = ()
 
     @property
     def share(self) -> float:
-        return self.killed / self.total if self.total else 1.0
+        counted = self.total - len(self.annotations)
+        return self.killed / counted if counted else 1.0
+
+
+def _signature(line: str) -> ast.AST | None:
+    """
+    C{line} of a function's signature (all of it, a parameter, or its
+    return), parsed, with every annotation removed; L{None} if it is no
+    such line.
+    """
+    text = line.strip()
+    for template in ("{}\n pass", "def f(\n{}\n): pass", "def f(\n{}\n pass"):
+        try:
+            tree = ast.parse(template.format(text))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                node.returns = None
+            elif isinstance(node, ast.arg):
+                node.annotation = None
+        return tree
+    return None
+
+
+def annotationOnly(diff: str) -> bool:
+    """
+    Whether C{diff} (one line changed) changes only annotations of a
+    function's signature.
+    """
+    removed = [x[1:] for x in diff.splitlines() if x[:1] == "-" and x[:3] != "---"]
+    added = [x[1:] for x in diff.splitlines() if x[:1] == "+" and x[:3] != "+++"]
+    if len(removed) != 1 or len(added) != 1:
+        return False
+    before, after = _signature(removed[0]), _signature(added[0])
+    return (
+        before is not None
+        and after is not None
+        and (ast.dump(before) == ast.dump(after))
+    )
 
 
 def _copyCheckout(into: Path) -> None:
@@ -112,8 +169,11 @@ def _copyCheckout(into: Path) -> None:
 
 def _config(target: Target) -> str:
     # Tests run with the copy as the current directory: "python -m" puts
-    # it first on sys.path, so they import the mutated package.
-    command = " ".join([sys.executable, "-m", "twisted.trial", *target.tests])
+    # it first on sys.path, so they import the mutated package.  A mutant
+    # is killed by its first failure: the rest need not run.
+    command = " ".join(
+        [sys.executable, "-m", "twisted.trial", "--exitfirst", *target.tests]
+    )
     return "\n".join(
         [
             "[cosmic-ray]",
@@ -147,6 +207,7 @@ def outcomeOf(target: Target, dump: str) -> Outcome:
     """
     total = killed = 0
     survivors = []
+    annotations = []
     for line in dump.splitlines():
         job, result = json.loads(line)
         if result is None:
@@ -154,18 +215,20 @@ def outcomeOf(target: Target, dump: str) -> Outcome:
         total += 1
         if result["test_outcome"] == "survived":
             [mutation] = job["mutations"]
-            survivors.append(
-                Survivor(
-                    mutation["module_path"],
-                    mutation["start_pos"][0],
-                    mutation["operator_name"],
-                    result.get("diff") or "",
-                )
+            survivor = Survivor(
+                mutation["module_path"],
+                mutation["start_pos"][0],
+                mutation["operator_name"],
+                result.get("diff") or "",
             )
+            if annotationOnly(survivor.diff):
+                annotations.append(survivor)
+            else:
+                survivors.append(survivor)
         else:
             killed += 1
     survivors.sort(key=lambda s: (s.path, s.line, s.operator))
-    return Outcome(target, total, killed, tuple(survivors))
+    return Outcome(target, total, killed, tuple(survivors), tuple(annotations))
 
 
 def mutate(target: Target) -> Outcome:
@@ -185,10 +248,14 @@ def report(outcomes: Sequence[Outcome]) -> str:
     """
     The summary table, then every survivor with its diff.
     """
-    lines = ["| target | mutants | killed | share |", "|---|---|---|---|"]
+    lines = [
+        "| target | mutants | killed | annotation-only | survived | share |",
+        "|---|---|---|---|---|---|",
+    ]
     for o in outcomes:
         lines.append(
-            f"| {o.target.name} | {o.total} | {o.killed} | {100 * o.share:.1f} % |"
+            f"| {o.target.name} | {o.total} | {o.killed} | {len(o.annotations)}"
+            f" | {len(o.survivors)} | {100 * o.share:.1f} % |"
         )
     for o in outcomes:
         if o.survivors:

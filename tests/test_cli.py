@@ -13,6 +13,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from twisted.internet import defer
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
@@ -31,7 +32,7 @@ from sidecar.config.values import parseKey
 from sidecar.problems import conflictSubject
 
 from .inprocess import startNode
-from .processes import pollUntil
+from .processes import nodeEnvironment, pollUntil
 from .switches import serve
 
 
@@ -70,6 +71,10 @@ class CommandTests(TestCase):
         self.assertEqual(
             services.splitlines()[1].split()[:4],
             ["svc-host-a", service.id, "host-a", "ALIVE"],
+        )
+        parsed = json.loads(await self.say("members", "--json"))
+        self.assertEqual(
+            [(m["Name"], m["State"]) for m in parsed["Members"]], [("host-a", "alive")]
         )
         parsed = json.loads(await self.say("services", "--json"))
         self.assertEqual(list(parsed["Services"]), ["svc-host-a"])
@@ -306,3 +311,57 @@ class OfflineTests(SynchronousTestCase):
         for bad in ["ftp://a:1", "http://", "127.0.0.1:port", ""]:
             error = self.assertRaises(CommandFailed, apiBase, bad)
             self.assertIn("is not a node's address", str(error))
+
+
+class ExitCodeTests(TestCase):
+    """
+    The console script in a process of its own: 0 and the answer on
+    stdout, 1 when the command cannot be done, 2 when it is not understood;
+    each failure is one line on stderr.
+    """
+
+    async def sidecar(self, *argv: str) -> tuple[str, str, int]:
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable,
+            ["-c", "from sidecar.cli import main; main()", *argv],
+            env=nodeEnvironment(),
+        )
+        return out.decode(), err.decode(), code
+
+    def assertOneLine(self, err: str, *fragments: str) -> None:
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertTrue(err.startswith("sidecar: "), err)
+        for fragment in fragments:
+            self.assertIn(fragment, err)
+
+    async def test_success(self) -> None:
+        directory = Path(self.mktemp()).resolve()
+        directory.mkdir()
+        (directory / "static.json").write_text("[]")
+        good = directory / "node.toml"
+        good.write_text('[node]\nname = "a"\n')
+        out, err, code = await self.sidecar("check-config", str(good))
+        self.assertEqual(
+            (out, err, code),
+            (f"valid: {good}, {directory / 'static.json'} (0 service(s))\n", "", 0),
+        )
+
+    async def test_aCommandThatCannotBeDone(self) -> None:
+        bad = Path(self.mktemp())
+        bad.write_text('[node]\nnmae = "a"\n')
+        out, err, code = await self.sidecar("check-config", str(bad))
+        self.assertEqual((out, code), ("", 1))
+        self.assertOneLine(err, "node.nmae")
+        out, err, code = await self.sidecar("--api", "http://127.0.0.1:1", "members")
+        self.assertEqual((out, code), ("", 1))
+        self.assertOneLine(err, "cannot reach http://127.0.0.1:1/api/members.json")
+
+    async def test_aCommandNotUnderstood(self) -> None:
+        out, err, code = await self.sidecar()
+        self.assertEqual((out, code), ("", 2))
+        self.assertIn("Usage: sidecar", err)
+        out, err, code = await self.sidecar("keygen", "--size", "20")
+        self.assertEqual((out, code), ("", 2))
+        first, *rest = err.splitlines()
+        self.assertEqual(first, "sidecar: --size is 16, 24 or 32, not 20")
+        self.assertEqual(len(rest), 1, err)  # how to use it

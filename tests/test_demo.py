@@ -10,18 +10,23 @@ node 3 is SIGKILLed.
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
+from twisted.internet import reactor
+from twisted.internet.protocol import Factory
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.logger import Logger
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
+from sidecar.demo.__main__ import explore
 from sidecar.demo.apps import Call
 from sidecar.demo.cluster import AWESOME_SERVICE_PORT, GOOD_SERVICE_PORT, HOSTS, Layout
 from sidecar.demo.processes import portIsFree
 from sidecar.demo.story import Demo
 
-from .processes import freePort
+from .processes import freePort, nodeEnvironment
 from .test_haproxy import haproxySkipReason
 
 log = Logger()
@@ -132,3 +137,85 @@ class DemoTests(TestCase):
         self.assertGreater(len(answered), 100)
         gaps = [b - a for a, b in zip(answered, answered[1:], strict=False)]
         self.assertLess(max(gaps), 2.0, "awesome-svc's calls stalled")
+
+
+class CommandLineTests(TestCase):
+    """
+    C{python -m sidecar.demo} in a process of its own: what it refuses,
+    before it starts anything, each time with one message and exit
+    status 1.
+    """
+
+    async def demo(
+        self, *argv: str, environ: dict[str, str] | None = None
+    ) -> tuple[str, str, int]:
+        out, err, code = await getProcessOutputAndValue(
+            sys.executable,
+            ["-m", "sidecar.demo", *argv],
+            env=environ or nodeEnvironment(),
+        )
+        return out.decode(), err.decode(), code
+
+    async def test_anOptionItDoesNotTakeShowsTheUsage(self) -> None:
+        out, err, code = await self.demo("--api-port=many")
+        self.assertEqual((out, code), ("", 1))
+        self.assertIn("invalid literal for int() with base 10: 'many'", err)
+        self.assertIn("\npython -m sidecar.demo [--keep]\n", err)
+        self.assertIn("--gossip-port", err)
+
+    async def test_withoutHAProxyItDoesNotStart(self) -> None:
+        environ = nodeEnvironment()
+        environ["PATH"] = self.mktemp()  # nothing there
+        out, err, code = await self.demo(environ=environ)
+        self.assertEqual((out, code), ("", 1))
+        self.assertEqual(
+            err, "the demo needs haproxy on the PATH (apt-get install haproxy)\n"
+        )
+
+    async def test_anAddressItNeedsThatIsTakenIsNamed(self) -> None:
+        if haproxySkipReason():
+            raise SkipTest(haproxySkipReason())
+        port = freePort("127.0.1.1", udp=False)
+        holder = reactor.listenTCP(  # type: ignore[attr-defined]
+            port, Factory(), interface="127.0.1.1"
+        )
+        self.addCleanup(holder.stopListening)
+        out, err, code = await self.demo(f"--api-port={port}")
+        self.assertEqual((out, code), ("", 1))
+        self.assertIn("the demo cannot listen where it needs to:", err)
+        self.assertIn(f"127.0.1.1:{port}", err)
+        self.assertIn("(is another demo or node running?)", err)
+
+    async def test_aTemporaryDirectoryTooLongIsRefusedAndRemoved(self) -> None:
+        if haproxySkipReason():
+            raise SkipTest(haproxySkipReason())
+        layout = freeLayout()
+        if Layout(layout.gossipPort, layout.apiPort).unavailable():
+            raise SkipTest("the demo's fixed service ports are taken on 127.0.1.x")
+        temporary = Path(self.mktemp()) / ("t" * 120)
+        temporary.mkdir(parents=True)
+        environ = nodeEnvironment()
+        environ["TMPDIR"] = str(temporary)
+        out, err, code = await self.demo(
+            f"--gossip-port={layout.gossipPort}",
+            f"--api-port={layout.apiPort}",
+            environ=environ,
+        )
+        self.assertEqual((out, code), ("", 1))
+        self.assertIn("the demo cannot run: ", err)
+        self.assertIn("longer than a UNIX socket's path may be", err)
+        self.assertEqual(list(temporary.iterdir()), [])
+
+
+class ExploreTests(SynchronousTestCase):
+    def test_whereToLookAtEachNode(self) -> None:
+        lines = explore(Layout(apiPort=17777)).splitlines()
+        self.assertEqual(
+            lines,
+            [
+                f"  node-{n}: http://127.0.1.{n}:17777/ui/ "
+                f"(API http://127.0.1.{n}:17777/api/), good-svc via its HAProxy: "
+                f"http://127.0.2.{n}:{GOOD_SERVICE_PORT}/"
+                for n in HOSTS
+            ],
+        )

@@ -92,6 +92,33 @@ class JoinTests(MembersTestCase):
         self.members.aliveReceived(alive("peer", 2))
         self.assertEqual(self.sent, [])
 
+    def test_anAliveUpTo64IncarnationsAheadIsBelieved(self) -> None:
+        # The bound in figures, not through the constant: 64 ahead is
+        # believed, 65 is not.
+        self.members.aliveReceived(alive("peer", 1))
+        self.members.aliveReceived(alive("peer", 65, meta=b"a"))
+        self.assertEqual(self.members.get("peer").incarnation, 65)  # type: ignore[union-attr]
+        self.members.aliveReceived(alive("peer", 130, meta=b"b"))
+        self.assertEqual(self.members.get("peer").incarnation, 65)  # type: ignore[union-attr]
+        self.assertEqual(self.members.refused, 1)
+
+    def test_reapingForgetsEveryGoneMemberButThisNode(self) -> None:
+        # Names before and after ours ("me"), all gone, this node too.
+        for name, addr in (
+            ("a-peer", b"\x7f\x00\x01\x03"),
+            ("z-peer", b"\x7f\x00\x01\x04"),
+        ):
+            self.members.aliveReceived(alive(name, addr=addr))
+            self.members.deadReceived(
+                Dead(incarnation=1, node=name, source=name, clusterName="default")
+            )
+        self.members.leave()
+        self.clock.advance(10)
+        self.assertEqual(
+            sorted(self.members.reap(self.clock.seconds())), ["a-peer", "z-peer"]
+        )
+        self.assertEqual([m.name for m in self.members.all()], ["me"])
+
     def test_newerIncarnationWithNewMetaIsAnUpdate(self) -> None:
         self.members.aliveReceived(alive("peer", 1))
         self.members.aliveReceived(alive("peer", 2, meta=b"role=web"))
@@ -136,6 +163,16 @@ class SuspicionTests(MembersTestCase):
         self.clock.advance(0.1)
         self.assertEqual(self.state("peer"), NodeState.DEAD)
         self.assertEqual(self.seen.events[-1], ("gone", "peer", NodeState.DEAD))
+
+    def test_inALargerClusterTheSuspicionStillWaitsForConfirmations(self) -> None:
+        for name in ("d", "e"):
+            self.members.aliveReceived(alive(name))
+        self.members.suspect("peer")
+        # 6 members: more than enough to confirm, and none did: 24 s.
+        self.clock.advance(23.9)
+        self.assertEqual(self.state("peer"), NodeState.SUSPECT)
+        self.clock.advance(0.1)
+        self.assertEqual(self.state("peer"), NodeState.DEAD)
 
     def test_independentConfirmationsShortenTheSuspicion(self) -> None:
         self.members.suspect("peer")

@@ -17,6 +17,7 @@ from typing import Any
 import treq
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 from twisted.internet.task import Clock
 from twisted.logger import Logger, LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -24,6 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from sidecar.catalog import ServicesState, Status, encodeService
 from sidecar.catalog.codec import dumps, serviceToJSON
 from sidecar.catalog.timestamps import LATEST
+from sidecar.gossip import service as gossipService
 from sidecar.gossip.messages import NodeState
 from sidecar.gossip.packets import encodeUserMessage
 from sidecar.gossip.prober import memberAddress
@@ -306,3 +308,133 @@ class ExposureTests(SynchronousTestCase):
         )
         service.stopService()
         self.assertEqual(problems.current(), [])
+
+
+class _UDPTaken:
+    """
+    The real reactor, but another program binds the UDP port a node is
+    about to bind, the first C{times} times (as can happen between the
+    node's TCP bind, on a port the system chose, and its UDP bind of the
+    same port).
+    """
+
+    def __init__(self, times: int) -> None:
+        from twisted.internet import reactor
+
+        self._reactor = reactor
+        self.times = times
+        self.tcp: list[Any] = []
+        self.udpAttempts = 0
+        self.held: list[socket.socket] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)
+
+    def listenTCP(self, port: int, factory: Any, interface: str = "") -> Any:
+        listening = self._reactor.listenTCP(port, factory, interface=interface)
+        self.tcp.append(listening)
+        return listening
+
+    def listenUDP(self, port: int, protocol: Any, interface: str = "") -> Any:
+        self.udpAttempts += 1
+        if self.times:
+            self.times -= 1
+            other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            other.bind((interface, port))
+            self.held.append(other)
+        return self._reactor.listenUDP(port, protocol, interface=interface)
+
+    def release(self) -> None:
+        for other in self.held:
+            other.close()
+
+
+class BindTests(TestCase):
+    """
+    Gossip binds TCP and UDP on one port; when the system chose the port
+    and the UDP half is taken, it tries another, a bounded number of
+    times; a port the user chose is not changed.
+    """
+
+    def service(self, reactor: _UDPTaken, port: int) -> GossipService:
+        self.addCleanup(reactor.release)
+        service = GossipService(
+            reactor,
+            GossipSettings(name="a", clusterName="c", bind=("127.0.0.1", port)),
+            ServicesState("a", Clock()),
+        )
+        self.addCleanup(service.stopService)
+        return service
+
+    def test_aChosenPortWhoseUDPIsTakenIsChosenAgain(self) -> None:
+        reactor = _UDPTaken(times=2)
+        service = self.service(reactor, 0)
+        service.privilegedStartService()
+        self.assertEqual(reactor.udpAttempts, 3)
+        first, second, third = reactor.tcp
+        self.assertIs(service.tcpPort, third)
+        self.assertEqual(
+            service.udpPort.getHost().port,  # type: ignore[union-attr]
+            third.getHost().port,
+        )
+        # The TCP ports of the failed attempts are let go.
+        self.assertTrue(first.disconnecting and second.disconnecting)
+        self.assertFalse(third.disconnecting)
+
+    def test_aChosenPortIsChosenAgainOnlySoManyTimes(self) -> None:
+        reactor = _UDPTaken(times=gossipService._BIND_ATTEMPTS)
+        service = self.service(reactor, 0)
+        self.assertRaises(CannotListenError, service.privilegedStartService)
+        self.assertEqual(reactor.udpAttempts, gossipService._BIND_ATTEMPTS)
+        self.assertTrue(all(tcp.disconnecting for tcp in reactor.tcp))
+        self.assertIsNone(service.tcpPort)
+
+    def test_aPortTheUserChoseIsNotChangedWhenItsUDPIsTaken(self) -> None:
+        reactor = _UDPTaken(times=1)
+        port = freePort("127.0.0.1")
+        service = self.service(reactor, port)
+        error = self.assertRaises(CannotListenError, service.privilegedStartService)
+        self.assertEqual(error.port, port)
+        self.assertEqual(reactor.udpAttempts, 1)
+        [tcp] = reactor.tcp
+        self.assertTrue(tcp.disconnecting)
+
+    def test_bindingTwiceBindsOnce(self) -> None:
+        reactor = _UDPTaken(times=0)
+        service = self.service(reactor, 0)
+        service.privilegedStartService()
+        service.startService()
+        self.assertEqual((len(reactor.tcp), reactor.udpAttempts), (1, 1))
+
+
+class NotStartedTests(SynchronousTestCase):
+    """
+    A gossip service not started (or stopped) answers for itself alone.
+    """
+
+    def setUp(self) -> None:
+        self.service = GossipService(
+            MemoryReactorWithUDP(),
+            GossipSettings(name="a", clusterName="c", bind=("127.0.0.1", 7946)),
+            ServicesState("a", Clock()),
+        )
+
+    def test_beforeStart(self) -> None:
+        self.assertIsNone(self.service.packetCounters)
+        self.assertIsNone(self.service.streamsDropped)
+        self.assertEqual(self.service.memberNames(), ["a"])
+        self.assertEqual(self.service.members(), [])
+        self.assertIsNone(self.service.cluster)
+        self.successResultOf(self.service.stopService())
+
+    def test_afterStop(self) -> None:
+        self.service.startService()
+        self.assertIsNotNone(self.service.packetCounters)
+        self.assertEqual(self.service.streamsDropped, 0)
+        self.assertEqual([m["Name"] for m in self.service.members()], ["a"])
+        self.successResultOf(self.service.stopService())
+        self.assertIsNone(self.service.streamsDropped)
+        self.assertEqual(self.service.memberNames(), ["a"])
+        self.assertEqual(self.service.members(), [])
+        self.assertIsNone(self.service.cluster)
+        self.assertIsNone(self.service.tcpPort)

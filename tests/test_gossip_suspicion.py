@@ -28,6 +28,14 @@ class SuspicionTests(SynchronousTestCase):
     def test_noExpectedConfirmationsMeansTheLeast(self) -> None:
         self.assertEqual(suspicionTimeout(4.0, 24.0, 0, 0), 4.0)
 
+    def test_oneExpectedConfirmation(self) -> None:
+        self.assertEqual(suspicionTimeout(4.0, 24.0, 1, 0), 24.0)
+        self.assertEqual(suspicionTimeout(4.0, 24.0, 1, 1), 4.0)
+
+    def test_anOddNumberOfExpectedConfirmations(self) -> None:
+        # 24 - log(2)/log(4) * 20: half way on the log curve.
+        self.assertEqual(suspicionTimeout(4.0, 24.0, 3, 1), 14.0)
+
 
 class AwarenessTests(SynchronousTestCase):
     def test_scoreIsBoundedAndScalesTimeouts(self) -> None:
@@ -39,6 +47,14 @@ class AwarenessTests(SynchronousTestCase):
         self.assertEqual(awareness.score, 7)
         awareness.apply(-100)
         self.assertEqual(awareness.score, 0)
+
+    def test_memberlistsDefaultMaximumAndSteps(self) -> None:
+        awareness = Awareness()  # memberlist's AwarenessMaxMultiplier: 8
+        for delta, expected in [(1, 1), (2, 3), (1, 4), (3, 7), (3, 7)]:
+            awareness.apply(delta)
+            self.assertEqual(awareness.score, expected)
+        awareness.apply(-2)
+        self.assertEqual(awareness.score, 5)
 
 
 class DetectionBoundTests(SynchronousTestCase):

@@ -12,10 +12,12 @@ C{Created} 0) are left out and shown, and the rest keeps flowing.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,10 +31,11 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import HTTPConnectionPool
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import NOT_DONE_YET, Site
 
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.config import loadConfig
+from sidecar.demo.processes import TWISTD, ChildProcess, spawn
 from sidecar.haproxytap import Options, makeCompanion
 from sidecar.problems import Problems
 from sidecar.proxy import follower as followerModule
@@ -41,6 +44,7 @@ from sidecar.proxy.follower import ProxyFollower
 from sidecar.proxy.haproxy import HAProxySettings, HAProxyWriter
 from sidecar.proxy.model import OPEN, Admission, buildModel
 from sidecar.proxy.ports import bindProbe
+from sidecar.proxy.runtime import RuntimeCommandError
 from sidecar.proxy.template import ProxyTemplate, TemplateSettings
 
 from .doubles import Members
@@ -427,6 +431,81 @@ class HAProxyTests(HAProxyCase):
         await response.content()
 
 
+class RuntimeChangeTests(HAProxyCase):
+    """
+    A server that keeps its name but moves (another port, another address)
+    is moved at runtime; a runtime change HAProxy refuses becomes a reload.
+    """
+
+    def moved(self, name: str, port: int, address: str) -> Service:
+        record = self.record(name)
+        return replace(record, ports=(replace(record.ports[0], port=port, ip=address),))
+
+    async def test_aServerThatMovesToAnotherPortIsFollowedWithoutAReload(
+        self,
+    ) -> None:
+        url = f"http://{BIND_IP}:{self.servicePort}/"
+        self.backend("a")
+        self.state.merge(self.record("a"))
+        await self.applied()
+        self.assertEqual(await answer(url), b"a")
+        reloads, changes = self.writer.reloads, self.writer.runtimeChanges
+        elsewhere = serveNamed(self, "a-moved")
+        self.state.merge(self.moved("a", elsewhere, "127.0.0.1"))
+        await self.applied()
+        self.assertEqual(await answer(url), b"a-moved")
+        self.assertEqual(self.writer.reloads, reloads)
+        self.assertEqual(self.writer.runtimeChanges, changes + 1)
+
+    async def test_aServerThatMovesToAnotherAddressIsFollowedWithoutAReload(
+        self,
+    ) -> None:
+        url = f"http://{BIND_IP}:{self.servicePort}/"
+        # The same port on two loopback addresses: only the address moves.
+        port = freePort("127.0.0.1", udp=False)
+        for address, body in (("127.0.0.1", "a"), ("127.0.0.2", "a-moved")):
+            listening = reactor.listenTCP(  # type: ignore[attr-defined]
+                port, Site(Named(body)), interface=address
+            )
+            self.addCleanup(listening.stopListening)
+        self.ports["a"] = port
+        self.state.merge(self.moved("a", port, "127.0.0.1"))
+        await self.applied()
+        self.assertEqual(await answer(url), b"a")
+        reloads = self.writer.reloads
+        self.state.merge(self.moved("a", port, "127.0.0.2"))
+        await self.applied()
+        self.assertEqual(await answer(url), b"a-moved")
+        self.assertEqual(self.writer.reloads, reloads)
+
+    async def test_aRuntimeChangeHAProxyRefusesIsMadeByAReload(self) -> None:
+        url = f"http://{BIND_IP}:{self.servicePort}/"
+        self.backend("a")
+        self.backend("b")
+        self.state.merge(self.record("a"))
+        await self.applied()
+        reloads, changes = self.writer.reloads, self.writer.runtimeChanges
+        # HAProxy refuses to add a server at runtime (as it does for a
+        # backend whose balance algorithm cannot take one).
+        runtime = self.writer._runtime
+        expect = runtime.expect
+
+        async def refusing(command: str, *accepted: str) -> str:
+            if command.startswith("add server"):
+                raise RuntimeCommandError(f"{command!r}: refused")
+            return await expect(command, *accepted)
+
+        self.patch(runtime, "expect", refusing)
+        self.state.merge(self.record("a", Status.UNHEALTHY))
+        self.state.merge(self.record("b"))
+        await self.applied()
+        self.assertEqual(self.writer.reloads, reloads + 1)
+        self.assertEqual(self.writer.runtimeChanges, changes)
+        self.assertIsNone(self.writer.lastError)
+        self.assertEqual(await answer(url), b"b")
+        self.assertEqual(self.follower.status()["ServersDraining"], [])
+
+
 class HostileRecordsCase(HAProxyCase):
     """
     Records that once froze every later update (HAProxy refused the file,
@@ -703,6 +782,87 @@ class CompanionTests(TestCase):
         )
         response = await treq.get(url, persistent=False, timeout=5)
         self.assertEqual(await response.content(), b"followed")
+
+
+class CompanionProcessTests(TestCase):
+    """
+    C{twistd -n sidecar-haproxy} as a user runs it: a real process that
+    routes a node's services, stops cleanly on SIGTERM, and refuses a bad
+    configuration in one line.
+    """
+
+    skip = haproxySkipReason()
+
+    def companion(self, directory: Path, *argv: str) -> ChildProcess:
+        child = ChildProcess()
+        spawn(
+            child,
+            [sys.executable, *TWISTD, "-n", "--pidfile=", "sidecar-haproxy", *argv],
+            str(directory),
+        )
+
+        async def stopped() -> None:
+            child.signal("KILL")
+            await child.ended
+
+        self.addCleanup(lambda: defer.ensureDeferred(stopped()))
+        return child
+
+    async def test_itRoutesTheNodesServicesAndStopsOnSIGTERM(self) -> None:
+        directory = temporaryDirectory(self)
+        servicePort = freePort(BIND_IP, udp=False)
+        target = staticTarget(serveNamed(self, "followed"), servicePort)
+        node = startNode(
+            self,
+            "host-a",
+            "127.0.0.1",
+            targets=[target],
+            moreSettings=["[health]", 'interval = "100ms"'],
+        )
+        api = node.api.port.getHost()  # type: ignore[union-attr]
+        configPath = directory / "companion.toml"
+        settings = [
+            "[node]",
+            'name = "host-a"',
+            "[log]",
+            'format = "json"',
+            *haproxySettings(directory),
+        ]
+        configPath.write_text("\n".join(settings) + "\n")
+        child = self.companion(
+            directory,
+            f"--sidecar=http://{api.host}:{api.port}",
+            f"--config={configPath}",
+        )
+        url = f"http://{BIND_IP}:{servicePort}/"
+
+        async def routed() -> bool | None:
+            if child.exited:
+                self.fail(f"sidecar-haproxy ended: {child.describe()}")
+            return True if await answer(url) == b"followed" else None
+
+        await pollUntil(routed, timeout=30)
+        # twistd ends by the signal it was sent, once it has stopped.
+        self.assertEqual(await child.stop(), -signal.SIGTERM, child.describe())
+        # Its log is as the configuration says: JSON, one event a line.
+        events = [json.loads(line) for line in child.output.splitlines()]
+        self.assertIn("Main loop terminated.", [e["message"] for e in events])
+        # Its HAProxy went with it.
+        self.assertIsNone(await answer(url))
+
+    async def test_aBadConfigurationExitsWithOneLine(self) -> None:
+        directory = temporaryDirectory(self)
+        configPath = directory / "companion.toml"
+        configPath.write_text('[haproxy]\nbind_ipp = "127.0.0.168"\n')
+        child = self.companion(
+            directory, "--sidecar=http://127.0.0.1:1", f"--config={configPath}"
+        )
+        code = await child.ended.addTimeout(30, reactor)
+        self.assertNotEqual(code, 0)
+        said = child.describe().strip()
+        self.assertEqual(len(said.splitlines()), 1, said)
+        self.assertIn("sidecar-haproxy: ", said)
+        self.assertIn("haproxy.bind_ipp", said)
 
 
 class CompanionOptionsTests(SynchronousTestCase):

@@ -15,13 +15,15 @@ from typing import Any
 
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from sidecar.catalog import Port, Service, ServicesState, Status
-from sidecar.listeners import Delivery, Listeners
+from sidecar.catalog.state import ChangeEvent
+from sidecar.listeners import Delivery, Listeners, UrlListener
 from sidecar.problems import LISTENER, Problems
 
 from .processes import pollUntil
@@ -355,3 +357,103 @@ class ListenerTests(TestCase):
         wanted.clear()
         self.state.withdrawLocal("x1")
         self.assertEqual(listeners.status(), [])
+
+
+def event(serviceID: str, status: Status, previous: Status) -> ChangeEvent:
+    return ChangeEvent(
+        Service(
+            id=serviceID,
+            name="web",
+            image="img",
+            hostname="host-b",
+            ports=(Port("tcp", 8000, 10001, "127.0.1.2"),),
+            updated=SECOND,
+            status=status,
+        ),
+        previous,
+        SECOND,
+    )
+
+
+class QueueBoundTests(SynchronousTestCase):
+    """
+    The queue of a listener whose first event is still being sent (its
+    connection never completes, on a memory reactor): past the bound a
+    service's waiting event gives way to its newer one, keeping the status
+    it changed from, or else the oldest waiting event is dropped; the event
+    being sent is never touched.
+    """
+
+    def listener(self, limit: int) -> UrlListener:
+        self.reactor = MemoryReactorClock()
+        listener = UrlListener(
+            "http://127.0.0.1:9/",
+            "UrlListener(http://127.0.0.1:9/)",
+            lambda event: b"{}",
+            self.reactor,
+            replace(FAST, queueLimit=limit),
+            Problems(self.reactor),
+        )
+        self.addCleanup(listener.stop)
+        return listener
+
+    def queued(self, listener: UrlListener) -> list[tuple[str, Status, Status]]:
+        return [
+            (e.service.id, e.service.status, e.previousStatus) for e in listener._queue
+        ]
+
+    def test_theOldestWaitingEventIsDroppedPastTheBound(self) -> None:
+        listener = self.listener(3)
+        for name in ("s1", "s2", "s3"):
+            listener.enqueue(event(name, Status.ALIVE, Status.UNKNOWN))
+        self.assertEqual(len(self.reactor.tcpClients), 1)  # s1 is being sent
+        with capturedLogs() as logged:
+            listener.enqueue(event("s4", Status.ALIVE, Status.UNKNOWN))
+        self.assertEqual([e.service.id for e in listener._queue], ["s1", "s3", "s4"])
+        self.assertEqual((listener.dropped, listener.coalesced), (1, 0))
+        self.assertEqual(listener.waiting, 3)
+        self.assertIn(
+            "1 event(s) dropped, http://127.0.0.1:9/ is too far behind",
+            " ".join(formatEvent(e) for e in logged),
+        )
+        # The event being sent is not waiting: a newer event of its
+        # service does not replace it.
+        listener.enqueue(event("s1", Status.UNHEALTHY, Status.ALIVE))
+        self.assertEqual([e.service.id for e in listener._queue], ["s1", "s4", "s1"])
+        self.assertEqual(listener.dropped, 2)
+
+    def test_aWaitingEventGivesWayToItsServicesNewerOne(self) -> None:
+        listener = self.listener(3)
+        listener.enqueue(event("s1", Status.ALIVE, Status.UNKNOWN))
+        listener.enqueue(event("s2", Status.ALIVE, Status.UNKNOWN))
+        listener.enqueue(event("s3", Status.ALIVE, Status.UNKNOWN))
+        listener.enqueue(event("s2", Status.UNHEALTHY, Status.ALIVE))
+        self.assertEqual(
+            self.queued(listener),
+            [
+                ("s1", Status.ALIVE, Status.UNKNOWN),
+                ("s3", Status.ALIVE, Status.UNKNOWN),
+                # Newest status, and the one it changed from before both.
+                ("s2", Status.UNHEALTHY, Status.UNKNOWN),
+            ],
+        )
+        self.assertEqual((listener.dropped, listener.coalesced), (0, 1))
+
+    def test_withOnlyTheEventBeingSentNothingIsDropped(self) -> None:
+        listener = self.listener(1)
+        listener.enqueue(event("s1", Status.ALIVE, Status.UNKNOWN))
+        listener.enqueue(event("s2", Status.ALIVE, Status.UNKNOWN))
+        self.assertEqual([e.service.id for e in listener._queue], ["s1", "s2"])
+        self.assertEqual((listener.dropped, listener.coalesced), (0, 0))
+        # Now s2 waits, and gives way to s3.
+        listener.enqueue(event("s3", Status.ALIVE, Status.UNKNOWN))
+        self.assertEqual([e.service.id for e in listener._queue], ["s1", "s3"])
+        self.assertEqual(listener.dropped, 1)
+
+    def test_aQueueNotYetSendingDropsItsOldest(self) -> None:
+        listener = self.listener(2)
+        listener._stopped = True  # nothing is sent: every event waits
+        for name in ("s1", "s2", "s3"):
+            listener.enqueue(event(name, Status.ALIVE, Status.UNKNOWN))
+        self.assertEqual([e.service.id for e in listener._queue], ["s2", "s3"])
+        self.assertEqual(self.reactor.tcpClients, [])

@@ -4,12 +4,16 @@ C{/metrics} of a running node, in Prometheus's text format.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import treq
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sidecar.catalog import Status
+from sidecar.metrics import NodeCollector
 
 from .inprocess import startNode
 from .processes import pollUntil
@@ -95,3 +99,88 @@ class MetricsTests(TestCase):
         self.assertGreater(samples[("process_resident_memory_bytes", ())], 0)
         self.assertGreater(samples[("process_open_fds", ())], 0)
         self.assertEqual([k for k in samples if k[0].endswith("_created")], [])
+
+
+class _Reporting:
+    def __init__(self, status: Any) -> None:
+        self._status = status
+
+    def status(self) -> Any:
+        return self._status
+
+
+class FiguresTests(SynchronousTestCase):
+    """
+    Each figure of the listeners and the proxy comes from the field of
+    their status that it names (all different here, so that no two can be
+    mixed up).
+    """
+
+    def samples(self, node: Any, part: str) -> dict[tuple[str, tuple[Any, ...]], float]:
+        collector = NodeCollector(node)
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in getattr(collector, part)()
+            for sample in family.samples
+        }
+
+    def test_theListenersFigures(self) -> None:
+        listeners = _Reporting(
+            [
+                {
+                    "Name": "UrlListener(a)",
+                    "Delivered": 1,
+                    "Failures": 2,
+                    "Coalesced": 3,
+                    "Dropped": 4,
+                    "Waiting": 5,
+                },
+                {
+                    "Name": "UrlListener(b)",
+                    "Delivered": 6,
+                    "Failures": 7,
+                    "Coalesced": 8,
+                    "Dropped": 9,
+                    "Waiting": 10,
+                },
+            ]
+        )
+        samples = self.samples(SimpleNamespace(listeners=listeners), "_listeners")
+        figures = {}
+        for name in ("a", "b"):
+            listener = (("listener", f"UrlListener({name})"),)
+            figures[name] = [
+                samples[("sidecar_listener_events_delivered_total", listener)],
+                samples[("sidecar_listener_failures_total", listener)],
+                samples[
+                    (
+                        "sidecar_listener_events_dropped_total",
+                        (("how", "coalesced"), *listener),
+                    )
+                ],
+                samples[
+                    (
+                        "sidecar_listener_events_dropped_total",
+                        (("how", "dropped"), *listener),
+                    )
+                ],
+                samples[("sidecar_listener_events_waiting", listener)],
+            ]
+        self.assertEqual(figures, {"a": [1, 2, 3, 4, 5], "b": [6, 7, 8, 9, 10]})
+        self.assertEqual(len(samples), 10)
+
+    def test_noListenersNoFigures(self) -> None:
+        self.assertEqual(
+            self.samples(SimpleNamespace(listeners=None), "_listeners"), {}
+        )
+
+    def test_theProxysFigures(self) -> None:
+        proxy = _Reporting({"Reloads": 3, "RuntimeChanges": 5, "Refused": [{}, {}]})
+        self.assertEqual(
+            self.samples(SimpleNamespace(proxy=proxy), "_proxy"),
+            {
+                ("sidecar_haproxy_reloads_total", ()): 3,
+                ("sidecar_haproxy_runtime_updates_total", ()): 5,
+                ("sidecar_haproxy_refused", ()): 2,
+            },
+        )

@@ -11,8 +11,12 @@ from typing import Any
 
 import treq
 from twisted.internet import defer, reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
@@ -297,6 +301,122 @@ class RemoteCatalogTests(SynchronousTestCase):
         catalog.received({"Servers": {"host-b": {"Services": {"x": {"ID": 5}}}}})
         self.assertIn("not a Sidecar state", catalog.lastError or "")
         self.assertEqual([s.id for s in catalog.services()], ["b1"])
+
+
+class BackPressureTests(SynchronousTestCase):
+    """
+    A watcher whose client stops reading (its TCP buffer is full, so the
+    transport pauses the channel) is sent nothing until it reads again,
+    then only the newest catalog: no backlog, no heartbeat in between.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_000)
+        self.state = ServicesState("host-a", self.clock)  # type: ignore[arg-type]
+        self.addCleanup(self.state.stop)
+        site = makeSite(self.state, Members("host-a"), Health(), reactor=self.clock)
+        self.channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 0))
+        self.channel.callLater = self.clock.callLater  # type: ignore[union-attr]
+        self.transport = StringTransport()
+        self.channel.makeConnection(self.transport)  # type: ignore[union-attr]
+        self.channel.dataReceived(  # type: ignore[union-attr]
+            b"GET /api/watch?by_service=false HTTP/1.0\r\n\r\n"
+        )
+        self.clock.advance(0)
+        self.addCleanup(self.clientGone)
+
+    def clientGone(self) -> None:
+        if not self.transport.disconnecting:
+            self.transport.loseConnection()
+            self.channel.connectionLost(Failure(ConnectionDone()))  # type: ignore[union-attr]
+
+    def body(self) -> bytes:
+        return self.transport.value().split(b"\r\n\r\n", 1)[1]
+
+    def documents(self) -> list[Any]:
+        documents, rest = splitDocuments(self.body().decode())
+        self.assertEqual(rest.strip(), "")
+        return documents
+
+    def change(self, serviceID: str) -> None:
+        now = round(self.clock.seconds() * SECOND)
+        self.state.merge(record(serviceID, updated=now))
+        self.clock.advance(0)
+
+    def test_aClientThatReadsIsSentEveryChange(self) -> None:
+        self.change("b1")
+        self.change("b2")
+        self.assertEqual(len(self.documents()), 3)
+
+    def test_aPausedClientIsSentOnlyTheNewestCatalogWhenItResumes(self) -> None:
+        self.assertEqual(len(self.documents()), 1)
+        self.transport.producer.pauseProducing()
+        self.change("b1")
+        self.change("b2")
+        self.clock.advance(watch.HEARTBEAT + 1)  # less than STALL
+        self.assertEqual(len(self.documents()), 1)
+        self.assertNotIn(b"\n", self.body())  # no heartbeat either
+        self.transport.producer.resumeProducing()
+        self.clock.advance(0)
+        documents = self.documents()
+        self.assertEqual(len(documents), 2)
+        self.assertEqual(documents[1], stateDocument(self.state))
+        self.assertEqual(
+            sorted(documents[1]["Servers"]["host-b"]["Services"]), ["b1", "b2"]
+        )
+
+    def test_aChangeDueWhenTheClientPausesWaitsForIt(self) -> None:
+        now = round(self.clock.seconds() * SECOND)
+        self.state.merge(record("b1", updated=now))
+        # The document is due in this turn of the reactor; the client
+        # pauses before it runs.
+        self.transport.producer.pauseProducing()
+        self.clock.advance(0)
+        self.assertEqual(len(self.documents()), 1)
+        self.transport.producer.resumeProducing()
+        self.clock.advance(0)
+        self.assertEqual(len(self.documents()), 2)
+
+    def test_aPausedClientWithNothingNewIsSentNothingWhenItResumes(self) -> None:
+        self.transport.producer.pauseProducing()
+        self.transport.producer.resumeProducing()
+        self.clock.advance(0)
+        self.assertEqual(len(self.documents()), 1)
+
+    def test_heartbeatsResumeWithTheClient(self) -> None:
+        self.clock.advance(watch.HEARTBEAT)
+        self.assertEqual(self.body().count(b"\n"), 1)
+        self.transport.producer.pauseProducing()
+        self.clock.advance(watch.HEARTBEAT)
+        self.assertEqual(self.body().count(b"\n"), 1)
+        self.transport.producer.resumeProducing()
+        self.clock.advance(watch.HEARTBEAT)
+        self.assertEqual(self.body().count(b"\n"), 2)
+
+    def test_theNodeStoppingEndsTheStreamOnce(self) -> None:
+        [watcher] = [o for o in self.state._observers if isinstance(o, watch.Watcher)]
+        watcher.finish()
+        self.assertTrue(self.transport.disconnecting)  # HTTP/1.0: the end
+        self.assertNotIn(watcher, self.state._observers)
+        watcher.finish()  # once only: a second finish is no error
+        self.assertEqual(self.flushWarnings(), [])
+        self.change("b1")
+        self.assertEqual(len(self.documents()), 1)
+
+    def test_aClientThatGoesAwayIsNoLongerWatching(self) -> None:
+        observers = list(self.state._observers)
+        self.clientGone()
+        # The catalog no longer tells it of changes.
+        self.assertEqual(len(self.state._observers), len(observers) - 1)
+        self.change("b1")
+        self.clock.advance(watch.HEARTBEAT * 2)
+        self.assertEqual(len(self.documents()), 1)
+        self.assertNotIn(b"\n", self.body())
+        # No timer of the watcher's is left.
+        self.assertEqual(
+            [c for c in self.clock.getDelayedCalls() if "Watcher" in repr(c)], []
+        )
 
 
 class StoppableBody:
