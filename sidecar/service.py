@@ -53,6 +53,8 @@ class SidecarNode(MultiService):
     @ivar discoverers: the L{IDiscoverer}s in configured order.
     @ivar api: the L{APIService}; C{api.port} is its listening port.
     @ivar problems: the faults its parts know of now (L{Problems}).
+    @ivar envoy: the xDS control plane
+        (L{sidecar.proxy.xds.build.EnvoyControlPlane}), or L{None}.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class SidecarNode(MultiService):
         listeners: Listeners | None = None,
         *,
         problems: Problems,
+        envoy: MultiService | None = None,
     ) -> None:
         super().__init__()
         self.problems = problems
@@ -80,6 +83,7 @@ class SidecarNode(MultiService):
         self.api = api
         self.proxy = proxy
         self.listeners = listeners
+        self.envoy = envoy
         # Start order is the order of addition, stop order the reverse:
         # gossip runs before anything is announced and leaves the cluster
         # last; the announcer and the monitor listen before discoverers
@@ -91,6 +95,8 @@ class SidecarNode(MultiService):
             discoverer.setServiceParent(self)  # type: ignore[attr-defined]
         if proxy is not None:
             proxy.setServiceParent(self)
+        if envoy is not None:
+            envoy.setServiceParent(self)
         if listeners is not None:
             listeners.setServiceParent(self)
         api.setServiceParent(self)
@@ -171,6 +177,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         if config.haproxy.enabled
         else None
     )
+    envoy = _envoy(config, state, gossip, reactor, problems)
     listeners = Listeners(
         state,
         config.listeners.urls,
@@ -188,6 +195,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         problems=problems,
         maxWatchers=config.api.maxWatchers,
         token=config.api.token,
+        envoy=envoy,
     )
     api = APIService(
         tcp,
@@ -208,9 +216,37 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         proxy,
         listeners,
         problems=problems,
+        envoy=envoy,
     )
     installMetrics(built, site)
     return built
+
+
+def _envoy(
+    config: Config,
+    state: ServicesState,
+    gossip: GossipService,
+    reactor: Any,
+    problems: Problems,
+) -> Any:
+    """
+    The xDS control plane when C{[envoy]} is enabled, else L{None}.  Its
+    module is imported only then: it loads gRPC and Envoy's API, which a
+    node without Envoy has no use for.  With HAProxy enabled too, HAProxy
+    reports the model's conflicts and refusals (the same, bar the ports
+    HAProxy cannot bind), so Envoy's are kept apart.
+    """
+    if not config.envoy.enabled:
+        return None
+    from sidecar.proxy.xds.build import makeEnvoy
+
+    return makeEnvoy(
+        config,
+        state,
+        gossip,
+        reactor,
+        problems=Problems(reactor) if config.haproxy.enabled else problems,
+    )
 
 
 # Damping that can never suppress: every change is published.
