@@ -1,5 +1,6 @@
 """
-Real gRPC programs for the xDS tests: L{EchoServer}, a gRPC server in
+For the xDS tests: L{controlPlane}, one from a configuration file, and
+L{record}, an instance for its catalog; real gRPC programs: L{EchoServer}, a gRPC server in
 this process that answers every call with its own name, and
 L{XDSClient}, a child process whose gRPC channel to C{xds:///<service>}
 is resolved by gRPC's own xDS client against our control plane (the
@@ -20,6 +21,14 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+from sidecar.catalog import Port, Service, ServicesState, Status
+from sidecar.config import loadConfig
+from sidecar.proxy.xds.build import EnvoyControlPlane, makeEnvoy
+
+SECOND = 1_000_000_000
+SERVICE = "that-service"
 
 METHOD = "/sidecar.test.Echo/Who"
 # How long one call, and one command of the client, may take.
@@ -41,6 +50,59 @@ for line in sys.stdin:
             answers.append("error: " + str(e.code()))
     print(json.dumps(answers), flush=True)
 """
+
+
+def controlPlane(
+    case: TestCase, state: ServicesState, lines: str = "", clock: Any = reactor
+) -> EnvoyControlPlane:
+    """
+    A control plane on 127.0.0.1 (any port) following C{state}, from a
+    configuration file with C{lines} after its sections; on C{clock},
+    only the follower runs (nothing listens).  Other
+    hosts' instances may be on loopback (every "host" here is this one).
+    Stopped at cleanup.
+    """
+    directory = Path(case.mktemp())
+    directory.mkdir()
+    (directory / "node.toml").write_text(
+        f'[node]\nname = "{state.hostname}"\n'
+        '[envoy]\nenabled = true\nlisten = "127.0.0.1:0"\n'
+        'bind_ip = "127.0.0.168"\n'
+        "[haproxy]\nallow_loopback_targets = true\n" + lines
+    )
+    config = loadConfig(directory / "node.toml", environ={})
+    plane = makeEnvoy(config, state, None, clock)
+    part = plane if clock is reactor else plane.follower
+    part.startService()
+    case.addCleanup(lambda: part.stopService() if part.running else None)
+    return plane
+
+
+def record(
+    state: ServicesState,
+    serviceID: str,
+    port: int,
+    status: Status = Status.ALIVE,
+    name: str = SERVICE,
+    servicePort: int = 10001,
+    mode: str = "http",
+) -> Service:
+    """
+    Instance C{serviceID} of C{name} on host C{host-<id>} at
+    C{127.0.0.1:port}, stamped now.
+    """
+    now = state.now()
+    return Service(
+        id=serviceID,
+        name=name,
+        image="echo:1",
+        created=now - 60 * SECOND,
+        hostname=f"host-{serviceID}",
+        ports=(Port("tcp", port, servicePort, "127.0.0.1"),),
+        updated=now,
+        proxyMode=mode,
+        status=status,
+    )
 
 
 class EchoServer:

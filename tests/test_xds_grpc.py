@@ -15,61 +15,14 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from sidecar.catalog import Port, Service, ServicesState, Status
-from sidecar.config import loadConfig
-from sidecar.proxy.xds.build import EnvoyControlPlane, makeEnvoy
+from sidecar.catalog import ServicesState, Status
+from sidecar.proxy.xds.build import EnvoyControlPlane
 
-from .grpcapps import EchoServer, XDSClient
+from .grpcapps import SERVICE, EchoServer, XDSClient, controlPlane, record
 from .processes import pollUntil
 
-SECOND = 1_000_000_000
-SERVICE = "that-service"
 NODE = "grpc-client"
 CALLS = 12
-
-
-def controlPlane(
-    case: TestCase, state: ServicesState, lines: str = ""
-) -> EnvoyControlPlane:
-    """
-    A control plane on 127.0.0.1 (any port) following C{state}, from a
-    configuration file with C{lines} after its C{[envoy]} section's; other
-    hosts' instances may be on loopback (every "host" here is this one).
-    Stopped at cleanup.
-    """
-    directory = Path(case.mktemp())
-    directory.mkdir()
-    (directory / "node.toml").write_text(
-        f'[node]\nname = "{state.hostname}"\n'
-        '[envoy]\nenabled = true\nlisten = "127.0.0.1:0"\n'
-        'bind_ip = "127.0.0.168"\n'
-        "[haproxy]\nallow_loopback_targets = true\n" + lines
-    )
-    plane = makeEnvoy(loadConfig(directory / "node.toml", environ={}), state, None, reactor)
-    plane.startService()
-    case.addCleanup(plane.stopService)
-    return plane
-
-
-def record(
-    state: ServicesState, serviceID: str, port: int, status: Status = Status.ALIVE
-) -> Service:
-    """
-    Instance C{serviceID} of L{SERVICE} on host C{host-<id>} at
-    C{127.0.0.1:port}, stamped now.
-    """
-    now = state.now()
-    return Service(
-        id=serviceID,
-        name=SERVICE,
-        image="echo:1",
-        created=now - 60 * SECOND,
-        hostname=f"host-{serviceID}",
-        ports=(Port("tcp", port, 10001, "127.0.0.1"),),
-        updated=now,
-        proxyMode="http",
-        status=status,
-    )
 
 
 class ProxylessTests(TestCase):

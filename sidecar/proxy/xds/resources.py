@@ -154,7 +154,9 @@ def _pack(message: Message) -> AnyProto:
 
 
 def _ads() -> ConfigSource:
-    return ConfigSource(ads=AggregatedConfigSource(), resource_api_version=ApiVersion.V3)
+    return ConfigSource(
+        ads=AggregatedConfigSource(), resource_api_version=ApiVersion.V3
+    )
 
 
 def _edsCluster(name: str) -> Cluster:

@@ -85,9 +85,7 @@ class XDSServer(Service):
         self._listenResult = None
         self._stopWaiters = []
         self._core = _Core(self, self.snapshot)
-        threading.Thread(
-            target=self._core.run, name="sidecar-xds", daemon=True
-        ).start()
+        threading.Thread(target=self._core.run, name="sidecar-xds", daemon=True).start()
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
@@ -141,7 +139,9 @@ class XDSServer(Service):
             self.log.error("{problem}", problem=str(result))
         else:
             self.port = result
-            self.log.info("xDS (ADS, v3) on {host}:{port}", host=self._host, port=result)
+            self.log.info(
+                "xDS (ADS, v3) on {host}:{port}", host=self._host, port=result
+            )
         waiters, self._listenWaiters = self._listenWaiters, []
         for waiter in waiters:
             if isinstance(result, Exception):
@@ -227,6 +227,7 @@ class _Core:
     def run(self) -> None:
         try:
             self._loop.run_until_complete(self._serve())
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         finally:
             self._loop.close()
             self._post(self._owner._ended)
@@ -250,6 +251,11 @@ class _Core:
         self._post(owner._listened, port)
         await self._stopping.wait()
         await server.stop(owner._grace)
+        # What gRPC leaves of the streams' tasks ends before the loop.
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     def _publish(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
