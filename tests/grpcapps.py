@@ -1,11 +1,12 @@
 """
 For the xDS tests: L{controlPlane}, one from a configuration file, and
-L{record}, an instance for its catalog; real gRPC programs: L{EchoServer}, a gRPC server in
-this process that answers every call with its own name, and
-L{XDSClient}, a child process whose gRPC channel to C{xds:///<service>}
-is resolved by gRPC's own xDS client against our control plane (the
-bootstrap file is read once per process, so the client is a process of
-its own).  No generated application code: bytes in, bytes out.
+L{record}, an instance for its catalog; and real gRPC programs:
+L{EchoServer}, a gRPC server in this process that answers every call
+with its own name, and L{XDSClient}, a child process whose gRPC channel
+to C{xds:///<service>} is resolved by gRPC's own xDS client against our
+control plane (the bootstrap file is read once per process, so the client
+is a process of its own).  No generated application code: bytes in,
+bytes out.
 """
 
 from __future__ import annotations

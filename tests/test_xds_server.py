@@ -380,7 +380,8 @@ class LazyImportTests(TestCase):
             "from sidecar.service import makeService\n"
             "env = {'ENVOY_USE_GRPC_API': sys.argv[1]}\n"
             "makeService(loadConfig(None, environ=env, hostname='n'), Clock())\n"
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'grpc', 'envoy'}))\n"
+            "loaded = {m.split('.')[0] for m in sys.modules}\n"
+            "print(sorted(loaded & {'grpc', 'envoy'}))\n"
         )
         found = []
         for enabled in ("false", "true"):
