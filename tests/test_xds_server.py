@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 import grpc
+import treq
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.service.discovery.v3.ads_pb2_grpc import AggregatedDiscoveryServiceStub
@@ -41,6 +42,7 @@ from sidecar.web.server import makeSite
 
 from .doubles import Members
 from .grpcapps import controlPlane, record
+from .inprocess import startNode
 from .processes import REPO, pollUntil
 from .test_web_api import Health
 
@@ -341,6 +343,92 @@ class ServerTests(TestCase):
             f"cannot listen on 127.0.0.1:{taken}",
             " ".join(formatEvent(e) for e in events),
         )
+
+
+class NodeTests(TestCase):
+    timeout = 60
+
+    async def test_aNodeServesEnvoy(self) -> None:
+        """
+        A node with C{[envoy]} enabled serves its catalog over xDS and its
+        clients in C{/api/envoy.json}; stopping the node stops the server.
+        """
+        web = {"Name": "web", "ProxyMode": "http"}
+        web["Ports"] = [{"Port": 9000, "ServicePort": 10001}]  # type: ignore[assignment]
+        node = startNode(
+            self,
+            "n1",
+            "127.0.0.1",
+            targets=[{"Service": web, "Check": {"Type": "AlwaysSuccessful"}}],
+            moreSettings=["[envoy]", "enabled = true", 'listen = "127.0.0.1:0"'],
+        )
+        assert isinstance(node.envoy, EnvoyControlPlane)
+        port = await node.envoy.server.whenListening()
+        raw = RawADS(port)
+        self.addCleanup(raw.close)
+
+        raw.send(DiscoveryRequest(type_url=CLUSTER))
+        response = await raw.receive()
+        while not response.resources:
+            raw.send(
+                DiscoveryRequest(
+                    type_url=CLUSTER,
+                    version_info=response.version_info,
+                    response_nonce=response.nonce,
+                )
+            )
+            response = await raw.receive()
+        self.assertEqual(names(response, Cluster), ["web:10001"])
+        api = node.api.port.getHost()  # type: ignore[union-attr]
+        answer = await treq.get(
+            f"http://127.0.0.1:{api.port}/api/envoy.json", persistent=False
+        )
+        body = json.loads(await answer.content())
+        self.assertTrue(body["Enabled"])
+        self.assertEqual(body["Listen"], f"127.0.0.1:{port}")
+        self.assertEqual(body["Frontends"][0]["Name"], "web-10001")
+        await node.stopService()
+        self.assertIsNone(node.envoy.server.port)
+        with self.assertRaises(grpc.RpcError):
+            await raw.receive()
+
+
+class HostileTests(TestCase):
+    timeout = 30
+
+    async def test_garbageOnTheStream(self) -> None:
+        """
+        Bytes that are no request end that stream only: the server goes
+        on serving others.
+        """
+        state = ServicesState("xds-host", reactor)
+        self.addCleanup(state.stop)
+        plane = controlPlane(self, state)
+        port = await plane.server.whenListening()
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.addCleanup(channel.close)
+        method = channel.stream_stream(
+            "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
+            "StreamAggregatedResources",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
+        broken = method(iter([b"\xff\xff\xff garbage"]), timeout=10)
+        with capturedLogs() as events:
+            with self.assertRaises(grpc.RpcError) as raised:
+                await deferToThread(next, broken)
+
+            async def logged() -> bool | None:
+                text = " ".join(formatEvent(e) for e in events)
+                return True if "sent what is no request" in text else None
+
+            await pollUntil(logged, timeout=10, every=0.01)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        raw = RawADS(port)
+        self.addCleanup(raw.close)
+        raw.send(DiscoveryRequest(type_url=CLUSTER))
+        response = await raw.receive()
+        self.assertEqual(response.type_url, CLUSTER)
 
 
 class PropagationTests(TestCase):

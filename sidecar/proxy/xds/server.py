@@ -35,6 +35,16 @@ from .streams import DeltaStream, Nack, SotwStream, UnknownType
 GRACE = 1.0
 _END = object()
 _UPDATE = object()
+
+
+class _Unreadable:
+    """
+    What a stream's reader found instead of a request.
+    """
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
 _OPTIONS = [
     # A port another server holds is an error, not a shared port.
     ("grpc.so_reuseport", 0),
@@ -180,6 +190,14 @@ class XDSServer(Service):
             message=nack.message,
         )
 
+    def _unreadable(self, peer: str, problem: str) -> None:
+        self._refusals.warn(
+            "xDS client at {peer} sent what is no request ({problem}): "
+            "its stream is ended",
+            peer=peer,
+            problem=problem,
+        )
+
     def _unknownType(self, peer: str, typeURL: str) -> None:
         self._refusals.warn(
             "xDS client at {peer} asked for {type}, which is not served "
@@ -265,12 +283,17 @@ class _Core:
                 queue.put_nowait(_UPDATE)
 
     async def stream(
-        self, stream: SotwStream | DeltaStream, requests: Any, peer: str
+        self,
+        stream: SotwStream | DeltaStream,
+        requests: Any,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[Any]:
         """
         Serve one ADS stream: its requests and every new snapshot, in
-        order, until the client goes or the server stops.
+        order, until the client goes or the server stops; a request that
+        cannot be read ends the stream with C{INVALID_ARGUMENT}.
         """
+        peer = context.peer()
         number = next(self._numbers)
         queue: asyncio.Queue[object] = asyncio.Queue()
         self._queues[number] = queue
@@ -281,6 +304,12 @@ class _Core:
                 item = await queue.get()
                 if item is _END:
                     return
+                if isinstance(item, _Unreadable):
+                    self._post(self._owner._unreadable, peer, item.problem)
+                    await context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"unreadable request: {item.problem}",
+                    )
                 if item is _UPDATE:
                     self._updating.discard(number)
                     responses = stream.update(self._snapshot)
@@ -309,8 +338,11 @@ async def _read(requests: Any, queue: asyncio.Queue[object]) -> None:
     try:
         async for request in requests:
             queue.put_nowait(request)
-    except (Exception, asyncio.CancelledError):
-        pass  # the stream broke or ended: the server side ends it too
+    except asyncio.CancelledError:
+        pass  # the stream has ended
+    except Exception as e:
+        # Not a request, or the connection broke: the stream ends.
+        queue.put_nowait(_Unreadable(f"{type(e).__name__}: {e}"[:200]))
     finally:
         queue.put_nowait(_END)
 
@@ -327,12 +359,12 @@ class _ADS(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[mis
         self, requests: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         stream = SotwStream(self._core._snapshot)
-        async for response in self._core.stream(stream, requests, context.peer()):
+        async for response in self._core.stream(stream, requests, context):
             yield response
 
     async def DeltaAggregatedResources(
         self, requests: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         stream = DeltaStream(self._core._snapshot)
-        async for response in self._core.stream(stream, requests, context.peer()):
+        async for response in self._core.stream(stream, requests, context):
             yield response
