@@ -27,7 +27,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.catalog import Port, Service, Status
 from sidecar.proxy.model import Admission, buildModel
-from sidecar.proxy.xds.resources import EnvoySettings, buildSnapshot
+from sidecar.proxy.xds.resources import EnvoySettings, SnapshotBuilder, buildSnapshot
 from sidecar.proxy.xds.snapshot import CLUSTER, ENDPOINT, LISTENER, ROUTE, Snapshot
 from sidecar.proxy.xds.streams import DeltaStream, SotwStream, UnknownType
 
@@ -207,6 +207,28 @@ class ResourceTests(SynchronousTestCase):
         address = cluster.load_assignment.endpoints[0].lb_endpoints[0]
         self.assertEqual(address.endpoint.address.socket_address.address, "host-i1")
         self.assertEqual(dict(snap.of(ENDPOINT).byName), {})
+
+    def test_rebuildReusesUnchangedFrontends(self) -> None:
+        """
+        A builder rebuilds only the frontends that changed: the others'
+        resources are the very same, and the snapshot is what a fresh
+        build makes.
+        """
+        builder = SnapshotBuilder(SETTINGS)
+        api = instance("j1", name="api", servicePort=10002)
+        first = builder.build(buildModel([instance("i1"), api]))
+        changed = [instance("i1"), instance("i2"), api]
+        second = builder.build(buildModel(changed))
+        for typeURL in (CLUSTER, LISTENER, ENDPOINT):
+            self.assertIs(
+                second.of(typeURL).byName["api:10002"],
+                first.of(typeURL).byName["api:10002"],
+            )
+        self.assertIsNot(
+            second.of(ENDPOINT).byName["web:10001"],
+            first.of(ENDPOINT).byName["web:10001"],
+        )
+        self.assertEqual(second.versions(), snapshot(*changed).versions())
 
     def test_versions(self) -> None:
         """

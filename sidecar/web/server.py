@@ -26,11 +26,12 @@ from sidecar.interfaces import (
     IMembership,
     IProxyReport,
 )
+from sidecar.offload import Offload, offloadFor
 from sidecar.problems import Problems
 from sidecar.ratelimit import RateLimitedLog
 
 from .api import MAX_WATCHERS, APIResource, errorBody, notFound
-from .bodies import Bodies, Offload, offloadFor
+from .bodies import Bodies
 from .limits import APIChannel, BoundedRequest
 from .routes import isAlias
 from .serverspage import ServersPage

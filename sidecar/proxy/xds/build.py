@@ -13,6 +13,7 @@ from zope.interface import implementer
 from sidecar.catalog.interfaces import ICatalog
 from sidecar.config import Config
 from sidecar.interfaces import IMembership, IProxyReport
+from sidecar.offload import offloadFor
 from sidecar.problems import Problems
 
 from ..build import admission
@@ -69,7 +70,7 @@ def makeEnvoy(
     follower = ProxyFollower(
         catalog,
         membership,
-        EnvoyWriter(server, settings),
+        EnvoyWriter(server, settings, offloadFor(reactor)),
         reactor,
         minInterval=MIN_INTERVAL,
         useHostnames=envoy.useHostnames,

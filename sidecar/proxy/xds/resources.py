@@ -66,6 +66,7 @@ from .snapshot import (
     ENDPOINT,
     LISTENER,
     ROUTE,
+    TYPES,
     Resource,
     Snapshot,
     makeSnapshot,
@@ -75,6 +76,8 @@ from .snapshot import (
 HTTP_MANAGER = "envoy.filters.network.http_connection_manager"
 TCP_PROXY = "envoy.filters.network.tcp_proxy"
 ROUTER = "envoy.filters.http.router"
+# What a frontend makes, in L{SnapshotBuilder._frontend}'s order.
+_MADE = (CLUSTER, LISTENER, ENDPOINT, ROUTE)
 # The Go Sidecar's connect timeout for every cluster.
 CONNECT_TIMEOUT = Duration(nanos=500_000_000)
 
@@ -99,45 +102,74 @@ def clusterName(frontend: Frontend) -> str:
     return f"{frontend.service}:{frontend.servicePort}"
 
 
+class SnapshotBuilder:
+    """
+    Builds snapshots of successive models, reusing the resources of every
+    frontend that did not change since the last build: a change of one
+    service costs that service's resources, not the whole catalog's.
+    Not thread-safe: one build at a time (the follower makes sure).
+    """
+
+    def __init__(self, settings: EnvoySettings) -> None:
+        self.settings = settings
+        self._frontends: dict[Frontend, tuple[Resource | None, ...]] = {}
+        self._grpc: dict[tuple[str, str], tuple[Resource, Resource]] = {}
+
+    def build(self, model: ProxyModel, serial: int = 0) -> Snapshot:
+        """
+        Every resource C{model} makes, as one snapshot.
+        """
+        frontends = {f: self._frontend(f) for f in model.frontends}
+        found: dict[str, dict[str, Resource]] = {t: {} for t in TYPES}
+        for made in frontends.values():
+            for typeURL, one in zip(_MADE, made, strict=True):
+                if one is not None:
+                    found[typeURL][one.name] = one
+        grpc = {}
+        for service, frontend in _lowestPorts(model).items():
+            if service in found[LISTENER] or service in found[ROUTE]:
+                continue  # a name like "web:80" is already some frontend's
+            key = (service, clusterName(frontend))
+            listener, routes = grpc[key] = self._grpc.get(key) or (
+                resource(service, _apiListener(service), wildcard=False),
+                resource(service, _routes(service, key[1])),
+            )
+            found[LISTENER][service] = listener
+            found[ROUTE][service] = routes
+        self._frontends = frontends
+        self._grpc = grpc
+        return makeSnapshot({t: found[t].values() for t in TYPES}, serial)
+
+    def _frontend(self, frontend: Frontend) -> tuple[Resource | None, ...]:
+        """
+        C{frontend}'s cluster, listener, endpoints and routes (the last two
+        L{None} when it has none).
+        """
+        cached = self._frontends.get(frontend)
+        if cached is not None:
+            return cached
+        name = clusterName(frontend)
+        assignment = _assignment(name, frontend)
+        if self.settings.useHostnames:
+            cluster = resource(name, _dnsCluster(name, assignment))
+            endpoints = None
+        else:
+            cluster = resource(name, _edsCluster(name))
+            endpoints = resource(name, assignment)
+        listener = resource(name, _listener(name, frontend, self.settings.bindIP))
+        routes = (
+            resource(name, _routes(name, name)) if frontend.mode == "http" else None
+        )
+        return (cluster, listener, endpoints, routes)
+
+
 def buildSnapshot(
     model: ProxyModel, settings: EnvoySettings, serial: int = 0
 ) -> Snapshot:
     """
-    Every resource C{model} makes, as one snapshot.
+    Every resource C{model} makes, as one snapshot (with nothing reused).
     """
-    found: dict[str, dict[str, Resource]] = {t: {} for t in (LISTENER, ROUTE)}
-    clusters, endpoints = [], []
-    for frontend in model.frontends:
-        name = clusterName(frontend)
-        assignment = _assignment(name, frontend)
-        if settings.useHostnames:
-            clusters.append(resource(name, _dnsCluster(name, assignment)))
-        else:
-            clusters.append(resource(name, _edsCluster(name)))
-            endpoints.append(resource(name, assignment))
-        found[LISTENER][name] = resource(
-            name, _listener(name, frontend, settings.bindIP)
-        )
-        if frontend.mode == "http":
-            found[ROUTE][name] = resource(name, _routes(name, name))
-    for service, frontend in _lowestPorts(model).items():
-        if service in found[LISTENER] or service in found[ROUTE]:
-            continue  # a name like "web:80" is already some frontend's
-        found[LISTENER][service] = resource(
-            service, _apiListener(service), wildcard=False
-        )
-        found[ROUTE][service] = resource(
-            service, _routes(service, clusterName(frontend))
-        )
-    return makeSnapshot(
-        {
-            CLUSTER: clusters,
-            ENDPOINT: endpoints,
-            LISTENER: found[LISTENER].values(),
-            ROUTE: found[ROUTE].values(),
-        },
-        serial,
-    )
+    return SnapshotBuilder(settings).build(model, serial)
 
 
 def _lowestPorts(model: ProxyModel) -> dict[str, Frontend]:

@@ -45,6 +45,7 @@ class _Unreadable:
     def __init__(self, problem: str) -> None:
         self.problem = problem
 
+
 _OPTIONS = [
     # A port another server holds is an error, not a shared port.
     ("grpc.so_reuseport", 0),

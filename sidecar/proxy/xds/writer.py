@@ -13,9 +13,10 @@ from typing import Any
 from zope.interface import implementer
 
 from sidecar.interfaces import IProxyWriter
+from sidecar.offload import Offload, inline
 
 from ..model import ProxyModel
-from .resources import EnvoySettings, buildSnapshot
+from .resources import EnvoySettings, SnapshotBuilder
 from .server import XDSServer
 
 
@@ -31,10 +32,19 @@ class EnvoyWriter:
     service of its own.
     """
 
-    def __init__(self, server: XDSServer, settings: EnvoySettings) -> None:
+    def __init__(
+        self, server: XDSServer, settings: EnvoySettings, offload: Offload = inline
+    ) -> None:
+        """
+        @param offload: where snapshots are built (from the model, an
+            immutable value): the reactor's thread pool in a node, so that
+            a large catalog's first snapshot does not hold up gossip.
+        """
         self.exited: Callable[[], None] = _nothing
         self._server = server
         self._settings = settings
+        self._builder = SnapshotBuilder(settings)
+        self._offload = offload
 
     async def apply(self, model: ProxyModel) -> str:
         """
@@ -42,7 +52,9 @@ class EnvoyWriter:
             else C{"published"}.
         """
         current = self._server.snapshot
-        snapshot = buildSnapshot(model, self._settings, current.serial + 1)
+        snapshot = await self._offload(
+            lambda: self._builder.build(model, current.serial + 1)
+        )
         if snapshot.versions() == current.versions():
             return "unchanged"
         self._server.publish(snapshot)
