@@ -324,18 +324,19 @@ class SotwStreamTests(SynchronousTestCase):
         refusal = sotw(
             ENDPOINT, ("web:10001",), second.nonce, version_info=first.version_info
         )
-        refusal.error_detail.message = "no thanks"
+        refusal.error_detail.message = "no thanks" + " " * 10_000 + "!"
         responses, nack = stream.request(refusal)
         self.assertEqual(responses, [])
         assert nack is not None
         self.assertEqual(
-            (nack.type, nack.version, nack.message),
+            (nack.type, nack.version, nack.message.rstrip()),
             ("EDS", second.version_info, "no thanks"),
         )
+        self.assertEqual(len(nack.message), 500)  # the client's text, bounded
         status = stream.status()
         self.assertEqual(status["Types"]["EDS"]["Acked"], first.version_info)
         self.assertEqual(status["Types"]["EDS"]["Nacks"], 1)
-        self.assertEqual(status["LastNack"]["Message"], "no thanks")
+        self.assertEqual(status["LastNack"]["Message"].rstrip(), "no thanks")
         (third,) = stream.update(WEB)
         self.assertEqual(third.version_info, first.version_info)
 
