@@ -33,8 +33,11 @@ from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
+from zope.interface.verify import verifyObject
 
 from sidecar.catalog import ServicesState, Status
+from sidecar.catalog.interfaces import ICatalogObserver
+from sidecar.interfaces import IProxyReport, IProxyWriter
 from sidecar.proxy.xds.build import MIN_INTERVAL, EnvoyControlPlane
 from sidecar.proxy.xds.server import XDSListenError, XDSServer
 from sidecar.proxy.xds.snapshot import CLUSTER, ENDPOINT, LISTENER, ROUTE
@@ -429,6 +432,21 @@ class HostileTests(TestCase):
         raw.send(DiscoveryRequest(type_url=CLUSTER))
         response = await raw.receive()
         self.assertEqual(response.type_url, CLUSTER)
+
+
+class InterfaceTests(TestCase):
+    def test_interfaces(self) -> None:
+        """
+        The writer is a proxy writer, the control plane a proxy report,
+        and the follower observes the catalog.
+        """
+        clock = Clock()
+        state = ServicesState("xds-host", clock)
+        self.addCleanup(state.stop)
+        plane = controlPlane(self, state, clock=clock)
+        self.assertTrue(verifyObject(IProxyWriter, plane.follower.writer))
+        self.assertTrue(verifyObject(IProxyReport, plane))
+        self.assertTrue(verifyObject(ICatalogObserver, plane.follower))
 
 
 class PropagationTests(TestCase):

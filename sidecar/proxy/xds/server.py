@@ -33,6 +33,10 @@ from .streams import DeltaStream, Nack, SotwStream, UnknownType
 
 # How long streams may take to end when the server stops.
 GRACE = 1.0
+# Requests of one stream read ahead of those answered: a client that sends
+# without reading its responses is held back by gRPC's flow control, not
+# queued without bound.
+READ_AHEAD = 16
 _END = object()
 _UPDATE = object()
 
@@ -297,9 +301,11 @@ class _Core:
         peer = context.peer()
         number = next(self._numbers)
         queue: asyncio.Queue[object] = asyncio.Queue()
+        room = asyncio.Semaphore(READ_AHEAD)
         self._queues[number] = queue
-        reader = asyncio.ensure_future(_read(requests, queue))
+        reader = asyncio.ensure_future(_read(requests, queue, room))
         stream.snapshot = self._snapshot
+        reported: dict[str, Any] = {}
         try:
             while True:
                 item = await queue.get()
@@ -315,6 +321,7 @@ class _Core:
                     self._updating.discard(number)
                     responses = stream.update(self._snapshot)
                 else:
+                    room.release()
                     try:
                         responses, nack = stream.request(item)  # type: ignore[arg-type]
                     except UnknownType as e:
@@ -322,7 +329,11 @@ class _Core:
                         continue
                     if nack is not None:
                         self._post(self._owner._nacked, peer, stream.node, nack)
-                self._post(self._owner._clientChanged, number, peer, stream.status())
+                status = stream.status()
+                if status != reported:
+                    # A client that repeats itself costs the reactor nothing.
+                    reported = status
+                    self._post(self._owner._clientChanged, number, peer, status)
                 for response in responses:
                     yield response
         finally:
@@ -332,12 +343,16 @@ class _Core:
             self._post(self._owner._clientGone, number)
 
 
-async def _read(requests: Any, queue: asyncio.Queue[object]) -> None:
+async def _read(
+    requests: Any, queue: asyncio.Queue[object], room: asyncio.Semaphore
+) -> None:
     """
-    Put every request of a stream on C{queue}, then C{_END}.
+    Put every request of a stream on C{queue}, each when there is C{room}
+    for it, then C{_END}.
     """
     try:
         async for request in requests:
+            await room.acquire()
             queue.put_nowait(request)
     except asyncio.CancelledError:
         pass  # the stream has ended

@@ -49,7 +49,7 @@ class EnvoyWriter:
     async def apply(self, model: ProxyModel) -> str:
         """
         @return: C{"unchanged"} when the resources are what clients have,
-            else C{"published"}.
+            else C{"xds"} (a new snapshot is served).
         """
         current = self._server.snapshot
         snapshot = await self._offload(
@@ -58,7 +58,7 @@ class EnvoyWriter:
         if snapshot.versions() == current.versions():
             return "unchanged"
         self._server.publish(snapshot)
-        return "published"
+        return "xds"
 
     def status(self) -> dict[str, Any]:
         return {
