@@ -232,21 +232,13 @@ def _envoy(
     """
     The xDS control plane when C{[envoy]} is enabled, else L{None}.  Its
     module is imported only then: it loads gRPC and Envoy's API, which a
-    node without Envoy has no use for.  With HAProxy enabled too, HAProxy
-    reports the model's conflicts and refusals (the same, bar the ports
-    HAProxy cannot bind), so Envoy's are kept apart.
+    node without Envoy has no use for.
     """
     if not config.envoy.enabled:
         return None
     from sidecar.proxy.xds.build import makeEnvoy
 
-    return makeEnvoy(
-        config,
-        state,
-        gossip,
-        reactor,
-        problems=Problems(reactor) if config.haproxy.enabled else problems,
-    )
+    return makeEnvoy(config, state, gossip, reactor, problems=problems)
 
 
 # Damping that can never suppress: every change is published.

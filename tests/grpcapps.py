@@ -26,6 +26,7 @@ from twisted.trial.unittest import TestCase
 
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.config import loadConfig
+from sidecar.problems import Problems
 from sidecar.proxy.xds.build import EnvoyControlPlane, makeEnvoy
 
 SECOND = 1_000_000_000
@@ -54,12 +55,17 @@ for line in sys.stdin:
 
 
 def controlPlane(
-    case: TestCase, state: ServicesState, lines: str = "", clock: Any = reactor
+    case: TestCase,
+    state: ServicesState,
+    lines: str = "",
+    clock: Any = reactor,
+    problems: Problems | None = None,
 ) -> EnvoyControlPlane:
     """
     A control plane on 127.0.0.1 (any port) following C{state}, from a
     configuration file with C{lines} after its sections; on C{clock},
-    only the follower runs (nothing listens).  Other
+    only the follower runs (nothing listens); its faults go to
+    C{problems}.  Other
     hosts' instances may be on loopback (every "host" here is this one).
     Stopped at cleanup.
     """
@@ -72,7 +78,7 @@ def controlPlane(
         "[haproxy]\nallow_loopback_targets = true\n" + lines
     )
     config = loadConfig(directory / "node.toml", environ={})
-    plane = makeEnvoy(config, state, None, clock)
+    plane = makeEnvoy(config, state, None, clock, problems)
     part = plane if clock is reactor else plane.follower
     part.startService()
     case.addCleanup(lambda: part.stopService() if part.running else None)

@@ -38,6 +38,7 @@ from zope.interface.verify import verifyObject
 from sidecar.catalog import ServicesState, Status
 from sidecar.catalog.interfaces import ICatalogObserver
 from sidecar.interfaces import IProxyReport, IProxyWriter
+from sidecar.problems import Problems
 from sidecar.proxy.xds.build import MIN_INTERVAL, EnvoyControlPlane
 from sidecar.proxy.xds.server import XDSListenError, XDSServer
 from sidecar.proxy.xds.snapshot import CLUSTER, ENDPOINT, LISTENER, ROUTE
@@ -102,7 +103,8 @@ class ServerTests(TestCase):
     async def setUpPlane(self, lines: str = "") -> tuple[ServicesState, int]:
         self.state = ServicesState("xds-host", reactor)
         self.addCleanup(self.state.stop)
-        self.plane = controlPlane(self, self.state, lines)
+        self.problems = Problems(reactor)
+        self.plane = controlPlane(self, self.state, lines, problems=self.problems)
         port = await self.plane.server.whenListening()
         self.state.merge(record(self.state, "w1", 8001, name="web"))
         self.state.merge(
@@ -198,9 +200,22 @@ class ServerTests(TestCase):
         self.assertEqual(shown["LastNack"]["Message"], "endpoint refused")
         self.assertEqual(body["LastNack"]["Version"], second.version_info)
         self.assertEqual(body["Nacks"], 1)
+        (problem,) = self.problems.current()
+        self.assertEqual((problem.kind, problem.subject), ("xds", "envoy-1 EDS"))
+        self.assertIn("endpoint refused", problem.message)
         state.merge(record(state, "w3", 8005, name="web"))
         third = await raw.receive()
         self.assertNotIn(third.version_info, (first.version_info, second.version_info))
+        raw.send(
+            DiscoveryRequest(
+                type_url=ENDPOINT,
+                resource_names=["web:10001"],
+                version_info=third.version_info,
+                response_nonce=third.nonce,
+            )
+        )
+        await self.clientHas("EDS", "Acked", third.version_info)
+        self.assertEqual(self.problems.current(), [])
 
     async def envoyJSON(self, plane: EnvoyControlPlane | None) -> Any:
         site = makeSite(self.state, Members(), Health(), reactor=Clock(), envoy=plane)
@@ -336,12 +351,15 @@ class ServerTests(TestCase):
             holder.bind(("127.0.0.1", 0))
             holder.listen()
             taken = holder.getsockname()[1]
-            server = XDSServer(reactor, "127.0.0.1", taken)
+            problems = Problems(reactor)
+            server = XDSServer(reactor, "127.0.0.1", taken, problems=problems)
             with capturedLogs() as events:
                 server.startService()
                 with self.assertRaises(XDSListenError):
                     await server.whenListening()
             await server.stopService()
+        (problem,) = problems.current()
+        self.assertEqual((problem.kind, problem.subject), ("xds", f"127.0.0.1:{taken}"))
         self.assertIn(
             f"cannot listen on 127.0.0.1:{taken}",
             " ".join(formatEvent(e) for e in events),

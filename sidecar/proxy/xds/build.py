@@ -62,10 +62,14 @@ def makeEnvoy(
     but no ServicePort is probed for binding here: Envoy may run
     elsewhere (another container, another network namespace).
 
-    @param problems: where the model's conflicts and refusals are shown.
+    @param problems: where the server's faults are shown, and the model's
+        conflicts and refusals when HAProxy is off (with HAProxy on, its
+        follower shows them: the same, bar the ports HAProxy cannot bind).
     """
     envoy = config.envoy
-    server = XDSServer(reactor, envoy.listen.host, envoy.listen.port)
+    if problems is None:
+        problems = Problems(reactor)
+    server = XDSServer(reactor, envoy.listen.host, envoy.listen.port, problems=problems)
     settings = EnvoySettings(bindIP=envoy.bindIp, useHostnames=envoy.useHostnames)
     follower = ProxyFollower(
         catalog,
@@ -77,6 +81,6 @@ def makeEnvoy(
         admission=replace(
             admission(config), bindIP=envoy.bindIp, bindable=bindableAlways
         ),
-        problems=problems,
+        problems=Problems(reactor) if config.haproxy.enabled else problems,
     )
     return EnvoyControlPlane(server, follower)

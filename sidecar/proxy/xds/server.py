@@ -26,6 +26,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 
+from sidecar.problems import XDS, Problems
 from sidecar.ratelimit import RateLimitedLog
 
 from .snapshot import EMPTY, Snapshot
@@ -78,8 +79,21 @@ class XDSServer(Service):
 
     log = Logger()
 
-    def __init__(self, reactor: Any, host: str, port: int, grace: float = GRACE):
+    def __init__(
+        self,
+        reactor: Any,
+        host: str,
+        port: int,
+        grace: float = GRACE,
+        problems: Problems | None = None,
+    ):
+        """
+        @param problems: where a port it cannot have, and a client's
+            refusal (until that client accepts a later version, or
+            leaves), are shown.
+        """
         self.snapshot: Snapshot = EMPTY
+        self._problems = Problems(reactor) if problems is None else problems
         self.port: int | None = None
         self.clients: dict[int, dict[str, Any]] = {}
         self.nacks = 0
@@ -150,9 +164,12 @@ class XDSServer(Service):
 
     def _listened(self, result: int | Exception) -> None:
         self._listenResult = result
+        where = f"{self._host}:{self._portNumber}"
         if isinstance(result, Exception):
             self.log.error("{problem}", problem=str(result))
+            self._problems.raise_(XDS, where, str(result))
         else:
+            self._problems.clear(XDS, where)
             self.port = result
             self.log.info(
                 "xDS (ADS, v3) on {host}:{port}", host=self._host, port=result
@@ -173,9 +190,17 @@ class XDSServer(Service):
 
     def _clientChanged(self, number: int, peer: str, status: dict[str, Any]) -> None:
         self.clients[number] = {"Peer": peer, **status}
+        for kind, state in status["Types"].items():
+            if state["Acked"] and state["Acked"] == state["Sent"]:
+                self._problems.clear(XDS, _nackSubject(status["Node"], peer, kind))
 
     def _clientGone(self, number: int) -> None:
-        self.clients.pop(number, None)
+        gone = self.clients.pop(number, None)
+        if gone is not None:
+            for kind in gone["Types"]:
+                self._problems.clear(
+                    XDS, _nackSubject(gone["Node"], gone["Peer"], kind)
+                )
 
     def _nacked(self, peer: str, node: str, nack: Nack) -> None:
         self.nacks += 1
@@ -185,6 +210,11 @@ class XDSServer(Service):
             **nack.asJSON(),
             "At": self._reactor.seconds(),
         }
+        self._problems.raise_(
+            XDS,
+            _nackSubject(node, peer, nack.type),
+            f"refused {nack.type} version {nack.version}: {nack.message}",
+        )
         self._nackLog.warn(
             "xDS client {node} at {peer} refused {type} version {version}: "
             "{message}; it keeps what it last accepted",
@@ -210,6 +240,14 @@ class XDSServer(Service):
             peer=peer,
             type=typeURL[:200],
         )
+
+
+def _nackSubject(node: str, peer: str, kind: str) -> str:
+    """
+    The subject of a client's refusal of a type: C{<node> <type>}, or its
+    address when it gave no node ID.
+    """
+    return f"{node or peer} {kind}"
 
 
 class _Core:
