@@ -27,9 +27,15 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.catalog import Port, Service, Status
 from sidecar.proxy.model import Admission, buildModel
+from sidecar.proxy.xds import streams
 from sidecar.proxy.xds.resources import EnvoySettings, SnapshotBuilder, buildSnapshot
 from sidecar.proxy.xds.snapshot import CLUSTER, ENDPOINT, LISTENER, ROUTE, Snapshot
-from sidecar.proxy.xds.streams import DeltaStream, SotwStream, UnknownType
+from sidecar.proxy.xds.streams import (
+    DeltaStream,
+    SotwStream,
+    TooManyNames,
+    UnknownType,
+)
 
 SECOND = 1_000_000_000
 CREATED = 1_700_000_000 * SECOND
@@ -388,6 +394,23 @@ def delta(
     return DeltaDiscoveryRequest(
         type_url=typeURL, resource_names_subscribe=subscribe, **kw
     )
+
+
+class LimitTests(SynchronousTestCase):
+    def test_tooManyNames(self) -> None:
+        """
+        More names of a type than L{streams.MAX_NAMES}, at once or added
+        up, are refused.
+        """
+        self.patch(streams, "MAX_NAMES", 3)
+        sotwStream = SotwStream(WEB)
+        self.assertRaises(
+            TooManyNames, sotwStream.request, sotw(ENDPOINT, ("a", "b", "c", "d"))
+        )
+        deltaStream = DeltaStream(WEB)
+        deltaStream.request(delta(ENDPOINT, ("a", "b")))
+        deltaStream.request(delta(ENDPOINT, ("c",)))
+        self.assertRaises(TooManyNames, deltaStream.request, delta(ENDPOINT, ("d",)))
 
 
 class DeltaStreamTests(SynchronousTestCase):

@@ -28,7 +28,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
 )
 from treq.testing import StubTreq
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.threads import deferToThread
 from twisted.logger import capturedLogs, formatEvent
@@ -39,6 +39,7 @@ from sidecar.catalog import ServicesState, Status
 from sidecar.catalog.interfaces import ICatalogObserver
 from sidecar.interfaces import IProxyReport, IProxyWriter
 from sidecar.problems import Problems
+from sidecar.proxy.xds import streams
 from sidecar.proxy.xds.build import MIN_INTERVAL, EnvoyControlPlane
 from sidecar.proxy.xds.server import XDSListenError, XDSServer
 from sidecar.proxy.xds.snapshot import CLUSTER, ENDPOINT, LISTENER, ROUTE
@@ -441,7 +442,7 @@ class HostileTests(TestCase):
 
             async def logged() -> bool | None:
                 text = " ".join(formatEvent(e) for e in events)
-                return True if "sent what is no request" in text else None
+                return True if "unreadable request" in text else None
 
             await pollUntil(logged, timeout=10, every=0.01)
         self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
@@ -465,6 +466,47 @@ class InterfaceTests(TestCase):
         self.assertTrue(verifyObject(IProxyWriter, plane.follower.writer))
         self.assertTrue(verifyObject(IProxyReport, plane))
         self.assertTrue(verifyObject(ICatalogObserver, plane.follower))
+
+
+class LimitTests(TestCase):
+    timeout = 30
+
+    async def test_tooManyNames(self) -> None:
+        """
+        A stream that subscribes to more names than any catalog has is
+        ended with C{RESOURCE_EXHAUSTED} and a warning.
+        """
+        self.patch(streams, "MAX_NAMES", 10)
+        state = ServicesState("xds-host", reactor)
+        self.addCleanup(state.stop)
+        plane = controlPlane(self, state)
+        port = await plane.server.whenListening()
+        raw = RawADS(port, delta=True)
+        self.addCleanup(raw.close)
+        with capturedLogs() as events:
+            raw.send(
+                DeltaDiscoveryRequest(type_url=ENDPOINT, resource_names_subscribe=["a"])
+            )
+            await raw.receive()
+            raw.send(
+                DeltaDiscoveryRequest(
+                    type_url=ENDPOINT,
+                    resource_names_subscribe=[f"n{n}" for n in range(10)],
+                )
+            )
+            with self.assertRaises(grpc.RpcError) as raised:
+                await raw.receive()
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn("11 names of EDS, more than 10", raised.exception.details())
+        await pollUntil(
+            lambda: succeed(
+                True
+                if "its stream is ended" in " ".join(formatEvent(e) for e in events)
+                else None
+            ),
+            timeout=10,
+            every=0.01,
+        )
 
 
 class PropagationTests(TestCase):

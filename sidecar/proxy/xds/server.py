@@ -30,7 +30,7 @@ from sidecar.problems import XDS, Problems
 from sidecar.ratelimit import RateLimitedLog
 
 from .snapshot import EMPTY, Snapshot
-from .streams import DeltaStream, Nack, SotwStream, UnknownType
+from .streams import DeltaStream, Nack, SotwStream, TooManyNames, UnknownType
 
 # How long streams may take to end when the server stops.
 GRACE = 1.0
@@ -225,10 +225,9 @@ class XDSServer(Service):
             message=nack.message,
         )
 
-    def _unreadable(self, peer: str, problem: str) -> None:
+    def _streamRefused(self, peer: str, problem: str) -> None:
         self._refusals.warn(
-            "xDS client at {peer} sent what is no request ({problem}): "
-            "its stream is ended",
+            "xDS client at {peer}: {problem}; its stream is ended",
             peer=peer,
             problem=problem,
         )
@@ -350,11 +349,9 @@ class _Core:
                 if item is _END:
                     return
                 if isinstance(item, _Unreadable):
-                    self._post(self._owner._unreadable, peer, item.problem)
-                    await context.abort(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        f"unreadable request: {item.problem}",
-                    )
+                    problem = f"unreadable request: {item.problem}"
+                    self._post(self._owner._streamRefused, peer, problem)
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
                 if item is _UPDATE:
                     self._updating.discard(number)
                     responses = stream.update(self._snapshot)
@@ -365,6 +362,9 @@ class _Core:
                     except UnknownType as e:
                         self._post(self._owner._unknownType, peer, str(e))
                         continue
+                    except TooManyNames as e:
+                        self._post(self._owner._streamRefused, peer, str(e))
+                        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
                     if nack is not None:
                         self._post(self._owner._nacked, peer, stream.node, nack)
                 status = stream.status()

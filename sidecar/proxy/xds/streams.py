@@ -24,6 +24,9 @@ from .snapshot import SHORT, TYPES, WILDCARD_TYPES, Snapshot
 
 # How much of a NACK's message is kept: it comes from the client.
 _MESSAGE_LIMIT = 500
+# The most names one stream may subscribe to, per type: far more than any
+# catalog has, few enough that no client can fill the node's memory.
+MAX_NAMES = 100_000
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,12 @@ class Nack:
 
     def asJSON(self) -> dict[str, str]:
         return {"Type": self.type, "Version": self.version, "Message": self.message}
+
+
+class TooManyNames(Exception):
+    """
+    A stream subscribed to more than L{MAX_NAMES} names of one type.
+    """
 
 
 class UnknownType(Exception):
@@ -94,6 +103,14 @@ class _Stream:
         if typeURL not in TYPES:
             raise UnknownType(typeURL)
         return self._types.setdefault(typeURL, _TypeState())
+
+    @staticmethod
+    def _bounded(typeURL: str, names: frozenset[str]) -> frozenset[str]:
+        if len(names) > MAX_NAMES:
+            raise TooManyNames(
+                f"{len(names)} names of {SHORT[typeURL]}, more than {MAX_NAMES}"
+            )
+        return names
 
     def _nextNonce(self) -> str:
         self._nonce += 1
@@ -164,6 +181,7 @@ class SotwStream(_Stream):
         """
         @return: the responses to send, and the NACK C{request} carries.
         @raise UnknownType: for a type not served.
+        @raise TooManyNames: for a subscription beyond L{MAX_NAMES}.
         """
         state = self._state(request.type_url)
         nack = None
@@ -173,7 +191,8 @@ class SotwStream(_Stream):
             nack = self._answer(state, request.type_url, request)
         elif request.node.id and not self.node:
             self.node = request.node.id[:200]
-        _subscribe(state, request.type_url, frozenset(request.resource_names))
+        names = self._bounded(request.type_url, frozenset(request.resource_names))
+        _subscribe(state, request.type_url, names)
         state.pending = True
         return self._respond(request.type_url, state), nack
 
@@ -227,6 +246,7 @@ class DeltaStream(_Stream):
         """
         @return: the responses to send, and the NACK C{request} carries.
         @raise UnknownType: for a type not served.
+        @raise TooManyNames: for subscriptions beyond L{MAX_NAMES}.
         """
         typeURL = request.type_url
         state = self._state(typeURL)
@@ -251,7 +271,9 @@ class DeltaStream(_Stream):
             state.wildcard = True
         if "*" in unsubscribe:
             state.wildcard = False
-        state.names = (state.names | subscribe) - unsubscribe - {"*"}
+        state.names = self._bounded(
+            typeURL, (state.names | subscribe) - unsubscribe - {"*"}
+        )
         for name in unsubscribe:
             state.known.pop(name, None)
         return self._respond(typeURL, state, always=first), nack
