@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import MultiService
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
@@ -37,6 +37,10 @@ from sidecar.problems import Problems
 from sidecar.proxy.build import makeProxy
 from sidecar.proxy.follower import ProxyFollower
 from sidecar.web.server import APIService, makeSite
+
+if TYPE_CHECKING:
+    # Imported at run time only when [envoy] is on: it loads gRPC.
+    from sidecar.proxy.xds.build import EnvoyControlPlane
 
 
 class SidecarNode(MultiService):
@@ -70,7 +74,7 @@ class SidecarNode(MultiService):
         listeners: Listeners | None = None,
         *,
         problems: Problems,
-        envoy: MultiService | None = None,
+        envoy: EnvoyControlPlane | None = None,
     ) -> None:
         super().__init__()
         self.problems = problems
@@ -228,7 +232,7 @@ def _envoy(
     gossip: GossipService,
     reactor: Any,
     problems: Problems,
-) -> Any:
+) -> EnvoyControlPlane | None:
     """
     The xDS control plane when C{[envoy]} is enabled, else L{None}.  Its
     module is imported only then: it loads gRPC and Envoy's API, which a
