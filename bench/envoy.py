@@ -10,8 +10,8 @@ The control plane runs in this process (L{makeEnvoy}: the follower and
 the gRPC server on 127.0.0.1, any port), following a catalog the
 benchmark changes; the clients are raw ADS streams (state of the world,
 each subscribed to one service's endpoints and ACKing every response),
-all on one asyncio loop in a thread of their own, which stamps each
-response as it arrives.
+all on one asyncio loop in a child process, which stamps each response
+as it arrives.
 
 1. Latency: for each number of clients, C{--changes} times an instance
    turns unhealthy or healthy again; the time from the change in the
@@ -33,7 +33,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 
 # This file is envoy.py, but "envoy" is Envoy's generated API: the
@@ -50,6 +49,7 @@ from cluster import log, printRows, sleep
 from envoy.service.discovery.v3.ads_pb2_grpc import AggregatedDiscoveryServiceStub
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest
 from twisted.internet import defer, reactor, task
+from twisted.internet.protocol import ProcessProtocol
 
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.config import loadConfig
@@ -61,8 +61,10 @@ from sidecar.proxy.xds.snapshot import ENDPOINT
 SECOND = 1_000_000_000
 SERVICE = "bench-web"
 CLUSTER_NAME = f"{SERVICE}:10001"
-# How long one change may take to reach every client.
+# How long one change may take to reach every client, and the clients'
+# process to start and have the first endpoints.
 CHANGE_TIMEOUT = 10.0
+START_TIMEOUT = 60.0
 
 
 @dataclass
@@ -73,63 +75,99 @@ class Latency:
     p99: float
 
 
-class Clients:
+async def follow(port: int, count: int, arrived: Any, stop: asyncio.Event) -> None:
     """
-    C{count} ADS streams on one asyncio loop in a thread of its own; each
-    response's arrival time (C{time.monotonic()}) and version are kept.
-    (The same content has the same version: a change undone brings back
-    an earlier version.)
+    Open C{count} ADS streams to C{127.0.0.1:port}, each subscribed to the
+    benchmark's endpoints and acknowledging every response, and call
+    C{arrived(n, version)} as each response arrives, until C{stop} is set.
+    """
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = AggregatedDiscoveryServiceStub(channel)
+        calls = [stub.StreamAggregatedResources() for _ in range(count)]
+        readers = [
+            asyncio.ensure_future(_follow(call, n, arrived))
+            for n, call in enumerate(calls)
+        ]
+        await stop.wait()
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+
+
+async def _follow(call: Any, n: int, arrived: Any) -> None:
+    request = DiscoveryRequest(type_url=ENDPOINT, resource_names=[CLUSTER_NAME])
+    request.node.id = f"bench-client-{n}"
+    await call.write(request)
+    while True:
+        response = await call.read()
+        if response is grpc.aio.EOF:
+            return
+        arrived(n, response.version_info)
+        await call.write(
+            DiscoveryRequest(
+                type_url=ENDPOINT,
+                resource_names=[CLUSTER_NAME],
+                version_info=response.version_info,
+                response_nonce=response.nonce,
+            )
+        )
+
+
+def clientProcess(port: int, count: int) -> None:
+    """
+    The child's side: the clients, each arrival as a line C{<n> <version>
+    <time.monotonic()>} on standard output, until standard input ends.
+    """
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.read() or stop.set())
+
+        def arrived(n: int, version: str) -> None:
+            print(n, version, time.monotonic(), flush=True)
+
+        await follow(port, count, arrived, stop)
+
+    asyncio.run(main())
+
+
+class Clients(ProcessProtocol):
+    """
+    C{count} ADS clients in a child process of their own (so that they
+    share no interpreter lock with the control plane): each response's
+    arrival time (C{time.monotonic()}, the same clock in both processes)
+    and version, per client.  (The same content has the same version: a
+    change undone brings back an earlier version.)
     """
 
     def __init__(self, port: int, count: int) -> None:
         self.arrivals: list[list[tuple[float, str]]] = [[] for _ in range(count)]
-        self._loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()
-        self._port = port
-        self._count = count
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self.ended: defer.Deferred[None] = defer.Deferred()
+        self._buffer = b""
+        self._process = reactor.spawnProcess(  # type: ignore[attr-defined]
+            self,
+            sys.executable,
+            [sys.executable, __file__, "--client-process", str(port), str(count)],
+            env=os.environ.copy(),
+        )
 
-    def _run(self) -> None:
-        self._loop.run_until_complete(self._main())
-        self._loop.close()
+    def outReceived(self, data: bytes) -> None:
+        self._buffer += data
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            n, version, at = line.decode().split()
+            self.arrivals[int(n)].append((float(at), version))
 
-    async def _main(self) -> None:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{self._port}") as channel:
-            stub = AggregatedDiscoveryServiceStub(channel)
-            calls = [stub.StreamAggregatedResources() for _ in range(self._count)]
-            readers = [
-                asyncio.ensure_future(self._follow(call, self.arrivals[n], n))
-                for n, call in enumerate(calls)
-            ]
-            await self._stop.wait()
-            for call in calls:
-                call.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
+    def errReceived(self, data: bytes) -> None:
+        sys.stderr.write(data.decode(errors="replace"))
 
-    async def _follow(
-        self, call: Any, arrivals: list[tuple[float, str]], n: int
-    ) -> None:
-        request = DiscoveryRequest(type_url=ENDPOINT, resource_names=[CLUSTER_NAME])
-        request.node.id = f"bench-client-{n}"
-        await call.write(request)
-        while True:
-            response = await call.read()
-            if response is grpc.aio.EOF:
-                return
-            arrivals.append((time.monotonic(), response.version_info))
-            await call.write(
-                DiscoveryRequest(
-                    type_url=ENDPOINT,
-                    resource_names=[CLUSTER_NAME],
-                    version_info=response.version_info,
-                    response_nonce=response.nonce,
-                )
-            )
+    def processEnded(self, reason: Any) -> None:
+        self.ended.callback(None)
 
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+    def stop(self) -> defer.Deferred[None]:
+        self._process.closeStdin()
+        return self.ended
 
 
 def instance(serviceID: str, port: int, now: int, status: Status) -> Service:
@@ -162,7 +200,7 @@ async def latency(count: int, changes: int, workdir: Path) -> Latency:
         state.merge(instance("i2", 8002, state.now(), Status.ALIVE))
         clients = Clients(port, count)
         try:
-            await _everyoneHas(plane, clients, 0.0)
+            await _everyoneHas(plane, clients, 0.0, START_TIMEOUT)
             samples = []
             for n in range(changes):
                 status = Status.UNHEALTHY if n % 2 == 0 else Status.ALIVE
@@ -174,7 +212,7 @@ async def latency(count: int, changes: int, workdir: Path) -> Latency:
                 ]
                 await sleep(0.2)  # the changes are apart, not one burst
         finally:
-            clients.stop()
+            await clients.stop()
     finally:
         await plane.stopService()
         state.stop()
@@ -187,23 +225,39 @@ async def latency(count: int, changes: int, workdir: Path) -> Latency:
     )
 
 
-async def _everyoneHas(plane: Any, clients: Clients, since: float) -> list[float]:
+async def _everyoneHas(
+    plane: Any, clients: Clients, since: float, timeout: float = CHANGE_TIMEOUT
+) -> list[float]:
     """
     Wait until the current endpoints' version has reached every client
     since C{since}: when it reached each.
     """
-    deadline = time.monotonic() + CHANGE_TIMEOUT
+    deadline = time.monotonic() + timeout
     while True:
         version = plane.server.snapshot.versions()["EDS"]
-        arrived = [
-            next((t for t, v in list(a) if t >= since and v == version), None)
-            for a in clients.arrivals
-        ]
+        arrived = [_firstSince(a, since, version) for a in clients.arrivals]
         if plane.follower.upToDate and None not in arrived:
             return [t for t in arrived if t is not None]
         if time.monotonic() > deadline:
             raise TimeoutError(f"version {version} did not reach every client")
-        await sleep(0.002)
+        await sleep(0.005)
+
+
+def _firstSince(
+    arrivals: list[tuple[float, str]], since: float, version: str
+) -> float | None:
+    """
+    When C{version} first arrived at or after C{since}, looking back from
+    the newest arrival only as far as C{since} (the wait must not slow
+    down what it measures).
+    """
+    first = None
+    for at, arrived in reversed(arrivals):
+        if at < since:
+            break
+        if arrived == version:
+            first = at
+    return first
 
 
 def buildTime(services: int) -> tuple[float, float]:
@@ -273,6 +327,9 @@ def parseArguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--client-process"]:
+        clientProcess(int(sys.argv[2]), int(sys.argv[3]))
+        return
     arguments = parseArguments()
     task.react(lambda _: defer.ensureDeferred(run(arguments)))
 
