@@ -27,7 +27,10 @@ _EARLIEST_CREATED = 946_684_800 * 1_000_000_000
 _CREATED_SLACK = 86_400 * 1_000_000_000
 
 
-def _bindableAlways(servicePort: int) -> str | None:
+def bindableAlways(servicePort: int) -> str | None:
+    """
+    A bind probe that finds every ServicePort bindable.
+    """
     return None
 
 
@@ -54,7 +57,7 @@ class Admission:
     localHost: str = ""
     bindIP: str = ""
     reservedPorts: frozenset[int] = frozenset()
-    bindable: Callable[[int], str | None] = _bindableAlways
+    bindable: Callable[[int], str | None] = bindableAlways
     now: int | None = None
     loopbackTargets: bool = False
 
