@@ -41,7 +41,7 @@ from twisted.internet import defer, task
 from twisted.internet.threads import deferToThread
 
 from sidecar.demo.processes import nodeEnvironment
-from tests.dockerengine import DockerEngine, dockerEngineSkipReason
+from tests.dockerengine import PodmanEngine, dockerEngineSkipReason
 
 LABELS = {
     "HealthCheck": "HttpGet",
@@ -84,7 +84,7 @@ async def waitFor(condition: Any, what: str, limit: float) -> None:
 
 
 async def run(arguments: argparse.Namespace, workdir: Path) -> None:
-    engine = DockerEngine()
+    engine = PodmanEngine()
     children = Children()
     try:
         await engine.start()
