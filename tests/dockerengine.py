@@ -34,8 +34,8 @@ checks itself, every C{interval}.
 What podman does differently from Docker (measured with podman 4.3):
 
   - C{Ports} entries of a listed container have C{PrivatePort},
-    C{PublicPort} and C{Type} but no C{IP}, and an exited container still
-    lists its published ports.
+    C{PublicPort} and C{Type}, and C{IP} only for a port published on one
+    address; an exited container still lists its published ports.
   - Events come from a log file that the service polls every 0.25 s: one
     arrives 5 to 250 ms after it happened.  A run gives C{create},
     C{init}, C{start}; a graceful stop C{die} (exit code 143 with the
@@ -403,6 +403,8 @@ class DockerEngine:
 
     kind = ""
     logName = "engine.log"
+    # Whether published ports still answer while the service is stopped.
+    publishesWhileStopped = True
 
     def __init__(
         self,
@@ -1204,6 +1206,8 @@ class DockerdEngine(DockerEngine):
 
     kind = "docker"
     logName = "dockerd.log"
+    # Its port proxies (docker-proxy) end with it, and come back with it.
+    publishesWhileStopped = False
 
     def __init__(self, *arguments: Any, **keywords: Any) -> None:
         self._holder: subprocess.Popen[bytes] | None = None
