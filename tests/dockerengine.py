@@ -475,6 +475,14 @@ class DockerEngine:
         that publishes in the machine's own network.
         """
 
+    def inNetwork(self, argv: Sequence[str]) -> list[str]:
+        """
+        C{argv} as a command that runs where this engine publishes its
+        ports: as it is, for an engine that publishes in the machine's own
+        network.
+        """
+        return list(argv)
+
     def runHealthcheck(
         self, containerId: str, timeout: float = 30
     ) -> defer.Deferred[int]:
@@ -1280,6 +1288,14 @@ class DockerdEngine(DockerEngine):
         namespace = self.namespace
         assert namespace is not None, f"{self} has not started"
         enterNetwork(case, namespace)
+
+    def inNetwork(self, argv: Sequence[str]) -> list[str]:
+        """
+        C{argv} run in the engine's network namespace (through C{nsenter}).
+        """
+        namespace = self.namespace
+        assert namespace is not None, f"{self} has not started"
+        return ["/usr/bin/nsenter", f"--net={namespace}", *argv]
 
     def runHealthcheck(
         self, containerId: str, timeout: float = 30
