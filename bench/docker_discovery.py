@@ -121,7 +121,8 @@ async def measure(
             workdir,
         )
         await waitFor(lambda: followsEvents(nodeLog), "the node following events", 30)
-        log(f"{kind}: node {node.pid} follows the engine; starting {arguments.containers}")
+        count = arguments.containers
+        log(f"{kind}: node {node.pid} follows the engine; starting {count}")
         started: dict[str, float] = {}
         cpuBefore = cpuSeconds(node.pid)
         burstStart = time.time()
