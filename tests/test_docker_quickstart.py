@@ -43,7 +43,10 @@ def skipReason() -> str | None:
 
 
 class CommandFailed(Exception):
-    pass
+    """
+    A command of the quick start exited with an error; the message has its
+    output.
+    """
 
 
 class QuickStartTests(TestCase):
