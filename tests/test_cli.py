@@ -73,9 +73,12 @@ class CommandTests(TestCase):
         self.api = f"http://{api}"
         members = await self.say("members")
         self.assertEqual(
-            members.splitlines()[0].split(), ["NAME", "ADDRESS", "STATE", "INCARNATION"]
+            members.splitlines()[0].split(),
+            ["NAME", "ADDRESS", "STATE", "SINCE", "INCARNATION"],
         )
-        self.assertEqual(members.splitlines()[1].split()[0::2], ["host-a", "alive"])
+        [since] = [m["Since"] for m in node.gossip.members()]
+        row = members.splitlines()[1].split()
+        self.assertEqual([row[0], *row[2:4]], ["host-a", "alive", since])
         services = await self.say("services")
         self.assertEqual(
             services.splitlines()[1].split()[:4],
