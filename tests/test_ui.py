@@ -385,11 +385,32 @@ class BrowserTests(TestCase):
         killed: Deferred[None] = Deferred()
         state = text('tr[data-name="ui-b"] .state .pill')
 
+        def showsSince(base: str, state: str) -> str:
+            """
+            JavaScript: whether ui-b's "for" cell counts from the Since
+            that members.json gives it now, in C{state}.
+            """
+            with urllib.request.urlopen(f"{base}/api/members.json") as answer:
+                [member] = [
+                    m
+                    for m in json.loads(answer.read())["Members"]
+                    if m["Name"] == "ui-b"
+                ]
+            self.assertEqual(member["State"], state)
+            cell = "document.querySelector('tr[data-name=\"ui-b\"] td.since time')"
+            return (
+                f"String(Date.parse({json.dumps(member['Since'])})) === "
+                f"{cell}?.dataset.t && {cell}.textContent.startsWith('for ')"
+            )
+
         async def session(devtools: DevTools, ws: Any, base: str) -> None:
             await devtools.waitFor(ws, state, "alive", timeout=30)
             await devtools.waitFor(ws, text('tr[data-name="ui-b"] td.num'), "1")
+            await devtools.waitFor(ws, showsSince(base, "alive"), True)
             reactor.callFromThread(killed.callback, None)  # type: ignore[attr-defined]
             await devtools.waitFor(ws, state, "failed", timeout=30)
+            failedSince = showsSince(base, "failed")
+            await devtools.waitFor(ws, failedSince, True)
             self.assertIn(
                 "failed",
                 await devtools.evaluate(
@@ -404,6 +425,8 @@ class BrowserTests(TestCase):
             await devtools.waitFor(
                 ws, text('tr[data-name="ui-b"] .state'), "failed forgotten", timeout=40
             )
+            # It keeps the time it failed at.
+            self.assertTrue(await devtools.evaluate(ws, failedSince))
             with urllib.request.urlopen(f"{base}/api/members.json") as answer:
                 members = json.loads(answer.read())["Members"]
             self.assertNotIn("ui-b", [m["Name"] for m in members])

@@ -386,9 +386,10 @@ function memberPill(row) {
     + (row.forgotten ? ` <span class="pill member-forgotten">forgotten</span>` : "");
 }
 
+// How long a member has been in its state ("for 3 min"), from the
+// node's Since; a forgotten member keeps the one it had last.
 function since(row) {
-  if (row.since) return when(row.since);
-  return `<span class="dim" title="already so when this page loaded">before load</span>`;
+  return row.since ? when(row.since, "for ") : "";
 }
 
 // Hosts by services: a grid while it fits on a screen, else one card per
@@ -452,13 +453,13 @@ function renderMembers(model) {
       const skew = typeof member.ClockSkew === "number" ? `${member.ClockSkew.toFixed(3)} s` : "—";
       return `<tr data-name="${esc(m.name)}" class="member-row ${esc(m.state)}">`
         + `<td class="name">${esc(m.name)}${m.name === model.state.Hostname ? ` <span class="here">this node</span>` : ""}</td>`
-        + `<td class="state">${memberPill(m)}</td><td>${m.member ? since(m) : ""}</td>`
+        + `<td class="state">${memberPill(m)}</td><td class="since">${m.member ? since(m) : ""}</td>`
         + `<td class="mono">${m.member ? esc(`${member.Address}:${member.Port}`) : ""}</td>`
         + `<td class="num">${m.host ? m.host.live : 0}</td><td>${m.host ? when(m.host.updated) : ""}</td>`
         + `<td class="num">${esc(member.Incarnation ?? "")}</td><td class="num">${skew}</td></tr>`;
     });
   if (!rows.length) return empty(data.members ? "No member matches." : "Waiting for /api/members.json…");
-  return `<table class="grid members"><thead><tr><th>Name</th><th>State</th><th>Since</th><th>Address</th>`
+  return `<table class="grid members"><thead><tr><th>Name</th><th>State</th><th>For</th><th>Address</th>`
     + `<th>Live instances</th><th>Last record</th><th>Incarnation</th><th>Clock skew</th></tr></thead>`
     + `<tbody>${rows.join("")}</tbody></table>`;
 }
@@ -496,7 +497,7 @@ function renderHAProxy(model) {
 function renderEvents() {
   const shown = events.filter(e => matches(e.subject, e.text));
   const head = `<p class="dim">Changes this page has seen since it loaded at ${clock(stats.loadedAt)}`
-    + ` (instances stamped with their record's Updated time, members when this page saw them change); newest first.</p>`;
+    + ` (instances stamped with their record's Updated time, members with when the node saw them change, a member gossip forgot when this page saw it go); newest first.</p>`;
   if (!shown.length) return head + empty("No change seen yet.");
   return head + `<ol id="changes" class="events">` + shown.map(e =>
     `<li class="${esc(e.level)}"><span class="stamp" title="${esc(e.at)}">${clock(e.at)}</span>`
@@ -633,14 +634,14 @@ function noticeMembers(members) {
     present.add(m.Name);
     const before = known.get(m.Name);
     if (!before) {
-      known.set(m.Name, { member: m, since: first ? null : stamp, forgotten: null });
-      if (!first) note(m.State === "alive" ? "ok" : "warn", m.Name, `joined, ${m.State}`);
+      known.set(m.Name, { member: m, since: m.Since, forgotten: null });
+      if (!first) note(m.State === "alive" ? "ok" : "warn", m.Name, `joined, ${m.State}`, m.Since);
       continue;
     }
     const was = before.forgotten ? "forgotten" : before.member.State;
+    before.since = m.Since;
     if (was !== m.State) {
-      before.since = stamp;
-      note(m.State === "alive" ? "ok" : m.State === "left" ? "warn" : "bad", m.Name, `${was} → ${m.State}`);
+      note(m.State === "alive" ? "ok" : m.State === "left" ? "warn" : "bad", m.Name, `${was} → ${m.State}`, m.Since);
     }
     before.member = m;
     before.forgotten = null;
