@@ -521,6 +521,94 @@ class BrowserTests(TestCase):
 
         await self.browse(node, session)
 
+    async def test_aLongListIsFirstAScreenfulThenWhole(self) -> None:
+        """
+        With more services than the first draw holds, the page draws a
+        screenful first and every service right after.
+        """
+        node = startNode(self, "host-a", "127.0.0.1", targets=[])
+        now = reactor.seconds()  # type: ignore[attr-defined]
+        names = [f"svc-{n:03d}" for n in range(75)]
+        for n, name in enumerate(names):
+            node.state.merge(
+                Service(
+                    id=f"i{n:03d}",
+                    name=name,
+                    image=f"{name}:1",
+                    hostname="host-b",
+                    ports=(Port("tcp", 9000 + n, 0, "127.0.1.2"),),
+                    created=round((now - 60) * SECOND),
+                    updated=round(now * SECOND),
+                )
+            )
+        rows = "[...document.querySelectorAll('.svc')].map(row => row.dataset.name)"
+        # How many rows the first draw of services had, seen as it happens.
+        firstDraw = """
+          new MutationObserver((changes, observer) => {
+            const drawn = document.querySelectorAll('#view .svc').length;
+            if (drawn) { window.firstDrawn = drawn; observer.disconnect(); }
+          }).observe(document, { childList: true, subtree: true });
+        """
+
+        async def session(devtools: DevTools, ws: Any, base: str) -> None:
+            await devtools.call(ws, "Page.enable")
+            await devtools.call(
+                ws, "Page.addScriptToEvaluateOnNewDocument", source=firstDraw
+            )
+            await devtools.call(ws, "Page.reload")
+            await devtools.waitFor(ws, "window.firstDrawn", 60)
+            await devtools.waitFor(
+                ws, "typeof window.sidecarConsole.wholeRender", "number"
+            )
+            self.assertEqual(await devtools.evaluate(ws, rows), names)
+            stats = await devtools.evaluate(ws, "window.sidecarConsole")
+            self.assertGreaterEqual(stats["wholeRender"], stats["firstRender"])
+
+        await self.browse(node, session)
+
+    async def test_theCatalogStreamIsSplitWhereverItIsCut(self) -> None:
+        """
+        The page's reader of C{/api/watch} finds the same documents however
+        the stream is cut into chunks: inside strings, escapes, braces.
+        """
+        node = startNode(self, "host-a", "127.0.0.1", targets=[])
+        documents = [
+            {"a": '}{"{', "b": {"c": [1, {"d": 2}]}},
+            {"e": "\\"},
+            {"f": "\u00e9\n", "g": {}},
+        ]
+        stream = (
+            json.dumps(documents[0]) + "\n" + json.dumps(documents[1])
+            + json.dumps(documents[2]) + "\n"
+        )  # fmt: skip
+        # Every way of cutting it in three chunks, and one character at a
+        # time: the cuts whose documents differ, and the latter's.
+        script = f"""(() => {{
+          const text = {json.dumps(stream)};
+          const read = chunks => {{
+            const stream = new Documents();
+            return JSON.stringify(chunks.flatMap(chunk => stream.push(chunk)));
+          }};
+          const whole = read([text]);
+          const wrong = [];
+          for (let i = 0; i <= text.length; i++) {{
+            for (let j = i; j <= text.length; j++) {{
+              const cut = [text.slice(0, i), text.slice(i, j), text.slice(j)];
+              if (read(cut) !== whole) wrong.push([i, j]);
+            }}
+          }}
+          return JSON.stringify({{whole, wrong, single: read([...text])}});
+        }})()"""
+
+        async def session(devtools: DevTools, ws: Any, base: str) -> None:
+            await devtools.waitFor(ws, "typeof Documents", "function")
+            said = json.loads(await devtools.evaluate(ws, script))
+            self.assertEqual(json.loads(said["whole"]), documents)
+            self.assertEqual(said["wrong"], [])
+            self.assertEqual(json.loads(said["single"]), documents)
+
+        await self.browse(node, session)
+
     async def test_drainAndUndrainFromTheButtons(self) -> None:
         node = startNode(self, "host-a", "127.0.0.1")
         [local] = node.state.services()
@@ -673,6 +761,10 @@ class BenchmarkTests(TestCase):
         [first] = figures.firstRenders
         self.assertGreater(first, 0)
         self.assertGreater(figures.newTab, 0)
+        self.assertGreater(figures.newTabCatalog, 0)
+        self.assertGreaterEqual(figures.newTabWhole, figures.newTab)
+        [whole] = figures.wholeRenders
+        self.assertGreaterEqual(whole, first)
         self.assertGreater(figures.catalogReceived, 0)
         self.assertGreater(figures.firstRenderScript, 0)
         self.assertEqual(
