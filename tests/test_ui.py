@@ -795,3 +795,16 @@ class PageTests(TestCase):
         [kind] = script.headers.getRawHeaders(b"content-type")
         self.assertIn(b"javascript", kind)
         self.assertIn("/api/watch", await script.text())
+        # Kept by the browser, asked again each time: unchanged, a 304.
+        for response in (page, script):
+            self.assertEqual(
+                response.headers.getRawHeaders(b"cache-control"), [b"no-cache"]
+            )
+        [modified] = script.headers.getRawHeaders(b"last-modified")
+        again = await treq.get(
+            base + "/ui/app.js",
+            headers={b"If-Modified-Since": [modified]},
+            persistent=False,
+        )
+        self.assertEqual(again.code, 304)
+        self.assertEqual(await again.content(), b"")
