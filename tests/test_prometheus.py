@@ -203,15 +203,18 @@ class Prometheus(ChildProcess):
     async def get(self, path: str, **query: str) -> Any:
         """
         The C{data} of Prometheus's HTTP API answer to C{path}, or L{None}
-        while it does not answer.
+        while it does not answer (not listening yet, or C{503} while it
+        starts).
         """
         url = f"http://127.0.0.1:{self.port}/api/v1/{path}?{urlencode(query)}"
         try:
             response = await treq.get(url, persistent=False)
-            body = await response.json()
         except ConnectError:
             return None
-        return body.get("data")
+        if response.code != 200:
+            await response.content()
+            return None
+        return (await response.json()).get("data")
 
 
 class ScrapeTests(TestCase):

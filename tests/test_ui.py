@@ -5,8 +5,10 @@ service appear and turn unhealthy (and lists only that change), shows
 what each check last said within one check interval, shows a SIGKILLed
 member as failed, a ServicePort conflict and a problem from C{/api/health}
 on top, what HAProxy leaves out, and drains and undrains from its buttons
-(and says which node to ask for another host's service), and filters.
-C{bench/ui.py} runs at a tiny size.
+(and says which node to ask for another host's service), and filters;
+how long each member has been in its state; that the catalog's stream
+is read right wherever it is cut, and a long list drawn a screenful
+first, then whole.  C{bench/ui.py} runs at a tiny size.
 """
 
 from __future__ import annotations
