@@ -757,13 +757,15 @@ class BenchmarkTests(TestCase):
             sys.path.insert(0, bench)
         ui = importlib.import_module("ui")
         arguments = ui.parseArguments(
-            ["3", "--instances", "2", "--hosts", "2", "--loads", "1"]
+            ["3", "--instances", "2", "--hosts", "2", "--loads", "1", "--tabs", "1"]
         )
         figures = await ui.run(arguments)
         [first] = figures.firstRenders
         self.assertGreater(first, 0)
         self.assertGreater(figures.newTab, 0)
         self.assertGreater(figures.newTabCatalog, 0)
+        [later] = figures.laterTabs
+        self.assertGreater(later, 0)
         self.assertGreaterEqual(figures.newTabWhole, figures.newTab)
         [whole] = figures.wholeRenders
         self.assertGreaterEqual(whole, first)
