@@ -69,7 +69,7 @@ class CommandTests(TestCase):
         return f"{address.host}:{address.port}", node, service
 
     async def test_membersServicesDrainUndrain(self) -> None:
-        api, _, service = await self.nodeWithAliveService()
+        api, node, service = await self.nodeWithAliveService()
         self.api = f"http://{api}"
         members = await self.say("members")
         self.assertEqual(
