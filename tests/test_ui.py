@@ -639,16 +639,20 @@ class BrowserTests(TestCase):
             await devtools.waitFor(ws, text(button), "Drain")
             await devtools.evaluate(ws, f"document.querySelector('{button}').click()")
             await devtools.waitFor(ws, status, "Draining")
-            self.assertEqual(
-                await devtools.evaluate(ws, NOTICE),
+            # The node's answer may come after the catalog's change.
+            await devtools.waitFor(
+                ws,
+                NOTICE,
                 f'Service "svc-host-a" instance "{local.id}" set to DRAINING',
             )
             reactor.callFromThread(catalogStatus)  # type: ignore[attr-defined]
             await devtools.waitFor(ws, text(button), "Undrain")
             await devtools.evaluate(ws, f"document.querySelector('{button}').click()")
             await devtools.waitFor(ws, status, "Alive")
-            self.assertEqual(
-                await devtools.evaluate(ws, NOTICE),
+            # The node's answer may come after the catalog's change.
+            await devtools.waitFor(
+                ws,
+                NOTICE,
                 f'Service "svc-host-a" instance "{local.id}" set to ALIVE',
             )
             reactor.callFromThread(catalogStatus)  # type: ignore[attr-defined]
