@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from sidecar.catalog import ServicesState
+from sidecar.catalog.timestamps import formatTimestamp
 from sidecar.interfaces import IMembership
 from sidecar.problems import UNENCRYPTED_GOSSIP, Problems
 
@@ -301,7 +302,8 @@ def describeMember(member: Member, skew: float | None = None) -> dict[str, Any]:
     """
     A member as C{/api/members.json} shows it, with its clock's offset
     from ours in seconds (see L{sidecar.gossip.skew}); L{None} when it has
-    sent no record of its own (this node, serf agents).
+    sent no record of its own (this node, serf agents).  C{Since} is when
+    it entered its state, as this node saw it.
     """
     host, port = memberAddress(member)
     return {
@@ -313,4 +315,6 @@ def describeMember(member: Member, skew: float | None = None) -> dict[str, Any]:
         "Meta": member.meta.decode("utf-8", "replace"),
         "ProtocolVersions": list(member.vsn),
         "ClockSkew": None if skew is None else round(skew, 3),
+        # To the millisecond: finer would only show float noise.
+        "Since": formatTimestamp(int(member.stateChange * 1000) * 1_000_000),
     }
