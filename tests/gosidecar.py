@@ -281,7 +281,10 @@ def goSourcesSkipReason() -> str | None:
     must skip, or L{None}.
     """
     if not GO_SOURCES.exists():
-        return f"the Go Sidecar's sources are not at {GO_SOURCES} (shared/ beside the checkout)"
+        return (
+            f"the Go Sidecar's sources are not at {GO_SOURCES}"
+            " (shared/ beside the checkout, as in CI)"
+        )
     return None
 
 
