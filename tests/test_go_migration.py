@@ -312,7 +312,24 @@ class RollingMigrationTests(TestCase):
             )
 
         await pollUntil(tookOver, timeout=STEP_TIMEOUT, every=0.2)
+        await self.goRoutesOurRecord(hosts, host)
         await self.routesEverywhere(client, hosts, client.mark())
+
+    async def goRoutesOurRecord(self, hosts: list[Host], host: Host) -> None:
+        """
+        Until every HAProxy a Go Sidecar still drives has a server for our
+        record of C{host}'s instance (its own ID, the Go node's name and
+        address): the Go nodes route to our nodes' records.
+        """
+        [ourID] = (await self.ourAPI(host, "/checks.json"))["Checks"]
+        server = f"server {host.name}-{ourID} {host.address}:{INSTANCE_PORT} "
+        stillGo = [other for other in hosts if other.ours is None]
+
+        async def routed() -> bool | None:
+            configs = [other.configFile.read_text() for other in stillGo]
+            return True if all(server in text for text in configs) else None
+
+        await pollUntil(routed, timeout=STEP_TIMEOUT, every=0.2)
 
     async def routesEverywhere(
         self, client: Client, hosts: list[Host], since: dict[str, Counter[str]]
