@@ -33,6 +33,7 @@ from sidecar.demo.processes import NodeProcess
 from sidecar.proxy.haproxy import leftBehind
 
 from .gosidecar import (
+    GO_API_PORT,
     GO_GOSSIP_PORT,
     GO_HOST,
     GoHost,
@@ -55,10 +56,6 @@ SERVICE_PORT = 10100
 CALLS_PER_SECOND = 50
 # How long one step may take to show its effect.
 STEP_TIMEOUT = 60.0
-
-
-async def _async(value: object) -> object:
-    return value
 
 
 @dataclass
@@ -95,7 +92,7 @@ class Host:
 
     @property
     def ourAPI(self) -> str:
-        return f"http://{self.address}:7777/api"
+        return f"http://{self.address}:{GO_API_PORT}/api"
 
 
 @dataclass
@@ -116,7 +113,7 @@ class Client:
     def __post_init__(self) -> None:
         self.answered = {proxy: Counter() for proxy in self.proxies}
         # A late reactor (a busy machine) makes up the calls it missed.
-        self._loop = LoopingCall.withCount(self._calls)
+        self._loop = LoopingCall.withCount(self._tick)
         self._loop.clock = reactor
 
     def start(self) -> None:
@@ -130,18 +127,18 @@ class Client:
         for pending in list(self._pending):
             await pending
 
-    def _calls(self, count: int) -> None:
+    def _tick(self, count: int) -> None:
         for _ in range(count):
-            self._call()
+            proxy = self.proxies[self.calls % len(self.proxies)]
+            self.calls += 1
+            self._start(proxy)
 
-    def _call(self) -> None:
-        proxy = self.proxies[self.calls % len(self.proxies)]
-        self.calls += 1
-        d = ensureDeferred(self.call(proxy))
+    def _start(self, proxy: str) -> None:
+        d = ensureDeferred(self._call(proxy))
         self._pending.add(d)
         d.addBoth(lambda _: self._pending.discard(d))
 
-    async def call(self, proxy: str) -> None:
+    async def _call(self, proxy: str) -> None:
         started = reactor.seconds()  # type: ignore[attr-defined]
         try:
             response = await treq.get(proxy, persistent=False, timeout=5)
@@ -213,7 +210,7 @@ def ourSettings(host: Host) -> list[str]:
     """
     return [
         "[api]",
-        f'listen = "{host.address}:7777"',
+        f'listen = "{host.address}:{GO_API_PORT}"',
         "[haproxy]",
         "enabled = true",
         f'admin_socket = "{host.adminSocket}"',
