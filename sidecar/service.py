@@ -177,7 +177,12 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         problems=problems,
     )
     proxy = (
-        makeProxy(config, state, gossip, reactor, problems=problems)
+        # HAProxy waits for the first join: one taken over (left by an
+        # earlier node, or by the Go Sidecar this node replaces) keeps
+        # serving the cluster's services instead of this node's alone.
+        makeProxy(
+            config, state, gossip, reactor, ready=gossip.firstJoin, problems=problems
+        )
         if config.haproxy.enabled
         else None
     )

@@ -23,6 +23,7 @@ its own host also feeds the clock-skew estimate (L{ClockSkews}).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -135,14 +136,46 @@ class Admission:
             packet or stream.
         """
         arrived = round(self._clock.seconds() * NANOSECONDS)
-        problem = self._problem(record, fromMember, arrived)
-        if problem is not None:
-            self.refuse(problem, source, self._detail(problem, record, arrived))
+        if not self._admitted(record, source, fromMember, arrived):
             return False
         # Only admitted records tell a clock: one forged far ahead would
         # otherwise hold the estimate (a minimum) for minutes.
         if self._fromOrigin(record, source):
             self.skews.observe(record.hostname, record.updated, arrived)
+        return True
+
+    def admitAll(
+        self, records: Iterable[Service], source: Address, fromMember: bool
+    ) -> list[Service]:
+        """
+        The records of one push-pull that may be merged, as L{admit} says
+        of each.  Each member's clock is told by its newest record among
+        them only: the others may be records it holds of an earlier node
+        under its name (the Go Sidecar it replaced), whose stamps tell
+        their age, not its clock, and would be warned about as a skew.
+        """
+        arrived = round(self._clock.seconds() * NANOSECONDS)
+        admitted = [
+            record
+            for record in records
+            if self._admitted(record, source, fromMember, arrived)
+        ]
+        newest: dict[str, int] = {}
+        for record in admitted:
+            if self._fromOrigin(record, source):
+                stamp = newest.get(record.hostname, record.updated)
+                newest[record.hostname] = max(stamp, record.updated)
+        for hostname, updated in newest.items():
+            self.skews.observe(hostname, updated, arrived)
+        return admitted
+
+    def _admitted(
+        self, record: Service, source: Address, fromMember: bool, arrived: int
+    ) -> bool:
+        problem = self._problem(record, fromMember, arrived)
+        if problem is not None:
+            self.refuse(problem, source, self._detail(problem, record, arrived))
+            return False
         return True
 
     def _fromOrigin(self, record: Service, source: Address) -> bool:

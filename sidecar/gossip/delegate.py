@@ -151,8 +151,8 @@ class CatalogDelegate:
         # name, perhaps behind another address than it advertises) or a
         # member.
         fromMember = dialed or self._admission.sentByMember(source)
-        for record in records:
-            self._merge(record, source, fromMember)
+        for record in self._admission.admitAll(records, source, fromMember):
+            self._merge(record, source)
 
     def messageReceived(self, payload: bytes, source: Address) -> None:
         try:
@@ -160,11 +160,14 @@ class CatalogDelegate:
         except DecodeError as e:
             self._admission.refuse(NOT_A_RECORD, source, f"user message: {e}")
             return
-        self._merge(record, source, self._admission.sentByMember(source))
+        if self._admission.admit(record, source, self._admission.sentByMember(source)):
+            self._merge(record, source)
 
-    def _merge(self, record: Service, source: Address, fromMember: bool) -> None:
-        if not self._admission.admit(record, source, fromMember):
-            return
+    def _merge(self, record: Service, source: Address) -> None:
+        """
+        Merge an admitted C{record}; one the catalog refuses is counted
+        and logged as a refusal.
+        """
         try:
             self._state.merge(record)
         except Refused as e:

@@ -79,6 +79,10 @@ class GossipService(Service):
     @ivar udpPort: the listening UDP port while running; C{tcpPort}, TCP.
     @ivar joined: while running, a L{Deferred} that fires with the number
         of seeds that answered the first join.
+    @ivar firstJoin: a L{Deferred} made with the service, which fires with
+        the same number once the first join after the first start has
+        ended (at once for a node without seeds): from then on the
+        catalog holds what the seeds knew, not only this node's own.
     """
 
     log = Logger()
@@ -109,6 +113,7 @@ class GossipService(Service):
         self._broadcaster: CatalogBroadcaster | None = None
         self._serfClock: SerfClock | None = None
         self.joined: Deferred[int] | None = None
+        self.firstJoin: Deferred[int] = Deferred()
         self.withheld = WithheldRecords(self._problems)
         self.admission: Admission = catalogAdmission(
             state, reactor, settings.maxClockSkew, problems
@@ -226,6 +231,12 @@ class GossipService(Service):
             self.log.warn("{problem}", problem=warning)
             self._problems.raise_(UNENCRYPTED_GOSSIP, self._bindText(), warning)
         self.joined = cluster.start()
+        self.joined.addCallback(self._joinEnded)
+
+    def _joinEnded(self, answered: int) -> int:
+        if not self.firstJoin.called:
+            self.firstJoin.callback(answered)
+        return answered
 
     def _bindText(self) -> str:
         host, port = self.settings.bind
