@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import MultiService
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
@@ -17,12 +17,8 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from sidecar.announce import LocalAnnouncer
 from sidecar.catalog import ServicesState
 from sidecar.config import Address, Config, HealthConfig
+from sidecar.discovery.containers import SOURCE as CONTAINERS
 from sidecar.discovery.containers import Naming
-from sidecar.discovery.docker import (
-    ContainerHealthCheckers,
-    DockerDiscoverer,
-    dockerClient,
-)
 from sidecar.discovery.static import StaticDiscoverer
 from sidecar.gossip.profiles import PROFILES, Timing
 from sidecar.gossip.service import GossipService, GossipSettings
@@ -34,9 +30,10 @@ from sidecar.interfaces import IDiscoverer
 from sidecar.listeners import Listeners, managedListeners
 from sidecar.metrics import installMetrics
 from sidecar.problems import Problems
-from sidecar.proxy.build import makeProxy
-from sidecar.proxy.follower import ProxyFollower
 from sidecar.web.server import APIService, makeSite
+
+if TYPE_CHECKING:
+    from sidecar.proxy.follower import ProxyFollower
 
 
 class SidecarNode(MultiService):
@@ -132,7 +129,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
     advertise = node.advertiseAddress
     state = ServicesState(node.name, clock, clusterName=node.clusterName)
     problems = Problems(clock)
-    announcer = LocalAnnouncer(state, clock)
+    announcer = LocalAnnouncer(state, clock, expected=lambda: gossip.expectsRefreshes())
     registry = CheckerRegistry(installedCheckers())
     health = HealthMonitor(
         announcer,
@@ -141,7 +138,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         advertise.host,
         _healthSettings(config.health),
         commands=CommandPolicy(
-            labelSources=frozenset({DockerDiscoverer.name}),
+            labelSources=frozenset({CONTAINERS}),
             fromLabels=config.health.externalFromLabels,
             allowed=config.health.externalCommands,
         ),
@@ -166,11 +163,12 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         state,
         problems=problems,
     )
-    proxy = (
-        makeProxy(config, state, gossip, reactor, problems=problems)
-        if config.haproxy.enabled
-        else None
-    )
+    proxy = None
+    if config.haproxy.enabled:
+        # Loaded only when used, as Docker's client is: less to hold.
+        from sidecar.proxy.build import makeProxy
+
+        proxy = makeProxy(config, state, gossip, reactor, problems=problems)
     listeners = Listeners(
         state,
         config.listeners.urls,
@@ -248,6 +246,13 @@ def _discoverer(
             pollInterval=discovery.staticPollInterval,
             problems=problems,
         )
+    # Loaded only for Docker discovery: its client is large.
+    from sidecar.discovery.docker import (
+        ContainerHealthCheckers,
+        DockerDiscoverer,
+        dockerClient,
+    )
+
     url = discovery.dockerUrl
     docker = DockerDiscoverer(
         partial(dockerClient, url),

@@ -47,7 +47,7 @@ from .messages import (
     Suspect,
 )
 from .packets import UDP_BUFFER_SIZE, encodeUserMessage
-from .peers import GO_RELAY_LIMIT, isGoSidecar, nodeMeta
+from .peers import GO_RELAY_LIMIT, expectsRefreshes, isGoSidecar, nodeMeta
 from .prober import Address, Prober, memberAddress
 from .profiles import LAN, Timing, scaledPushPullInterval
 from .streams import (
@@ -521,12 +521,26 @@ class Cluster:
         """
         The live or suspect members that are Go Sidecars.
         """
+        return self._livePeers(isGoSidecar)
+
+    def refreshedPeers(self) -> list[Member]:
+        """
+        The live or suspect members that expire records not refreshed (Go
+        Sidecars, ours of old: L{expectsRefreshes}).
+        """
+        return self._livePeers(expectsRefreshes)
+
+    def _livePeers(self, which: Callable[[bytes, bytes], bool]) -> list[Member]:
+        """
+        The live or suspect members, not this node, that C{which} says of
+        given their versions and metadata.
+        """
         return [
             m
             for m in self.members.all()
             if m.name != self.members.localName
             and m.state in (NodeState.ALIVE, NodeState.SUSPECT)
-            and isGoSidecar(m.vsn, m.meta)
+            and which(m.vsn, m.meta)
         ]
 
     def _mayBeGo(self, host: str, states: Sequence[PushNodeState] = ()) -> bool:

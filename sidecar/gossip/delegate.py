@@ -33,7 +33,12 @@ from .admission import NOT_A_RECORD, Address, Admission
 from .cluster import Cluster
 from .interfaces import IGossipDelegate, IMemberObserver
 from .members import Member
-from .peers import GO_RELAY_ADVICE, GO_RELAY_LIMIT, publishesDrains
+from .peers import (
+    GO_RELAY_ADVICE,
+    GO_RELAY_LIMIT,
+    followsMembership,
+    publishesDrains,
+)
 
 
 class WithheldRecords:
@@ -172,16 +177,23 @@ class CatalogDelegate:
 
     def memberJoined(self, member: Member) -> None:
         self._admission.memberJoined(member)
-        self._state.trustDrains(member.name, publishesDrains(member.meta))
+        self._believe(member)
 
     def memberUpdated(self, member: Member) -> None:
+        self._believe(member)
+
+    def _believe(self, member: Member) -> None:
+        # What its metadata says of its records: drains it publishes, and
+        # whether they live as long as it is a member.
         self._state.trustDrains(member.name, publishesDrains(member.meta))
+        self._state.followMembership(member.name, followsMembership(member.meta))
 
     def memberGone(self, member: Member) -> None:
         # Its services leave the proxies now; if it comes back, its own
         # fresher records win over these tombstones (stamped on its clock
         # as estimated, so this holds if its clock is behind ours).
         self._state.expireServer(member.name)
+        self._state.followMembership(member.name, False)
         self._admission.memberGone(member)
 
 
