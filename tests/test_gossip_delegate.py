@@ -34,6 +34,7 @@ from sidecar.gossip.admission import (
 from sidecar.gossip.delegate import CatalogDelegate
 from sidecar.gossip.members import Member, Members
 from sidecar.gossip.messages import Alive, Dead, NodeState
+from sidecar.gossip.peers import nodeMeta
 from sidecar.gossip.profiles import LAN, LOCAL, PROFILES, WAN, scaledPushPullInterval
 from sidecar.gossip.streams import MAX_STREAM_BYTES
 
@@ -231,6 +232,33 @@ class CatalogDelegateTests(SynchronousTestCase):
         self.delegate.messageReceived(encodeService(other), THIRD)
         self.assertIsNone(self.state.get("peer", "other"))
         self.assertEqual(self.refusals(), {GONE_HOST: 1, UNKNOWN_HOST: 1})
+
+    def test_aMemberThatFollowsMembershipKeepsItsRecordsUntilItIsGone(self) -> None:
+        peer = self.members.get("peer")
+        assert peer is not None
+        self.delegate.memberJoined(replace(peer, meta=nodeMeta("default")))
+        self.delegate.messageReceived(encodeService(record(updated=NOW - 1)), PEER)
+        self.clock.advance(3600)  # no refresh: still alive
+        self.assertEqual(self.state.get("peer", "abc"), record(updated=NOW - 1))
+        self.members.deadReceived(Dead(1, "peer", "me", "default"))
+        self.delegate.memberGone(peer)
+        stored = self.state.get("peer", "abc")
+        assert stored is not None
+        self.assertEqual(stored.status, Status.TOMBSTONE)
+
+    def test_anOlderNodeOfOursOrAGoSidecarsRecordsExpireUnrefreshed(self) -> None:
+        older = b'{"ClusterName":"default","State":"Running","Drains":"published"}'
+        for meta in (older, b'{"ClusterName":"default","State":"Running"}'):
+            peer = self.members.get("peer")
+            assert peer is not None
+            self.delegate.memberUpdated(replace(peer, meta=meta))
+            self.delegate.messageReceived(
+                encodeService(record(updated=self.clock.seconds())), PEER
+            )
+            self.clock.advance(80)
+            stored = self.state.get("peer", "abc")
+            assert stored is not None
+            self.assertEqual(stored.status, Status.TOMBSTONE, meta)
 
     def test_refusalsAreLoggedOnceAMinutePerKind(self) -> None:
         for _ in range(100):

@@ -18,6 +18,7 @@ from sidecar.catalog.codec import encodeService
 from sidecar.gossip.delegate import WithheldRecords
 from sidecar.gossip.peers import (
     GO_RELAY_LIMIT,
+    expectsRefreshes,
     isGoSidecar,
     nodeMeta,
 )
@@ -58,6 +59,13 @@ class RecognitionTests(SynchronousTestCase):
         self.assertFalse(isGoSidecar(GO_VSN, nodeMeta("default")))
         self.assertFalse(isGoSidecar(bytes([1, 5, 4, 2, 5, 4]), b""))
         self.assertFalse(isGoSidecar(b"", GO_META))
+
+    def test_goSidecarsAndOurOlderNodesExpectRefreshesOursAndSerfNot(self) -> None:
+        older = b'{"ClusterName":"default","State":"Running","Drains":"published"}'
+        self.assertTrue(expectsRefreshes(GO_VSN, GO_META))
+        self.assertTrue(expectsRefreshes(GO_VSN, older))
+        self.assertFalse(expectsRefreshes(GO_VSN, nodeMeta("default")))
+        self.assertFalse(expectsRefreshes(bytes([1, 5, 4, 2, 5, 4]), b""))
 
     def test_limitIsTheForksPacketLessItsFraming(self) -> None:
         # 1400-byte packets; 2 for the compound header, 2 per entry, 1 for
