@@ -306,6 +306,19 @@ class CatalogDelegateTests(SynchronousTestCase):
         self.assertIsNone(self.admission.skews.skew("third"))
         self.assertIsNone(self.admission.skews.skew("me"))
 
+    def test_aPushPullSaysNothingOfClocks(self) -> None:
+        """
+        A push-pull's copies of a member's records are as old as the
+        records: an hour-old stamp, unrefreshed, is no clock an hour behind.
+        """
+        self.clock.advance(3600)
+        state = ServicesState("peer", self.clock)
+        self.addCleanup(state.stop)
+        state.merge(record(updated=NOW))
+        self.delegate.mergeRemoteState(dumps(stateDocument(state)), False, PEER, True)
+        self.assertEqual(self.state.get("peer", "abc"), record(updated=NOW))
+        self.assertIsNone(self.admission.skews.skew("peer"))
+
 
 class TimingTests(SynchronousTestCase):
     def test_profilesAreMemberlists(self) -> None:

@@ -147,13 +147,19 @@ class Admission:
             return False
         return any(_ip(m.addr) == ip for m in self._members.all())
 
-    def admit(self, record: Service, source: Address, fromMember: bool) -> bool:
+    def admit(
+        self, record: Service, source: Address, fromMember: bool, timely: bool = True
+    ) -> bool:
         """
         Whether C{record}, brought from C{source}, may be merged; a refusal
         is counted and logged.
 
         @param fromMember: L{sentByMember} for C{source}, asked once per
             packet or stream.
+        @param timely: whether C{record} was sent as news (gossip), so that
+            its stamp, from its origin, tells that origin's clock; a copy in
+            a push-pull may be as old as the record (records of members that
+            follow membership are refreshed only hourly).
         """
         arrived = round(self._clock.seconds() * NANOSECONDS)
         problem = self._problem(record, fromMember, arrived)
@@ -162,7 +168,7 @@ class Admission:
             return False
         # Only admitted records tell a clock: one forged far ahead would
         # otherwise hold the estimate (a minimum) for minutes.
-        if self._fromOrigin(record, source):
+        if timely and self._fromOrigin(record, source):
             self.skews.observe(record.hostname, record.updated, arrived)
         return True
 

@@ -157,7 +157,7 @@ class CatalogDelegate:
         # member.
         fromMember = dialed or self._admission.sentByMember(source)
         for record in records:
-            self._merge(record, source, fromMember)
+            self._merge(record, source, fromMember, timely=False)
 
     def messageReceived(self, payload: bytes, source: Address) -> None:
         try:
@@ -167,8 +167,10 @@ class CatalogDelegate:
             return
         self._merge(record, source, self._admission.sentByMember(source))
 
-    def _merge(self, record: Service, source: Address, fromMember: bool) -> None:
-        if not self._admission.admit(record, source, fromMember):
+    def _merge(
+        self, record: Service, source: Address, fromMember: bool, timely: bool = True
+    ) -> None:
+        if not self._admission.admit(record, source, fromMember, timely):
             return
         try:
             self._state.merge(record)
