@@ -34,6 +34,12 @@ one after the other, each alone on the machine, through the same phases:
 4. failure detection, K times: SIGKILL one non-seed node; the time until
    every survivor lists it as failed.  Median and max.
 
+With C{--loss P}, phases 3 and 4 run with P % of gossip packets dropped
+(UDP and TCP to or from port 7946, both ways, by iptables' statistic
+match): false suspicions and members wrongly failed in the idle window,
+and detection under loss.  That mode refuses to run outside a network
+namespace of its own, as it drops packets on loopback.
+
 Then a table with both systems and our/serf ratios.  Nothing is asserted:
 the figures are for reading and comparing.  Every process started is
 stopped at the end, on an error and on Ctrl-C.
@@ -48,6 +54,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -289,6 +296,64 @@ class ByteCounters:
                 break
         self._iptables("-F", CHAIN, check=False)
         self._iptables("-X", CHAIN, check=False)
+
+
+# -- packet loss ------------------------------------------------------------------
+
+
+def privateNetwork() -> bool:
+    """
+    Whether this process's network has no interface but loopback, as in a
+    namespace made for it (C{unshare -n}): then dropping packets there
+    touches nothing else.
+    """
+    return [name for _, name in socket.if_nameindex()] == ["lo"]
+
+
+class Loss:
+    """
+    Drops C{percent} % of gossip packets (to or from port L{GOSSIP_PORT}, UDP
+    and TCP) at random, with iptables rules at the top of C{INPUT}, between
+    L{on} and L{off}.  Only ever in a private network namespace: checked by
+    L{problem}.
+    """
+
+    def __init__(self, percent: float) -> None:
+        self.percent = percent
+        self._rules: list[list[str]] = [
+            ["-p", protocol, direction, str(GOSSIP_PORT), "-m", "statistic",
+             "--mode", "random", "--probability", f"{percent / 100:.4f}",
+             "-j", "DROP"]
+            for protocol in ("udp", "tcp")
+            for direction in ("--dport", "--sport")
+        ]  # fmt: skip
+        self._installed: list[list[str]] = []
+
+    def problem(self) -> str | None:
+        """
+        Why loss cannot be made here, or L{None}.
+        """
+        if os.geteuid() != 0 or shutil.which("iptables") is None:
+            return "--loss needs root and iptables"
+        if not privateNetwork():
+            return (
+                "--loss drops packets on loopback: run the benchmark in a "
+                "network namespace of its own (unshare -n, then ip link set lo up)"
+            )
+        return None
+
+    def on(self) -> None:
+        if self.percent <= 0:
+            return
+        for rule in self._rules:
+            subprocess.run(["iptables", "-w", "-I", "INPUT", "1", *rule], check=True)
+            self._installed.append(rule)
+        log(f"dropping {self.percent:g} % of gossip packets")
+
+    def off(self) -> None:
+        while self._installed:
+            rule = self._installed.pop()
+            subprocess.run(["iptables", "-w", "-D", "INPUT", *rule], check=False)
 
 
 # -- the two systems ------------------------------------------------------------
@@ -710,7 +775,12 @@ class Results:
 
 
 async def measure(
-    system: System, counters: ByteCounters, idle: float, repeats: int, kills: int
+    system: System,
+    counters: ByteCounters,
+    idle: float,
+    repeats: int,
+    kills: int,
+    loss: Loss,
 ) -> Results:
     results = Results()
     began = time.monotonic()
@@ -769,8 +839,9 @@ async def measure(
             await system.restore(at)
             await sleep(1)
 
-    # 3. The idle window: nothing polls.
+    # 3. The idle window: nothing polls.  Loss, if any, from here on.
     await system.quiesce()
+    loss.on()
     await sleep(SETTLE_BEFORE_IDLE)
     log(f"{system.label}: idle for {idle:g} s")
     pids = {k: system.processes[k].pid for k in everyone}
@@ -833,6 +904,7 @@ async def measure(
         )
         await sleep(1)
 
+    loss.off()
     log(f"{system.label}: stopping")
     await system.stop()
     results.duration = time.monotonic() - began
@@ -955,11 +1027,21 @@ def parseArguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep", action="store_true", help="keep the logs and configurations"
     )
+    parser.add_argument(
+        "--loss",
+        type=float,
+        default=0.0,
+        metavar="PERCENT",
+        help="drop this share of gossip packets in the idle and detection "
+        "phases (in a network namespace of its own only)",
+    )
     options = parser.parse_args(argv)
     if not 3 <= options.size <= 250:
         parser.error("N must be between 3 and 250")
     if not 1 <= options.repeats <= DISCOVERY_ROUNDS or options.idle <= 0:
         parser.error(f"--repeats must be 1-{DISCOVERY_ROUNDS} and --idle positive")
+    if not 0 <= options.loss < 100:
+        parser.error("--loss must be from 0 to under 100")
     options.kills = max(1, min(options.kills, options.size - 2))
     return options
 
@@ -979,6 +1061,7 @@ async def run(
     children: Children,
     counters: ByteCounters,
     workdir: Path,
+    loss: Loss,
 ) -> None:
     size = options.size
     started = time.monotonic()
@@ -992,6 +1075,7 @@ async def run(
         options.idle,
         options.repeats,
         options.kills,
+        loss,
     )
     serf = await measure(
         Serf(size, workdir / "serf", children, options.profile),
@@ -999,11 +1083,14 @@ async def run(
         options.idle,
         options.repeats,
         options.kills,
+        loss,
     )
+    lossy = f", {options.loss:g} % gossip loss when idle and on kills"
     print(
         f"cluster benchmark, {date}: N={size}, profile {options.profile}, "
         f"idle {options.idle:g} s, {options.repeats} changes, "
-        f"{options.kills} kills; {os.cpu_count()} CPUs, "
+        f"{options.kills} kills{lossy if options.loss else ''}; "
+        f"{os.cpu_count()} CPUs, "
         f"Python {sys.version.split()[0]}, serf {serfVersion()}"
     )
     print("\n".join(table(ours, serf, counters, options.idle)))
@@ -1017,6 +1104,9 @@ async def run(
 
 def main(argv: Sequence[str] | None = None) -> None:
     options = parseArguments(argv)
+    loss = Loss(options.loss)
+    if options.loss and (problem := loss.problem()) is not None:
+        sys.exit(f"cluster.py: {problem}")
     workdir = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
     children = Children()
     addresses = [
@@ -1026,7 +1116,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     finished: list[bool] = []
 
     async def runAndNote() -> None:
-        await run(options, children, counters, workdir)
+        await run(options, children, counters, workdir, loss)
         finished.append(True)
 
     try:
@@ -1034,6 +1124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     finally:
         if not finished:
             log("interrupted or failed: stopping every process started")
+        loss.off()
         children.killAll()
         counters.remove()
         if options.keep:
