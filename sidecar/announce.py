@@ -22,9 +22,8 @@ from sidecar.interfaces import IDiscoveryListener, IDrainControl
 # of for 80 s; refreshing well inside that window survives two lost rounds.
 REFRESH_INTERVAL = 25.0
 # Without such peers, records live as long as their node is a member, and
-# are refreshed only this often: their stamps stay well inside the catalog's
-# ghost horizon (a tombstone's 3 h life), so that a joining node never takes
-# a live service's record for a ghost.
+# are refreshed only this often: peers measure this node's clock from the
+# records it gossips, and a fresh sample an hour keeps that going.
 QUIET_REFRESH_INTERVAL = 3600.0
 
 

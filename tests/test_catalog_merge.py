@@ -365,6 +365,19 @@ class LifespanTests(CatalogTestCase):
         )
         self.assertEqual(len(self.sent.batches), relayed)  # none expired
 
+    def test_aFollowedOriginsOldRecordIsNoGhost(self) -> None:
+        """
+        A service unchanged for four hours on a member that follows
+        membership reaches a node that joins now: it is taken, not dropped
+        as a ghost (an origin that does not follow would have refreshed it).
+        """
+        old = self.remote(ago=4 * 3600)
+        self.state.merge(old)
+        self.assertIsNone(self.current())
+        self.state.followMembership("peer", True)
+        self.state.merge(old)
+        self.assertEqual(self.current(), old)
+
     def test_aHostThatStopsFollowingGetsAFullLifespanFromThen(self) -> None:
         record = self.remote()
         self.state.followMembership("peer", True)

@@ -350,7 +350,8 @@ class ServicesState:
         when it is gone), instead of expiring when not refreshed.  A host
         that stops following gets a full lifespan for each record from now.
         This node's own name is never followed: records of it that it does
-        not announce (from before a restart) expire, tombstoned.
+        not announce (from before a restart) expire, tombstoned.  Nor is a
+        followed origin's record ever dropped as a ghost, however old.
         """
         if hostname == self.hostname or follows == (hostname in self._followed):
             return
@@ -448,7 +449,9 @@ class ServicesState:
         @return: whether the record changed the catalog.
         @raise Refused: when holding the record would break L{Limits}.
         """
-        if (
+        # A followed origin's records are as old as their last change:
+        # their age proves nothing, and the origin, alive, withdraws them.
+        if record.hostname not in self._followed and (
             record.updated
             < self._originNow(record.hostname)
             - self._lifespans.tombstone
