@@ -164,6 +164,18 @@ class GoPeersInTheClusterTests(SynchronousTestCase):
         self.assertEqual([m.name for m in self.ours[0].cluster.goPeers()], ["node-3"])
         self.assertEqual(self.go.cluster.goPeers(), [])
 
+    def test_whileAGoPeerIsAMemberOurNodesRefresh(self) -> None:
+        """
+        Ours expect no refreshes of each other; a Go peer does, so both of
+        ours must refresh theirs while it is a member, and not once it is gone.
+        """
+        self.assertEqual(
+            [m.name for m in self.ours[0].cluster.refreshedPeers()], ["node-3"]
+        )
+        self.assertEqual([m.name for m in self.go.cluster.refreshedPeers()], [])
+        self.network.freeze(self.go)  # it dies
+        self.network.runUntil(lambda: not self.ours[0].cluster.refreshedPeers(), 60)
+
     def test_aRecordGoCanRelayReachesEveryone(self) -> None:
         self.announce("fits", GO_RELAY_LIMIT)
         self.network.runUntil(
