@@ -6,6 +6,7 @@ and the timing arithmetic the cluster runs on.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from twisted.internet.task import Clock
@@ -20,7 +21,7 @@ from sidecar.catalog import (
     Status,
     encodeService,
 )
-from sidecar.catalog.codec import dumps
+from sidecar.catalog.codec import decodeStateServices, dumps
 from sidecar.catalog.documents import stateDocument
 from sidecar.catalog.timestamps import LATEST
 from sidecar.gossip.admission import (
@@ -259,6 +260,32 @@ class CatalogDelegateTests(SynchronousTestCase):
             stored = self.state.get("peer", "abc")
             assert stored is not None
             self.assertEqual(stored.status, Status.TOMBSTONE, meta)
+
+    def test_aDigestIsAnsweredWithTheHostsThatDiffer(self) -> None:
+        self.delegate.messageReceived(encodeService(record()), PEER)
+        self.delegate.messageReceived(encodeService(record("third", "t")), THIRD)
+        digest = self.delegate.localDigest()
+        self.assertEqual(sorted(json.loads(digest)["Digest"]), ["peer", "third"])
+        self.assertEqual(
+            decodeStateServices(self.delegate.localState(remote=digest)), []
+        )
+        changed = record(updated=NOW + 1)
+        self.delegate.messageReceived(encodeService(changed), PEER)
+        self.assertEqual(
+            decodeStateServices(self.delegate.localState(remote=digest)), [changed]
+        )
+        # A host the digest does not name is sent whole.
+        self.assertEqual(
+            decodeStateServices(self.delegate.localState(remote=b'{"Digest":{}}')),
+            [changed, record("third", "t")],
+        )
+
+    def test_aDigestPushedMergesNothingAndABadOneIsRefused(self) -> None:
+        self.delegate.mergeRemoteState(self.delegate.localDigest(), False, PEER, False)
+        self.assertEqual(self.refusals(), {})
+        self.delegate.mergeRemoteState(b'{"Digest":5}', False, PEER, False)
+        self.assertEqual(self.refusals(), {NOT_A_RECORD: 1})
+        self.assertIn("digest", str(self.logged[-1]))
 
     def test_refusalsAreLoggedOnceAMinutePerKind(self) -> None:
         for _ in range(100):

@@ -29,7 +29,9 @@ from .packets import UDP_BUFFER_SIZE
 # sticky rule, for origins that keep announcing ALIVE while drained).
 PUBLISHES_DRAINS = {"Drains": "published"}
 # In a node's metadata: its records live as long as it is a member; peers
-# need no refresh of them.
+# need no refresh of them.  Such a node also takes a digest as push-pull
+# user state (L{sidecar.gossip.digest}): both came in one version, and one
+# mark keeps the metadata, gossiped in every alive message, short.
 FOLLOWS_MEMBERSHIP = {"Records": "membership"}
 
 # The fork's gossip(): a packet of UDPBufferSize (1400) bytes less the
@@ -49,7 +51,8 @@ def nodeMeta(clusterName: str) -> bytes:
     """
     The node metadata the Go Sidecar gossips (its cluster and state), and
     that this node publishes its drains itself and that its records follow
-    membership (Go ignores the extra keys).
+    membership (and so that it takes a digest in a push-pull); Go ignores
+    the extra keys.
     """
     return json.dumps(
         {
@@ -85,6 +88,14 @@ def followsMembership(meta: bytes) -> bool:
     member, unrefreshed.
     """
     return _says(meta, FOLLOWS_MEMBERSHIP)
+
+
+def acceptsDigests(meta: bytes) -> bool:
+    """
+    Whether a member's metadata says it takes a digest in a push-pull:
+    ours whose records follow membership do.
+    """
+    return followsMembership(meta)
 
 
 def expectsRefreshes(vsn: bytes, meta: bytes) -> bool:
