@@ -12,6 +12,7 @@ from dataclasses import replace
 from twisted.internet.task import Clock
 from twisted.logger import Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from sidecar.catalog import (
     Limits,
@@ -33,6 +34,7 @@ from sidecar.gossip.admission import (
     catalogAdmission,
 )
 from sidecar.gossip.delegate import CatalogDelegate
+from sidecar.gossip.interfaces import IGossipDelegate
 from sidecar.gossip.members import Member, Members
 from sidecar.gossip.messages import Alive, Dead, NodeState
 from sidecar.gossip.peers import nodeMeta
@@ -260,6 +262,9 @@ class CatalogDelegateTests(SynchronousTestCase):
             stored = self.state.get("peer", "abc")
             assert stored is not None
             self.assertEqual(stored.status, Status.TOMBSTONE, meta)
+
+    def test_providesTheGossipDelegateInterface(self) -> None:
+        verifyObject(IGossipDelegate, self.delegate)
 
     def test_aDigestIsAnsweredWithTheHostsThatDiffer(self) -> None:
         self.delegate.messageReceived(encodeService(record()), PEER)
