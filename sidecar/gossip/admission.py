@@ -127,20 +127,26 @@ class Admission:
         """
         return self._members is not None and self._members.isMemberHost(source[0])
 
-    def admit(self, record: Service, source: Address, fromMember: bool) -> bool:
+    def admit(
+        self, record: Service, source: Address, fromMember: bool, timely: bool = True
+    ) -> bool:
         """
         Whether C{record}, brought from C{source}, may be merged; a refusal
         is counted and logged.
 
         @param fromMember: L{sentByMember} for C{source}, asked once per
             packet or stream.
+        @param timely: whether C{record} was sent as news (gossip), so that
+            its stamp, from its origin, tells that origin's clock; a copy in
+            a push-pull may be as old as the record (records of members that
+            follow membership are refreshed only hourly).
         """
         arrived = round(self._clock.seconds() * NANOSECONDS)
         if not self._admitted(record, source, fromMember, arrived):
             return False
         # Only admitted records tell a clock: one forged far ahead would
         # otherwise hold the estimate (a minimum) for minutes.
-        if self._fromOrigin(record, source):
+        if timely and self._fromOrigin(record, source):
             self.skews.observe(record.hostname, record.updated, arrived)
         return True
 
@@ -149,25 +155,12 @@ class Admission:
     ) -> list[Service]:
         """
         The records of one push-pull that may be merged, as L{admit} says
-        of each.  Each member's clock is told by its newest record among
-        them only: the others may be records it holds of an earlier node
-        under its name (the Go Sidecar it replaced), whose stamps tell
-        their age, not its clock, and would be warned about as a skew.
+        of each.  None of them tells its origin's clock: a copy in a
+        push-pull is as old as the record (records of members that follow
+        membership are refreshed only hourly, and a node may still hold
+        those of the Go Sidecar it replaced under its name).
         """
-        arrived = round(self._clock.seconds() * NANOSECONDS)
-        admitted = [
-            record
-            for record in records
-            if self._admitted(record, source, fromMember, arrived)
-        ]
-        newest: dict[str, int] = {}
-        for record in admitted:
-            if self._fromOrigin(record, source):
-                stamp = newest.get(record.hostname, record.updated)
-                newest[record.hostname] = max(stamp, record.updated)
-        for hostname, updated in newest.items():
-            self.skews.observe(hostname, updated, arrived)
-        return admitted
+        return [r for r in records if self.admit(r, source, fromMember, timely=False)]
 
     def _admitted(
         self, record: Service, source: Address, fromMember: bool, arrived: int

@@ -157,6 +157,14 @@ class GossipService(Service):
             describeMember(m, skews.skew(m.name)) for m in self.cluster.members.all()
         ]
 
+    def expectsRefreshes(self) -> bool:
+        """
+        Whether a live peer expires records it has not heard of for 80 s
+        (a Go Sidecar, or one of ours of old), so that this node must
+        refresh its own.
+        """
+        return self.cluster is not None and bool(self.cluster.refreshedPeers())
+
     def goPeers(self) -> dict[str, Any]:
         goPeers = [] if self.cluster is None else self.cluster.goPeers()
         withheld = self.withheld.report(self._state) if goPeers else []
