@@ -427,7 +427,7 @@ class Cluster:
         self._enqueue(("user", subject), encodeUserMessage(payload))
 
     def _queueMemberMessage(self, node: str, message: bytes) -> None:
-        self._enqueue(("member", node), message)
+        self._enqueue(_memberSubject(node), message)
         members = self.members
         if node == members.localName and self.running and not members.leaving:
             # A refutation also goes straight to every live member (at most
@@ -454,10 +454,17 @@ class Cluster:
         packet each; a message too large for any packet goes over TCP.
         """
         self._reapGone()
+        targets = self._gossipTargets()
+        if not targets:
+            # No one to send them to, now or later: whoever joins gets this
+            # node's whole state by push-pull.  A node alone keeps only its
+            # own alive, to announce itself to the first it meets.
+            self.queue.clear(keep=[_memberSubject(self.members.localName)])
+            return
         for message in self.queue.oversized(COMPOUND_OVERHEAD, self._packetBudget):
             self._sendLarge(message)
         members = len(self.members.alive())
-        for member in self._gossipTargets():
+        for member in targets:
             messages = self.queue.take(COMPOUND_OVERHEAD, self._packetBudget, members)
             if not messages:
                 return
@@ -777,6 +784,14 @@ class Cluster:
             where=where,
         )
         return None
+
+
+def _memberSubject(node: str) -> tuple[str, str]:
+    """
+    The broadcast queue's subject for news about member C{node}: newer news
+    of it replaces older.
+    """
+    return ("member", node)
 
 
 def _host(addr: bytes) -> str | None:
