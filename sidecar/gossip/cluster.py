@@ -32,7 +32,7 @@ from .interfaces import (
     IPacketSender,
     IStreamDialer,
 )
-from .members import Member, Members, NoObserver
+from .members import MAX_MEMBERS, Member, Members, NoObserver
 from .messages import (
     Ack,
     Alive,
@@ -197,9 +197,10 @@ class Cluster:
             self._survive, "reconnection", self._reconnect
         )
         self._reconnectLoop.clock = clock
-        # Failed (not departed) members, by name: their address and when
-        # they failed.  Trying them now and then heals a partition after
-        # both sides have forgotten each other.
+        # Failed (not departed) members, by name, earliest first: their
+        # address and when they failed.  Trying them now and then heals a
+        # partition after both sides have forgotten each other.  Kept for
+        # reconnectTimeout, and never more than MAX_MEMBERS.
         self._failed: dict[str, tuple[Address, float]] = {}
         self._joinRetry = JOIN_RETRY_FIRST
         # Whether this spell of being alone has been told in the log.
@@ -377,7 +378,11 @@ class Cluster:
             how="left" if member.state is NodeState.LEFT else "failed",
         )
         if member.state is NodeState.DEAD:
+            self._failed.pop(member.name, None)
             self._failed[member.name] = (memberAddress(member), self._clock.seconds())
+            if len(self._failed) > MAX_MEMBERS:
+                # As many as the member table holds: the earliest failed go.
+                del self._failed[next(iter(self._failed))]
         else:
             self._failed.pop(member.name, None)
         self._observer.memberGone(member)
