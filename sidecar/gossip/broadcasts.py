@@ -73,8 +73,8 @@ class BroadcastQueue:
 
     @param retransmitMultiplier: memberlist's C{RetransmitMult} (4 on a LAN).
     @param maxDepth: the most messages kept.
-    @ivar pruned: how many messages were dropped unsent by L{maxDepth} or
-        L{clear}.
+    @ivar pruned: how many messages were dropped unsent because the queue
+        was at L{maxDepth}: news came faster than gossip could carry it.
     """
 
     def __init__(self, retransmitMultiplier: int = 4, maxDepth: int = MAX_DEPTH):
@@ -155,7 +155,8 @@ class BroadcastQueue:
     def clear(self, keep: Collection[Hashable] = ()) -> int:
         """
         Drop every queued message but those about the subjects C{keep}:
-        for a node with no one to send them to.
+        for a node with no one to send them to (not counted in L{pruned}:
+        nothing was lost).
 
         @return: how many were dropped.
         """
@@ -166,7 +167,6 @@ class BroadcastQueue:
         self._shortest = self._longest = 0
         for entry in kept:
             self._put(entry)
-        self.pruned += dropped
         return dropped
 
     def _put(self, entry: _Queued) -> None:
