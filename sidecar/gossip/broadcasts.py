@@ -149,7 +149,9 @@ class BroadcastQueue:
         big = [e for e in entries if len(e.message) + overhead > limit]
         for entry in big:
             self._remove(entry)
-        self._longest = max((len(e.message) for e in self._bySubject.values()), default=0)
+        self._longest = max(
+            (len(e.message) for e in self._bySubject.values()), default=0
+        )
         return [entry.message for entry in big]
 
     def clear(self, keep: Collection[Hashable] = ()) -> int:
