@@ -156,6 +156,17 @@ class NodeCollector:
                 "Probes that got no ack.",
                 cluster.prober.failures,
             )
+            yield GaugeMetricFamily(
+                "sidecar_gossip_broadcasts_queued",
+                "Messages waiting to be gossiped.",
+                value=len(cluster.queue),
+            )
+            yield _counter(
+                "sidecar_gossip_broadcasts_pruned",
+                "Messages dropped unsent with the gossip queue at its depth: news"
+                " came faster than gossip carried it (push-pull repairs it).",
+                cluster.queue.pruned,
+            )
             yield _counter(
                 "sidecar_gossip_suspicions",
                 "Members this node came to suspect.",

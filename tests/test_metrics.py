@@ -66,6 +66,9 @@ class MetricsTests(TestCase):
         self.assertIn(("sidecar_gossip_probes_total", ()), samples)
         self.assertEqual(samples[("sidecar_gossip_streams_dropped_total", ())], 0)
         self.assertEqual(samples[("sidecar_gossip_members_refused_total", ())], 0)
+        # Alone, it holds nothing to gossip but its own alive, and lost none.
+        self.assertLessEqual(samples[("sidecar_gossip_broadcasts_queued", ())], 1)
+        self.assertEqual(samples[("sidecar_gossip_broadcasts_pruned_total", ())], 0)
         # The node's own record, counted in what push-pull must carry.
         self.assertGreater(samples[("sidecar_catalog_bytes", ())], 100)
         self.assertEqual(node.state.size, samples[("sidecar_catalog_bytes", ())])

@@ -52,6 +52,8 @@ SECOND = NANOSECONDS
 # The tolerance when a timer fires: float seconds from a reactor may land a
 # few hundred nanoseconds short of an integer deadline.
 _TIMER_SLACK = 1_000
+# The deadline heap is never compacted below twice this many.
+DEADLINES_FLOOR = 64
 
 
 @dataclass(frozen=True)
@@ -289,6 +291,8 @@ class ServicesState:
         self._observers: list[ICatalogObserver] = []
         self._broadcasters: list[IBroadcaster] = []
         self._deadlines: list[tuple[int, str, str]] = []
+        # How many deadlines the last compaction kept (see _compactDeadlines).
+        self._deadlinesKept = DEADLINES_FLOOR
         self._timer: IDelayedCall | None = None
         self._resends: dict[str, list[IDelayedCall]] = {}
         self.ghostsDropped = 0
@@ -564,13 +568,23 @@ class ServicesState:
         self._store(tombstone)
         self._broadcast([tombstone] * self._resend.initial)
         repeats = round(self._resend.duration / self._resend.interval)
-        self._resends[serviceID] = [
-            self._clock.callLater(
-                self._resend.interval * n, self._broadcast, [tombstone]
-            )
-            for n in range(1, repeats + 1)
-        ]
+        if repeats:
+            self._resends[serviceID] = [
+                self._clock.callLater(
+                    self._resend.interval * n,
+                    self._resendTombstone,
+                    tombstone,
+                    n == repeats,
+                )
+                for n in range(1, repeats + 1)
+            ]
         return tombstone
+
+    def _resendTombstone(self, tombstone: Service, last: bool) -> None:
+        if last:
+            # Done: forget the calls, or every ID ever withdrawn stays.
+            del self._resends[tombstone.id]
+        self._broadcast([tombstone])
 
     def expireServer(self, hostname: str) -> list[Service]:
         """
@@ -756,7 +770,26 @@ class ServicesState:
         if deadline is None:
             return
         heapq.heappush(self._deadlines, (deadline, server.name, serviceID))
+        if len(self._deadlines) > 2 * self._deadlinesKept:
+            self._compactDeadlines()
         self._armTimer()
+
+    def _compactDeadlines(self) -> None:
+        """
+        Rebuild the deadlines from the entries, without those superseded:
+        each refresh or tombstone pushes a new one and the old stays until
+        due (hours, for a tombstone), so under churn the heap would hold
+        one per change for a tombstone's lifespan.  Run when it has doubled
+        since the last rebuild, it costs O(1) a push, amortised.
+        """
+        self._deadlines = [
+            (deadline, server.name, serviceID)
+            for server in self._servers.values()
+            for serviceID, entry in server.entries.items()
+            if (deadline := self._deadline(entry)) is not None
+        ]
+        heapq.heapify(self._deadlines)
+        self._deadlinesKept = max(DEADLINES_FLOOR, len(self._deadlines))
 
     def _armTimer(self) -> None:
         if not self._deadlines:

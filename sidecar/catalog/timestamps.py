@@ -41,7 +41,15 @@ class TimestampError(ValueError):
     """
 
 
-@lru_cache(maxsize=1 << 16)
+# Stamps formatted lately, kept so that a document re-rendered formats each
+# record's stamps once: enough for the stamps of a catalog of about 2000
+# records, and under 1 MiB.  Every change and refresh brings new stamps,
+# so whatever the size, the cache fills up and stays full: at 65,536 it
+# held 13 MiB, which looked like a leak under churn (#23).
+STAMP_CACHE = 4096
+
+
+@lru_cache(maxsize=STAMP_CACHE)
 def formatTimestamp(nanoseconds: int) -> str:
     """
     Render nanoseconds since the epoch as Go's RFC3339Nano in UTC, e.g.

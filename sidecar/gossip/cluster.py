@@ -32,7 +32,7 @@ from .interfaces import (
     IPacketSender,
     IStreamDialer,
 )
-from .members import Member, Members, NoObserver
+from .members import MAX_MEMBERS, Member, Members, NoObserver
 from .messages import (
     Ack,
     Alive,
@@ -203,9 +203,10 @@ class Cluster:
             self._survive, "reconnection", self._reconnect
         )
         self._reconnectLoop.clock = clock
-        # Failed (not departed) members, by name: their address and when
-        # they failed.  Trying them now and then heals a partition after
-        # both sides have forgotten each other.
+        # Failed (not departed) members, by name, earliest first: their
+        # address and when they failed.  Trying them now and then heals a
+        # partition after both sides have forgotten each other.  Kept for
+        # reconnectTimeout, and never more than MAX_MEMBERS.
         self._failed: dict[str, tuple[Address, float]] = {}
         self._joinRetry = JOIN_RETRY_FIRST
         # Whether this spell of being alone has been told in the log.
@@ -383,7 +384,11 @@ class Cluster:
             how="left" if member.state is NodeState.LEFT else "failed",
         )
         if member.state is NodeState.DEAD:
+            self._failed.pop(member.name, None)
             self._failed[member.name] = (memberAddress(member), self._clock.seconds())
+            if len(self._failed) > MAX_MEMBERS:
+                # As many as the member table holds: the earliest failed go.
+                del self._failed[next(iter(self._failed))]
         else:
             self._failed.pop(member.name, None)
         self._observer.memberGone(member)
@@ -433,7 +438,7 @@ class Cluster:
         self._enqueue(("user", subject), encodeUserMessage(payload))
 
     def _queueMemberMessage(self, node: str, message: bytes) -> None:
-        self._enqueue(("member", node), message)
+        self._enqueue(_memberSubject(node), message)
         members = self.members
         if node == members.localName and self.running and not members.leaving:
             # A refutation also goes straight to every live member (at most
@@ -460,10 +465,17 @@ class Cluster:
         packet each; a message too large for any packet goes over TCP.
         """
         self._reapGone()
+        targets = self._gossipTargets()
+        if not targets:
+            # No one to send them to, now or later: whoever joins gets this
+            # node's whole state by push-pull.  A node alone keeps only its
+            # own alive, to announce itself to the first it meets.
+            self.queue.clear(keep=[_memberSubject(self.members.localName)])
+            return
         for message in self.queue.oversized(COMPOUND_OVERHEAD, self._packetBudget):
             self._sendLarge(message)
         members = len(self.members.alive())
-        for member in self._gossipTargets():
+        for member in targets:
             messages = self.queue.take(COMPOUND_OVERHEAD, self._packetBudget, members)
             if not messages:
                 return
@@ -816,6 +828,14 @@ class Cluster:
             where=where,
         )
         return None
+
+
+def _memberSubject(node: str) -> tuple[str, str]:
+    """
+    The broadcast queue's subject for news about member C{node}: newer news
+    of it replaces older.
+    """
+    return ("member", node)
 
 
 def _host(addr: bytes) -> str | None:
