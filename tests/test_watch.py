@@ -22,7 +22,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from sidecar.catalog import Port, Service, ServicesState, Status
+from sidecar.catalog import ChangeEvent, Port, Service, ServicesState, Status
 from sidecar.catalog.codec import dumps
 from sidecar.catalog.documents import stateDocument
 from sidecar.catalog.interfaces import ICatalogObserver
@@ -393,6 +393,19 @@ class BackPressureTests(SynchronousTestCase):
         self.transport.producer.resumeProducing()
         self.clock.advance(watch.HEARTBEAT)
         self.assertEqual(self.body().count(b"\n"), 2)
+
+    def test_aNotificationThatChangesNoDocumentSendsNone(self) -> None:
+        # The catalog notifies only changes that show, but an observer
+        # owes no such promise: a spurious notification re-renders the same
+        # document (the same entity tag), which is not sent again.
+        [watcher] = [o for o in self.state._observers if isinstance(o, watch.Watcher)]
+        event = ChangeEvent(record("b0"), Status.UNKNOWN, SECOND)
+        watcher.serviceChanged(event)
+        self.clock.advance(0)
+        self.assertEqual(len(self.documents()), 1)
+        # A real change after it is sent as ever.
+        self.change("b1")
+        self.assertEqual(len(self.documents()), 2)
 
     def test_theNodeStoppingEndsTheStreamOnce(self) -> None:
         [watcher] = [o for o in self.state._observers if isinstance(o, watch.Watcher)]
