@@ -183,6 +183,54 @@ class ModelTests(SynchronousTestCase):
             model.conflicts, (Conflict(10001, "future", "zero", "first by name"),)
         )
 
+    def test_aCreatedUpToADayAheadOrFrom2000Counts(self) -> None:
+        """
+        The bounds of a plausible C{Created}, to the nanosecond: "zzz",
+        last by name, keeps the port from "aaa" (C{Created} 0) only when
+        its own C{Created} counts.
+        """
+        admission = Admission(now=CREATED, loopbackTargets=True)
+        day = 86_400 * SECOND
+        year2000 = 946_684_800 * SECOND
+        for created, why in [
+            (CREATED + day, "older"),
+            (CREATED + day + 1, "first by name"),
+            (year2000, "older"),
+            (year2000 - 1, "first by name"),
+        ]:
+            model = buildModel(
+                [
+                    instance("a1", name="aaa", host="host-b", created=0),
+                    instance("z1", name="zzz", host="host-c", created=created),
+                ],
+                admission=admission,
+            )
+            kept = "zzz" if why == "older" else "aaa"
+            refused = "aaa" if why == "older" else "zzz"
+            self.assertEqual(model.conflicts, (Conflict(10001, kept, refused, why),))
+
+    def test_aFrontendIsFoundByItsName(self) -> None:
+        model = buildModel(
+            [instance("a1"), instance("b1", name="api", servicePort=10002)]
+        )
+        # A name as a caller builds it, not the model's own string.
+        api = model.frontend("".join(["api-", "10002"]))
+        self.assertEqual((api.service, api.servicePort), ("api", 10002))  # type: ignore[union-attr]
+        self.assertIsNone(model.frontend("nope-1"))
+
+    def test_eachPortOfAnInstanceGoesToItsOwnFrontend(self) -> None:
+        ports = (
+            Port("tcp", 8080, 10001, "127.0.1.1"),
+            Port("tcp", 8081, 10002, "127.0.1.1"),
+            Port("tcp", 8082, 10003, "127.0.1.1"),
+        )
+        model = buildModel([replace(instance("a1"), ports=ports)])
+        self.assertEqual(
+            [(f.servicePort, [s.port for s in f.servers]) for f in model.frontends],
+            [(10001, [8080]), (10002, [8081]), (10003, [8082])],
+        )
+        self.assertEqual(model.refused, ())
+
     def test_theLayoutIgnoresServers(self) -> None:
         one = buildModel([instance("a1")])
         two = buildModel([instance("a1"), instance("b2", host="host-b")])
@@ -396,6 +444,17 @@ class LostSightTests(SynchronousTestCase):
         after = buildModel([sick], liveHosts={"host-a", "host-b"}, previous=self.before)
         self.assertEqual(after.frontends[0].servers, ())
         self.assertEqual(after.kept, ())
+
+    def test_anotherServiceOnThePortIsNoReasonToKeep(self) -> None:
+        # Another name now claims the port, with no server yet (before
+        # and after "web" by name): its frontend, not the old one.
+        for name in ("api", "zzz"):
+            newcomer = instance("n1", name=name, status=Status.DRAINING)
+            after = buildModel([newcomer], liveHosts={"host-a"}, previous=self.before)
+            self.assertEqual(
+                [(f.service, f.servers) for f in after.frontends], [(name, ())]
+            )
+            self.assertEqual(after.kept, ())
 
     def test_withoutMembershipNothingIsKept(self) -> None:
         expired = instance("a1", host="host-b", status=Status.TOMBSTONE)
