@@ -103,6 +103,51 @@ class FollowerTests(SynchronousTestCase):
             self.servers(self.writer.applied[-1]), ["host-b-i1", "host-b-i2"]
         )
 
+    def test_updatesAreCountedAndUpToDateOnlyWhenNoneWaitsOrRuns(self) -> None:
+        self.assertFalse(self.follower.upToDate)  # nothing applied yet
+        self.clock.advance(0)
+        self.assertEqual(self.follower.status()["Updates"], 1)
+        self.assertTrue(self.follower.upToDate)
+        self.writer.hold = Deferred()
+        self.state.merge(self.instance("i1"))
+        self.assertFalse(self.follower.upToDate)  # an update is due
+        self.clock.advance(1)
+        self.assertFalse(self.follower.upToDate)  # one is under way
+        hold, self.writer.hold = self.writer.hold, None
+        hold.callback(None)
+        self.assertTrue(self.follower.upToDate)
+        self.assertEqual(self.follower.status()["Updates"], 2)
+
+    def test_aChangeAfterALongQuietIsAppliedNow(self) -> None:
+        self.clock.advance(0)
+        self.clock.advance(100)
+        self.state.merge(self.instance("i1"))
+        # Due now, not in the past (which a reactor refuses).
+        self.assertEqual(
+            [c for c in self.clock.getDelayedCalls() if c.getTime() < 1_700_000_100],
+            [],
+        )
+        self.clock.advance(0)
+        self.assertEqual(self.servers(self.writer.applied[-1]), ["host-b-i1"])
+
+    def test_theAgeOfContendersIsJudgedByThisNodesClock(self) -> None:
+        # Both started within the last hour of the clock (2023-11-14): both
+        # plausible, so the older, though last by name, keeps the port.
+        now = self.clock.seconds()
+        for name, age in (("zzz", 3600), ("aaa", 60)):
+            self.state.merge(
+                replace(
+                    self.instance(name),
+                    name=name,
+                    created=round((now - age) * SECOND),
+                )
+            )
+        self.clock.advance(0)
+        self.assertEqual(
+            self.follower.status()["Conflicts"],
+            ["ServicePort 10001: aaa is refused, zzz (older) keeps it"],
+        )
+
     def test_aFailedUpdateIsLoggedOnceAndTriedAgain(self) -> None:
         self.clock.advance(0)
         self.writer.failWith = "haproxy refused the new configuration"

@@ -295,6 +295,25 @@ class RemoteCatalogTests(SynchronousTestCase):
         )
         self.assertEqual(list(catalog.services()), [])
 
+    def test_documentsAreCountedAndGoneRecordsStampedWithTheClock(self) -> None:
+        clock = Clock()
+        clock.advance(1_700_000_000)
+        catalog = RemoteCatalog(clock)
+        events = Events()
+        catalog.addObserver(events)
+        catalog.received(self.document(record("b1")))
+        catalog.received({"Servers": {"host-b": {"Services": {"x": {"ID": 5}}}}})
+        catalog.received(self.document())
+        self.assertEqual(catalog.documents, 2)
+        self.assertEqual(
+            [(e.service.status, e.time) for e in events.events],
+            [
+                (Status.ALIVE, 1_700_000_000 * SECOND),
+                (Status.TOMBSTONE, 1_700_000_000 * SECOND),
+            ],
+        )
+        self.assertEqual(events.events[-1].service.updated, 1_700_000_000 * SECOND)
+
     def test_aDocumentThatIsNotAStateIsIgnored(self) -> None:
         catalog = RemoteCatalog(Clock())
         catalog.received(self.document(record("b1")))
