@@ -63,6 +63,7 @@ TARGETS = [
         "sidecar/catalog",
         (
             "tests.test_catalog_merge",
+            "tests.test_catalog_snapshot",
             "tests.test_catalog_local",
             "tests.test_catalog_json",
             "tests.test_catalog_convergence",

@@ -20,6 +20,7 @@ from sidecar.catalog import (
     Service,
     ServicesState,
     Status,
+    TombstoneResend,
     encodeService,
 )
 from sidecar.catalog.documents import stateDocument
@@ -85,6 +86,19 @@ class MergeTests(CatalogTestCase):
             [Status.UNKNOWN, Status.ALIVE],
         )
         self.assertEqual(len(self.sent.batches), 2)
+
+    def test_everyRecordIsListedTombstonesIncluded(self) -> None:
+        alive = self.remote()
+        gone = Service("bbbbbbbbbbbb", "db", hostname="other", updated=self.now)
+        self.state.merge(alive)
+        self.state.merge(gone.tombstone(self.now))
+        self.assertEqual(
+            sorted((s.hostname, s.id, s.status) for s in self.state.services()),
+            [
+                ("other", "bbbbbbbbbbbb", Status.TOMBSTONE),
+                ("peer", "aaaaaaaaaaaa", Status.ALIVE),
+            ],
+        )
 
     def test_refreshIsNotAChange(self) -> None:
         self.state.merge(self.remote(ago=5))
@@ -377,6 +391,20 @@ class LocalTests(CatalogTestCase):
         self.clock.pump([1] * 12)
         self.assertEqual(self.sent.batches[1:], [[tombstone]] * 10)
         self.assertEqual(self.state.localServices(), [])
+
+    def test_resendsAreTheNearestWholeNumberOfIntervalsInTheDuration(self) -> None:
+        # 1 s at 0.6 s intervals: 1.67, so two re-sends, at 0.6 and 1.2 s.
+        state = ServicesState(
+            "me", self.clock, tombstoneResend=TombstoneResend(1, 0.6, 1.0)
+        )
+        self.addCleanup(state.stop)
+        sent = RecordingBroadcaster()
+        state.addBroadcaster(sent)
+        state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
+        sent.batches.clear()
+        tombstone = state.withdrawLocal("bbbbbbbbbbbb")
+        self.clock.pump([0.6] * 5)
+        self.assertEqual(sent.batches, [[tombstone]] * 3)
 
     def test_reannouncingCancelsTheRemainingResends(self) -> None:
         service = Service("bbbbbbbbbbbb", "db", hostname="me")
