@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from sidecar.catalog import Port, Service, ServicesState, Status
 from sidecar.interfaces import IProxyWriter
+from sidecar.problems import Problems
 from sidecar.proxy.follower import RETRY_AFTER, ProxyFollower
 from sidecar.proxy.haproxy import ProxyError
 from sidecar.proxy.model import Admission, ProxyModel
@@ -58,8 +59,14 @@ class FollowerTests(SynchronousTestCase):
         self.addCleanup(self.state.stop)
         self.writer = Writer()
         self.members = Members("host-a", "host-b")
+        self.problems = Problems(self.clock)
         self.follower = ProxyFollower(
-            self.state, self.members, self.writer, self.clock, minInterval=1.0
+            self.state,
+            self.members,
+            self.writer,
+            self.clock,
+            minInterval=1.0,
+            problems=self.problems,
         )
         self.follower.startService()
         self.addCleanup(self.follower.stopService)
@@ -148,18 +155,32 @@ class FollowerTests(SynchronousTestCase):
             ["ServicePort 10001: aaa is refused, zzz (older) keeps it"],
         )
 
+    def test_aContenderCreatedTooFarAheadCountsForNothing(self) -> None:
+        # More than a day ahead of the clock, like a Created of 0: neither
+        # counts, and the name decides.
+        now = self.clock.seconds()
+        for name, created in (("zzz", round((now + 86_401) * SECOND)), ("aaa", 0)):
+            self.state.merge(replace(self.instance(name), name=name, created=created))
+        self.clock.advance(0)
+        self.assertEqual(
+            self.follower.status()["Conflicts"],
+            ["ServicePort 10001: zzz is refused, aaa (first by name) keeps it"],
+        )
+
     def test_aFailedUpdateIsLoggedOnceAndTriedAgain(self) -> None:
         self.clock.advance(0)
         self.writer.failWith = "haproxy refused the new configuration"
         with capturedLogs() as events:
             self.state.merge(self.instance("i1"))
             self.clock.advance(1)
+            first = [e for e in events if e["log_level"].name == "error"]
             self.clock.advance(RETRY_AFTER)
         errors = [formatEvent(e) for e in events if e["log_level"].name == "error"]
         self.assertEqual(
             errors,
             ["the proxy was not updated: haproxy refused the new configuration"],
         )
+        self.assertEqual(len(first), 1)  # at the first failure
         self.assertFalse(self.follower.upToDate)
         self.writer.failWith = None
         self.clock.advance(RETRY_AFTER)
@@ -204,6 +225,38 @@ class FollowerTests(SynchronousTestCase):
         self.assertEqual(self.follower.status()["Refused"], [refusal])
         warnings = [formatEvent(e) for e in events if e["log_level"].name == "warn"]
         self.assertEqual(warnings, [f"ignoring {refusal}"])
+        # And among the node's problems.
+        self.assertEqual(
+            [p.message for p in self.problems.current()], [f"ignoring {refusal}"]
+        )
+
+    def test_nothingIsAppliedUntilTheCatalogIsReady(self) -> None:
+        ready: Deferred[object] = Deferred()
+        writer = Writer()
+        follower = ProxyFollower(
+            self.state, self.members, writer, self.clock, ready=ready
+        )
+        follower.startService()
+        self.addCleanup(follower.stopService)
+        self.state.merge(self.instance("i1"))
+        self.clock.advance(5)
+        self.assertEqual(writer.applied, [])
+        ready.callback(None)
+        self.clock.advance(0)
+        self.assertEqual(self.servers(writer.applied[-1]), ["host-b-i1"])
+
+    def test_anUpdateIsLoggedWithWhatItChanged(self) -> None:
+        with capturedLogs() as events:
+            self.clock.advance(0)
+            self.state.merge(self.instance("i1"))
+            self.clock.advance(1)
+        updates = [
+            formatEvent(e)
+            for e in events
+            if str(e.get("log_format", "")).startswith("proxy updated")
+        ]
+        self.assertEqual(len(updates), 2)
+        self.assertEqual(updates[-1], "proxy updated by runtime: web:10001 added")
 
     def test_onlyServicePortsHAProxyDoesNotServeYetAreProbed(self) -> None:
         probed: list[int] = []

@@ -305,6 +305,28 @@ class HostileRecordTests(SynchronousTestCase):
             (Refusal("host-b/w1", "port 80 or ServicePort 70000 out of range"),),
         )
 
+    def test_portsAreInRangeFrom1To65535(self) -> None:
+        ports = (
+            Port("tcp", 65535, 65535, "127.0.1.2"),
+            Port("tcp", 1, 1, "127.0.1.3"),
+            Port("tcp", -1, 10001, "127.0.1.2"),
+            Port("tcp", 80, -1, "127.0.1.2"),
+            Port("tcp", 65536, 10002, "127.0.1.2"),
+        )
+        model = buildModel([Service("w1", "wide", hostname="host-b", ports=ports)])
+        self.assertEqual(
+            [(f.servicePort, [s.port for s in f.servers]) for f in model.frontends],
+            [(1, [1]), (65535, [65535])],
+        )
+        self.assertEqual(
+            [r.reason for r in model.refused],
+            [
+                "port -1 or ServicePort 10001 out of range",
+                "port 80 or ServicePort -1 out of range",
+                "port 65536 or ServicePort 10002 out of range",
+            ],
+        )
+
     def test_serverNamesThatCollideAfterSanitisingKeepTheFirst(self) -> None:
         """
         C{a-b}/C{c} and C{a}/C{b-c} are both C{a-b-c}: HAProxy refuses two
