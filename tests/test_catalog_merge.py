@@ -100,6 +100,18 @@ class MergeTests(CatalogTestCase):
             ],
         )
 
+    def test_aTieOfStampsGoesToTheSameRecordInEitherOrder(self) -> None:
+        # The same Updated and status: the larger encoding wins, whichever
+        # arrived first.
+        one, two = self.remote(image="a"), self.remote(image="b")
+        winner = max(one, two, key=encodeService)
+        for first, second in ((one, two), (two, one)):
+            state = ServicesState("me", self.clock)
+            self.addCleanup(state.stop)
+            state.merge(first)
+            state.merge(second)
+            self.assertEqual(state.get("peer", "aaaaaaaaaaaa"), winner)
+
     def test_refreshIsNotAChange(self) -> None:
         self.state.merge(self.remote(ago=5))
         self.assertTrue(self.state.merge(self.remote(ago=1)))

@@ -183,8 +183,12 @@ class FollowerTests(SynchronousTestCase):
         self.assertEqual(len(first), 1)  # at the first failure
         self.assertFalse(self.follower.upToDate)
         self.writer.failWith = None
-        self.clock.advance(RETRY_AFTER)
+        # Tried again 10 s after the last try, not before.
+        self.clock.advance(RETRY_AFTER - 0.1)
+        self.assertEqual(len(self.writer.applied), 1)
+        self.clock.advance(0.1)
         self.assertEqual(self.servers(self.writer.applied[-1]), ["host-b-i1"])
+        self.assertEqual(RETRY_AFTER, 10.0)
 
     def test_backendsOfHostsOutOfSightKeepTheirServers(self) -> None:
         self.state.merge(self.instance("i1"))

@@ -416,6 +416,16 @@ class HostileRecordTests(SynchronousTestCase):
                 ),
             )
 
+    def test_byHostNameThisHostMayBeLocalhost(self) -> None:
+        # A node named "localhost" (a laptop's) routes to its own instances.
+        model = buildModel(
+            [instance("a1", host="localhost")],
+            useHostnames=True,
+            admission=Admission(localHost="localhost"),
+        )
+        self.assertEqual([s.address for s in model.frontends[0].servers], ["localhost"])
+        self.assertEqual(model.refused, ())
+
     def test_aServicePortOfOursOrInUseGetsNoFrontend(self) -> None:
         """
         A ServicePort this node uses (gossip, API) or that something else
