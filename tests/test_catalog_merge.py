@@ -13,7 +13,6 @@ from zope.interface.verify import verifyObject
 
 from sidecar.catalog import (
     ChangeEvent,
-    IBroadcaster,
     ICatalogObserver,
     Limits,
     Refused,
@@ -24,6 +23,7 @@ from sidecar.catalog import (
     encodeService,
 )
 from sidecar.catalog.documents import stateDocument
+from sidecar.catalog.interfaces import ICatalog
 from sidecar.catalog.state import footprint
 from sidecar.catalog.timestamps import LATEST
 
@@ -59,9 +59,9 @@ class CatalogTestCase(SynchronousTestCase):
 
 
 class MergeTests(CatalogTestCase):
-    def test_interfacesAreProvided(self) -> None:
-        verifyObject(ICatalogObserver, self.events)
-        verifyObject(IBroadcaster, self.sent)
+    def test_theCatalogProvidesItsInterface(self) -> None:
+        # The catalog itself, not this module's recording doubles.
+        verifyObject(ICatalog, self.state)
 
     def test_newRecordIsStoredObservedAndPassedOn(self) -> None:
         record = self.remote()
@@ -117,7 +117,7 @@ class MergeTests(CatalogTestCase):
         self.assertTrue(self.state.merge(self.remote(ago=1)))
         self.assertEqual(len(self.events.events), 1)
 
-    def test_tieGoesToTheSameRecordInEitherOrder(self) -> None:
+    def test_anUpdatedTieGoesToTheHigherStatusInEitherOrder(self) -> None:
         one, two = self.remote(Status.ALIVE), self.remote(Status.UNHEALTHY)
         self.state.merge(one)
         self.state.merge(two)

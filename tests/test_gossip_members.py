@@ -76,9 +76,6 @@ class MembersTestCase(SynchronousTestCase):
 
 
 class JoinTests(MembersTestCase):
-    def test_observerProvidesTheInterface(self) -> None:
-        verifyObject(IMemberObserver, self.seen)
-
     def test_aliveOfANewNodeJoinsAndIsPassedOn(self) -> None:
         message = alive("peer")
         self.members.aliveReceived(message)
