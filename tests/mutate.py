@@ -253,12 +253,20 @@ def outcomeOf(target: Target, dump: str) -> Outcome:
 def keepSample(session: Path, size: int, seed: int = SAMPLE_SEED) -> int:
     """
     Leave only C{size} of the mutants in cosmic-ray's C{session} database
-    (before it runs them), drawn at random with C{seed}.
+    (before it runs them), drawn at random with C{seed} from the mutants
+    in the order of where and what they change, so that the same code
+    gives the same sample (the jobs' own IDs are new at each C{init}).
 
     @return: how many mutants there were.
     """
     with sqlite3.connect(session) as db:
-        jobs = sorted(row[0] for row in db.execute("SELECT job_id FROM work_items"))
+        jobs = [
+            row[0]
+            for row in db.execute(
+                "SELECT job_id FROM mutation_specs ORDER BY module_path,"
+                " start_pos_row, start_pos_col, operator_name, occurrence"
+            )
+        ]
         drawn = set(random.Random(seed).sample(jobs, min(size, len(jobs))))
         dropped = [(job,) for job in jobs if job not in drawn]
         db.executemany("DELETE FROM mutation_specs WHERE job_id = ?", dropped)

@@ -89,16 +89,36 @@ class OutcomeTests(SynchronousTestCase):
         )
 
 
-def _session(path: Path, jobs: int) -> None:
+def _session(path: Path, jobs: int, prefix: str = "job") -> None:
+    """
+    A cosmic-ray session of C{jobs} mutants, one a line of C{m.py}, whose
+    job IDs begin with C{prefix}.
+    """
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE work_items (job_id VARCHAR PRIMARY KEY)")
         db.execute(
-            "CREATE TABLE mutation_specs"
-            " (module_path VARCHAR, job_id VARCHAR PRIMARY KEY)"
+            "CREATE TABLE mutation_specs (module_path VARCHAR, operator_name"
+            " VARCHAR, occurrence INTEGER, start_pos_row INTEGER, start_pos_col"
+            " INTEGER, job_id VARCHAR PRIMARY KEY)"
         )
         for n in range(jobs):
-            db.execute("INSERT INTO work_items VALUES (?)", (f"job{n}",))
-            db.execute("INSERT INTO mutation_specs VALUES ('m.py', ?)", (f"job{n}",))
+            job = f"{prefix}{n}"
+            db.execute("INSERT INTO work_items VALUES (?)", (job,))
+            db.execute(
+                "INSERT INTO mutation_specs VALUES ('m.py', 'op', 0, ?, 0, ?)",
+                (n, job),
+            )
+
+
+def _lines(path: Path) -> list[int]:
+    with sqlite3.connect(path) as db:
+        return sorted(
+            r[0]
+            for r in db.execute(
+                "SELECT start_pos_row FROM mutation_specs JOIN work_items"
+                " USING (job_id)"
+            )
+        )
 
 
 def _jobs(path: Path, table: str) -> list[str]:
@@ -108,13 +128,14 @@ def _jobs(path: Path, table: str) -> list[str]:
 
 class SampleTests(SynchronousTestCase):
     def test_aSampleKeepsThatManyMutantsTheSameEachTime(self) -> None:
+        # The same mutants, though cosmic-ray names its jobs anew each time.
         drawn = []
-        for _ in range(2):
+        for prefix in ("a", "b"):
             path = Path(self.mktemp())
-            _session(path, 40)
+            _session(path, 40, prefix)
             self.assertEqual(keepSample(path, 5), 40)
-            drawn.append(_jobs(path, "work_items"))
-            self.assertEqual(_jobs(path, "mutation_specs"), drawn[-1])
+            self.assertEqual(_jobs(path, "mutation_specs"), _jobs(path, "work_items"))
+            drawn.append(_lines(path))
         self.assertEqual(len(drawn[0]), 5)
         self.assertEqual(drawn[0], drawn[1])
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -230,6 +230,18 @@ class ModelTests(SynchronousTestCase):
             [(10001, [8080]), (10002, [8081]), (10003, [8082])],
         )
         self.assertEqual(model.refused, ())
+
+    def test_frontendsAndConflictsAreValues(self) -> None:
+        # A model is compared with the last one applied: no part of it
+        # changes in place.
+        model = buildModel(
+            [instance("a1"), instance("b2", name="api", host="host-b")],
+            admission=Admission(loopbackTargets=True),
+        )
+        self.assertRaises(
+            FrozenInstanceError, setattr, model.frontends[0], "servicePort", 1
+        )
+        self.assertRaises(FrozenInstanceError, setattr, model.conflicts[0], "kept", "x")
 
     def test_theLayoutIgnoresServers(self) -> None:
         one = buildModel([instance("a1")])
