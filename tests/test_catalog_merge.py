@@ -5,6 +5,8 @@ Clock.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
@@ -14,6 +16,7 @@ from zope.interface.verify import verifyObject
 from sidecar.catalog import (
     ChangeEvent,
     ICatalogObserver,
+    Lifespans,
     Limits,
     Refused,
     Service,
@@ -358,6 +361,28 @@ class LifespanTests(CatalogTestCase):
             self.current(), self.remote(Status.TOMBSTONE, ago=120 - 79 - 1)
         )
         self.assertEqual(len(self.events.events), 2)
+
+    def test_aRecordForgottenBeforeAnEarlierDeadlineOfItsOwnIsNoError(self) -> None:
+        # Tombstones shorter-lived than live records: a record tombstoned
+        # soon after it arrived is forgotten before its first deadline.
+        state = ServicesState(
+            "me",
+            self.clock,
+            lifespans=Lifespans(alive=100 * SECOND, tombstone=10 * SECOND),
+        )
+        self.addCleanup(state.stop)
+        first = self.remote()
+        second = replace(first, id="bbbbbbbbbbbb")
+        state.merge(first)
+        state.merge(second)
+        self.clock.advance(1)
+        state.merge(first.tombstone(self.now + SECOND))
+        self.clock.advance(10)
+        self.assertIsNone(state.get("peer", "aaaaaaaaaaaa"))
+        self.clock.advance(89)  # the first record's first deadline passes
+        self.assertEqual(
+            state.get("peer", "bbbbbbbbbbbb"), second.tombstone(second.updated + SECOND)
+        )
 
     def test_refreshPostponesExpiry(self) -> None:
         self.state.merge(self.remote())
