@@ -406,7 +406,7 @@ class LifespanTests(CatalogTestCase):
 
 
 class LocalTests(CatalogTestCase):
-    def test_announceStampsNowAndAlwaysWins(self) -> None:
+    def test_announceStampsNowAndAReannounceReplacesIt(self) -> None:
         first = self.state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
         self.assertEqual(first.updated, self.now)
         second = self.state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
