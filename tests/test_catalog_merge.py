@@ -391,6 +391,31 @@ class LifespanTests(CatalogTestCase):
         self.clock.advance(60)
         self.assertEqual(self.current().status, Status.ALIVE)  # type: ignore[union-attr]
 
+    def test_anotherHostsRecordExpiresThoughItsIDIsOneOfOurs(self) -> None:
+        # A host named before this one ("me"), with the ID of a local
+        # service of ours.
+        self.state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
+        self.state.merge(
+            Service("bbbbbbbbbbbb", "db", hostname="aaa", updated=self.now)
+        )
+        self.clock.advance(80)
+        self.assertEqual(self.state.get("aaa", "bbbbbbbbbbbb").status, Status.TOMBSTONE)  # type: ignore[union-attr]
+
+    def test_aLaterDeadlineDoesNotPutOffAnEarlierOne(self) -> None:
+        self.state.merge(self.remote())
+        self.clock.advance(10)
+        self.state.merge(
+            Service(
+                "bbbbbbbbbbbb",
+                "db",
+                hostname="peer",
+                updated=self.now,
+                status=Status.DRAINING,
+            )
+        )
+        self.clock.advance(70)
+        self.assertEqual(self.current().status, Status.TOMBSTONE)  # type: ignore[union-attr]
+
     def test_localServicesNeverExpire(self) -> None:
         mine = self.state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
         self.clock.advance(4 * 3600)
@@ -430,9 +455,9 @@ class LocalTests(CatalogTestCase):
         self.assertEqual(self.state.localServices(), [])
 
     def test_resendsAreTheNearestWholeNumberOfIntervalsInTheDuration(self) -> None:
-        # 1 s at 0.6 s intervals: 1.67, so two re-sends, at 0.6 and 1.2 s.
+        # 1.7 s at 0.6 s intervals: 2.83, so three re-sends.
         state = ServicesState(
-            "me", self.clock, tombstoneResend=TombstoneResend(1, 0.6, 1.0)
+            "me", self.clock, tombstoneResend=TombstoneResend(1, 0.6, 1.7)
         )
         self.addCleanup(state.stop)
         sent = RecordingBroadcaster()
@@ -440,8 +465,8 @@ class LocalTests(CatalogTestCase):
         state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
         sent.batches.clear()
         tombstone = state.withdrawLocal("bbbbbbbbbbbb")
-        self.clock.pump([0.6] * 5)
-        self.assertEqual(sent.batches, [[tombstone]] * 3)
+        self.clock.pump([0.6] * 6)
+        self.assertEqual(sent.batches, [[tombstone]] * 4)
 
     def test_reannouncingCancelsTheRemainingResends(self) -> None:
         service = Service("bbbbbbbbbbbb", "db", hostname="me")

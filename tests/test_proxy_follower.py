@@ -35,6 +35,8 @@ class Writer:
         self.failWith: str | None = None
         self.hold: Deferred[None] | None = None
         self.exited: Any = None
+        # What apply says it did.
+        self.how = "runtime"
 
     async def apply(self, model: ProxyModel) -> str:
         if self.hold is not None:
@@ -42,7 +44,7 @@ class Writer:
         if self.failWith is not None:
             raise ProxyError(self.failWith)
         self.applied.append(model)
-        return "runtime"
+        return self.how
 
     def status(self) -> dict[str, Any]:
         return {"LastError": self.failWith}
@@ -261,6 +263,15 @@ class FollowerTests(SynchronousTestCase):
         ]
         self.assertEqual(len(updates), 2)
         self.assertEqual(updates[-1], "proxy updated by runtime: web:10001 added")
+        # An update that changed nothing is not worth a line.
+        self.writer.how = "unchanged"
+        with capturedLogs() as events:
+            self.follower.refresh()
+            self.clock.advance(1)
+        self.assertEqual(len(self.writer.applied), 3)
+        self.assertEqual(
+            [e for e in events if "proxy updated" in str(e.get("log_format"))], []
+        )
 
     def test_onlyServicePortsHAProxyDoesNotServeYetAreProbed(self) -> None:
         probed: list[int] = []

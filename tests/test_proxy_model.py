@@ -231,6 +231,27 @@ class ModelTests(SynchronousTestCase):
         )
         self.assertEqual(model.refused, ())
 
+    def test_aPortTypeDecodedOffTheWireCounts(self) -> None:
+        # "tcp" as a decoder makes it: equal to, not the same as, a literal.
+        tcp = "".join(["t", "cp"])
+        model = buildModel(
+            [replace(instance("a1"), ports=(Port(tcp, 8080, 10001, "127.0.1.1"),))]
+        )
+        self.assertEqual([f.servicePort for f in model.frontends], [10001])
+
+    def test_onlyThisHostsInstancesRunOnThisHost(self) -> None:
+        # Hosts before and after this one by name: neither is this host,
+        # so the older service keeps the port.
+        admission = Admission(localHost="host-m", now=CREATED, loopbackTargets=True)
+        model = buildModel(
+            [
+                instance("a1", name="young", host="host-a", created=CREATED),
+                instance("z1", name="old", host="host-z", created=CREATED - SECOND),
+            ],
+            admission=admission,
+        )
+        self.assertEqual(model.conflicts, (Conflict(10001, "old", "young", "older"),))
+
     def test_frontendsAndConflictsAreValues(self) -> None:
         # A model is compared with the last one applied: no part of it
         # changes in place.
@@ -438,6 +459,15 @@ class HostileRecordTests(SynchronousTestCase):
         self.assertEqual([s.address for s in model.frontends[0].servers], ["localhost"])
         self.assertEqual(model.refused, ())
 
+    def test_byHostNameOtherHostsBeforeLocalhostByNameAreRouted(self) -> None:
+        model = buildModel(
+            [instance("b2", host="alpha")],
+            useHostnames=True,
+            admission=Admission(localHost="host-a"),
+        )
+        self.assertEqual([s.address for s in model.frontends[0].servers], ["alpha"])
+        self.assertEqual(model.refused, ())
+
     def test_aServicePortOfOursOrInUseGetsNoFrontend(self) -> None:
         """
         A ServicePort this node uses (gossip, API) or that something else
@@ -499,6 +529,14 @@ class LostSightTests(SynchronousTestCase):
                 [(f.service, f.servers) for f in after.frontends], [(name, ())]
             )
             self.assertEqual(after.kept, ())
+
+    def test_serversOfHostsOutOfSightAreKeptWhateverTheirLastStatus(self) -> None:
+        # Last seen unhealthy, then out of sight: the frontend, of the same
+        # name, has no server left, so the last servers are kept.
+        sick = instance("a1", host="host-b", status=Status.UNHEALTHY)
+        after = buildModel([sick], liveHosts={"host-a"}, previous=self.before)
+        self.assertEqual(after.frontends, self.before.frontends)
+        self.assertEqual(after.kept, ("web-10001",))
 
     def test_withoutMembershipNothingIsKept(self) -> None:
         expired = instance("a1", host="host-b", status=Status.TOMBSTONE)

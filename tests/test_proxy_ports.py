@@ -115,3 +115,17 @@ class MakeProxyTests(SynchronousTestCase):
         )
         self.assertIn(path, str(error))
         self.assertIn("haproxy.template", str(error))
+
+    def test_anUnmanagedHAProxyWithoutAReloadCommandIsAnErrorOfTheConfigFile(
+        self,
+    ) -> None:
+        config, path = self.config("[haproxy]\nmanage_process = false\n")
+        clock = Clock()
+        error = self.assertRaises(
+            ConfigError, makeProxy, config, ServicesState("h", clock), None, clock
+        )
+        self.assertEqual(
+            str(error),
+            f"{path}: haproxy.reload_command: "
+            "a HAProxy this node does not manage needs a reload command",
+        )
