@@ -157,6 +157,17 @@ class FollowerTests(SynchronousTestCase):
             ["ServicePort 10001: aaa is refused, zzz (older) keeps it"],
         )
 
+    def test_aContenderCreatedADayAheadStillCounts(self) -> None:
+        # To the nanosecond of this node's clock.
+        now = round(self.clock.seconds()) * SECOND
+        for name, created in (("zzz", now + 86_400 * SECOND), ("aaa", 0)):
+            self.state.merge(replace(self.instance(name), name=name, created=created))
+        self.clock.advance(0)
+        self.assertEqual(
+            self.follower.status()["Conflicts"],
+            ["ServicePort 10001: aaa is refused, zzz (older) keeps it"],
+        )
+
     def test_aContenderCreatedTooFarAheadCountsForNothing(self) -> None:
         # More than a day ahead of the clock, like a Created of 0: neither
         # counts, and the name decides.

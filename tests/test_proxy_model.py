@@ -125,6 +125,7 @@ class ModelTests(SynchronousTestCase):
             hostname="h",
             ports=(
                 Port("udp", 53, 10053, "127.0.1.1"),
+                Port("sctp", 38412, 10055, "127.0.1.1"),
                 Port("tcp", 9090, 0, "127.0.1.1"),
                 Port("tcp", 8053, 10054, "127.0.1.1"),
             ),
@@ -239,6 +240,14 @@ class ModelTests(SynchronousTestCase):
         )
         self.assertEqual([f.servicePort for f in model.frontends], [10001])
 
+    def test_thisHostsOwnInstancesMayUseLoopback(self) -> None:
+        # This host's name as the configuration gives it, not the record's
+        # own string.
+        admission = Admission(localHost="".join(["host-", "a"]))
+        model = buildModel([instance("a1", host="host-a")], admission=admission)
+        self.assertEqual([s.address for s in model.frontends[0].servers], ["127.0.1.1"])
+        self.assertEqual(model.refused, ())
+
     def test_onlyThisHostsInstancesRunOnThisHost(self) -> None:
         # Hosts before and after this one by name: neither is this host,
         # so the older service keeps the port.
@@ -263,6 +272,7 @@ class ModelTests(SynchronousTestCase):
             FrozenInstanceError, setattr, model.frontends[0], "servicePort", 1
         )
         self.assertRaises(FrozenInstanceError, setattr, model.conflicts[0], "kept", "x")
+        self.assertRaises(FrozenInstanceError, setattr, Admission(), "now", 1)
 
     def test_theLayoutIgnoresServers(self) -> None:
         one = buildModel([instance("a1")])
