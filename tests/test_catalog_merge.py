@@ -18,6 +18,7 @@ from sidecar.catalog import (
     ICatalogObserver,
     Lifespans,
     Limits,
+    Port,
     Refused,
     Service,
     ServicesState,
@@ -288,11 +289,29 @@ class LimitTests(CatalogTestCase):
         self.assertEqual(error.kind, Refused.RECORD_TOO_LARGE)
         self.assertIn(f"over {self.size + 10} bytes", str(error))
 
+    def test_aRecordWithinTheCapIsKeptHoweverItsTextAddsUp(self) -> None:
+        # Long strings whose lengths multiplied, not added, pass the cap.
+        record = self.instance(1, image="i" * 60)
+        state = ServicesState("me", self.clock, limits=Limits(record=footprint(record)))
+        self.addCleanup(state.stop)
+        self.assertTrue(state.merge(record))
+
+    def test_aRecordWhoseTextAloneIsOverTheCapByOneIsRefusedUnencoded(self) -> None:
+        record = replace(self.instance(1), ports=(Port("tcp", 80, 0, "127.0.1.2"),))
+        text = len(record.id) + len("web") + len("peer") + len("tcp") + len("127.0.1.2")
+        state = ServicesState("me", self.clock, limits=Limits(record=text - 1))
+        self.addCleanup(state.stop)
+        error = self.assertRaises(Refused, state.merge, record)
+        self.assertEqual(str(error).rpartition(": ")[2], f"over {text - 1} bytes")
+
     def test_aHostGetsItsShareAndTheCatalogItsTotal(self) -> None:
         for number in range(3):
             self.state.merge(self.instance(number))
         error = self.assertRaises(Refused, self.state.merge, self.instance(3))
         self.assertEqual(error.kind, Refused.HOST_FULL)
+        self.assertIn(
+            f"the host would take {4 * self.size} bytes > {3 * self.size}", str(error)
+        )
         self.state.merge(self.instance(4, "tres"))
         error = self.assertRaises(Refused, self.state.merge, self.instance(5, "four"))
         self.assertEqual(error.kind, Refused.CATALOG_FULL)
@@ -308,6 +327,14 @@ class LimitTests(CatalogTestCase):
             self.state.mergeAll([self.instance(6), self.instance(7, "x")]), 0
         )
         self.assertEqual(sum(self.state.refused.values()), 4)
+
+    def test_aHostsShareIsTheSumOfItsRecords(self) -> None:
+        # Room for one and a half: the second record does not fit.
+        state = ServicesState("me", self.clock, limits=Limits(host=self.size * 3 // 2))
+        self.addCleanup(state.stop)
+        state.merge(self.instance(0))
+        error = self.assertRaises(Refused, state.merge, self.instance(1))
+        self.assertEqual(error.kind, Refused.HOST_FULL)
 
     def test_forgottenRecordsFreeTheirRoom(self) -> None:
         for number in range(3):
