@@ -465,6 +465,13 @@ class LocalTests(CatalogTestCase):
         self.assertEqual(second.updated, self.now + 1)
         self.assertEqual(self.state.localServices(), [second])
 
+    def test_anAnnounceAfterTheClockWentBackIsStampedAfterTheLast(self) -> None:
+        first = self.state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
+        self.clock.rightNow -= 5  # the system clock stepped back
+        second = self.state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
+        self.assertEqual(second.updated, first.updated + 1)
+        self.assertEqual(self.state.localServices(), [second])
+
     def test_announceRefusesAnotherHostsService(self) -> None:
         self.assertRaises(
             ValueError, self.state.announceLocal, Service("x", "db", hostname="peer")
