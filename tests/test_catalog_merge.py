@@ -315,6 +315,10 @@ class LimitTests(CatalogTestCase):
         self.state.merge(self.instance(4, "tres"))
         error = self.assertRaises(Refused, self.state.merge, self.instance(5, "four"))
         self.assertEqual(error.kind, Refused.CATALOG_FULL)
+        self.assertIn(
+            f"the catalog would take {5 * self.size} bytes > {4 * self.size}",
+            str(error),
+        )
         self.assertEqual(self.state.size, 4 * self.size)
         # Updates of what is held still pass: a refresh grows nothing.
         later = self.instance(0).withStatus(Status.DRAINING, self.now + 1)

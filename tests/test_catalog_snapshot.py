@@ -5,6 +5,8 @@ snapshots (what another thread renders).
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -93,6 +95,10 @@ class SnapshotTests(SynchronousTestCase):
         state.merge(record("dddddddddddd", "web", "node-b", now + SECOND))
         self.assertEqual(stateDocument(snapshot), rendered)
         self.assertNotEqual(stateDocument(state), rendered)
+        # Another thread may render it: nothing changes it in place.
+        self.assertRaises(FrozenInstanceError, setattr, snapshot, "version", 0)
+        [server, *_] = snapshot.servers()
+        self.assertRaises(FrozenInstanceError, setattr, server, "lastChanged", 0)
 
 
 class GroupingTests(SynchronousTestCase):
