@@ -261,6 +261,10 @@ class LimitTests(CatalogTestCase):
     def instance(self, number: int, host: str = "peer", **kw) -> Service:  # type: ignore[no-untyped-def]
         return Service(f"{number:012d}", "web", hostname=host, updated=self.now, **kw)
 
+    def test_theDefaultsAreThoseDocumented(self) -> None:
+        # docs/catalog.md: 16 KiB a record, 1 MiB a host, 8 MiB in all.
+        self.assertEqual(Limits(), Limits(16 * 1024, 1024 * 1024, 8 * 1024 * 1024))
+
     def test_aRecordCountsWithItsStampsAtTheirWidest(self) -> None:
         record = self.instance(1)
         self.assertGreater(footprint(record), len(encodeService(record)))

@@ -113,3 +113,10 @@ class GroupingTests(SynchronousTestCase):
         for name, group in groups.items():
             expected = sorted((r for r in records if r.name == name), key=recordOrder)
             self.assertEqual(group, expected)
+
+    def test_twoRecordsThatTieAreInRecordOrder(self) -> None:
+        # A tie of just two, the larger encoding given first.
+        one = record("aaaaaaaaaaaa", "web", "node-b", SECOND)
+        two = record("bbbbbbbbbbbb", "web", "node-b", SECOND)
+        first, second = sorted([one, two], key=recordOrder)
+        self.assertEqual(groupByName([second, first]), {"web": [first, second]})
