@@ -5,10 +5,13 @@ peer's stale word about them is refuted, not believed.
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.catalog import Port, Service, ServicesState, Status
+from sidecar.catalog.local import LocalService
 
 from .doubles import RecordingBroadcaster
 
@@ -117,3 +120,11 @@ class ExpireServerTests(SynchronousTestCase):
         self.state.announceLocal(Service("cccccccccccc", "me-svc", hostname="me"))
         self.assertEqual(self.state.expireServer("me"), [])
         self.assertEqual(self.state.expireServer("nobody"), [])
+
+
+class LocalServiceTests(SynchronousTestCase):
+    def test_aDiscoverersReportIsAValue(self) -> None:
+        # Discoverers and the health monitor share reports: none changes
+        # one in place.
+        found = LocalService(Service("a1", "web", hostname="me"))
+        self.assertRaises(FrozenInstanceError, setattr, found, "listenPort", 1)

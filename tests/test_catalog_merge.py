@@ -301,8 +301,13 @@ class LimitTests(CatalogTestCase):
         self.assertTrue(state.merge(record))
 
     def test_aRecordWhoseTextAloneIsOverTheCapByOneIsRefusedUnencoded(self) -> None:
-        record = replace(self.instance(1), ports=(Port("tcp", 80, 0, "127.0.1.2"),))
-        text = len(record.id) + len("web") + len("peer") + len("tcp") + len("127.0.1.2")
+        record = replace(
+            self.instance(1, image="i", proxyMode="http"),
+            ports=(Port("tcp", 80, 0, "127.0.1.2"),),
+        )
+        text = sum(
+            map(len, [record.id, "web", "i", "peer", "http", "tcp", "127.0.1.2"])
+        )
         state = ServicesState("me", self.clock, limits=Limits(record=text - 1))
         self.addCleanup(state.stop)
         error = self.assertRaises(Refused, state.merge, record)
