@@ -348,7 +348,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"mutate: {e}") from None
     outcomes = []
     for target in options["targets"]:
-        print(f"mutate: {target.name} ({target.code})", flush=True)
+        code = target.code if isinstance(target.code, str) else ", ".join(target.code)
+        print(f"mutate: {target.name} ({code})", flush=True)
         outcomes.append(mutate(target, options["sample"]))
     text = report(outcomes)
     print(text)
