@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import MultiService
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
@@ -38,6 +38,10 @@ from sidecar.proxy.build import makeProxy
 from sidecar.proxy.follower import ProxyFollower
 from sidecar.web.server import APIService, makeSite
 
+if TYPE_CHECKING:
+    # Imported at run time only when [envoy] is on: it loads gRPC.
+    from sidecar.proxy.xds.build import EnvoyControlPlane
+
 
 class SidecarNode(MultiService):
     """
@@ -53,6 +57,8 @@ class SidecarNode(MultiService):
     @ivar discoverers: the L{IDiscoverer}s in configured order.
     @ivar api: the L{APIService}; C{api.port} is its listening port.
     @ivar problems: the faults its parts know of now (L{Problems}).
+    @ivar envoy: the xDS control plane
+        (L{sidecar.proxy.xds.build.EnvoyControlPlane}), or L{None}.
     """
 
     def __init__(
@@ -68,6 +74,7 @@ class SidecarNode(MultiService):
         listeners: Listeners | None = None,
         *,
         problems: Problems,
+        envoy: EnvoyControlPlane | None = None,
     ) -> None:
         super().__init__()
         self.problems = problems
@@ -80,6 +87,7 @@ class SidecarNode(MultiService):
         self.api = api
         self.proxy = proxy
         self.listeners = listeners
+        self.envoy = envoy
         # Start order is the order of addition, stop order the reverse:
         # gossip runs before anything is announced and leaves the cluster
         # last; the announcer and the monitor listen before discoverers
@@ -91,6 +99,8 @@ class SidecarNode(MultiService):
             discoverer.setServiceParent(self)  # type: ignore[attr-defined]
         if proxy is not None:
             proxy.setServiceParent(self)
+        if envoy is not None:
+            envoy.setServiceParent(self)
         if listeners is not None:
             listeners.setServiceParent(self)
         api.setServiceParent(self)
@@ -171,6 +181,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         if config.haproxy.enabled
         else None
     )
+    envoy = _envoy(config, state, gossip, reactor, problems)
     listeners = Listeners(
         state,
         config.listeners.urls,
@@ -188,6 +199,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         problems=problems,
         maxWatchers=config.api.maxWatchers,
         token=config.api.token,
+        envoy=envoy,
     )
     api = APIService(
         tcp,
@@ -208,9 +220,29 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         proxy,
         listeners,
         problems=problems,
+        envoy=envoy,
     )
     installMetrics(built, site)
     return built
+
+
+def _envoy(
+    config: Config,
+    state: ServicesState,
+    gossip: GossipService,
+    reactor: Any,
+    problems: Problems,
+) -> EnvoyControlPlane | None:
+    """
+    The xDS control plane when C{[envoy]} is enabled, else L{None}.  Its
+    module is imported only then: it loads gRPC and Envoy's API, which a
+    node without Envoy has no use for.
+    """
+    if not config.envoy.enabled:
+        return None
+    from sidecar.proxy.xds.build import makeEnvoy
+
+    return makeEnvoy(config, state, gossip, reactor, problems=problems)
 
 
 # Damping that can never suppress: every change is published.

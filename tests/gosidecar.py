@@ -24,14 +24,10 @@ skip, saying so.
 
 from __future__ import annotations
 
-import ctypes
-import fcntl
 import json
 import os
 import re
 import shutil
-import socket
-import struct
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +38,13 @@ from twisted.trial.unittest import TestCase
 
 from sidecar.demo.processes import ChildProcess
 
+from .netns import newNetwork
 from .processes import pollUntil
 
 GO_BINARY_VARIABLE = "SIDECAR_GO_BINARY"
 GO_API_PORT = 7777
 GO_GOSSIP_PORT = 7946
 GO_HOST = "127.0.0.1"
-_CLONE_NEWNET = 0x40000000
-_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 REFUTED = "Refuting a suspect message"
 
 
@@ -83,44 +78,13 @@ def goSkipReason() -> str | None:
     return None
 
 
-def _libc() -> Any:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
-
-
-def _loopbackUp() -> None:
-    """
-    Bring up C{lo} in the calling thread's network namespace.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        request = struct.pack("16sH", b"lo", 0)
-        flags = struct.unpack("16sH", fcntl.ioctl(s, _SIOCGIFFLAGS, request))[1]
-        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | _IFF_UP))
-
-
 def privateNetwork(case: TestCase) -> PrivateNetwork:
     """
     Move the calling (reactor) thread into a new network namespace with
     only C{lo}, up, for the rest of C{case}; it returns to its own
     namespace at cleanup, after every later cleanup has run.
     """
-    libc = _libc()
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-
-    def back() -> None:
-        try:
-            _check(libc.setns(own, _CLONE_NEWNET), "setns back")
-        finally:
-            os.close(own)
-
-    case.addCleanup(back)
-    _check(libc.unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
-    _loopbackUp()
+    newNetwork(case)
     return PrivateNetwork(case)
 
 

@@ -464,6 +464,28 @@ class BoundedTableTests(MembersTestCase):
         self.assertFalse(self.members.isMemberHost("127.0.2.9"))
         self.assertFalse(self.members.isMemberHost("127.0.0.9"))
 
+    def test_aMembersHostIsKnownHoweverASocketWritesIt(self) -> None:
+        """
+        A dual-stack socket reports an IPv4 peer as IPv4-mapped IPv6.
+        """
+        self.assertTrue(self.members.isMemberHost("::ffff:127.0.2.1"))
+        self.assertFalse(self.members.isMemberHost("::ffff:127.0.2.9"))
+        self.assertFalse(self.members.isMemberHost("not an address"))
+
+    def test_aHostIsForgottenWithItsLastMemberThere(self) -> None:
+        """
+        A member that moves leaves no host behind, and a member forgotten
+        to make room takes its host with it.
+        """
+        self.members.deadReceived(Dead(1, "p1", "p1", "default"))
+        self.members.aliveReceived(alive("p1", 2, addr=b"\x7f\x00\x02\x07"))
+        self.assertFalse(self.members.isMemberHost("127.0.2.1"))
+        self.assertTrue(self.members.isMemberHost("127.0.2.7"))
+        self.members.deadReceived(Dead(1, "p2", "p2", "default"))
+        self.members.aliveReceived(alive("p9", addr=b"\x7f\x00\x02\x09"))
+        self.assertFalse(self.members.isMemberHost("127.0.2.2"))
+        self.assertTrue(self.members.isMemberHost("127.0.2.9"))
+
 
 def copied(text: str) -> str:
     """

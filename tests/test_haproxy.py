@@ -48,6 +48,7 @@ from sidecar.proxy.model import OPEN, Admission, buildModel
 from sidecar.proxy.ports import bindProbe
 from sidecar.proxy.runtime import COMMAND_TIMEOUT, RuntimeAPI, RuntimeCommandError
 from sidecar.proxy.template import ProxyTemplate, TemplateSettings
+from sidecar.service import SidecarNode
 
 from .doubles import Members
 from .inprocess import startNode
@@ -743,6 +744,25 @@ class NodeTests(TestCase):
         self.assertIn("sidecar_haproxy_refused 0.0", text)
 
 
+def followedNode(case: TestCase) -> tuple[SidecarNode, int, str]:
+    """
+    A node on host-a whose one service answers C{followed} at a free
+    ServicePort on the proxy IP, for a companion to follow: the node, the
+    ServicePort and the node's API URL.
+    """
+    servicePort = freePort(BIND_IP, udp=False)
+    target = staticTarget(serveNamed(case, "followed"), servicePort)
+    node = startNode(
+        case,
+        "host-a",
+        "127.0.0.1",
+        targets=[target],
+        moreSettings=["[health]", 'interval = "100ms"'],
+    )
+    api = node.api.port.getHost()  # type: ignore[union-attr]
+    return node, servicePort, f"http://{api.host}:{api.port}"
+
+
 class CompanionTests(TestCase):
     """
     C{sidecar-haproxy}: a HAProxy that follows a node's C{/api/watch} from
@@ -753,23 +773,12 @@ class CompanionTests(TestCase):
 
     async def test_itRoutesTheNodesServicesAndOutlivesTheNode(self) -> None:
         directory = temporaryDirectory(self)
-        servicePort = freePort(BIND_IP, udp=False)
-        target = staticTarget(serveNamed(self, "followed"), servicePort)
-        node = startNode(
-            self,
-            "host-a",
-            "127.0.0.1",
-            targets=[target],
-            moreSettings=["[health]", 'interval = "100ms"'],
-        )
-        api = node.api.port.getHost()  # type: ignore[union-attr]
+        node, servicePort, sidecarURL = followedNode(self)
         configPath = directory / "companion.toml"
         # It runs on host-a's machine: host-a's instances are its own.
         settings = ["[node]", 'name = "host-a"', *haproxySettings(directory)]
         configPath.write_text("\n".join(settings) + "\n")
-        companion = makeCompanion(
-            loadConfig(configPath, environ={}), f"http://{api.host}:{api.port}"
-        )
+        companion = makeCompanion(loadConfig(configPath, environ={}), sidecarURL)
         companion.startService()
         self.addCleanup(companion.stopService)
         await routing(companion.proxy)
@@ -812,16 +821,7 @@ class CompanionProcessTests(TestCase):
 
     async def test_itRoutesTheNodesServicesAndStopsOnSIGTERM(self) -> None:
         directory = temporaryDirectory(self)
-        servicePort = freePort(BIND_IP, udp=False)
-        target = staticTarget(serveNamed(self, "followed"), servicePort)
-        node = startNode(
-            self,
-            "host-a",
-            "127.0.0.1",
-            targets=[target],
-            moreSettings=["[health]", 'interval = "100ms"'],
-        )
-        api = node.api.port.getHost()  # type: ignore[union-attr]
+        _, servicePort, sidecarURL = followedNode(self)
         configPath = directory / "companion.toml"
         settings = [
             "[node]",
@@ -833,7 +833,7 @@ class CompanionProcessTests(TestCase):
         configPath.write_text("\n".join(settings) + "\n")
         child = self.companion(
             directory,
-            f"--sidecar=http://{api.host}:{api.port}",
+            f"--sidecar={sidecarURL}",
             f"--config={configPath}",
         )
         url = f"http://{BIND_IP}:{servicePort}/"

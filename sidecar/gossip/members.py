@@ -32,6 +32,7 @@ new name takes the place of the member gone longest, or is refused.
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -39,6 +40,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from sidecar.addresses import IP, hostIP
 from sidecar.ratelimit import RateLimitedLog
 
 from .interfaces import IMemberObserver
@@ -182,6 +184,9 @@ class Members:
         self._observer = observer or NoObserver()
         self._members: dict[str, Member] = {}
         self._byAddress: dict[Address, str] = {}
+        # The hosts of _byAddress's keys, counted: a packet's source host
+        # is looked up once per packet.
+        self._hosts: Counter[IP | None] = Counter()
         self._put(local)
         self._suspicions: dict[str, _Suspicion] = {}
         self._maxMembers = maxMembers
@@ -213,9 +218,10 @@ class Members:
         """
         Whether some member (alive or not) gossips from IP address C{host}
         (a stream's source port is not its gossip port, so only the host
-        can be compared).
+        can be compared; an IPv4-mapped address is its IPv4 one).
         """
-        return any(address[0] == host for address in self._byAddress)
+        ip = hostIP(host)
+        return ip is not None and self._hosts[ip] > 0
 
     def __len__(self) -> int:
         return len(self._members)
@@ -465,14 +471,23 @@ class Members:
     def _put(self, member: Member) -> None:
         old = self._members.get(member.name)
         if old is not None and self._byAddress.get(old.address) == old.name:
-            del self._byAddress[old.address]
+            self._unindex(old.address)
         self._members[member.name] = member
+        if member.address not in self._byAddress:
+            self._hosts[hostIP(member.address[0])] += 1
         self._byAddress[member.address] = member.name
 
     def _remove(self, name: str) -> None:
         member = self._members.pop(name)
         if self._byAddress.get(member.address) == name:
-            del self._byAddress[member.address]
+            self._unindex(member.address)
+
+    def _unindex(self, address: Address) -> None:
+        del self._byAddress[address]
+        host = hostIP(address[0])
+        self._hosts[host] -= 1
+        if not self._hosts[host]:
+            del self._hosts[host]
 
     def _makeRoom(self, name: str) -> bool:
         """

@@ -26,11 +26,12 @@ from sidecar.interfaces import (
     IMembership,
     IProxyReport,
 )
+from sidecar.offload import Offload, offloadFor
 from sidecar.problems import Problems
 from sidecar.ratelimit import RateLimitedLog
 
 from .api import MAX_WATCHERS, APIResource, errorBody, notFound
-from .bodies import Bodies, Offload, offloadFor
+from .bodies import Bodies
 from .limits import APIChannel, BoundedRequest
 from .routes import isAlias
 from .serverspage import ServersPage
@@ -164,6 +165,7 @@ def makeSite(
     problems: Problems | None = None,
     maxWatchers: int = MAX_WATCHERS,
     token: bytes | None = None,
+    envoy: IProxyReport | None = None,
 ) -> APISite:
     """
     The site behind the API: C{/api/...} for the JSON endpoints, the Go
@@ -177,6 +179,7 @@ def makeSite(
     @param maxWatchers: C{/api/watch} streams served at once; one more is
         answered C{503}.
     @param token: the bearer token writes need, or L{None} for none.
+    @param envoy: the xDS control plane, for C{/api/envoy.json}.
     """
     watchers: set[Watcher] = set()
     bodies = Bodies(
@@ -197,6 +200,7 @@ def makeSite(
         problems=problems,
         maxWatchers=maxWatchers,
         token=token,
+        envoy=envoy,
     )
     root = SiteRoot(api)
     root.putChild(b"api", api)
