@@ -91,6 +91,9 @@ class MergeTests(CatalogTestCase):
         )
         self.assertEqual(len(self.sent.batches), 2)
 
+    def test_aRecordIsKeyedByItsHostAndID(self) -> None:
+        self.assertEqual(self.remote().key, ("peer", "aaaaaaaaaaaa"))
+
     def test_everyRecordIsListedTombstonesIncluded(self) -> None:
         alive = self.remote()
         gone = Service("bbbbbbbbbbbb", "db", hostname="other", updated=self.now)
@@ -502,9 +505,9 @@ class LocalTests(CatalogTestCase):
         self.assertEqual(self.state.localServices(), [])
 
     def test_resendsAreTheNearestWholeNumberOfIntervalsInTheDuration(self) -> None:
-        # 1.7 s at 0.6 s intervals: 2.83, so three re-sends.
+        # 1.4 s at 0.5 s intervals: 2.8, so three re-sends.
         state = ServicesState(
-            "me", self.clock, tombstoneResend=TombstoneResend(1, 0.6, 1.7)
+            "me", self.clock, tombstoneResend=TombstoneResend(1, 0.5, 1.4)
         )
         self.addCleanup(state.stop)
         sent = RecordingBroadcaster()
@@ -512,7 +515,12 @@ class LocalTests(CatalogTestCase):
         state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
         sent.batches.clear()
         tombstone = state.withdrawLocal("bbbbbbbbbbbb")
-        self.clock.pump([0.6] * 6)
+        counts = [len(sent.batches)]
+        for _ in range(5):
+            self.clock.advance(0.5)
+            counts.append(len(sent.batches))
+        # One at once, then one every 0.5 s: at 0.5, 1 and 1.5 s.
+        self.assertEqual(counts, [1, 2, 3, 4, 4, 4])
         self.assertEqual(sent.batches, [[tombstone]] * 4)
 
     def test_reannouncingCancelsTheRemainingResends(self) -> None:

@@ -95,6 +95,12 @@ class SnapshotTests(SynchronousTestCase):
         state.merge(record("dddddddddddd", "web", "node-b", now + SECOND))
         self.assertEqual(stateDocument(snapshot), rendered)
         self.assertNotEqual(stateDocument(state), rendered)
+        # A member with no record counts none.
+        members = servicesDocument(snapshot, ["node-b", "node-z"])["ClusterMembers"]
+        self.assertEqual(
+            {name: m["ServiceCount"] for name, m in members.items()},  # type: ignore[index,union-attr]
+            {"node-b": 2, "node-z": 0},
+        )
         # Another thread may render it: nothing changes it in place.
         self.assertRaises(FrozenInstanceError, setattr, snapshot, "version", 0)
         [server, *_] = snapshot.servers()
