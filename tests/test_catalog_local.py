@@ -104,6 +104,16 @@ class ExpireServerTests(SynchronousTestCase):
         self.assertEqual(tombstones[0].updated, self.state.now())
         self.assertEqual(self.sent.batches, [tombstones])
 
+    def test_aRecordStampedAheadIsTombstonedJustAfterItsStamp(self) -> None:
+        # The host's clock ran ahead of ours: the tombstone must still be
+        # later than the record it replaces.
+        ahead = Service(
+            "aaaaaaaaaaaa", "web", hostname="peer", updated=self.state.now() + 10**9
+        )
+        self.state.merge(ahead)
+        [tombstone] = self.state.expireServer("peer")
+        self.assertEqual(tombstone.updated, ahead.updated + 1)
+
     def test_hostThatWasAliveAfterAllRefutesAndItsServicesReturn(self) -> None:
         web = self.peer.announceLocal(Service("aaaaaaaaaaaa", "web", hostname="peer"))
         self.state.merge(web)

@@ -459,6 +459,18 @@ class LifespanTests(CatalogTestCase):
         self.clock.advance(70)
         self.assertEqual(self.current().status, Status.TOMBSTONE)  # type: ignore[union-attr]
 
+    def test_aStaleDeadlineDoesNotHoldUpOthersDueWithIt(self) -> None:
+        # a's first deadline (80 s) is stale once a refresh moves it, and
+        # comes first among those due at 80 s: b's still expires then.
+        b = Service("bbbbbbbbbbbb", "db", hostname="peer", updated=self.now)
+        self.state.merge(self.remote())
+        self.state.merge(b)
+        self.clock.advance(10)
+        self.state.merge(self.remote(ago=-10))
+        self.clock.advance(70)
+        self.assertEqual(self.state.get("peer", b.id).status, Status.TOMBSTONE)  # type: ignore[union-attr]
+        self.assertEqual(self.current().status, Status.ALIVE)  # type: ignore[union-attr]
+
     def test_localServicesNeverExpire(self) -> None:
         mine = self.state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
         self.clock.advance(4 * 3600)
