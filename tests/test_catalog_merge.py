@@ -344,6 +344,31 @@ class LimitTests(CatalogTestCase):
         )
         self.assertEqual(sum(self.state.refused.values()), 4)
 
+    def test_aRecordThatGrowsCountsAtItsNewSize(self) -> None:
+        for number in range(3):
+            self.state.merge(self.instance(number))
+        self.state.merge(self.instance(4, "tres"))
+        # One byte more (an image of one letter): over the total by one.
+        grown = self.instance(4, "tres", image="x")
+        self.assertEqual(footprint(grown), self.size + 1)
+        error = self.assertRaises(Refused, self.state.merge, grown)
+        self.assertEqual(error.kind, Refused.CATALOG_FULL)
+        # Within the host's share and the total, it counts as it now is.
+        state = ServicesState("me", self.clock)
+        self.addCleanup(state.stop)
+        state.merge(self.instance(1))
+        bigger = self.instance(1, image="x" * 100)
+        bigger = replace(bigger, updated=bigger.updated + 1)
+        state.merge(bigger)
+        self.assertEqual(state.size, footprint(bigger))
+
+    def test_aRecordThatGrowsPastItsHostsShareIsRefused(self) -> None:
+        for number in range(3):
+            self.state.merge(self.instance(number))
+        grown = replace(self.instance(2, image="x"), updated=self.now + 1)
+        error = self.assertRaises(Refused, self.state.merge, grown)
+        self.assertEqual(error.kind, Refused.HOST_FULL)
+
     def test_aHostsShareIsTheSumOfItsRecords(self) -> None:
         # Room for one and a half: the second record does not fit.
         state = ServicesState("me", self.clock, limits=Limits(host=self.size * 3 // 2))
