@@ -17,12 +17,8 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from sidecar.announce import LocalAnnouncer
 from sidecar.catalog import ServicesState
 from sidecar.config import Address, Config, HealthConfig
+from sidecar.discovery.containers import SOURCE as CONTAINERS
 from sidecar.discovery.containers import Naming
-from sidecar.discovery.docker import (
-    ContainerHealthCheckers,
-    DockerDiscoverer,
-    dockerClient,
-)
 from sidecar.discovery.static import StaticDiscoverer
 from sidecar.gossip.profiles import PROFILES, Timing
 from sidecar.gossip.service import GossipService, GossipSettings
@@ -34,11 +30,11 @@ from sidecar.interfaces import IDiscoverer
 from sidecar.listeners import Listeners, managedListeners
 from sidecar.metrics import installMetrics
 from sidecar.problems import Problems
-from sidecar.proxy.build import makeProxy
-from sidecar.proxy.follower import ProxyFollower
 from sidecar.web.server import APIService, makeSite
 
 if TYPE_CHECKING:
+    from sidecar.proxy.follower import ProxyFollower
+
     # Imported at run time only when [envoy] is on: it loads gRPC.
     from sidecar.proxy.xds.build import EnvoyControlPlane
 
@@ -142,7 +138,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
     advertise = node.advertiseAddress
     state = ServicesState(node.name, clock, clusterName=node.clusterName)
     problems = Problems(clock)
-    announcer = LocalAnnouncer(state, clock)
+    announcer = LocalAnnouncer(state, clock, expected=lambda: gossip.expectsRefreshes())
     registry = CheckerRegistry(installedCheckers())
     health = HealthMonitor(
         announcer,
@@ -151,7 +147,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         advertise.host,
         _healthSettings(config.health),
         commands=CommandPolicy(
-            labelSources=frozenset({DockerDiscoverer.name}),
+            labelSources=frozenset({CONTAINERS}),
             fromLabels=config.health.externalFromLabels,
             allowed=config.health.externalCommands,
         ),
@@ -176,11 +172,17 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         state,
         problems=problems,
     )
-    proxy = (
-        makeProxy(config, state, gossip, reactor, problems=problems)
-        if config.haproxy.enabled
-        else None
-    )
+    proxy = None
+    if config.haproxy.enabled:
+        # Loaded only when used, as Docker's client is: less to hold.
+        from sidecar.proxy.build import makeProxy
+
+        # HAProxy waits for the first join: one taken over (left by an
+        # earlier node, or by the Go Sidecar this node replaces) keeps
+        # serving the cluster's services instead of this node's alone.
+        proxy = makeProxy(
+            config, state, gossip, reactor, ready=gossip.firstJoin, problems=problems
+        )
     envoy = _envoy(config, state, gossip, reactor, problems)
     listeners = Listeners(
         state,
@@ -280,6 +282,13 @@ def _discoverer(
             pollInterval=discovery.staticPollInterval,
             problems=problems,
         )
+    # Loaded only for Docker discovery: its client is large.
+    from sidecar.discovery.docker import (
+        ContainerHealthCheckers,
+        DockerDiscoverer,
+        dockerClient,
+    )
+
     url = discovery.dockerUrl
     docker = DockerDiscoverer(
         partial(dockerClient, url),

@@ -16,6 +16,8 @@ import fcntl
 import os
 import socket
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from twisted.trial.unittest import TestCase
@@ -84,3 +86,24 @@ def enterNetwork(case: TestCase, namespace: str) -> None:
         _check(libc.setns(there, _CLONE_NEWNET), f"setns({namespace})")
     finally:
         os.close(there)
+
+
+@contextmanager
+def inNetwork(namespace: str) -> Iterator[None]:
+    """
+    Run the block with the calling (reactor) thread in the network
+    namespace of the file C{namespace}: sockets made there (a server
+    listening on that namespace's address) stay there.
+    """
+    libc = _libc()
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    theirs = os.open(namespace, os.O_RDONLY)
+    try:
+        _check(libc.setns(theirs, _CLONE_NEWNET), f"setns({namespace})")
+        try:
+            yield
+        finally:
+            _check(libc.setns(own, _CLONE_NEWNET), "setns back")
+    finally:
+        os.close(theirs)
+        os.close(own)

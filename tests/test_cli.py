@@ -69,13 +69,16 @@ class CommandTests(TestCase):
         return f"{address.host}:{address.port}", node, service
 
     async def test_membersServicesDrainUndrain(self) -> None:
-        api, _, service = await self.nodeWithAliveService()
+        api, node, service = await self.nodeWithAliveService()
         self.api = f"http://{api}"
         members = await self.say("members")
         self.assertEqual(
-            members.splitlines()[0].split(), ["NAME", "ADDRESS", "STATE", "INCARNATION"]
+            members.splitlines()[0].split(),
+            ["NAME", "ADDRESS", "STATE", "SINCE", "INCARNATION"],
         )
-        self.assertEqual(members.splitlines()[1].split()[0::2], ["host-a", "alive"])
+        [since] = [m["Since"] for m in node.gossip.members()]
+        row = members.splitlines()[1].split()
+        self.assertEqual([row[0], *row[2:4]], ["host-a", "alive", since])
         services = await self.say("services")
         self.assertEqual(
             services.splitlines()[1].split()[:4],

@@ -223,7 +223,9 @@ class DiscovererTestsMixin(EngineTestsMixin):
         # Subscribed again: a container started now is seen at once.
         await until(lambda: discoverer._stream is not None, timeout=35)
         after = await runContainer(self, engine, SEED)
-        await until(lambda: after[:12] in reports.byID(), timeout=WITHIN)
+        # An engine just restarted may be slow to send its first event:
+        # still an event, well before the 30 s resync could find it.
+        await until(lambda: after[:12] in reports.byID(), timeout=5 * WITHIN)
         self.assertIn(before[:12], reports.byID())
         self.assertIsNone(discoverer.lastError)
 

@@ -36,7 +36,13 @@ from sidecar.interfaces import (
 )
 from sidecar.problems import DOCKER, Problems
 
-from .containers import DEFAULT_NAMING, ContainerService, Naming, serviceFromContainer
+from .containers import (
+    DEFAULT_NAMING,
+    SOURCE,
+    ContainerService,
+    Naming,
+    serviceFromContainer,
+)
 
 # Retries after a failure: 1 s, doubling, at most 30 s.
 FIRST_RETRY = 1.0
@@ -75,7 +81,7 @@ class DockerDiscoverer(Service):
         malformed label), as one line, or L{None}.
     """
 
-    name = "docker"
+    name = SOURCE
     log = Logger()
 
     def __init__(

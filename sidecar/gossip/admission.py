@@ -23,6 +23,7 @@ its own host also feeds the clock-skew estimate (L{ClockSkews}).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -126,23 +127,48 @@ class Admission:
         """
         return self._members is not None and self._members.isMemberHost(source[0])
 
-    def admit(self, record: Service, source: Address, fromMember: bool) -> bool:
+    def admit(
+        self, record: Service, source: Address, fromMember: bool, timely: bool = True
+    ) -> bool:
         """
         Whether C{record}, brought from C{source}, may be merged; a refusal
         is counted and logged.
 
         @param fromMember: L{sentByMember} for C{source}, asked once per
             packet or stream.
+        @param timely: whether C{record} was sent as news (gossip), so that
+            its stamp, from its origin, tells that origin's clock; a copy in
+            a push-pull may be as old as the record (records of members that
+            follow membership are refreshed only hourly).
         """
         arrived = round(self._clock.seconds() * NANOSECONDS)
+        if not self._admitted(record, source, fromMember, arrived):
+            return False
+        # Only admitted records tell a clock: one forged far ahead would
+        # otherwise hold the estimate (a minimum) for minutes.
+        if timely and self._fromOrigin(record, source):
+            self.skews.observe(record.hostname, record.updated, arrived)
+        return True
+
+    def admitAll(
+        self, records: Iterable[Service], source: Address, fromMember: bool
+    ) -> list[Service]:
+        """
+        The records of one push-pull that may be merged, as L{admit} says
+        of each.  None of them tells its origin's clock: a copy in a
+        push-pull is as old as the record (records of members that follow
+        membership are refreshed only hourly, and a node may still hold
+        those of the Go Sidecar it replaced under its name).
+        """
+        return [r for r in records if self.admit(r, source, fromMember, timely=False)]
+
+    def _admitted(
+        self, record: Service, source: Address, fromMember: bool, arrived: int
+    ) -> bool:
         problem = self._problem(record, fromMember, arrived)
         if problem is not None:
             self.refuse(problem, source, self._detail(problem, record, arrived))
             return False
-        # Only admitted records tell a clock: one forged far ahead would
-        # otherwise hold the estimate (a minimum) for minutes.
-        if self._fromOrigin(record, source):
-            self.skews.observe(record.hostname, record.updated, arrived)
         return True
 
     def _fromOrigin(self, record: Service, source: Address) -> bool:

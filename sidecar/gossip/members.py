@@ -83,6 +83,12 @@ class NoObserver:
 
 @dataclass(frozen=True)
 class Member:
+    """
+    A member as this node knows it.  C{stateChange} is when (by this
+    node's clock) it entered its C{state}: news that leaves it alive does
+    not move it.
+    """
+
     name: str
     addr: bytes
     port: int
@@ -187,7 +193,8 @@ class Members:
         # The hosts of _byAddress's keys, counted: a packet's source host
         # is looked up once per packet.
         self._hosts: Counter[IP | None] = Counter()
-        self._put(local)
+        # This node has been alive since it started.
+        self._put(replace(local, stateChange=clock.seconds()))
         self._suspicions: dict[str, _Suspicion] = {}
         self._maxMembers = maxMembers
         self._lastRefutation: float | None = None
@@ -276,7 +283,12 @@ class Members:
             return
         if current is None and not self._makeRoom(message.node):
             return
-        member = Member.fromAlive(message, self._clock.seconds())
+        # A live member's news (a newer incarnation, new metadata) leaves
+        # it in the state it entered then; any other state ends now.
+        since = self._clock.seconds()
+        if current is not None and current.state is NodeState.ALIVE:
+            since = current.stateChange
+        member = Member.fromAlive(message, since)
         self._clearSuspicion(message.node)
         self._put(member)
         self._broadcast(message.node, message.encode())

@@ -26,7 +26,7 @@ def makeProxy(
     catalog: ICatalog,
     membership: IMembership | None,
     reactor: Any,
-    ready: Deferred[object] | None = None,
+    ready: Deferred[Any] | None = None,
     problems: Problems | None = None,
 ) -> ProxyFollower:
     """

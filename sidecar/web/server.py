@@ -125,7 +125,17 @@ class UIFiles(File):
     The web page's static files.  A path segment no file can have (a NUL
     byte, bytes that are not UTF-8) is answered C{400}, quietly: Twisted's
     L{File} would answer it C{500} with a logged traceback, or log it.
+
+    Each is sent with C{Cache-Control: no-cache}: a browser keeps it (and
+    chromium its compiled script) but asks each time whether it changed,
+    a C{304} when not.  Without it, a browser guesses how long a file
+    stays fresh from its age, and after an upgrade could run the old page
+    against the new API.
     """
+
+    def render(self, request: SiteRequest) -> bytes | int:  # type: ignore[override]
+        request.setHeader(b"Cache-Control", b"no-cache")
+        return super().render(request)  # type: ignore[no-any-return]
 
     def getChild(self, path: bytes, request: SiteRequest) -> Resource:  # type: ignore[override]
         try:
