@@ -7,7 +7,8 @@ that cover it; a mutant the tests still pass on "survived", and shows code
 that no test really pins down.  Each target pairs the code under test with
 the test modules meant to catch its mutants.
 
-    python -m tests.mutate [--report FILE] [TARGET ...]   (tox -e mutate)
+    python -m tests.mutate [--report FILE] [--sample N] [TARGET ...]
+                                                    (tox -e mutate)
 
 It works on a copy of the checkout, never on the checkout itself (a
 mutation run that is interrupted would leave a mutant behind), prints each
@@ -19,12 +20,14 @@ from __future__ import annotations
 
 import ast
 import json
+import random
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from twisted.python import usage
@@ -34,18 +37,24 @@ TARGET_KILLED = 0.90
 # Per mutant: far above what the target's tests take, so that only a
 # mutant that loops for ever counts as a timeout (and as killed).
 MUTANT_TIMEOUT = 120.0
+# The seed of --sample's draw, fixed so that a sample can be run again.
+SAMPLE_SEED = 21
+HAPROXY_DRIVER = "sidecar/proxy/haproxy.py"
+HAPROXY_RUNTIME = "sidecar/proxy/runtime.py"
 
 
 @dataclass(frozen=True)
 class Target:
     """
-    Code to mutate (a file or package, relative to the checkout) and the
-    test modules that must kill its mutants.
+    Code to mutate (files or packages, relative to the checkout, less the
+    C{excluded} files in it) and the test modules that must kill its
+    mutants, fastest first: a mutant is killed by its first failing test.
     """
 
     name: str
-    code: str
+    code: str | tuple[str, ...]
     tests: tuple[str, ...]
+    excluded: tuple[str, ...] = ()
 
 
 TARGETS = [
@@ -54,8 +63,9 @@ TARGETS = [
         "sidecar/catalog",
         (
             "tests.test_catalog_merge",
-            "tests.test_catalog_json",
+            "tests.test_catalog_snapshot",
             "tests.test_catalog_local",
+            "tests.test_catalog_json",
             "tests.test_catalog_convergence",
         ),
     ),
@@ -78,15 +88,22 @@ TARGETS = [
             "tests.test_gossip_delegate",
         ),
     ),
+    # The proxy's model, template, ports and follower, with the tests
+    # that need no HAProxy process (seconds a mutant); the code that
+    # drives a real HAProxy is a target of its own, as its tests start
+    # one per test (hours a run).
     Target(
         "proxy",
         "sidecar/proxy",
         (
             "tests.test_proxy_model",
+            "tests.test_proxy_ports",
             "tests.test_proxy_follower",
-            "tests.test_haproxy",
+            "tests.test_watch",
         ),
+        excluded=(HAPROXY_DRIVER, HAPROXY_RUNTIME),
     ),
+    Target("haproxy", (HAPROXY_DRIVER, HAPROXY_RUNTIME), ("tests.test_haproxy",)),
 ]
 
 
@@ -108,7 +125,8 @@ class Outcome:
     A target's mutants: C{total} run, C{killed}, the C{survivors}, and the
     survivors that change only a type annotation (C{annotations}: never
     evaluated, every module having C{from __future__ import annotations},
-    so no test can tell them apart), which the share leaves out.
+    so no test can tell them apart), which the share leaves out; for a
+    sample, C{drawnFrom} is how many mutants it was drawn from.
     """
 
     target: Target
@@ -116,6 +134,7 @@ class Outcome:
     killed: int
     survivors: tuple[Survivor, ...]
     annotations: tuple[Survivor, ...] = ()
+    drawnFrom: int | None = None
 
     @property
     def share(self) -> float:
@@ -179,7 +198,7 @@ def _config(target: Target) -> str:
             "[cosmic-ray]",
             f"module-path = {json.dumps(target.code)}",
             f"timeout = {MUTANT_TIMEOUT}",
-            "excluded-modules = []",
+            f"excluded-modules = {json.dumps(list(target.excluded))}",
             f"test-command = {json.dumps(command)}",
             "",
             "[cosmic-ray.distributor]",
@@ -231,17 +250,46 @@ def outcomeOf(target: Target, dump: str) -> Outcome:
     return Outcome(target, total, killed, tuple(survivors), tuple(annotations))
 
 
-def mutate(target: Target) -> Outcome:
+def keepSample(session: Path, size: int, seed: int = SAMPLE_SEED) -> int:
     """
-    Run every mutant of C{target} against its tests, on a fresh copy.
+    Leave only C{size} of the mutants in cosmic-ray's C{session} database
+    (before it runs them), drawn at random with C{seed} from the mutants
+    in the order of where and what they change, so that the same code
+    gives the same sample (the jobs' own IDs are new at each C{init}).
+
+    @return: how many mutants there were.
+    """
+    with sqlite3.connect(session) as db:
+        jobs = [
+            row[0]
+            for row in db.execute(
+                "SELECT job_id FROM mutation_specs ORDER BY module_path,"
+                " start_pos_row, start_pos_col, operator_name, occurrence"
+            )
+        ]
+        drawn = set(random.Random(seed).sample(jobs, min(size, len(jobs))))
+        dropped = [(job,) for job in jobs if job not in drawn]
+        db.executemany("DELETE FROM mutation_specs WHERE job_id = ?", dropped)
+        db.executemany("DELETE FROM work_items WHERE job_id = ?", dropped)
+    return len(jobs)
+
+
+def mutate(target: Target, sample: int | None = None) -> Outcome:
+    """
+    Run every mutant of C{target} (or a random C{sample} of them) against
+    its tests, on a fresh copy.
     """
     with tempfile.TemporaryDirectory(prefix="sidecar-mutate-") as directory:
         work = Path(directory)
         _copyCheckout(work)
         (work / "cosmic-ray.toml").write_text(_config(target))
         _cosmicRay("init", "cosmic-ray.toml", "session.sqlite", cwd=work)
+        drawnFrom = None
+        if sample is not None:
+            drawnFrom = keepSample(work / "session.sqlite", sample)
         _cosmicRay("exec", "cosmic-ray.toml", "session.sqlite", cwd=work)
-        return outcomeOf(target, _cosmicRay("dump", "session.sqlite", cwd=work))
+        dump = _cosmicRay("dump", "session.sqlite", cwd=work)
+        return replace(outcomeOf(target, dump), drawnFrom=drawnFrom)
 
 
 def report(outcomes: Sequence[Outcome]) -> str:
@@ -253,8 +301,11 @@ def report(outcomes: Sequence[Outcome]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for o in outcomes:
+        name = o.target.name
+        if o.drawnFrom is not None:
+            name += f" (a sample of {o.drawnFrom})"
         lines.append(
-            f"| {o.target.name} | {o.total} | {o.killed} | {len(o.annotations)}"
+            f"| {name} | {o.total} | {o.killed} | {len(o.annotations)}"
             f" | {len(o.survivors)} | {100 * o.share:.1f} % |"
         )
     for o in outcomes:
@@ -266,8 +317,18 @@ def report(outcomes: Sequence[Outcome]) -> str:
 
 
 class Options(usage.Options):
-    synopsis = "[--report FILE] [TARGET ...]"
-    optParameters = [["report", "r", None, "Also write the report to FILE."]]
+    synopsis = "[--report FILE] [--sample N] [TARGET ...]"
+    optParameters = [
+        ["report", "r", None, "Also write the report to FILE."],
+        [
+            "sample",
+            "s",
+            None,
+            "Run only N mutants of each target, drawn at random (an estimate,"
+            " when running them all would take too long).",
+            int,
+        ],
+    ]
 
     def parseArgs(self, *names: str) -> None:  # type: ignore[override]
         known = {t.name: t for t in TARGETS}
@@ -287,8 +348,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"mutate: {e}") from None
     outcomes = []
     for target in options["targets"]:
-        print(f"mutate: {target.name} ({target.code})", flush=True)
-        outcomes.append(mutate(target))
+        code = target.code if isinstance(target.code, str) else ", ".join(target.code)
+        print(f"mutate: {target.name} ({code})", flush=True)
+        outcomes.append(mutate(target, options["sample"]))
     text = report(outcomes)
     print(text)
     if options["report"]:

@@ -5,10 +5,13 @@ peer's stale word about them is refuted, not believed.
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from sidecar.catalog import Port, Service, ServicesState, Status
+from sidecar.catalog.local import LocalService
 
 from .doubles import RecordingBroadcaster
 
@@ -101,6 +104,16 @@ class ExpireServerTests(SynchronousTestCase):
         self.assertEqual(tombstones[0].updated, self.state.now())
         self.assertEqual(self.sent.batches, [tombstones])
 
+    def test_aRecordStampedAheadIsTombstonedJustAfterItsStamp(self) -> None:
+        # The host's clock ran ahead of ours: the tombstone must still be
+        # later than the record it replaces.
+        ahead = Service(
+            "aaaaaaaaaaaa", "web", hostname="peer", updated=self.state.now() + 10**9
+        )
+        self.state.merge(ahead)
+        [tombstone] = self.state.expireServer("peer")
+        self.assertEqual(tombstone.updated, ahead.updated + 1)
+
     def test_hostThatWasAliveAfterAllRefutesAndItsServicesReturn(self) -> None:
         web = self.peer.announceLocal(Service("aaaaaaaaaaaa", "web", hostname="peer"))
         self.state.merge(web)
@@ -117,3 +130,11 @@ class ExpireServerTests(SynchronousTestCase):
         self.state.announceLocal(Service("cccccccccccc", "me-svc", hostname="me"))
         self.assertEqual(self.state.expireServer("me"), [])
         self.assertEqual(self.state.expireServer("nobody"), [])
+
+
+class LocalServiceTests(SynchronousTestCase):
+    def test_aDiscoverersReportIsAValue(self) -> None:
+        # Discoverers and the health monitor share reports: none changes
+        # one in place.
+        found = LocalService(Service("a1", "web", hostname="me"))
+        self.assertRaises(FrozenInstanceError, setattr, found, "listenPort", 1)

@@ -5,6 +5,8 @@ Clock.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
@@ -13,16 +15,19 @@ from zope.interface.verify import verifyObject
 
 from sidecar.catalog import (
     ChangeEvent,
-    IBroadcaster,
     ICatalogObserver,
+    Lifespans,
     Limits,
+    Port,
     Refused,
     Service,
     ServicesState,
     Status,
+    TombstoneResend,
     encodeService,
 )
 from sidecar.catalog.documents import stateDocument
+from sidecar.catalog.interfaces import ICatalog
 from sidecar.catalog.state import footprint
 from sidecar.catalog.timestamps import LATEST
 
@@ -58,9 +63,9 @@ class CatalogTestCase(SynchronousTestCase):
 
 
 class MergeTests(CatalogTestCase):
-    def test_interfacesAreProvided(self) -> None:
-        verifyObject(ICatalogObserver, self.events)
-        verifyObject(IBroadcaster, self.sent)
+    def test_theCatalogProvidesItsInterface(self) -> None:
+        # The catalog itself, not this module's recording doubles.
+        verifyObject(ICatalog, self.state)
 
     def test_newRecordIsStoredObservedAndPassedOn(self) -> None:
         record = self.remote()
@@ -86,12 +91,40 @@ class MergeTests(CatalogTestCase):
         )
         self.assertEqual(len(self.sent.batches), 2)
 
+    def test_aRecordIsKeyedByItsHostAndID(self) -> None:
+        self.assertEqual(self.remote().key, ("peer", "aaaaaaaaaaaa"))
+
+    def test_everyRecordIsListedTombstonesIncluded(self) -> None:
+        alive = self.remote()
+        gone = Service("bbbbbbbbbbbb", "db", hostname="other", updated=self.now)
+        self.state.merge(alive)
+        self.state.merge(gone.tombstone(self.now))
+        self.assertEqual(
+            sorted((s.hostname, s.id, s.status) for s in self.state.services()),
+            [
+                ("other", "bbbbbbbbbbbb", Status.TOMBSTONE),
+                ("peer", "aaaaaaaaaaaa", Status.ALIVE),
+            ],
+        )
+
+    def test_aTieOfStampsGoesToTheSameRecordInEitherOrder(self) -> None:
+        # The same Updated and status: the larger encoding wins, whichever
+        # arrived first.
+        one, two = self.remote(image="a"), self.remote(image="b")
+        winner = max(one, two, key=encodeService)
+        for first, second in ((one, two), (two, one)):
+            state = ServicesState("me", self.clock)
+            self.addCleanup(state.stop)
+            state.merge(first)
+            state.merge(second)
+            self.assertEqual(state.get("peer", "aaaaaaaaaaaa"), winner)
+
     def test_refreshIsNotAChange(self) -> None:
         self.state.merge(self.remote(ago=5))
         self.assertTrue(self.state.merge(self.remote(ago=1)))
         self.assertEqual(len(self.events.events), 1)
 
-    def test_tieGoesToTheSameRecordInEitherOrder(self) -> None:
+    def test_anUpdatedTieGoesToTheHigherStatusInEitherOrder(self) -> None:
         one, two = self.remote(Status.ALIVE), self.remote(Status.UNHEALTHY)
         self.state.merge(one)
         self.state.merge(two)
@@ -231,6 +264,10 @@ class LimitTests(CatalogTestCase):
     def instance(self, number: int, host: str = "peer", **kw) -> Service:  # type: ignore[no-untyped-def]
         return Service(f"{number:012d}", "web", hostname=host, updated=self.now, **kw)
 
+    def test_theDefaultsAreThoseDocumented(self) -> None:
+        # docs/catalog.md: 16 KiB a record, 1 MiB a host, 8 MiB in all.
+        self.assertEqual(Limits(), Limits(16 * 1024, 1024 * 1024, 8 * 1024 * 1024))
+
     def test_aRecordCountsWithItsStampsAtTheirWidest(self) -> None:
         record = self.instance(1)
         self.assertGreater(footprint(record), len(encodeService(record)))
@@ -259,14 +296,41 @@ class LimitTests(CatalogTestCase):
         self.assertEqual(error.kind, Refused.RECORD_TOO_LARGE)
         self.assertIn(f"over {self.size + 10} bytes", str(error))
 
+    def test_aRecordWithinTheCapIsKeptHoweverItsTextAddsUp(self) -> None:
+        # Long strings whose lengths multiplied, not added, pass the cap.
+        record = self.instance(1, image="i" * 60)
+        state = ServicesState("me", self.clock, limits=Limits(record=footprint(record)))
+        self.addCleanup(state.stop)
+        self.assertTrue(state.merge(record))
+
+    def test_aRecordWhoseTextAloneIsOverTheCapByOneIsRefusedUnencoded(self) -> None:
+        record = replace(
+            self.instance(1, image="i", proxyMode="http"),
+            ports=(Port("tcp", 80, 0, "127.0.1.2"),),
+        )
+        text = sum(
+            map(len, [record.id, "web", "i", "peer", "http", "tcp", "127.0.1.2"])
+        )
+        state = ServicesState("me", self.clock, limits=Limits(record=text - 1))
+        self.addCleanup(state.stop)
+        error = self.assertRaises(Refused, state.merge, record)
+        self.assertEqual(str(error).rpartition(": ")[2], f"over {text - 1} bytes")
+
     def test_aHostGetsItsShareAndTheCatalogItsTotal(self) -> None:
         for number in range(3):
             self.state.merge(self.instance(number))
         error = self.assertRaises(Refused, self.state.merge, self.instance(3))
         self.assertEqual(error.kind, Refused.HOST_FULL)
+        self.assertIn(
+            f"the host would take {4 * self.size} bytes > {3 * self.size}", str(error)
+        )
         self.state.merge(self.instance(4, "tres"))
         error = self.assertRaises(Refused, self.state.merge, self.instance(5, "four"))
         self.assertEqual(error.kind, Refused.CATALOG_FULL)
+        self.assertIn(
+            f"the catalog would take {5 * self.size} bytes > {4 * self.size}",
+            str(error),
+        )
         self.assertEqual(self.state.size, 4 * self.size)
         # Updates of what is held still pass: a refresh grows nothing.
         later = self.instance(0).withStatus(Status.DRAINING, self.now + 1)
@@ -279,6 +343,39 @@ class LimitTests(CatalogTestCase):
             self.state.mergeAll([self.instance(6), self.instance(7, "x")]), 0
         )
         self.assertEqual(sum(self.state.refused.values()), 4)
+
+    def test_aRecordThatGrowsCountsAtItsNewSize(self) -> None:
+        for number in range(3):
+            self.state.merge(self.instance(number))
+        self.state.merge(self.instance(4, "tres"))
+        # One byte more (an image of one letter): over the total by one.
+        grown = self.instance(4, "tres", image="x")
+        self.assertEqual(footprint(grown), self.size + 1)
+        error = self.assertRaises(Refused, self.state.merge, grown)
+        self.assertEqual(error.kind, Refused.CATALOG_FULL)
+        # Within the host's share and the total, it counts as it now is.
+        state = ServicesState("me", self.clock)
+        self.addCleanup(state.stop)
+        state.merge(self.instance(1))
+        bigger = self.instance(1, image="x" * 100)
+        bigger = replace(bigger, updated=bigger.updated + 1)
+        state.merge(bigger)
+        self.assertEqual(state.size, footprint(bigger))
+
+    def test_aRecordThatGrowsPastItsHostsShareIsRefused(self) -> None:
+        for number in range(3):
+            self.state.merge(self.instance(number))
+        grown = replace(self.instance(2, image="x"), updated=self.now + 1)
+        error = self.assertRaises(Refused, self.state.merge, grown)
+        self.assertEqual(error.kind, Refused.HOST_FULL)
+
+    def test_aHostsShareIsTheSumOfItsRecords(self) -> None:
+        # Room for one and a half: the second record does not fit.
+        state = ServicesState("me", self.clock, limits=Limits(host=self.size * 3 // 2))
+        self.addCleanup(state.stop)
+        state.merge(self.instance(0))
+        error = self.assertRaises(Refused, state.merge, self.instance(1))
+        self.assertEqual(error.kind, Refused.HOST_FULL)
 
     def test_forgottenRecordsFreeTheirRoom(self) -> None:
         for number in range(3):
@@ -333,11 +430,70 @@ class LifespanTests(CatalogTestCase):
         )
         self.assertEqual(len(self.events.events), 2)
 
+    def test_aRecordForgottenBeforeAnEarlierDeadlineOfItsOwnIsNoError(self) -> None:
+        # Tombstones shorter-lived than live records: a record tombstoned
+        # soon after it arrived is forgotten before its first deadline.
+        state = ServicesState(
+            "me",
+            self.clock,
+            lifespans=Lifespans(alive=100 * SECOND, tombstone=10 * SECOND),
+        )
+        self.addCleanup(state.stop)
+        first = self.remote()
+        second = replace(first, id="bbbbbbbbbbbb")
+        state.merge(first)
+        state.merge(second)
+        self.clock.advance(1)
+        state.merge(first.tombstone(self.now + SECOND))
+        self.clock.advance(10)
+        self.assertIsNone(state.get("peer", "aaaaaaaaaaaa"))
+        self.clock.advance(89)  # the first record's first deadline passes
+        self.assertEqual(
+            state.get("peer", "bbbbbbbbbbbb"), second.tombstone(second.updated + SECOND)
+        )
+
     def test_refreshPostponesExpiry(self) -> None:
         self.state.merge(self.remote())
         self.clock.advance(60)
         self.state.merge(self.remote(ago=-60))
         self.clock.advance(60)
+        self.assertEqual(self.current().status, Status.ALIVE)  # type: ignore[union-attr]
+
+    def test_anotherHostsRecordExpiresThoughItsIDIsOneOfOurs(self) -> None:
+        # A host named before this one ("me"), with the ID of a local
+        # service of ours.
+        self.state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
+        self.state.merge(
+            Service("bbbbbbbbbbbb", "db", hostname="aaa", updated=self.now)
+        )
+        self.clock.advance(80)
+        self.assertEqual(self.state.get("aaa", "bbbbbbbbbbbb").status, Status.TOMBSTONE)  # type: ignore[union-attr]
+
+    def test_aLaterDeadlineDoesNotPutOffAnEarlierOne(self) -> None:
+        self.state.merge(self.remote())
+        self.clock.advance(10)
+        self.state.merge(
+            Service(
+                "bbbbbbbbbbbb",
+                "db",
+                hostname="peer",
+                updated=self.now,
+                status=Status.DRAINING,
+            )
+        )
+        self.clock.advance(70)
+        self.assertEqual(self.current().status, Status.TOMBSTONE)  # type: ignore[union-attr]
+
+    def test_aStaleDeadlineDoesNotHoldUpOthersDueWithIt(self) -> None:
+        # a's first deadline (80 s) is stale once a refresh moves it, and
+        # comes first among those due at 80 s: b's still expires then.
+        b = Service("bbbbbbbbbbbb", "db", hostname="peer", updated=self.now)
+        self.state.merge(self.remote())
+        self.state.merge(b)
+        self.clock.advance(10)
+        self.state.merge(self.remote(ago=-10))
+        self.clock.advance(70)
+        self.assertEqual(self.state.get("peer", b.id).status, Status.TOMBSTONE)  # type: ignore[union-attr]
         self.assertEqual(self.current().status, Status.ALIVE)  # type: ignore[union-attr]
 
     def test_localServicesNeverExpire(self) -> None:
@@ -418,11 +574,18 @@ class LifespanTests(CatalogTestCase):
 
 
 class LocalTests(CatalogTestCase):
-    def test_announceStampsNowAndAlwaysWins(self) -> None:
+    def test_announceStampsNowAndAReannounceReplacesIt(self) -> None:
         first = self.state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
         self.assertEqual(first.updated, self.now)
         second = self.state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
         self.assertEqual(second.updated, self.now + 1)
+        self.assertEqual(self.state.localServices(), [second])
+
+    def test_anAnnounceAfterTheClockWentBackIsStampedAfterTheLast(self) -> None:
+        first = self.state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
+        self.clock.rightNow -= 5  # the system clock stepped back
+        second = self.state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
+        self.assertEqual(second.updated, first.updated + 1)
         self.assertEqual(self.state.localServices(), [second])
 
     def test_announceRefusesAnotherHostsService(self) -> None:
@@ -440,6 +603,25 @@ class LocalTests(CatalogTestCase):
         self.clock.pump([1] * 12)
         self.assertEqual(self.sent.batches[1:], [[tombstone]] * 10)
         self.assertEqual(self.state.localServices(), [])
+
+    def test_resendsAreTheNearestWholeNumberOfIntervalsInTheDuration(self) -> None:
+        # 1.4 s at 0.5 s intervals: 2.8, so three re-sends.
+        state = ServicesState(
+            "me", self.clock, tombstoneResend=TombstoneResend(1, 0.5, 1.4)
+        )
+        self.addCleanup(state.stop)
+        sent = RecordingBroadcaster()
+        state.addBroadcaster(sent)
+        state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))
+        sent.batches.clear()
+        tombstone = state.withdrawLocal("bbbbbbbbbbbb")
+        counts = [len(sent.batches)]
+        for _ in range(5):
+            self.clock.advance(0.5)
+            counts.append(len(sent.batches))
+        # One at once, then one every 0.5 s: at 0.5, 1 and 1.5 s.
+        self.assertEqual(counts, [1, 2, 3, 4, 4, 4])
+        self.assertEqual(sent.batches, [[tombstone]] * 4)
 
     def test_reannouncingCancelsTheRemainingResends(self) -> None:
         service = Service("bbbbbbbbbbbb", "db", hostname="me")

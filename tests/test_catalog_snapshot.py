@@ -5,6 +5,8 @@ snapshots (what another thread renders).
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
+
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -93,6 +95,16 @@ class SnapshotTests(SynchronousTestCase):
         state.merge(record("dddddddddddd", "web", "node-b", now + SECOND))
         self.assertEqual(stateDocument(snapshot), rendered)
         self.assertNotEqual(stateDocument(state), rendered)
+        # A member with no record counts none.
+        members = servicesDocument(snapshot, ["node-b", "node-z"])["ClusterMembers"]
+        self.assertEqual(
+            {name: m["ServiceCount"] for name, m in members.items()},  # type: ignore[index,union-attr]
+            {"node-b": 2, "node-z": 0},
+        )
+        # Another thread may render it: nothing changes it in place.
+        self.assertRaises(FrozenInstanceError, setattr, snapshot, "version", 0)
+        [server, *_] = snapshot.servers()
+        self.assertRaises(FrozenInstanceError, setattr, server, "lastChanged", 0)
 
 
 class GroupingTests(SynchronousTestCase):
@@ -107,3 +119,10 @@ class GroupingTests(SynchronousTestCase):
         for name, group in groups.items():
             expected = sorted((r for r in records if r.name == name), key=recordOrder)
             self.assertEqual(group, expected)
+
+    def test_twoRecordsThatTieAreInRecordOrder(self) -> None:
+        # A tie of just two, the larger encoding given first.
+        one = record("aaaaaaaaaaaa", "web", "node-b", SECOND)
+        two = record("bbbbbbbbbbbb", "web", "node-b", SECOND)
+        first, second = sorted([one, two], key=recordOrder)
+        self.assertEqual(groupByName([second, first]), {"web": [first, second]})

@@ -18,10 +18,12 @@ from twisted.internet import reactor
 from twisted.internet.protocol import Factory
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.logger import Logger
+from twisted.python import usage
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from twisted.web.test.requesthelper import DummyRequest
 
 from sidecar.demo.__main__ import explore
-from sidecar.demo.apps import Call
+from sidecar.demo.apps import Call, GoodService, Options
 from sidecar.demo.cluster import AWESOME_SERVICE_PORT, GOOD_SERVICE_PORT, HOSTS, Layout
 from sidecar.demo.processes import portIsFree
 from sidecar.demo.story import Demo
@@ -219,3 +221,41 @@ class ExploreTests(SynchronousTestCase):
                 for n in HOSTS
             ],
         )
+
+
+class AppsTests(SynchronousTestCase):
+    """
+    The demo's two services as the story drives them (in child processes,
+    which coverage does not see end).
+    """
+
+    def request(
+        self, service: GoodService, method: bytes, path: bytes
+    ) -> tuple[int, str]:
+        request = DummyRequest(path.split(b"/")[1:])
+        request.method = method
+        request.path = path
+        body = service.render(request)
+        return request.responseCode or 200, body.decode()
+
+    def test_goodServiceFailsAndPassesItsHealthCheckWhenTold(self) -> None:
+        good = GoodService("good-1")
+        self.assertEqual(self.request(good, b"GET", b"/health")[0], 200)
+        self.assertEqual(self.request(good, b"POST", b"/health/fail")[0], 200)
+        self.assertEqual(self.request(good, b"GET", b"/health")[0], 503)
+        self.assertEqual(self.request(good, b"POST", b"/health/pass")[0], 200)
+        self.assertEqual(self.request(good, b"GET", b"/health")[0], 200)
+        code, body = self.request(good, b"POST", b"/health/maybe")
+        self.assertEqual(code, 404)
+        self.assertIn("POST /health/fail or /health/pass", body)
+        self.assertEqual(self.request(good, b"GET", b"/health")[0], 200)
+
+    def test_theCommandLineNamesWhatIsMissing(self) -> None:
+        for argv, missing in [
+            ([], "say which service: good or awesome"),
+            (["good"], "--listen IP:PORT is required"),
+            (["good", "--listen", "nowhere"], "--listen IP:PORT is required"),
+            (["awesome", "--listen", "127.0.0.1:1"], "--target URL is required"),
+        ]:
+            error = self.assertRaises(usage.UsageError, Options().parseOptions, argv)
+            self.assertEqual(str(error), missing)

@@ -12,8 +12,9 @@ from typing import Any
 
 import treq
 from twisted.internet import reactor
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+import sidecar
 from sidecar.catalog import Status
 
 from .processes import REPO
@@ -88,3 +89,13 @@ class EmbeddingTests(TestCase):
         self.assertIn("2 change(s) seen", printed)
         pattern = r"embedder embedded-svc [0-9a-f]{12} Alive"
         self.assertTrue(any(re.fullmatch(pattern, line) for line in printed), printed)
+
+
+class LazyNamesTests(SynchronousTestCase):
+    def test_thePackageOffersTheNodeAndNothingElseItDoesNotHave(self) -> None:
+        from sidecar.service import SidecarNode, makeService
+
+        self.assertIs(sidecar.SidecarNode, SidecarNode)
+        self.assertIs(sidecar.makeService, makeService)
+        error = self.assertRaises(AttributeError, getattr, sidecar, "Nonesuch")
+        self.assertEqual(str(error), "module 'sidecar' has no attribute 'Nonesuch'")

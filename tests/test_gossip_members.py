@@ -5,16 +5,17 @@ confirmations, death, refutation, leave, and cluster names.
 
 from __future__ import annotations
 
-from dataclasses import replace
+import ipaddress
+from dataclasses import FrozenInstanceError, replace
 
 from twisted.internet.task import Clock
-from twisted.logger import Logger
+from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from sidecar.gossip.interfaces import IMemberObserver
-from sidecar.gossip.members import INCARNATION_JUMP, Member, Members
+from sidecar.gossip.members import INCARNATION_JUMP, Member, Members, NoObserver
 from sidecar.gossip.messages import (
     Alive,
     Dead,
@@ -23,6 +24,7 @@ from sidecar.gossip.messages import (
     Suspect,
     decodeBody,
 )
+from sidecar.gossip.profiles import LAN
 from sidecar.gossip.service import describeMember
 from sidecar.ratelimit import RateLimitedLog
 
@@ -75,9 +77,6 @@ class MembersTestCase(SynchronousTestCase):
 
 
 class JoinTests(MembersTestCase):
-    def test_observerProvidesTheInterface(self) -> None:
-        verifyObject(IMemberObserver, self.seen)
-
     def test_aliveOfANewNodeJoinsAndIsPassedOn(self) -> None:
         message = alive("peer")
         self.members.aliveReceived(message)
@@ -220,9 +219,10 @@ class SuspicionTests(MembersTestCase):
     def test_aliveWithAHigherIncarnationClearsTheSuspicion(self) -> None:
         self.members.suspect("peer")
         self.members.aliveReceived(alive("peer", 2))
+        # Its timer is cancelled at once, not left to run out.
+        self.assertEqual(self.clock.getDelayedCalls(), [])
         self.clock.advance(60)
         self.assertEqual(self.state("peer"), NodeState.ALIVE)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_deadNodeRejoinsWithAHigherIncarnation(self) -> None:
         self.members.suspect("peer")
@@ -461,7 +461,9 @@ class BoundedTableTests(MembersTestCase):
 
     def test_aMembersHostIsKnownWhateverThePort(self) -> None:
         self.assertTrue(self.members.isMemberHost("127.0.2.1"))
+        # Hosts after and before every member's.
         self.assertFalse(self.members.isMemberHost("127.0.2.9"))
+        self.assertFalse(self.members.isMemberHost("127.0.0.9"))
 
     def test_aMembersHostIsKnownHoweverASocketWritesIt(self) -> None:
         """
@@ -484,6 +486,348 @@ class BoundedTableTests(MembersTestCase):
         self.members.aliveReceived(alive("p9", addr=b"\x7f\x00\x02\x09"))
         self.assertFalse(self.members.isMemberHost("127.0.2.2"))
         self.assertTrue(self.members.isMemberHost("127.0.2.9"))
+
+
+def copied(text: str) -> str:
+    """
+    C{text} as a message decoded off the wire carries it: equal to, but
+    not the same object as, the name this node holds.
+    """
+    return "".join(list(text))
+
+
+def texts(events: list[dict[str, object]], start: str) -> list[str]:
+    """
+    The logged events whose format begins with C{start}, as text.
+    """
+    return [
+        formatEvent(e) for e in events if str(e.get("log_format", "")).startswith(start)
+    ]
+
+
+class MemberRecordTests(SynchronousTestCase):
+    def test_aNodeStartsAtIncarnationZero(self) -> None:
+        members = Members(Member("n", b"\x7f\x00\x01\x05", 7946), Clock(), print)
+        self.assertEqual(received(members.localAlive().encode()).incarnation, 0)
+
+    def test_aMemberIsAValueThatCannotBeChangedInPlace(self) -> None:
+        # Observers and callers get the table's own records.
+        self.assertRaises(FrozenInstanceError, setattr, LOCAL, "incarnation", 9)
+        self.assertEqual({LOCAL, replace(LOCAL)}, {LOCAL})
+
+    def test_theDefaultObserverProvidesTheInterface(self) -> None:
+        verifyObject(IMemberObserver, NoObserver())
+
+
+class SelfRumourTests(MembersTestCase):
+    """
+    What this node makes of messages about itself.
+    """
+
+    def restart(self, incarnation: int) -> None:
+        """
+        Be this node again, at C{incarnation}.
+        """
+        self.members = Members(
+            replace(LOCAL, incarnation=incarnation),
+            self.clock,
+            lambda subject, message: self.sent.append((subject, message)),
+        )
+        self.addCleanup(self.members.stop)
+
+    def test_ourOwnAliveEchoedBackIsIgnored(self) -> None:
+        # An incarnation past the small integers Python shares.
+        self.restart(1000)
+        self.members.aliveReceived(received(self.members.localAlive().encode()))
+        self.assertEqual(self.sent, [])
+        self.assertEqual(self.members.local.incarnation, 1000)
+        self.assertEqual(self.members.awareness.score, 0)
+
+    def test_anAliveAboutUsAheadAtOurOwnAddressIsRefuted(self) -> None:
+        # A peer remembers us from before a restart, at the same address.
+        self.members.aliveReceived(alive("me", 5, addr=LOCAL.addr))
+        self.assertEqual(self.members.local.incarnation, 6)
+        self.assertEqual(self.sent, [("me", self.members.localAlive().encode())])
+
+    def test_anAliveAboutUsAtAnEarlierAddressIsRefuted(self) -> None:
+        self.members.aliveReceived(alive("me", 0, addr=b"\x7f\x00\x00\x05"))
+        self.assertEqual(self.members.local.incarnation, 1)
+        self.assertEqual(self.members.local.addr, LOCAL.addr)
+
+    def test_rumoursNamingUsInAnotherCopyOfOurNameAreRefuted(self) -> None:
+        name = copied("me")
+        self.members.aliveReceived(alive(name, 0, addr=b"\x7f\x00\x09\x09"))
+        self.assertEqual(self.members.local.incarnation, 1)
+        self.clock.advance(1)
+        self.members.suspectReceived(Suspect(1, name, "peer", "default"))
+        self.assertEqual(self.members.local.incarnation, 2)
+        self.clock.advance(1)
+        self.members.deadReceived(Dead(2, name, "peer", "default"))
+        self.assertEqual(self.members.local.incarnation, 3)
+        self.assertEqual(self.members.local.state, NodeState.ALIVE)
+
+    def test_everyRumourRefutedRaisesOurAwareness(self) -> None:
+        # As memberlist: having to refute is a sign of being slow, whatever
+        # the rumour.
+        self.members.aliveReceived(alive("me", 0, addr=b"\x7f\x00\x09\x09"))
+        self.assertEqual(self.members.awareness.score, 1)
+        self.clock.advance(1)
+        self.members.deadReceived(Dead(1, "me", "peer", "default"))
+        self.assertEqual(self.members.awareness.score, 2)
+        self.clock.advance(1)
+        self.members.suspectReceived(Suspect(2, "me", "peer", "default"))
+        self.assertEqual(self.members.awareness.score, 3)
+        self.assertEqual(self.members.local.incarnation, 3)
+
+    def test_aRumourAfterTheProbeIntervalIsRefutedAtOnce(self) -> None:
+        self.members.suspectReceived(Suspect(0, "me", "peer", "default"))
+        self.clock.advance(1.5)
+        self.members.suspectReceived(Suspect(1, "me", "peer", "default"))
+        self.assertEqual(self.members.local.incarnation, 2)
+        self.assertEqual(len(self.sent), 2)
+
+    def test_afterLeavingRumoursAreNotRefuted(self) -> None:
+        self.members.leave()
+        self.sent.clear()
+        self.members.aliveReceived(alive("me", 3, addr=LOCAL.addr))
+        self.members.suspectReceived(Suspect(0, "me", "peer", "default"))
+        self.clock.advance(2)
+        self.assertEqual(self.sent, [])
+        self.assertEqual(
+            (self.members.local.state, self.members.local.incarnation),
+            (NodeState.LEFT, 0),
+        )
+
+    def test_theLastIncarnationIsReachable(self) -> None:
+        self.restart(0xFFFFFFFE)
+        self.members.suspectReceived(Suspect(0xFFFFFFFE, "me", "peer", "default"))
+        self.assertEqual(self.members.local.incarnation, 0xFFFFFFFF)
+        [(subject, refutation)] = self.sent
+        self.assertEqual(received(refutation).incarnation, 0xFFFFFFFF)
+
+    def test_atTheLastIncarnationARumourCannotBeRefuted(self) -> None:
+        self.restart(0xFFFFFFFF)
+        self.members.suspectReceived(Suspect(0xFFFFFFFF, "me", "peer", "default"))
+        self.assertEqual(self.members.local.incarnation, 0xFFFFFFFF)
+        self.assertEqual((self.sent, self.members.refused), ([], 1))
+
+
+class SuspicionRuleTests(SuspicionTests):
+    """
+    The finer points of suspicions (the setup's four members: me, peer, b
+    and c; least 4 s, most 24 s, two confirmations hoped for).
+    """
+
+    def confirm(self, *sources: str) -> None:
+        for source in sources:
+            self.members.suspectReceived(Suspect(1, "peer", source, "default"))
+
+    def test_suspicionsAreCounted(self) -> None:
+        self.assertEqual(self.members.suspicions, 0)
+        self.members.suspect("peer")
+        self.confirm("b")
+        self.assertEqual(self.members.suspicions, 1)
+        self.members.suspect("c")
+        self.assertEqual(self.members.suspicions, 2)
+
+    def test_confirmationsNearTheEndStillEndItOnTime(self) -> None:
+        self.members.suspect("peer")
+        self.clock.advance(3.5)
+        self.confirm("b", "c")
+        self.clock.advance(0.5)
+        self.assertEqual(self.state("peer"), NodeState.DEAD)
+
+    def test_confirmationsPastTheShortestTimeoutEndItNow(self) -> None:
+        self.members.suspect("peer")
+        self.clock.advance(10)
+        self.confirm("b", "c")
+        # Due now: not later, nor in the past (a reactor refuses that).
+        [verdict] = self.clock.getDelayedCalls()
+        self.assertEqual(verdict.getTime(), self.clock.seconds())
+        self.clock.advance(0)
+        self.assertEqual(self.state("peer"), NodeState.DEAD)
+
+    def test_aSuspectThatLeavesUnvouchedMeanwhileEndsDead(self) -> None:
+        # The unvouched leave confirms nothing (it is the accused's own
+        # word) and does not make our suspicion's verdict "left".
+        self.members.suspect("peer")
+        self.members.deadReceived(Dead(1, "peer", "peer", "default"), vouched=False)
+        self.clock.advance(60)
+        self.assertEqual(self.state("peer"), NodeState.DEAD)
+
+    def test_theVerdictIsLogged(self) -> None:
+        events: list[dict[str, object]] = []
+        self.members.log = Logger(observer=events.append)
+        self.members.suspect("peer")
+        self.members.deadReceived(Dead(1, "b", "b", "default"), vouched=False)
+        self.clock.advance(60)
+        self.assertEqual(
+            sorted(texts(events, "{node} did not refute")),
+            [
+                "b did not refute its suspicion: left",
+                "peer did not refute its suspicion: dead",
+            ],
+        )
+
+    def test_aThirdPartysDeadOnlyStartsASuspicionWhateverItsName(self) -> None:
+        # A name after ours ("me") as well as one before.
+        self.members.deadReceived(Dead(1, "peer", "zed", "default"))
+        self.assertEqual(self.state("peer"), NodeState.SUSPECT)
+
+    def test_ourOwnVerdictRelayedBackIsTakenAtOnce(self) -> None:
+        self.members.deadReceived(Dead(1, "peer", copied("me"), "default"))
+        self.assertEqual(self.state("peer"), NodeState.DEAD)
+
+    def test_rumoursAboutUnknownMembersAreIgnored(self) -> None:
+        self.sent.clear()
+        self.members.deadReceived(Dead(1, "ghost", "b", "default"))
+        self.members.suspectReceived(Suspect(1, "ghost", "b", "default"))
+        self.members.suspect("ghost")
+        self.assertIsNone(self.members.get("ghost"))
+        self.assertEqual((self.sent, self.members.suspicions), ([], 0))
+
+    def test_stopCancelsEveryTimer(self) -> None:
+        self.members.suspect("peer")
+        self.members.suspect("b")
+        self.members.suspectReceived(Suspect(0, "me", "c", "default"))
+        self.members.suspectReceived(Suspect(1, "me", "c", "default"))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 3)
+        self.members.stop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class ConfirmationsHopedForTests(SynchronousTestCase):
+    """
+    With a suspicion multiplier of 6: 6 s to 36 s below ten members, and
+    four confirmations hoped for, where at least six members could send
+    them.
+    """
+
+    def cluster(self, size: int) -> Members:
+        clock = self.clock = Clock()
+        members = Members(
+            LOCAL, clock, lambda s, m: None, timing=replace(LAN, suspicionMultiplier=6)
+        )
+        self.addCleanup(members.stop)
+        for n in range(1, size):
+            members.aliveReceived(alive(f"p{n}", addr=bytes([127, 0, 3, n])))
+        return members
+
+    def test_amongSevenMembersThreeConfirmationsAreNotAll(self) -> None:
+        members = self.cluster(7)
+        members.suspect("p1")
+        for source in ("p2", "p3", "p4"):
+            members.suspectReceived(Suspect(1, "p1", source, "default"))
+        # 36 - log(4) / log(5) x 30 = 10.159 s, not the least, 6 s.
+        self.clock.advance(10.1)
+        self.assertEqual(members.get("p1").state, NodeState.SUSPECT)  # type: ignore[union-attr]
+        self.clock.advance(0.1)
+        self.assertEqual(members.get("p1").state, NodeState.DEAD)  # type: ignore[union-attr]
+
+    def test_amongFiveMembersNoneAreHopedFor(self) -> None:
+        members = self.cluster(5)
+        members.suspect("p1")
+        self.clock.advance(6)
+        self.assertEqual(members.get("p1").state, NodeState.DEAD)  # type: ignore[union-attr]
+
+
+class AliveRuleTests(MembersTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.members.aliveReceived(alive("peer", 1))
+
+    def test_aNewerAliveThatChangesNothingIsNoUpdate(self) -> None:
+        self.members.aliveReceived(alive("peer", 2))
+        self.assertEqual(self.members.get("peer").incarnation, 2)  # type: ignore[union-attr]
+        self.assertEqual(self.seen.events, [("joined", "peer", NodeState.ALIVE)])
+
+    def test_metaChangedToAnEarlierValueIsAnUpdate(self) -> None:
+        self.members.aliveReceived(alive("peer", 2, meta=b"web"))
+        self.members.aliveReceived(alive("peer", 3, meta=b""))
+        self.assertEqual(
+            [e[0] for e in self.seen.events], ["joined", "updated", "updated"]
+        )
+
+    def test_aLiveMemberCannotBeMovedToAnEarlierAddress(self) -> None:
+        events: list[dict[str, object]] = []
+        self.members._refusedLog = RateLimitedLog(
+            Logger(observer=events.append), self.clock
+        )
+        self.members.aliveReceived(alive("peer", 2, addr=b"\x7f\x00\x00\x09"))
+        self.assertEqual(self.members.get("peer").addr, b"\x7f\x00\x01\x02")  # type: ignore[union-attr]
+        [refusal] = texts(events, "an alive message moves")
+        self.assertIn(
+            "peer, a live member, from 127.0.1.2:7946 to 127.0.0.9:7946", refusal
+        )
+
+    def test_anAliveAtTheSameIncarnationMovesNoOne(self) -> None:
+        self.sent.clear()
+        self.members.aliveReceived(alive("peer", 1, addr=b"\x7f\x00\x09\x09"))
+        self.assertEqual(self.members.get("peer").addr, b"\x7f\x00\x01\x02")  # type: ignore[union-attr]
+        # Nor brings a gone member back where it was.
+        self.members.deadReceived(Dead(1, "peer", "peer", "default"))
+        self.members.aliveReceived(alive("peer", 1))
+        self.assertEqual(self.state("peer"), NodeState.LEFT)
+
+    def test_theAheadBoundCountsFromTheKnownIncarnation(self) -> None:
+        self.members.aliveReceived(alive("peer", 64))
+        self.members.aliveReceived(alive("peer", 64 + INCARNATION_JUMP + 1, meta=b"a"))
+        self.assertEqual(self.members.get("peer").incarnation, 64)  # type: ignore[union-attr]
+        self.members.aliveReceived(alive("peer", 64 + INCARNATION_JUMP, meta=b"b"))
+        self.assertEqual(self.members.get("peer").incarnation, 128)  # type: ignore[union-attr]
+
+
+class AddressTakenOverTests(MembersTestCase):
+    """
+    A gone member's address taken by a newcomer: the newcomer keeps it
+    when the old member comes back elsewhere or is forgotten.
+    """
+
+    X = b"\x7f\x00\x04\x01"
+    Y = b"\x7f\x00\x04\x02"
+
+    def takeOver(self, old: str, new: str) -> Members:
+        members = Members(LOCAL, self.clock, lambda s, m: None)
+        self.addCleanup(members.stop)
+        members.aliveReceived(alive(old, addr=self.X))
+        members.deadReceived(Dead(1, old, old, "default"))
+        members.aliveReceived(alive(new, addr=self.X))
+        return members
+
+    def holder(self, members: Members, addr: bytes) -> str | None:
+        found = members.atAddress((str(ipaddress.ip_address(addr)), 7946))
+        return None if found is None else found.name
+
+    def test_theOldMemberComingBackElsewhereLeavesTheNewcomerBe(self) -> None:
+        # Names in both orders.
+        for old, new in (("a-old", "b-new"), ("b-old", "a-new")):
+            members = self.takeOver(old, new)
+            members.aliveReceived(alive(old, 2, addr=self.Y))
+            self.assertEqual(
+                (self.holder(members, self.X), self.holder(members, self.Y)),
+                (new, old),
+            )
+
+    def test_theOldMemberForgottenLeavesTheNewcomerBe(self) -> None:
+        for old, new in (("a-old", "b-new"), ("b-old", "a-new")):
+            members = self.takeOver(old, new)
+            self.clock.advance(1)
+            self.assertEqual(members.reap(self.clock.seconds()), [old])
+            self.assertEqual(self.holder(members, self.X), new)
+
+    def test_aForgottenMembersHostIsNoMembersHost(self) -> None:
+        self.members.aliveReceived(alive("peer", addr=self.X))
+        self.members.deadReceived(Dead(1, "peer", "peer", "default"))
+        self.clock.advance(1)
+        self.members.reap(self.clock.seconds())
+        self.assertFalse(self.members.isMemberHost("127.0.4.1"))
+
+    def test_aMemberGoneAtTheMomentReapedIsKept(self) -> None:
+        self.members.aliveReceived(alive("peer"))
+        self.clock.advance(5)
+        self.members.deadReceived(Dead(1, "peer", "peer", "default"))
+        self.assertEqual(self.members.reap(5.0), [])
+        self.assertEqual(self.members.reap(5.1), ["peer"])
 
 
 class SinceTests(SynchronousTestCase):

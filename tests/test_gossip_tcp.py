@@ -284,3 +284,25 @@ class BoundedListenerTests(SynchronousTestCase):
         proto.dataReceived(body[5:])
         self.assertEqual(len(self.received), 1)
         self.assertEqual(factory.pending, 0)
+
+    def test_aSealedStreamIsChargedOnceForWhatItAnnounced(self) -> None:
+        # The announced length is charged at once; the bytes that follow
+        # within it charge nothing more.
+        factory = self.factory(Keyring([KEY]), maxPendingBytes=1_000_000)
+        proto, transport = self.connect(factory)
+        assert proto is not None
+        proto.dataReceived(b"\x0a" + (1000).to_bytes(4, "big"))
+        proto.dataReceived(b"\x01" * 100)
+        proto.dataReceived(b"\x01" * 100)
+        self.assertEqual(factory.pending, 5 + 1000)
+        self.assertFalse(transport.disconnected)
+
+    def test_bytesAfterAWholeStreamAreIgnored(self) -> None:
+        factory = self.factory()
+        proto, transport = self.connect(factory)
+        assert proto is not None
+        body = pushPullBody(b"{}")
+        proto.dataReceived(body)
+        proto.dataReceived(body)
+        self.assertEqual(len(self.received), 1)
+        self.assertEqual((factory.pending, factory.dropped), (0, 0))

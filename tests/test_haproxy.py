@@ -25,8 +25,10 @@ from typing import Any
 
 import treq
 from twisted.internet import defer, reactor
+from twisted.internet.address import UNIXAddress
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import HTTPConnectionPool
@@ -44,7 +46,7 @@ from sidecar.proxy.follower import ProxyFollower
 from sidecar.proxy.haproxy import HAProxySettings, HAProxyWriter
 from sidecar.proxy.model import OPEN, Admission, buildModel
 from sidecar.proxy.ports import bindProbe
-from sidecar.proxy.runtime import RuntimeCommandError
+from sidecar.proxy.runtime import COMMAND_TIMEOUT, RuntimeAPI, RuntimeCommandError
 from sidecar.proxy.template import ProxyTemplate, TemplateSettings
 from sidecar.service import SidecarNode
 
@@ -1056,3 +1058,25 @@ class TakeoverTests(TestCase):
         self.assertEqual([a for a in answers if a is None], [])
         self.assertIsNone(writer.lastError)
         self.assertNotEqual(int(pidFile.read_text().split()[0]), earlier.pid)
+
+
+class RuntimeAPITimeoutTests(SynchronousTestCase):
+    """
+    The admin-socket client on a memory reactor (no HAProxy needed).
+    """
+
+    def test_aSocketThatNeverAnswersFailsTheCommandInTime(self) -> None:
+        clock = MemoryReactorClock()
+        running = defer.ensureDeferred(
+            RuntimeAPI(clock, "/run/sidecar/haproxy.sock").run("show info")
+        )
+        [(path, factory, _, _)] = clock.unixClients
+        transport = StringTransport()
+        factory.buildProtocol(UNIXAddress(path)).makeConnection(transport)
+        self.assertEqual(transport.value(), b"show info\n")
+        clock.advance(COMMAND_TIMEOUT - 0.1)
+        self.assertNoResult(running)
+        clock.advance(0.1)
+        error = self.failureResultOf(running, RuntimeCommandError).value
+        self.assertIn("'show info': no answer", str(error))
+        self.assertTrue(transport.disconnecting)

@@ -6,11 +6,14 @@ The mutation-testing runner's reading of cosmic-ray's results
 from __future__ import annotations
 
 import json
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
 
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.mutate import TARGETS, Options, outcomeOf, report
+from tests.mutate import TARGETS, Options, _config, keepSample, outcomeOf, report
 
 
 def _line(outcome: str | None, line: int = 7, diff: str = "-a\n+b") -> str:
@@ -77,3 +80,83 @@ class OutcomeTests(SynchronousTestCase):
         options = Options()
         options.parseOptions(["suspicion"])
         self.assertEqual([t.name for t in options["targets"]], ["suspicion"])
+
+    def test_aSampleIsCountedAndNamedAsOne(self) -> None:
+        outcome = replace(outcomeOf(TARGETS[0], _line("killed")), drawnFrom=1420)
+        self.assertIn(
+            f"| {TARGETS[0].name} (a sample of 1420) | 1 | 1 | 0 | 0 | 100.0 % |",
+            report([outcome]),
+        )
+
+
+def _session(path: Path, jobs: int, prefix: str = "job") -> None:
+    """
+    A cosmic-ray session of C{jobs} mutants, one a line of C{m.py}, whose
+    job IDs begin with C{prefix}.
+    """
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE work_items (job_id VARCHAR PRIMARY KEY)")
+        db.execute(
+            "CREATE TABLE mutation_specs (module_path VARCHAR, operator_name"
+            " VARCHAR, occurrence INTEGER, start_pos_row INTEGER, start_pos_col"
+            " INTEGER, job_id VARCHAR PRIMARY KEY)"
+        )
+        for n in range(jobs):
+            job = f"{prefix}{n}"
+            db.execute("INSERT INTO work_items VALUES (?)", (job,))
+            db.execute(
+                "INSERT INTO mutation_specs VALUES ('m.py', 'op', 0, ?, 0, ?)",
+                (n, job),
+            )
+
+
+def _lines(path: Path) -> list[int]:
+    with sqlite3.connect(path) as db:
+        return sorted(
+            r[0]
+            for r in db.execute(
+                "SELECT start_pos_row FROM mutation_specs JOIN work_items"
+                " USING (job_id)"
+            )
+        )
+
+
+def _jobs(path: Path, table: str) -> list[str]:
+    with sqlite3.connect(path) as db:
+        return sorted(r[0] for r in db.execute(f"SELECT job_id FROM {table}"))
+
+
+class SampleTests(SynchronousTestCase):
+    def test_aSampleKeepsThatManyMutantsTheSameEachTime(self) -> None:
+        # The same mutants, though cosmic-ray names its jobs anew each time.
+        drawn = []
+        for prefix in ("a", "b"):
+            path = Path(self.mktemp())
+            _session(path, 40, prefix)
+            self.assertEqual(keepSample(path, 5), 40)
+            self.assertEqual(_jobs(path, "mutation_specs"), _jobs(path, "work_items"))
+            drawn.append(_lines(path))
+        self.assertEqual(len(drawn[0]), 5)
+        self.assertEqual(drawn[0], drawn[1])
+
+    def test_aSampleLargerThanTheMutantsKeepsThemAll(self) -> None:
+        path = Path(self.mktemp())
+        _session(path, 3)
+        self.assertEqual(keepSample(path, 10), 3)
+        self.assertEqual(_jobs(path, "work_items"), ["job0", "job1", "job2"])
+
+    def test_theSampleSizeIsANumber(self) -> None:
+        options = Options()
+        options.parseOptions(["--sample", "7", "catalog"])
+        self.assertEqual(options["sample"], 7)
+        self.assertRaises(usage.UsageError, Options().parseOptions, ["--sample", "x"])
+
+
+class TargetTests(SynchronousTestCase):
+    def test_theProxyTargetLeavesItsHAProxyDriverToATargetOfItsOwn(self) -> None:
+        known = {t.name: t for t in TARGETS}
+        proxy = _config(known["proxy"])
+        driver = '["sidecar/proxy/haproxy.py", "sidecar/proxy/runtime.py"]'
+        self.assertIn(f"excluded-modules = {driver}", proxy)
+        self.assertNotIn("test_haproxy", proxy)
+        self.assertIn(f"module-path = {driver}", _config(known["haproxy"]))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -125,6 +125,7 @@ class ModelTests(SynchronousTestCase):
             hostname="h",
             ports=(
                 Port("udp", 53, 10053, "127.0.1.1"),
+                Port("sctp", 38412, 10055, "127.0.1.1"),
                 Port("tcp", 9090, 0, "127.0.1.1"),
                 Port("tcp", 8053, 10054, "127.0.1.1"),
             ),
@@ -182,6 +183,96 @@ class ModelTests(SynchronousTestCase):
         self.assertEqual(
             model.conflicts, (Conflict(10001, "future", "zero", "first by name"),)
         )
+
+    def test_aCreatedUpToADayAheadOrFrom2000Counts(self) -> None:
+        """
+        The bounds of a plausible C{Created}, to the nanosecond: "zzz",
+        last by name, keeps the port from "aaa" (C{Created} 0) only when
+        its own C{Created} counts.
+        """
+        admission = Admission(now=CREATED, loopbackTargets=True)
+        day = 86_400 * SECOND
+        year2000 = 946_684_800 * SECOND
+        for created, why in [
+            (CREATED + day, "older"),
+            (CREATED + day + 1, "first by name"),
+            (year2000, "older"),
+            (year2000 - 1, "first by name"),
+        ]:
+            model = buildModel(
+                [
+                    instance("a1", name="aaa", host="host-b", created=0),
+                    instance("z1", name="zzz", host="host-c", created=created),
+                ],
+                admission=admission,
+            )
+            kept = "zzz" if why == "older" else "aaa"
+            refused = "aaa" if why == "older" else "zzz"
+            self.assertEqual(model.conflicts, (Conflict(10001, kept, refused, why),))
+
+    def test_aFrontendIsFoundByItsName(self) -> None:
+        model = buildModel(
+            [instance("a1"), instance("b1", name="api", servicePort=10002)]
+        )
+        # A name as a caller builds it, not the model's own string.
+        api = model.frontend("".join(["api-", "10002"]))
+        self.assertEqual((api.service, api.servicePort), ("api", 10002))  # type: ignore[union-attr]
+        self.assertIsNone(model.frontend("nope-1"))
+
+    def test_eachPortOfAnInstanceGoesToItsOwnFrontend(self) -> None:
+        ports = (
+            Port("tcp", 8080, 10001, "127.0.1.1"),
+            Port("tcp", 8081, 10002, "127.0.1.1"),
+            Port("tcp", 8082, 10003, "127.0.1.1"),
+        )
+        model = buildModel([replace(instance("a1"), ports=ports)])
+        self.assertEqual(
+            [(f.servicePort, [s.port for s in f.servers]) for f in model.frontends],
+            [(10001, [8080]), (10002, [8081]), (10003, [8082])],
+        )
+        self.assertEqual(model.refused, ())
+
+    def test_aPortTypeDecodedOffTheWireCounts(self) -> None:
+        # "tcp" as a decoder makes it: equal to, not the same as, a literal.
+        tcp = "".join(["t", "cp"])
+        model = buildModel(
+            [replace(instance("a1"), ports=(Port(tcp, 8080, 10001, "127.0.1.1"),))]
+        )
+        self.assertEqual([f.servicePort for f in model.frontends], [10001])
+
+    def test_thisHostsOwnInstancesMayUseLoopback(self) -> None:
+        # This host's name as the configuration gives it, not the record's
+        # own string.
+        admission = Admission(localHost="".join(["host-", "a"]))
+        model = buildModel([instance("a1", host="host-a")], admission=admission)
+        self.assertEqual([s.address for s in model.frontends[0].servers], ["127.0.1.1"])
+        self.assertEqual(model.refused, ())
+
+    def test_onlyThisHostsInstancesRunOnThisHost(self) -> None:
+        # Hosts before and after this one by name: neither is this host,
+        # so the older service keeps the port.
+        admission = Admission(localHost="host-m", now=CREATED, loopbackTargets=True)
+        model = buildModel(
+            [
+                instance("a1", name="young", host="host-a", created=CREATED),
+                instance("z1", name="old", host="host-z", created=CREATED - SECOND),
+            ],
+            admission=admission,
+        )
+        self.assertEqual(model.conflicts, (Conflict(10001, "old", "young", "older"),))
+
+    def test_frontendsAndConflictsAreValues(self) -> None:
+        # A model is compared with the last one applied: no part of it
+        # changes in place.
+        model = buildModel(
+            [instance("a1"), instance("b2", name="api", host="host-b")],
+            admission=Admission(loopbackTargets=True),
+        )
+        self.assertRaises(
+            FrozenInstanceError, setattr, model.frontends[0], "servicePort", 1
+        )
+        self.assertRaises(FrozenInstanceError, setattr, model.conflicts[0], "kept", "x")
+        self.assertRaises(FrozenInstanceError, setattr, Admission(), "now", 1)
 
     def test_theLayoutIgnoresServers(self) -> None:
         one = buildModel([instance("a1")])
@@ -257,6 +348,28 @@ class HostileRecordTests(SynchronousTestCase):
             (Refusal("host-b/w1", "port 80 or ServicePort 70000 out of range"),),
         )
 
+    def test_portsAreInRangeFrom1To65535(self) -> None:
+        ports = (
+            Port("tcp", 65535, 65535, "127.0.1.2"),
+            Port("tcp", 1, 1, "127.0.1.3"),
+            Port("tcp", -1, 10001, "127.0.1.2"),
+            Port("tcp", 80, -1, "127.0.1.2"),
+            Port("tcp", 65536, 10002, "127.0.1.2"),
+        )
+        model = buildModel([Service("w1", "wide", hostname="host-b", ports=ports)])
+        self.assertEqual(
+            [(f.servicePort, [s.port for s in f.servers]) for f in model.frontends],
+            [(1, [1]), (65535, [65535])],
+        )
+        self.assertEqual(
+            [r.reason for r in model.refused],
+            [
+                "port -1 or ServicePort 10001 out of range",
+                "port 80 or ServicePort -1 out of range",
+                "port 65536 or ServicePort 10002 out of range",
+            ],
+        )
+
     def test_serverNamesThatCollideAfterSanitisingKeepTheFirst(self) -> None:
         """
         C{a-b}/C{c} and C{a}/C{b-c} are both C{a-b-c}: HAProxy refuses two
@@ -273,9 +386,15 @@ class HostileRecordTests(SynchronousTestCase):
             model.refused,
             (Refusal("a-b/c", "server name a-b-c is taken in web-10001 by a"),),
         )
-        mine = buildModel([one, two], admission=Admission(localHost="a-b"))
+        # This host's name as the configuration gives it (not the record's
+        # string), and loopback allowed: the name, not the address, decides.
+        local = Admission(localHost="".join(["a-", "b"]), loopbackTargets=True)
+        mine = buildModel([one, two], admission=local)
         self.assertEqual([s.port for s in mine.frontends[0].servers], [1])
-        self.assertEqual([r.what for r in mine.refused], ["a/b-c"])
+        self.assertEqual(
+            mine.refused,
+            (Refusal("a/b-c", "server name a-b-c is taken in web-10001 by a-b"),),
+        )
 
     def test_anotherHostsLoopbackOrTheProxyIPIsNeverRouted(self) -> None:
         """
@@ -346,6 +465,25 @@ class HostileRecordTests(SynchronousTestCase):
                 ),
             )
 
+    def test_byHostNameThisHostMayBeLocalhost(self) -> None:
+        # A node named "localhost" (a laptop's) routes to its own instances.
+        model = buildModel(
+            [instance("a1", host="localhost")],
+            useHostnames=True,
+            admission=Admission(localHost="localhost"),
+        )
+        self.assertEqual([s.address for s in model.frontends[0].servers], ["localhost"])
+        self.assertEqual(model.refused, ())
+
+    def test_byHostNameOtherHostsBeforeLocalhostByNameAreRouted(self) -> None:
+        model = buildModel(
+            [instance("b2", host="alpha")],
+            useHostnames=True,
+            admission=Admission(localHost="host-a"),
+        )
+        self.assertEqual([s.address for s in model.frontends[0].servers], ["alpha"])
+        self.assertEqual(model.refused, ())
+
     def test_aServicePortOfOursOrInUseGetsNoFrontend(self) -> None:
         """
         A ServicePort this node uses (gossip, API) or that something else
@@ -396,6 +534,25 @@ class LostSightTests(SynchronousTestCase):
         after = buildModel([sick], liveHosts={"host-a", "host-b"}, previous=self.before)
         self.assertEqual(after.frontends[0].servers, ())
         self.assertEqual(after.kept, ())
+
+    def test_anotherServiceOnThePortIsNoReasonToKeep(self) -> None:
+        # Another name now claims the port, with no server yet (before
+        # and after "web" by name): its frontend, not the old one.
+        for name in ("api", "zzz"):
+            newcomer = instance("n1", name=name, status=Status.DRAINING)
+            after = buildModel([newcomer], liveHosts={"host-a"}, previous=self.before)
+            self.assertEqual(
+                [(f.service, f.servers) for f in after.frontends], [(name, ())]
+            )
+            self.assertEqual(after.kept, ())
+
+    def test_serversOfHostsOutOfSightAreKeptWhateverTheirLastStatus(self) -> None:
+        # Last seen unhealthy, then out of sight: the frontend, of the same
+        # name, has no server left, so the last servers are kept.
+        sick = instance("a1", host="host-b", status=Status.UNHEALTHY)
+        after = buildModel([sick], liveHosts={"host-a"}, previous=self.before)
+        self.assertEqual(after.frontends, self.before.frontends)
+        self.assertEqual(after.kept, ("web-10001",))
 
     def test_withoutMembershipNothingIsKept(self) -> None:
         expired = instance("a1", host="host-b", status=Status.TOMBSTONE)

@@ -1,18 +1,23 @@
 """
 L{bindProbe}: whether HAProxy could bind a ServicePort, tried on real
-loopback sockets; and what a node's configuration makes it admit.
+loopback sockets; what a node's configuration makes it admit, and which
+template its proxy renders.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from sidecar.config import loadConfig
-from sidecar.proxy.build import admission
-from sidecar.proxy.model import Admission
+from sidecar.catalog import ServicesState
+from sidecar.config import Config, ConfigError, loadConfig
+from sidecar.proxy.build import admission, makeProxy
+from sidecar.proxy.model import Admission, ProxyModel
 from sidecar.proxy.ports import bindProbe
+from sidecar.proxy.template import ProxyTemplate, TemplateSettings
 
 from .processes import freePort
 
@@ -70,3 +75,57 @@ class AdmissionFromConfigTests(SynchronousTestCase):
         )
         self.assertTrue(found.loopbackTargets)
         self.assertEqual(found.localHost, "this-host")
+
+
+class MakeProxyTests(SynchronousTestCase):
+    SETTINGS = TemplateSettings(BIND_IP, "/run/sidecar/haproxy.sock", "")
+
+    def config(self, lines: str) -> tuple[Config, str]:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(lines)
+        return loadConfig(path, environ={}, hostname="this-host"), path
+
+    def rendered(self, config: Config) -> str:
+        clock = Clock()
+        state = ServicesState("this-host", clock)
+        self.addCleanup(state.stop)
+        proxy = makeProxy(config, state, None, clock)
+        return proxy.writer.template.render(ProxyModel(), self.SETTINGS)  # type: ignore[attr-defined,no-any-return]
+
+    def test_theConfiguredTemplateIsTheOneRendered(self) -> None:
+        template = os.path.abspath(self.mktemp())
+        with open(template, "w") as f:
+            f.write("# our own, for {{ bind_ip }}\n")
+        config, _ = self.config(f'[haproxy]\ntemplate = "{template}"\n')
+        self.assertEqual(self.rendered(config), f"# our own, for {BIND_IP}\n")
+
+    def test_withoutATemplateTheBuiltInOneIsRendered(self) -> None:
+        config, _ = self.config("[haproxy]\n")
+        self.assertEqual(
+            self.rendered(config),
+            ProxyTemplate.default().render(ProxyModel(), self.SETTINGS),
+        )
+
+    def test_aTemplateThatCannotBeReadIsAnErrorOfTheConfigFile(self) -> None:
+        config, path = self.config('[haproxy]\ntemplate = "/nonexistent/t.j2"\n')
+        clock = Clock()
+        error = self.assertRaises(
+            ConfigError, makeProxy, config, ServicesState("h", clock), None, clock
+        )
+        self.assertIn(path, str(error))
+        self.assertIn("haproxy.template", str(error))
+
+    def test_anUnmanagedHAProxyWithoutAReloadCommandIsAnErrorOfTheConfigFile(
+        self,
+    ) -> None:
+        config, path = self.config("[haproxy]\nmanage_process = false\n")
+        clock = Clock()
+        error = self.assertRaises(
+            ConfigError, makeProxy, config, ServicesState("h", clock), None, clock
+        )
+        self.assertEqual(
+            str(error),
+            f"{path}: haproxy.reload_command: "
+            "a HAProxy this node does not manage needs a reload command",
+        )

@@ -59,6 +59,34 @@ class CompositionTests(SynchronousTestCase):
         self.assertEqual(reactor.getDelayedCalls(), [])
 
 
+class ReloadTests(SynchronousTestCase):
+    def test_aReloadReReadsTheStaticFile(self) -> None:
+        # What twistd's SIGHUP calls (tap.py), here in-process.
+        directory = Path(self.mktemp())
+        directory.mkdir()
+
+        def target(name: str, port: int) -> dict[str, object]:
+            return {
+                "Service": {"Name": name, "Ports": [{"Port": port}]},
+                "Check": {"Type": "AlwaysSuccessful"},
+            }
+
+        static = directory / "static.json"
+        static.write_text(json.dumps([target("db", 5432)]))
+        (directory / "node.toml").write_text(
+            '[node]\nname = "h"\nbind = "127.0.0.1:7946"\n'
+        )
+        node = makeService(loadConfig(directory / "node.toml"), MemoryReactorWithUDP())
+        node.startService()
+        self.addCleanup(node.stopService)
+        static.write_text(json.dumps([target("db", 5432), target("cache", 6379)]))
+        self.assertEqual([s.name for s in node.state.localServices()], ["db"])
+        node.reload()
+        self.assertEqual(
+            sorted(s.name for s in node.state.localServices()), ["cache", "db"]
+        )
+
+
 class HealthWiringTests(SynchronousTestCase):
     def test_theHealthSettingsReachTheMonitor(self) -> None:
         directory = Path(self.mktemp())

@@ -22,7 +22,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
-from sidecar.catalog import Port, Service, ServicesState, Status
+from sidecar.catalog import ChangeEvent, Port, Service, ServicesState, Status
 from sidecar.catalog.codec import dumps
 from sidecar.catalog.documents import stateDocument
 from sidecar.catalog.interfaces import ICatalogObserver
@@ -295,6 +295,25 @@ class RemoteCatalogTests(SynchronousTestCase):
         )
         self.assertEqual(list(catalog.services()), [])
 
+    def test_documentsAreCountedAndGoneRecordsStampedWithTheClock(self) -> None:
+        clock = Clock()
+        clock.advance(1_700_000_000)
+        catalog = RemoteCatalog(clock)
+        events = Events()
+        catalog.addObserver(events)
+        catalog.received(self.document(record("b1")))
+        catalog.received({"Servers": {"host-b": {"Services": {"x": {"ID": 5}}}}})
+        catalog.received(self.document())
+        self.assertEqual(catalog.documents, 2)
+        self.assertEqual(
+            [(e.service.status, e.time) for e in events.events],
+            [
+                (Status.ALIVE, 1_700_000_000 * SECOND),
+                (Status.TOMBSTONE, 1_700_000_000 * SECOND),
+            ],
+        )
+        self.assertEqual(events.events[-1].service.updated, 1_700_000_000 * SECOND)
+
     def test_aDocumentThatIsNotAStateIsIgnored(self) -> None:
         catalog = RemoteCatalog(Clock())
         catalog.received(self.document(record("b1")))
@@ -393,6 +412,19 @@ class BackPressureTests(SynchronousTestCase):
         self.transport.producer.resumeProducing()
         self.clock.advance(watch.HEARTBEAT)
         self.assertEqual(self.body().count(b"\n"), 2)
+
+    def test_aNotificationThatChangesNoDocumentSendsNone(self) -> None:
+        # The catalog notifies only changes that show, but an observer
+        # owes no such promise: a spurious notification re-renders the same
+        # document (the same entity tag), which is not sent again.
+        [watcher] = [o for o in self.state._observers if isinstance(o, watch.Watcher)]
+        event = ChangeEvent(record("b0"), Status.UNKNOWN, SECOND)
+        watcher.serviceChanged(event)
+        self.clock.advance(0)
+        self.assertEqual(len(self.documents()), 1)
+        # A real change after it is sent as ever.
+        self.change("b1")
+        self.assertEqual(len(self.documents()), 2)
 
     def test_theNodeStoppingEndsTheStreamOnce(self) -> None:
         [watcher] = [o for o in self.state._observers if isinstance(o, watch.Watcher)]

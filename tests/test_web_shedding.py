@@ -143,6 +143,9 @@ class RefusalTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
         self.assertEqual(cap.shed, 1)
         self.assertEqual(cap.open, 0)
+        # The cut connection is then lost, its timer gone already.
+        refusal.connectionLost(Failure(ConnectionDone()))  # type: ignore[union-attr]
+        self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_aRefusedClientThatLeavesCancelsTheTimer(self) -> None:
         clock = Clock()

@@ -61,6 +61,14 @@ INCARNATION_JUMP = 64
 Address = tuple[str, int]
 
 
+def gossipAddress(addr: bytes, port: int) -> Address:
+    """
+    Where a member at C{addr} (its IP address, packed) and C{port}
+    gossips: the address as text, and the port.
+    """
+    return (str(ipaddress.ip_address(addr)), port)
+
+
 @implementer(IMemberObserver)
 class NoObserver:
     def memberJoined(self, member: Member) -> None:
@@ -99,7 +107,7 @@ class Member:
         """
         Where the member gossips: its IP address as text, and its port.
         """
-        return (str(ipaddress.ip_address(self.addr)), self.port)
+        return gossipAddress(self.addr, self.port)
 
     @classmethod
     def fromAlive(cls, message: Alive, stateChange: float) -> Member:
@@ -317,7 +325,7 @@ class Members:
                 "an alive message moves {node}, a live member, from {old} to {new}",
                 node=message.node,
                 old="{}:{}".format(*current.address),
-                new="{}:{}".format(*Member.fromAlive(message, 0).address),
+                new="{}:{}".format(*gossipAddress(message.addr, message.port)),
             )
             return False
         return True
@@ -330,7 +338,6 @@ class Members:
             return
         if message.node == self.localName:
             self._refute(message.incarnation)
-            self.awareness.apply(1)
             return
         suspicion = self._suspicions.get(message.node)
         if suspicion is not None and current.state is NodeState.SUSPECT:
@@ -521,8 +528,12 @@ class Members:
         """
         Answer a rumour about this node that names C{incarnation}: at once
         if no refutation went out within the last probe interval, else at
-        its end, for all the rumours heard meanwhile.
+        its end, for all the rumours heard meanwhile.  Each rumour is a
+        sign that this node may be slow to answer, so it raises its
+        awareness score, as memberlist's refutations do (whatever the
+        rumour: suspect, dead, or an alive of ours that differs).
         """
+        self.awareness.apply(1)
         self._rumoured = max(self._rumoured, incarnation)
         if self._refutation is not None and self._refutation.active():
             return
