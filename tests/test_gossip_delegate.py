@@ -41,6 +41,8 @@ from sidecar.gossip.peers import nodeMeta
 from sidecar.gossip.profiles import LAN, LOCAL, PROFILES, WAN, scaledPushPullInterval
 from sidecar.gossip.streams import MAX_STREAM_BYTES
 
+from .doubles import RecordingBroadcaster
+
 NOW = 1_700_000_000.0
 
 
@@ -96,6 +98,28 @@ class CatalogDelegateTests(SynchronousTestCase):
 
     def refusals(self) -> dict[str, int]:
         return dict(self.admission.refused)
+
+    def test_theFirstPeerHearsWhatThisNodeAnnouncedAlone(self) -> None:
+        """
+        A node alone gossips to no one (its queue is dropped): when its
+        first peer joins, its own live records are handed to the
+        broadcasters again, as they were; later peers get them by gossip
+        already under way, until the node is alone once more.
+        """
+        sent = RecordingBroadcaster()
+        self.state.addBroadcaster(sent)
+        mine = self.state.announceLocal(record("me", "mine"))
+        sent.batches.clear()
+        peer, third = self.members.get("peer"), self.members.get("third")
+        assert peer is not None and third is not None
+        self.delegate.memberJoined(peer)
+        self.assertEqual(sent.batches, [[mine]])
+        self.delegate.memberJoined(third)
+        self.delegate.memberGone(peer)
+        self.assertEqual(sent.batches, [[mine]])
+        self.delegate.memberGone(third)
+        self.delegate.memberJoined(peer)
+        self.assertEqual(sent.batches, [[mine], [mine]])
 
     def test_aGossipedRecordIsMerged(self) -> None:
         self.delegate.messageReceived(encodeService(record()), PEER)

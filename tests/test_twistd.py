@@ -127,7 +127,8 @@ class TwistdTests(TestCase):
         for event in events:
             self.assertEqual(list(event)[:4], ["time", "level", "logger", "message"])
             self.assertEqual([k for k in event if k.startswith("log_")], [])
-        [announced] = [
+        # Announced as Unknown, then at once with its first check's result.
+        announced, *_ = [
             e for e in events if e["message"].startswith("announcing service twistd")
         ]
         self.assertEqual(announced["name"], "twistd-web")

@@ -405,6 +405,13 @@ class ServicesState:
     def serverServices(self, server: Server) -> list[Service]:
         return [self._effective(e) for e in server.entries.values()]
 
+    def rebroadcastLocal(self) -> None:
+        """
+        Hand this node's own live records to the broadcasters again, as
+        they are (no new stamp): for peers that cannot have heard them.
+        """
+        self._broadcast(self.localServices())
+
     def localServices(self) -> list[Service]:
         """
         The records this node announced itself and has not withdrawn.

@@ -134,6 +134,9 @@ class CatalogDelegate:
         self._state = state
         self._admission = admission
         self._withheld = withheld or WithheldRecords()
+        # The other members now joined: while there were none, this node's
+        # news went to no one (a node alone drops its queue).
+        self._peers: set[str] = set()
         state.useClockOffsets(admission.skews.offset)
 
     def localDigest(self) -> bytes:
@@ -211,6 +214,14 @@ class CatalogDelegate:
     def memberJoined(self, member: Member) -> None:
         self._admission.memberJoined(member)
         self._believe(member)
+        alone = not self._peers
+        self._peers.add(member.name)
+        if alone:
+            # What this node announced while alone was gossiped to no one,
+            # and what it found while its join was on the way went into no
+            # push-pull: sent again, it reaches the first peer (and tells
+            # it this node's clock) without waiting for anti-entropy.
+            self._state.rebroadcastLocal()
 
     def memberUpdated(self, member: Member) -> None:
         self._believe(member)
@@ -228,6 +239,7 @@ class CatalogDelegate:
         self._state.expireServer(member.name)
         self._state.followMembership(member.name, False)
         self._admission.memberGone(member)
+        self._peers.discard(member.name)
 
 
 @implementer(IBroadcaster)
