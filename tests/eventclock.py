@@ -78,14 +78,5 @@ class EventClock:
             call.func(*call.args, **call.kw)
         self.rightNow = max(self.rightNow, when)
 
-    def nextTime(self) -> float | None:
-        """
-        When the earliest live call is due, or L{None} if there is none.
-        """
-        heap = self._heap
-        while heap and (heap[0][2].cancelled or heap[0][2].called):
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
-
     def _push(self, call: DelayedCall) -> None:
         heapq.heappush(self._heap, (call.getTime(), next(self._sequence), call))
