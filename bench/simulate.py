@@ -39,9 +39,8 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from twisted.logger import (
     FilteringLogObserver,
@@ -52,20 +51,16 @@ from twisted.logger import (
 )
 from zope.interface import implementer
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from sidecar.announce import LocalAnnouncer  # noqa: E402
-from sidecar.catalog import ICatalogObserver, Port, Service, Status  # noqa: E402
-from sidecar.catalog.local import LocalService  # noqa: E402
-from sidecar.catalog.state import ChangeEvent  # noqa: E402
-from sidecar.gossip.interfaces import IMemberObserver  # noqa: E402
-from sidecar.gossip.members import Member  # noqa: E402
-from sidecar.gossip.messages import NodeState  # noqa: E402
-from sidecar.gossip.profiles import LAN, detectionBound  # noqa: E402
-from tests.eventclock import EventClock  # noqa: E402
-from tests.simnet import SimNetwork, SimNode, simAddress  # noqa: E402
+from sidecar.announce import LocalAnnouncer
+from sidecar.catalog import ICatalogObserver, Port, Service, Status
+from sidecar.catalog.local import LocalService
+from sidecar.catalog.state import ChangeEvent
+from sidecar.gossip.interfaces import IMemberObserver
+from sidecar.gossip.members import Member
+from sidecar.gossip.messages import NodeState
+from sidecar.gossip.profiles import LAN, detectionBound
+from tests.eventclock import EventClock
+from tests.simnet import SimNetwork, SimNode, simAddress
 
 SERVICES_PER_HOST = 10
 # Serf's convergence model (LAN, 1000 nodes): 99.9 % of nodes reached.
@@ -206,12 +201,12 @@ class Simulation:
     def run(self, seconds: float) -> None:
         self.clock.advance(seconds)
 
-    def runUntil(self, done: object, limit: float) -> bool:
+    def runUntil(self, done: Callable[[], bool], limit: float) -> bool:
         """
         Run until C{done()} holds (checked every 50 ms), or C{limit} s.
         """
         end = self.clock.seconds() + limit
-        while not done():  # type: ignore[operator]
+        while not done():
             if self.clock.seconds() >= end:
                 return False
             self.run(POLL)
@@ -240,7 +235,9 @@ class Simulation:
             FORMING_LIMIT,
         )
         if not formed:
-            raise RuntimeError(f"{self.size} nodes did not form within {FORMING_LIMIT} s")
+            raise RuntimeError(
+                f"{self.size} nodes did not form within {FORMING_LIMIT} s"
+            )
         return self.clock.seconds() - start
 
     def held(self) -> float:
@@ -251,14 +248,17 @@ class Simulation:
         live = self.live()
         hosts = {node.name for node in live}
         wanted = len(hosts) * SERVICES_PER_HOST
-        return min(
-            sum(
-                1
-                for record in node.state.services()
-                if record.hostname in hosts and not record.isTombstone
+        return (
+            min(
+                sum(
+                    1
+                    for record in node.state.services()
+                    if record.hostname in hosts and not record.isTombstone
+                )
+                for node in live
             )
-            for node in live
-        ) / wanted
+            / wanted
+        )
 
     # -- measurements ------------------------------------------------------------
 
@@ -271,14 +271,11 @@ class Simulation:
             for node in self.live()
         )
 
-    def perNodePerSecond(self, seconds: float, work: object = None) -> float:
+    def perNodePerSecond(self, seconds: float) -> float:
         """
-        Run C{seconds} (calling C{work()} first, if given); bytes sent per
-        live node per second meanwhile.
+        Run C{seconds}; bytes sent per live node per second meanwhile.
         """
         before = self.bytesSent()
-        if work is not None:
-            work()  # type: ignore[operator]
         self.run(seconds)
         return (self.bytesSent() - before) / len(self.live()) / seconds
 

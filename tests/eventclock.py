@@ -37,13 +37,17 @@ class EventClock:
         return self.rightNow
 
     def callLater(
-        self, delay: float, f: Callable[..., object], *args: object, **kw: object
+        self,
+        delay: float,
+        callable: Callable[..., object],
+        *args: object,
+        **kwargs: object,
     ) -> DelayedCall:
         call = DelayedCall(
             self.rightNow + delay,
-            f,
+            callable,
             args,
-            kw,
+            kwargs,
             lambda call: None,
             self._push,
             self.seconds,

@@ -91,7 +91,7 @@ class SkewedClock:
     shifted, delays run on the shared L{Clock}.
     """
 
-    def __init__(self, clock: Clock, skew: float) -> None:
+    def __init__(self, clock: Clock | EventClock, skew: float) -> None:
         self._clock = clock
         self._skew = skew
 

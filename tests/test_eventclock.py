@@ -32,9 +32,7 @@ class EventClockTests(SynchronousTestCase):
         clock.callLater(0.1, note, "b")
         clock.callLater(0.2, lambda: clock.callLater(0.05, note, "nested"))
         clock.advance(1.0)
-        self.assertEqual(
-            seen, [("a", 0.1), ("b", 0.1), ("nested", 0.25), ("c", 0.3)]
-        )
+        self.assertEqual(seen, [("a", 0.1), ("b", 0.1), ("nested", 0.25), ("c", 0.3)])
         self.assertEqual(clock.seconds(), 1.0)
 
     def test_notYetDue(self) -> None:
@@ -65,7 +63,9 @@ class EventClockTests(SynchronousTestCase):
         seen: list[tuple[str, float]] = []
         early = clock.callLater(5.0, lambda: seen.append(("early", clock.seconds())))
         late = clock.callLater(1.0, lambda: seen.append(("late", clock.seconds())))
-        delayed = clock.callLater(1.0, lambda: seen.append(("delayed", clock.seconds())))
+        delayed = clock.callLater(
+            1.0, lambda: seen.append(("delayed", clock.seconds()))
+        )
         early.reset(2.0)
         late.reset(3.0)
         delayed.delay(3.5)
