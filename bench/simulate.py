@@ -51,7 +51,7 @@ from twisted.logger import (
 )
 from zope.interface import implementer
 
-from sidecar.announce import LocalAnnouncer
+from sidecar.announce import REFRESH_INTERVAL, LocalAnnouncer
 from sidecar.catalog import ICatalogObserver, Port, Service, Status
 from sidecar.catalog.local import LocalService
 from sidecar.catalog.state import ChangeEvent
@@ -166,6 +166,19 @@ def hostServices(node: SimNode) -> list[LocalService]:
     ]
 
 
+@dataclass(frozen=True)
+class Traffic:
+    """
+    Bytes sent per node per second, by UDP (packets) and TCP (streams).
+    """
+
+    udp: float
+    tcp: float
+
+    def __str__(self) -> str:
+        return f"{self.udp + self.tcp:.0f} (UDP {self.udp:.0f}, TCP {self.tcp:.0f})"
+
+
 @dataclass
 class Simulation:
     """
@@ -174,6 +187,7 @@ class Simulation:
 
     size: int
     seed: int
+    refresh: float = REFRESH_INTERVAL
     network: SimNetwork = field(init=False)
     clock: EventClock = field(init=False)
     ledger: Ledger = field(init=False)
@@ -214,19 +228,24 @@ class Simulation:
 
     def form(self) -> float:
         """
-        Start every node (spread over up to 2 s; each announcer's refresh
-        at a random phase, as hosts start at different times) and run
-        until each lists every member alive.
+        Start every node (spread over up to 2 s) and run until each lists
+        every member alive.  The announcers start one refresh interval
+        earlier, each at a random phase, so that refreshes run at their
+        steady rate from the start, as on hosts started at different times.
 
         @return: the virtual seconds it took.
         """
-        spread = min(2.0, 0.01 * self.size)
         for node in self.nodes:
-            announcer = LocalAnnouncer(node.state, self.clock)
+            announcer = LocalAnnouncer(node.state, self.clock, self.refresh)
             self.announcers[node.name] = announcer
             announcer.servicesDiscovered("static", hostServices(node))
+            phase = self.rng.uniform(0, min(self.refresh, 25.0))
+            self.clock.callLater(phase, announcer.startService)
+        # Before the clusters start, a refresh only reaches the queue.
+        self.run(min(self.refresh, 25.0))
+        spread = min(2.0, 0.01 * self.size)
+        for node in self.nodes:
             self.clock.callLater(self.rng.uniform(0, spread), node.start)
-            self.clock.callLater(self.rng.uniform(0, 25.0), announcer.startService)
         start = self.clock.seconds()
         formed = self.runUntil(
             lambda: all(
@@ -262,22 +281,25 @@ class Simulation:
 
     # -- measurements ------------------------------------------------------------
 
-    def bytesSent(self) -> int:
+    def bytesSent(self) -> tuple[int, int]:
         """
         UDP and TCP bytes the live nodes have sent so far.
         """
-        return sum(
-            node.protocol.counters.bytesOut + self.network.streamBytes[node.address]
-            for node in self.live()
+        live = self.live()
+        return (
+            sum(node.protocol.counters.bytesOut for node in live),
+            sum(self.network.streamBytes[node.address] for node in live),
         )
 
-    def perNodePerSecond(self, seconds: float) -> float:
+    def perNodePerSecond(self, seconds: float) -> Traffic:
         """
         Run C{seconds}; bytes sent per live node per second meanwhile.
         """
-        before = self.bytesSent()
+        udp, tcp = self.bytesSent()
         self.run(seconds)
-        return (self.bytesSent() - before) / len(self.live()) / seconds
+        udpAfter, tcpAfter = self.bytesSent()
+        share = len(self.live()) * seconds
+        return Traffic((udpAfter - udp) / share, (tcpAfter - tcp) / share)
 
     def change(self) -> Service:
         """
@@ -307,7 +329,7 @@ class Simulation:
         times = sorted(t - start for t in self.ledger.arrivals.values())[1:]
         return quantile(times, others, 0.99), quantile(times, others, 0.999)
 
-    def churn(self, seconds: float, rate: float) -> float:
+    def churn(self, seconds: float, rate: float) -> Traffic:
         """
         C{rate} changes a second for C{seconds}: bytes per node per second.
         """
@@ -372,9 +394,9 @@ class Figures:
     loss: float
     reach99: list[float | None]
     reach999: list[float | None]
-    idleBytes: float
+    idleBytes: Traffic
     held: float
-    churnBytes: float
+    churnBytes: Traffic
     detectFirst: float | None
     detect999: float | None
     detectAll: float | None
@@ -429,7 +451,7 @@ def simulate(size: int, arguments: argparse.Namespace) -> Run:
     Form a cluster of C{size} and measure it at each loss level.
     """
     wallStart, cpuStart = time.perf_counter(), time.process_time()
-    sim = Simulation(size, arguments.seed)
+    sim = Simulation(size, arguments.seed, arguments.refresh)
     formed = sim.form()
     heldFormed = sim.held()
     sim.run(arguments.settle)
@@ -501,11 +523,11 @@ def rows(run: Run, arguments: argparse.Namespace) -> list[tuple[str, str]]:
                 "    change to 99.9 % (median / max)",
                 spreadOf(f.reach999) + target(f.loss),
             ),
-            ("    bytes/node/s idle", f"{f.idleBytes:.0f}"),
+            ("    bytes/node/s idle", str(f.idleBytes)),
             ("    records held after idle (worst node)", f"{f.held:.1%}"),
             (
                 f"    bytes/node/s churn ({arguments.rate:g} changes/s)",
-                f"{f.churnBytes:.0f}",
+                str(f.churnBytes),
             ),
             (
                 "    failure detected: first / 99.9 % / all",
@@ -533,6 +555,13 @@ def parseArguments(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--idle", type=float, default=25.0)
     parser.add_argument("--churn", type=float, default=25.0)
     parser.add_argument("--rate", type=float, default=5.0)
+    parser.add_argument(
+        "--refresh",
+        type=float,
+        default=REFRESH_INTERVAL,
+        help="seconds between a node's refreshes of its own records "
+        "(the product's, by default)",
+    )
     parser.add_argument(
         "--settle", type=float, default=10.0, help="virtual seconds between steps"
     )

@@ -48,8 +48,10 @@ class SimulateBenchTests(SynchronousTestCase):
             for reached in f.reach99 + f.reach999:
                 self.assertIsNotNone(reached)
                 self.assertGreater(reached, 0)
-            self.assertGreater(f.idleBytes, 0)
-            self.assertGreater(f.churnBytes, 0)
+            # Probes at least, by UDP; push-pulls, by TCP.
+            self.assertGreater(f.idleBytes.udp, 0)
+            self.assertGreater(f.churnBytes.udp, f.idleBytes.udp)
+            self.assertGreaterEqual(f.idleBytes.tcp, 0)
             self.assertGreater(f.held, 0)
             self.assertLessEqual(f.held, 1)
             for detected in (f.detectFirst, f.detect999, f.detectAll):
