@@ -28,6 +28,10 @@ setup(
         "cryptography>=42",
         # /metrics: the Prometheus project's own client.
         "prometheus_client>=0.20",
+        # [envoy]: the xDS v3 control plane; gRPC's server, and Envoy's API
+        # as generated Python (imported only when [envoy] is enabled).
+        "grpcio>=1.60",
+        "xds-protos>=1.60",
     ],
     extras_require={
         # websockets: the browser test drives chromium over its DevTools

@@ -5,6 +5,12 @@ one run.
     PYTHONPATH=. .venv/bin/python bench/cluster.py [N] [--profile lan]
         [--idle SECONDS] [--repeats R] [--kills K] [--keep]
 
+As root, in a network namespace of its own, its addresses, ports and
+iptables chain are its alone (other runs, other tests):
+
+    unshare -n sh -c 'ip link set lo up; PYTHONPATH=. \\
+        .venv/bin/python bench/cluster.py 10'
+
 Our nodes bind 127.0.1.K (gossip :7946, API :7777), serf's agents 127.0.2.K
 (gossip :7946, RPC :7373); nothing leaves 127.0.0.0/8.  The two systems run
 one after the other, each alone on the machine, through the same phases:
@@ -12,14 +18,27 @@ one after the other, each alone on the machine, through the same phases:
 1. join: node 1 (the seed) starts; once it answers, nodes 2..N start
    together, each joining through node 1; the time from the last spawn
    until every node lists all N members alive.
-2. change propagation, R times: ours, a new entry in one node's static file
-   and SIGHUP; serf, C{serf event}; the time until every node has it (our
-   API polled, serf's event handler's timestamps).  Median and max.
+2. propagation, R times each, two measures (our API polled, serf's event
+   handler's timestamps), medians and maxima:
+   - gossip: a change to a record that waits on nothing, the drain of one
+     node's service through its API, until every node lists it DRAINING;
+     serf, C{serf event};
+   - discovery: a new entry (checked C{AlwaysSuccessful}) in one node's
+     static file and SIGHUP, until every node lists it ALIVE: discovery,
+     first check, announcement and gossip, end to end.  Serf has neither
+     services nor checks: its figure is a user event again, the least the
+     same news would cost it.
 3. an idle window with no polling at all: suspicions, refutations and
    failures in the logs, CPU per node, bytes sent per node (iptables
    counters, as root), and RSS at its end.
 4. failure detection, K times: SIGKILL one non-seed node; the time until
    every survivor lists it as failed.  Median and max.
+
+With C{--loss P}, phases 3 and 4 run with P % of gossip packets dropped
+(UDP and TCP to or from port 7946, both ways, by iptables' statistic
+match): false suspicions and members wrongly failed in the idle window,
+and detection under loss.  That mode refuses to run outside a network
+namespace of its own, as it drops packets on loopback.
 
 Then a table with both systems and our/serf ratios.  Nothing is asserted:
 the figures are for reading and comparing.  Every process started is
@@ -35,6 +54,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +71,7 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.web.client import HTTPConnectionPool
 
+from sidecar.catalog.service import Status
 from sidecar.demo import processes
 from sidecar.gossip.profiles import PROFILES, detectionBound
 
@@ -70,6 +91,11 @@ SETTLE_BEFORE_IDLE = 10.0
 # Beyond the failure-detection bound, a loaded machine's delays: how long
 # the benchmark waits for a failure to be declared before it counts a miss.
 DETECTION_SLACK = 10.0
+# Serf's discovery rounds are user events numbered from here, after its
+# gossip rounds' (so at most this many rounds of each).
+DISCOVERY_ROUNDS = 100
+# The check of the benchmark's services: nothing listens on their ports.
+ALWAYS = {"Type": "AlwaysSuccessful", "Args": ""}
 
 Probe = Callable[[int], Awaitable[float | None]]
 # A node in the foreground: append --config=FILE.
@@ -272,6 +298,64 @@ class ByteCounters:
         self._iptables("-X", CHAIN, check=False)
 
 
+# -- packet loss ------------------------------------------------------------------
+
+
+def privateNetwork() -> bool:
+    """
+    Whether this process's network has no interface but loopback, as in a
+    namespace made for it (C{unshare -n}): then dropping packets there
+    touches nothing else.
+    """
+    return [name for _, name in socket.if_nameindex()] == ["lo"]
+
+
+class Loss:
+    """
+    Drops C{percent} % of gossip packets (to or from port L{GOSSIP_PORT}, UDP
+    and TCP) at random, with iptables rules at the top of C{INPUT}, between
+    L{on} and L{off}.  Only ever in a private network namespace: checked by
+    L{problem}.
+    """
+
+    def __init__(self, percent: float) -> None:
+        self.percent = percent
+        self._rules: list[list[str]] = [
+            ["-p", protocol, direction, str(GOSSIP_PORT), "-m", "statistic",
+             "--mode", "random", "--probability", f"{percent / 100:.4f}",
+             "-j", "DROP"]
+            for protocol in ("udp", "tcp")
+            for direction in ("--dport", "--sport")
+        ]  # fmt: skip
+        self._installed: list[list[str]] = []
+
+    def problem(self) -> str | None:
+        """
+        Why loss cannot be made here, or L{None}.
+        """
+        if os.geteuid() != 0 or shutil.which("iptables") is None:
+            return "--loss needs root and iptables"
+        if not privateNetwork():
+            return (
+                "--loss drops packets on loopback: run the benchmark in a "
+                "network namespace of its own (unshare -n, then ip link set lo up)"
+            )
+        return None
+
+    def on(self) -> None:
+        if self.percent <= 0:
+            return
+        for rule in self._rules:
+            subprocess.run(["iptables", "-w", "-I", "INPUT", "1", *rule], check=True)
+            self._installed.append(rule)
+        log(f"dropping {self.percent:g} % of gossip packets")
+
+    def off(self) -> None:
+        while self._installed:
+            rule = self._installed.pop()
+            subprocess.run(["iptables", "-w", "-D", "INPUT", *rule], check=False)
+
+
 # -- the two systems ------------------------------------------------------------
 
 
@@ -325,12 +409,25 @@ class System:
         """
         raise NotImplementedError
 
-    async def change(self, round: int, k: int) -> tuple[float, Probe]:
+    async def gossip(self, round: int, k: int) -> tuple[float, Probe]:
         """
-        Make one change at node C{k}; return when it was made and a probe
-        that gives the time a node has it, or L{None}.
+        Make one change at node C{k} that only gossip carries; return when
+        it was made and a probe that gives the time a node has it, or
+        L{None}.
         """
         raise NotImplementedError
+
+    async def discover(self, round: int, k: int) -> tuple[float, Probe]:
+        """
+        Start a new instance at node C{k}; return as L{gossip} does, the
+        probe saying when a node has it ALIVE.
+        """
+        raise NotImplementedError
+
+    async def restore(self, k: int) -> None:
+        """
+        Undo L{gossip}'s change at node C{k}, if it needs undoing.
+        """
 
     async def quiesce(self) -> None:
         """
@@ -370,6 +467,7 @@ class Sidecar(System):
         self.pool.maxPersistentPerHost = 2
         self.environment = processes.nodeEnvironment()
         self.statics: dict[int, list[dict[str, Any]]] = {}
+        self.drained: dict[int, str] = {}
 
     def name(self, k: int) -> str:
         return f"bench-{k}"
@@ -406,7 +504,8 @@ class Sidecar(System):
                     "Image": "bench/base:1",
                     "Ports": [{"Type": "tcp", "Port": 9000, "ServicePort": 10001}],
                     "ProxyMode": "http",
-                }
+                },
+                "Check": ALWAYS,
             }
         ]
         self.writeStatic(k)
@@ -435,7 +534,7 @@ class Sidecar(System):
             return None
         return {m["Name"]: m["State"] for m in answer[1]["Members"]}
 
-    async def change(self, round: int, k: int) -> tuple[float, Probe]:
+    async def discover(self, round: int, k: int) -> tuple[float, Probe]:
         service = f"bench-change-{round}"
         hostname = self.name(k)
         self.statics[k].append(
@@ -446,23 +545,55 @@ class Sidecar(System):
                     "Ports": [
                         {"Type": "tcp", "Port": 9100 + round, "ServicePort": 11000}
                     ],
-                }
+                },
+                "Check": ALWAYS,
             }
         )
         started = time.time()
         self.writeStatic(k)
         self.processes[k].send_signal(signal.SIGHUP)
 
-        async def probe(j: int) -> float | None:
+        return started, self.probe(service, hostname, Status.ALIVE)
+
+    async def gossip(self, round: int, k: int) -> tuple[float, Probe]:
+        hostname = self.name(k)
+        answer = await self.get(k, "services/bench-base.json")
+        if answer is None or answer[0] != 200:
+            raise RuntimeError(f"{hostname} does not list bench-base: {answer}")
+        instances = answer[1]["Services"]["bench-base"]
+        serviceID = next(i["ID"] for i in instances if i["Hostname"] == hostname)
+        url = f"http://{self.host(k)}:{API_PORT}/api/services/{serviceID}/drain"
+        started = time.time()
+        response = await treq.post(url, pool=self.pool, timeout=REQUEST_TIMEOUT)
+        await response.content()
+        if response.code != 202:
+            raise RuntimeError(f"drain at {hostname}: HTTP {response.code}")
+        self.drained[k] = url
+        return started, self.probe("bench-base", hostname, Status.DRAINING)
+
+    async def restore(self, k: int) -> None:
+        url = self.drained.pop(k, None)
+        if url is not None:
+            response = await treq.delete(url, pool=self.pool, timeout=REQUEST_TIMEOUT)
+            await response.content()
+
+    def probe(self, service: str, hostname: str, status: Status) -> Probe:
+        """
+        A probe for C{hostname}'s instance of C{service} in C{status}.
+        """
+
+        async def probed(j: int) -> float | None:
             answer = await self.get(j, f"services/{service}.json")
             if answer is None or answer[0] != 200:
                 return None
             instances = answer[1]["Services"].get(service, [])
-            if any(i["Hostname"] == hostname and i["Status"] == 0 for i in instances):
+            if any(
+                i["Hostname"] == hostname and i["Status"] == status for i in instances
+            ):
                 return time.time()
             return None
 
-        return started, probe
+        return probed
 
     async def quiesce(self) -> None:
         await self.pool.closeCachedConnections()
@@ -543,7 +674,11 @@ class Serf(System):
             return None
         return {m["name"]: m["status"] for m in listed}
 
-    async def change(self, round: int, k: int) -> tuple[float, Probe]:
+    async def discover(self, round: int, k: int) -> tuple[float, Probe]:
+        # No services, no checks: the same news as a user event.
+        return await self.gossip(round + DISCOVERY_ROUNDS, k)
+
+    async def gossip(self, round: int, k: int) -> tuple[float, Probe]:
         payload = f"change-{round}"
         started = time.time()
         # Without -coalesce=false the agents hold user events back (up to
@@ -622,7 +757,8 @@ class Results:
 
     answering: float | None = None
     join: float | None = None
-    propagation: list[float | None] = field(default_factory=list)
+    gossip: list[float | None] = field(default_factory=list)
+    discovery: list[float | None] = field(default_factory=list)
     detection: list[float | None] = field(default_factory=list)
     suspicions: int = 0
     refutations: int = 0
@@ -639,7 +775,12 @@ class Results:
 
 
 async def measure(
-    system: System, counters: ByteCounters, idle: float, repeats: int, kills: int
+    system: System,
+    counters: ByteCounters,
+    idle: float,
+    repeats: int,
+    kills: int,
+    loss: Loss,
 ) -> Results:
     results = Results()
     began = time.monotonic()
@@ -677,25 +818,30 @@ async def measure(
     )
     await sleep(SETTLE)
 
-    # 2. Change propagation.
+    # 2. Propagation: gossip alone, then discovery end to end.
     every = 0.01 if isinstance(system, Serf) else 0.02
-    for round in range(repeats):
-        at = 2 + round % (size - 1)
-        changed, probe = await system.change(round, at)
-        reached = await waitForAll(
-            everyone, probe, changed, 30, every, results.pollRounds
-        )
-        results.propagation.append(
-            max(reached.values()) if len(reached) == size else None
-        )
-        log(
-            f"{system.label}: change {round + 1} from node {at} reached "
-            f"{len(reached)}/{size} in {fmt(results.propagation[-1], 's')}"
-        )
-        await sleep(1)
+    measures = [
+        ("gossip", system.gossip, results.gossip),
+        ("discovery", system.discover, results.discovery),
+    ]
+    for what, change, times in measures:
+        for round in range(repeats):
+            at = 2 + round % (size - 1)
+            changed, probe = await change(round, at)
+            reached = await waitForAll(
+                everyone, probe, changed, 30, every, results.pollRounds
+            )
+            times.append(max(reached.values()) if len(reached) == size else None)
+            log(
+                f"{system.label}: {what} {round + 1} from node {at} reached "
+                f"{len(reached)}/{size} in {fmt(times[-1], 's')}"
+            )
+            await system.restore(at)
+            await sleep(1)
 
-    # 3. The idle window: nothing polls.
+    # 3. The idle window: nothing polls.  Loss, if any, from here on.
     await system.quiesce()
+    loss.on()
     await sleep(SETTLE_BEFORE_IDLE)
     log(f"{system.label}: idle for {idle:g} s")
     pids = {k: system.processes[k].pid for k in everyone}
@@ -758,6 +904,7 @@ async def measure(
         )
         await sleep(1)
 
+    loss.off()
     log(f"{system.label}: stopping")
     await system.stop()
     results.duration = time.monotonic() - began
@@ -820,7 +967,8 @@ def table(
             for how in ("median", "max")
         ]
 
-    rows += spread("change propagation {} (s)", ours.propagation, serf.propagation, "s")
+    rows += spread("gossip propagation {} (s)", ours.gossip, serf.gossip, "s")
+    rows += spread("new instance ALIVE {} (s)", ours.discovery, serf.discovery, "s")
     rows += spread("failure detection {} (s)", ours.detection, serf.detection, "s")
     rows += [
         (f"suspicions, idle {idle:g} s", ours.suspicions, serf.suspicions, "n"),
@@ -849,7 +997,8 @@ def details(label: str, results: Results) -> str:
         return ", ".join(fmt(v, "s") for v in values)
 
     return (
-        f"{label}: propagation [{listed(results.propagation)}] s; "
+        f"{label}: gossip [{listed(results.gossip)}] s; "
+        f"discovery [{listed(results.discovery)}] s; "
         f"detection [{listed(results.detection)}] s; "
         f"change poll round {1000 * statistics.mean(results.pollRounds):.0f} ms "
         f"on average; "
@@ -870,7 +1019,7 @@ def parseArguments(argv: Sequence[str] | None) -> argparse.Namespace:
         "--idle", type=float, default=60.0, help="idle window in seconds"
     )
     parser.add_argument(
-        "--repeats", type=int, default=5, help="change propagations per system"
+        "--repeats", type=int, default=5, help="propagations per measure and system"
     )
     parser.add_argument(
         "--kills", type=int, default=3, help="failure detections per system"
@@ -878,11 +1027,21 @@ def parseArguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep", action="store_true", help="keep the logs and configurations"
     )
+    parser.add_argument(
+        "--loss",
+        type=float,
+        default=0.0,
+        metavar="PERCENT",
+        help="drop this share of gossip packets in the idle and detection "
+        "phases (in a network namespace of its own only)",
+    )
     options = parser.parse_args(argv)
     if not 3 <= options.size <= 250:
         parser.error("N must be between 3 and 250")
-    if options.repeats < 1 or options.idle <= 0:
-        parser.error("--repeats must be at least 1 and --idle positive")
+    if not 1 <= options.repeats <= DISCOVERY_ROUNDS or options.idle <= 0:
+        parser.error(f"--repeats must be 1-{DISCOVERY_ROUNDS} and --idle positive")
+    if not 0 <= options.loss < 100:
+        parser.error("--loss must be from 0 to under 100")
     options.kills = max(1, min(options.kills, options.size - 2))
     return options
 
@@ -902,6 +1061,7 @@ async def run(
     children: Children,
     counters: ByteCounters,
     workdir: Path,
+    loss: Loss,
 ) -> None:
     size = options.size
     started = time.monotonic()
@@ -915,6 +1075,7 @@ async def run(
         options.idle,
         options.repeats,
         options.kills,
+        loss,
     )
     serf = await measure(
         Serf(size, workdir / "serf", children, options.profile),
@@ -922,11 +1083,14 @@ async def run(
         options.idle,
         options.repeats,
         options.kills,
+        loss,
     )
+    lossy = f", {options.loss:g} % gossip loss when idle and on kills"
     print(
         f"cluster benchmark, {date}: N={size}, profile {options.profile}, "
         f"idle {options.idle:g} s, {options.repeats} changes, "
-        f"{options.kills} kills; {os.cpu_count()} CPUs, "
+        f"{options.kills} kills{lossy if options.loss else ''}; "
+        f"{os.cpu_count()} CPUs, "
         f"Python {sys.version.split()[0]}, serf {serfVersion()}"
     )
     print("\n".join(table(ours, serf, counters, options.idle)))
@@ -940,6 +1104,9 @@ async def run(
 
 def main(argv: Sequence[str] | None = None) -> None:
     options = parseArguments(argv)
+    loss = Loss(options.loss)
+    if options.loss and (problem := loss.problem()) is not None:
+        sys.exit(f"cluster.py: {problem}")
     workdir = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
     children = Children()
     addresses = [
@@ -949,7 +1116,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     finished: list[bool] = []
 
     async def runAndNote() -> None:
-        await run(options, children, counters, workdir)
+        await run(options, children, counters, workdir, loss)
         finished.append(True)
 
     try:
@@ -957,6 +1124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     finally:
         if not finished:
             log("interrupted or failed: stopping every process started")
+        loss.off()
         children.killAll()
         counters.remove()
         if options.keep:

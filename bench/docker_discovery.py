@@ -1,16 +1,20 @@
 """
 Docker discovery benchmark: a burst of labelled containers, and how soon a
-node has them all in its catalog.
+node has them all in its catalog, on Docker's engine and podman's side by
+side.
 
     PYTHONPATH=. .venv/bin/python bench/docker_discovery.py [CONTAINERS]
-        [--starters 8]
+        [--starters 8] [--engines docker,podman]
 
-A podman Docker-API engine (as the tests run it, see
-C{tests/dockerengine.py}) and one node (C{twistd -n sidecar}, Docker
-discovery only, JSON log) run on this machine.  Once the node follows the
-engine's events, CONTAINERS (default 200) containers with the seed's labels
-are started at once from C{--starters} threads.  From the node's log (each
-"announcing service" event's C{log_time}) and the engine's answers:
+For each engine in turn (as the tests run them, see
+C{tests/dockerengine.py}: Docker's C{dockerd} in a network namespace of its
+own, podman's C{podman system service}), the engine and one node
+(C{twistd -n sidecar}, Docker discovery only, JSON log, in the engine's
+network) run on this machine.  Once the node follows the engine's events,
+CONTAINERS (default 200) containers with the seed's labels are started at
+once from C{--starters} threads, as C{docker run -d} does.  From the
+node's log (each "announcing service" event's C{time}) and the
+engine's answers:
 
 - the time from the start of the burst until the last container is in the
   catalog, and until the engine had started the last one;
@@ -20,9 +24,10 @@ are started at once from C{--starters} threads.  From the node's log (each
   burst's start until the last announcement), in seconds and as a share of
   one core, and its RSS at the end.
 
-Nothing is asserted: the figures are for reading.  The engine, its
-containers and the node are stopped when the benchmark ends, on an error
-and on Ctrl-C.  Only 127.0.0.1 is used.
+Each figure is printed once, with the engines' values side by side
+(C{docker / podman}).  Nothing is asserted: the figures are for reading.
+The engines, their containers and the nodes are stopped when the
+benchmark ends, on an error and on Ctrl-C.  Only 127.0.0.1 is used.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,19 +47,25 @@ from twisted.internet import defer, task
 from twisted.internet.threads import deferToThread
 
 from sidecar.demo.processes import nodeEnvironment
-from tests.dockerengine import DockerEngine, dockerEngineSkipReason
+from tests.dockerengine import (
+    ENGINES,
+    IMAGE,
+    PUBLISHED,
+    DockerEngine,
+    dockerEngineSkipReason,
+)
 
 LABELS = {
     "HealthCheck": "HttpGet",
-    "ServicePort_80": "9500",
-    "HealthCheckArgs": "http://{{ host }}:{{ tcp 9500 }}/",
+    "ServicePort_80": "10001",
+    "HealthCheckArgs": "http://{{ host }}:{{ tcp 10001 }}/",
 }
 
 
 def announcements(logPath: Path) -> dict[str, float]:
     """
     The first "announcing service" time of each service ID in the node's
-    JSON log.
+    JSON log (its C{time}, to the millisecond).
     """
     first: dict[str, float] = {}
     for line in logPath.read_text().splitlines():
@@ -61,8 +73,9 @@ def announcements(logPath: Path) -> dict[str, float]:
             event = json.loads(line)
         except ValueError:
             continue
-        if event.get("log_format", "").startswith("announcing service"):
-            first.setdefault(event["id"], event["log_time"])
+        if str(event.get("message", "")).startswith("announcing service"):
+            when = datetime.fromisoformat(event["time"]).timestamp()
+            first.setdefault(event["id"], when)
     return first
 
 
@@ -83,8 +96,13 @@ async def waitFor(condition: Any, what: str, limit: float) -> None:
         await sleep(0.05)
 
 
-async def run(arguments: argparse.Namespace, workdir: Path) -> None:
-    engine = DockerEngine()
+async def measure(
+    kind: str, arguments: argparse.Namespace, workdir: Path
+) -> list[tuple[str, str]]:
+    """
+    The burst on an engine of kind C{kind}: its figures, as rows.
+    """
+    engine: DockerEngine = ENGINES[kind]()
     children = Children()
     try:
         await engine.start()
@@ -96,15 +114,15 @@ async def run(arguments: argparse.Namespace, workdir: Path) -> None:
             f'[discovery]\nbackends = ["docker"]\ndocker_url = "{engine.url}"\n'
             '[log]\nformat = "json"\n'
         )
-        environ = nodeEnvironment()
         node = children.spawn(
-            [*TWISTD_SIDECAR, f"--config={workdir / 'node.toml'}"],
+            engine.inNetwork([*TWISTD_SIDECAR, f"--config={workdir / 'node.toml'}"]),
             nodeLog,
-            environ,
+            nodeEnvironment(),
             workdir,
         )
         await waitFor(lambda: followsEvents(nodeLog), "the node following events", 30)
-        log(f"node {node.pid} follows the engine; starting {arguments.containers}")
+        count = arguments.containers
+        log(f"{kind}: node {node.pid} follows the engine; starting {count}")
         started: dict[str, float] = {}
         cpuBefore = cpuSeconds(node.pid)
         burstStart = time.time()
@@ -113,13 +131,13 @@ async def run(arguments: argparse.Namespace, workdir: Path) -> None:
             client = engine.newClient()
             try:
                 container = client.containers.run(
-                    "localhost/sidecar-test:latest",
+                    IMAGE,
                     ["httpd", "-f", "-p", "80", "-h", "/www"],
                     detach=True,
                     init=True,
                     labels={**LABELS, "ServiceName": f"burst-{n % 10}"},
-                    ports={"80/tcp": None},
-                    network_mode="slirp4netns",
+                    ports=PUBLISHED,
+                    network_mode=engine.network,
                 )
                 started[container.id[:12]] = time.time()
             finally:
@@ -131,7 +149,7 @@ async def run(arguments: argparse.Namespace, workdir: Path) -> None:
 
         await deferToThread(burst)
         engineDone = time.time()
-        log(f"engine started them all in {engineDone - burstStart:.1f} s")
+        log(f"{kind}: the engine started them all in {engineDone - burstStart:.1f} s")
         await waitFor(
             lambda: set(started) <= set(announcements(nodeLog)),
             "every container in the catalog",
@@ -143,7 +161,7 @@ async def run(arguments: argparse.Namespace, workdir: Path) -> None:
         rss = rssMiB(node.pid)
         lags = [seen[c] - t for c, t in started.items()]
         span = lastSeen - burstStart
-        rows = [
+        return [
             ("containers", f"{arguments.containers}"),
             ("starting threads", f"{arguments.starters}"),
             ("engine: last container started", f"{engineDone - burstStart:.2f} s"),
@@ -163,27 +181,58 @@ async def run(arguments: argparse.Namespace, workdir: Path) -> None:
             ),
             ("node RSS at the end", f"{rss:.0f} MiB"),
         ]
-        printRows(rows)
     finally:
         children.killAll()
-        log("removing the containers and the engine")
+        log(f"{kind}: removing the containers and the engine")
         await engine.cleanup(timeout=120)
 
 
-async def inTemporaryDirectory(arguments: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory(prefix="sidecar-docker-bench-") as directory:
-        await run(arguments, Path(directory))
+def sideBySide(
+    kinds: list[str], figures: list[list[tuple[str, str]]]
+) -> list[tuple[str, str]]:
+    """
+    One row per figure, with each engine's value in C{kinds}' order.
+    """
+    rows = [("engine", " / ".join(kinds))]
+    for index, (name, _) in enumerate(figures[0]):
+        rows.append((name, " / ".join(each[index][1] for each in figures)))
+    return rows
+
+
+async def run(arguments: argparse.Namespace) -> None:
+    figures = []
+    for kind in arguments.engines:
+        with tempfile.TemporaryDirectory(prefix="sidecar-docker-bench-") as workdir:
+            figures.append(await measure(kind, arguments, Path(workdir)))
+    printRows(sideBySide(arguments.engines, figures))
+
+
+def engineKinds(text: str) -> list[str]:
+    kinds = [kind.strip() for kind in text.split(",") if kind.strip()]
+    unknown = [kind for kind in kinds if kind not in ENGINES]
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(
+            f"expected engines among {', '.join(ENGINES)}, got {text!r}"
+        )
+    return kinds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("containers", type=int, nargs="?", default=200)
     parser.add_argument("--starters", type=int, default=8)
+    parser.add_argument(
+        "--engines",
+        type=engineKinds,
+        default=["docker", "podman"],
+        help="the engines to measure, in order (default: docker,podman)",
+    )
     arguments = parser.parse_args()
-    reason = dockerEngineSkipReason()
-    if reason is not None:
-        parser.error(reason)
-    task.react(lambda _: defer.ensureDeferred(inTemporaryDirectory(arguments)))
+    for kind in arguments.engines:
+        reason = dockerEngineSkipReason(kind)
+        if reason is not None:
+            parser.error(reason)
+    task.react(lambda _: defer.ensureDeferred(run(arguments)))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ Console benchmark: how long headless chromium takes to put C{/ui/} on
 screen for a big catalog, and to redraw each of its tabs.
 
     PYTHONPATH=. .tox/py3/bin/python bench/ui.py [SERVICES] [--instances 3]
-        [--hosts 100] [--loads 10] [--screenshot PATH]
+        [--hosts 100] [--loads 10] [--tabs 5] [--screenshot PATH]
 
 A whole node (L{sidecar.makeService}) runs in this process on 127.0.0.1
 and is given SERVICES service names with C{--instances} instances each,
@@ -11,13 +11,22 @@ spread over C{--hosts} hosts, merged into its catalog as gossip would
 (every seventh instance Unhealthy, every 47th Draining, each name on
 its own ServicePort, a name's instances on different hosts).  Debian's
 chromium, headless, opens C{/ui/} in a new tab, then reloads it
-C{--loads} times; the page itself measures (C{window.sidecarConsole}):
+C{--loads} times; then, that tab gone, opens it in C{--tabs} more tabs,
+one at a time, each after a change to the catalog.  The page itself
+measures (C{window.sidecarConsole}):
 
 - first render: from the start of navigation to the catalog on screen
-  (the first document of C{/api/watch} drawn), in the new tab (chromium
-  starts a renderer process for it) and p50 and max over the reloads;
+  (the first document of C{/api/watch} drawn: a screenful of services,
+  the first 60), in the new tab (chromium starts a renderer process for
+  it, and the node encodes the catalog for its first request), p50 and
+  max over the reloads, and p50 and max over the more tabs (a renderer
+  each, the browser's cache warm, the node encoding the changed
+  catalog);
 - catalog received: from the start of navigation to the first document
-  of C{/api/watch} parsed, p50 over the reloads (the node's share);
+  of C{/api/watch} parsed, in the new tab and p50 over the reloads (the
+  node's share, and the page's until it asks);
+- every row drawn: until the whole list is drawn too (a frame later), in
+  the new tab and p50 over the reloads;
 - the first render's own script time, p50 over the reloads;
 - the redraw of each tab (Services, Hosts, Members, HAProxy, Changes) when
   clicked, and of the Services tab after a change to the catalog;
@@ -38,13 +47,15 @@ import shutil
 import statistics
 import sys
 import tempfile
-from dataclasses import dataclass
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from cluster import printRows
 from twisted.internet import defer, reactor, task
-from twisted.internet.threads import deferToThread
+from twisted.internet.threads import blockingCallFromThread, deferToThread
 
 from sidecar import makeService
 from sidecar.catalog import Port, Service, Status
@@ -63,7 +74,11 @@ class Figures:
     """
 
     newTab: float
+    newTabCatalog: float
+    newTabWhole: float
+    laterTabs: list[float]
     firstRenders: list[float]
+    wholeRenders: list[float]
     catalogReceived: float
     firstRenderScript: float
     tabs: dict[str, float]
@@ -78,8 +93,16 @@ class Figures:
             ("instances", f"{instances} on {arguments.hosts} hosts"),
             ("reloads", f"{len(self.firstRenders)}"),
             ("first render, new tab", f"{self.newTab:.0f} ms"),
+            ("catalog received, new tab", f"{self.newTabCatalog:.0f} ms"),
+            ("every row drawn, new tab", f"{self.newTabWhole:.0f} ms"),
+            (
+                f"first render, {len(self.laterTabs)} more tabs p50",
+                f"{statistics.median(self.laterTabs):.0f} ms",
+            ),
+            ("first render, more tabs max", f"{max(self.laterTabs):.0f} ms"),
             ("first render p50", f"{statistics.median(self.firstRenders):.0f} ms"),
             ("first render max", f"{max(self.firstRenders):.0f} ms"),
+            ("every row drawn p50", f"{statistics.median(self.wholeRenders):.0f} ms"),
             ("catalog received p50", f"{self.catalogReceived:.0f} ms"),
             ("first render script", f"{self.firstRenderScript:.0f} ms"),
             *((f"{tab} tab redraw", f"{ms:.0f} ms") for tab, ms in self.tabs.items()),
@@ -155,9 +178,28 @@ async def measure(
         unhealthy = 1 + sum(
             r.name == change.name and r.status is Status.UNHEALTHY for r in catalog
         )
+        last = catalog[-1]
+
+        def refresh(n: int) -> None:
+            """
+            Change the catalog, from the browsing thread: its last record
+            refreshed, as a node refreshes its records now and then.
+            """
+            blockingCallFromThread(
+                reactor,
+                node.state.merge,
+                replace(last, updated=last.updated + n * SECOND),
+            )
+
         return await deferToThread(
             asyncio.run,
-            _browse(devtools, port, arguments.loads, changed, unhealthy, screenshot),
+            _browse(
+                devtools,
+                port,
+                arguments,
+                Changes(changed, unhealthy, refresh),
+                screenshot,
+            ),
         )
     finally:
         if browser is not None:
@@ -166,15 +208,29 @@ async def measure(
         await node.stopService()
 
 
+@dataclass
+class Changes:
+    """
+    How the browsing thread changes the node's catalog: C{change} turns an
+    instance of svc-0000 Unhealthy (that service then has C{unhealthy});
+    C{refresh(n)} changes the catalog for the C{n}th more tab.
+    """
+
+    change: defer.Deferred[None]
+    unhealthy: int
+    refresh: Callable[[int], None]
+
+
 async def _browse(
     devtools: DevTools,
     port: int,
-    loads: int,
-    change: defer.Deferred[None],
-    unhealthy: int,
+    arguments: argparse.Namespace,
+    changes: Changes,
     screenshot: Path | None,
 ) -> Figures:
     import websockets
+
+    loads = arguments.loads
 
     url = f"http://127.0.0.1:{port}/ui/#services"
     async with websockets.connect(devtools.pageURL(), max_size=None) as ws:
@@ -192,7 +248,7 @@ async def _browse(
             else:
                 await devtools.call(ws, "Page.reload", ignoreCache=True)
             await devtools.waitFor(
-                ws, "typeof window.sidecarConsole?.firstRender", "number", timeout=60
+                ws, "typeof window.sidecarConsole?.wholeRender", "number", timeout=60
             )
             firsts.append(await _stats(devtools, ws))
         if screenshot is not None:
@@ -208,21 +264,31 @@ async def _browse(
                 ws, f"window.sidecarConsole.renders > {renders}", True
             )
             tabs[tab] = (await _stats(devtools, ws))["lastRenderMs"]
-        reactor.callFromThread(change.callback, None)  # type: ignore[attr-defined]
+        reactor.callFromThread(changes.change.callback, None)  # type: ignore[attr-defined]
         await devtools.waitFor(
             ws,
             "document.querySelector('.svc[data-name=\"svc-0000\"] .n.Unhealthy')"
             "?.textContent",
-            f"{unhealthy} unhealthy",
+            f"{changes.unhealthy} unhealthy",
             timeout=30,
         )
         afterChange = (await _stats(devtools, ws))["lastRenderMs"]
         nodes = await devtools.evaluate(ws, "document.getElementsByTagName('*').length")
         heap = await devtools.call(ws, "Runtime.getHeapUsage")
+        # This tab leaves: it would have the node encode each change for it.
+        await devtools.call(ws, "Page.navigate", url="about:blank")
+    laterTabs = []
+    for n in range(1, arguments.tabs + 1):
+        changes.refresh(n)
+        laterTabs.append(await _laterTab(devtools, url))
     newTab, reloads = firsts[0], firsts[1:]
     return Figures(
         newTab=newTab["firstRender"],
+        newTabCatalog=newTab["firstDocument"],
+        newTabWhole=newTab["wholeRender"],
+        laterTabs=laterTabs,
         firstRenders=[f["firstRender"] for f in reloads],
+        wholeRenders=[f["wholeRender"] for f in reloads],
         catalogReceived=statistics.median(f["firstDocument"] for f in reloads),
         firstRenderScript=statistics.median(f["firstRenderMs"] for f in reloads),
         tabs=tabs,
@@ -230,6 +296,31 @@ async def _browse(
         domNodes=nodes,
         heapMiB=heap["usedSize"] / 2**20,
     )
+
+
+async def _laterTab(devtools: DevTools, url: str) -> float:
+    """
+    The first render of C{url} in a tab opened in the running browser (its
+    own renderer, the browser's cache warm), then closed.
+    """
+    import websockets
+
+    base = f"http://127.0.0.1:{devtools.port}/json"
+    opening = urllib.request.Request(f"{base}/new?about:blank", method="PUT")
+    with urllib.request.urlopen(opening, timeout=10) as answer:
+        target = json.loads(answer.read())
+    try:
+        async with websockets.connect(
+            target["webSocketDebuggerUrl"], max_size=None
+        ) as ws:
+            await devtools.call(ws, "Page.navigate", url=url)
+            await devtools.waitFor(
+                ws, "typeof window.sidecarConsole?.wholeRender", "number", timeout=60
+            )
+            return float((await _stats(devtools, ws))["firstRender"])
+    finally:
+        with urllib.request.urlopen(f"{base}/close/{target['id']}", timeout=10):
+            pass
 
 
 async def _stats(devtools: DevTools, ws: Any) -> Any:
@@ -242,13 +333,22 @@ def parseArguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--instances", type=int, default=3)
     parser.add_argument("--hosts", type=int, default=100)
     parser.add_argument("--loads", type=int, default=10)
+    parser.add_argument("--tabs", type=int, default=5)
     parser.add_argument("--screenshot", type=Path, default=None)
     arguments = parser.parse_args(argv)
     if (
-        min(arguments.services, arguments.instances, arguments.hosts, arguments.loads)
+        min(
+            arguments.services,
+            arguments.instances,
+            arguments.hosts,
+            arguments.loads,
+            arguments.tabs,
+        )
         < 1
     ):
-        parser.error("SERVICES, --instances, --hosts and --loads must be at least 1")
+        parser.error(
+            "SERVICES, --instances, --hosts, --loads and --tabs must be at least 1"
+        )
     return arguments
 
 

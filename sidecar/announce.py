@@ -5,7 +5,7 @@ node's own records in the catalog.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from twisted.application.service import Service as TwistedService
 from twisted.internet.interfaces import IReactorTime
@@ -18,9 +18,17 @@ from sidecar.catalog.local import LocalService
 from sidecar.discovery.reports import Reports
 from sidecar.interfaces import IDiscoveryListener, IDrainControl
 
-# Peers forget a record they have not heard of for 80 s; refreshing well
-# inside that window survives two lost rounds.
+# Go Sidecars (and our nodes of old) forget a record they have not heard
+# of for 80 s; refreshing well inside that window survives two lost rounds.
 REFRESH_INTERVAL = 25.0
+# Without such peers, records live as long as their node is a member, and
+# are refreshed only this often: peers measure this node's clock from the
+# records it gossips, and a fresh sample an hour keeps that going.
+QUIET_REFRESH_INTERVAL = 3600.0
+
+
+def _always() -> bool:
+    return True
 
 
 @implementer(IDiscoveryListener, IDrainControl)
@@ -29,7 +37,8 @@ class LocalAnnouncer(TwistedService):
     Keeps the catalog's local records equal to the union of what every
     discoverer reports: new and changed services are announced at once,
     vanished ones are withdrawn (tombstoned), and all are refreshed every
-    C{refreshInterval} seconds so that peers never expire them.
+    C{refreshInterval} seconds while C{expected} says some peer would
+    otherwise expire them, else every C{quietInterval} seconds.
 
     When two discoverers report the same service ID, the one that reported
     it first keeps it.
@@ -42,8 +51,18 @@ class LocalAnnouncer(TwistedService):
         state: ServicesState,
         clock: IReactorTime,
         refreshInterval: float = REFRESH_INTERVAL,
+        expected: Callable[[], bool] = _always,
+        quietInterval: float = QUIET_REFRESH_INTERVAL,
     ) -> None:
+        """
+        @param expected: whether some peer now expires records it has not
+            heard of for 80 s (by default, always: every peer does).
+        """
         self._state = state
+        self._clock = clock
+        self._expected = expected
+        self._quietInterval = quietInterval
+        self._lastRefresh = clock.seconds()
         self._reports = Reports()
         self._drained: set[str] = set()
         self._refresh = LoopingCall(self._refreshAll)
@@ -94,6 +113,7 @@ class LocalAnnouncer(TwistedService):
 
     def startService(self) -> None:
         super().startService()
+        self._lastRefresh = self._clock.seconds()
         self._refresh.start(self._refreshInterval, now=False)
 
     def stopService(self) -> None:
@@ -132,5 +152,9 @@ class LocalAnnouncer(TwistedService):
         )
 
     def _refreshAll(self) -> None:
+        now = self._clock.seconds()
+        if not self._expected() and now - self._lastRefresh < self._quietInterval:
+            return
+        self._lastRefresh = now
         for local in self.wanted().values():
             self._state.announceLocal(self._published(local.service))

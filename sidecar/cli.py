@@ -343,11 +343,20 @@ def checksTable(document: Any) -> str:
 
 
 def membersTable(document: Any) -> str:
+    """
+    C{/api/members.json} as a table: each member, its state and since when.
+    """
     rows = [
-        (m["Name"], f"{m['Address']}:{m['Port']}", m["State"], str(m["Incarnation"]))
+        (
+            m["Name"],
+            f"{m['Address']}:{m['Port']}",
+            m["State"],
+            m["Since"],
+            str(m["Incarnation"]),
+        )
         for m in document["Members"]
     ]
-    return _table(("NAME", "ADDRESS", "STATE", "INCARNATION"), rows)
+    return _table(("NAME", "ADDRESS", "STATE", "SINCE", "INCARNATION"), rows)
 
 
 def statusReport(document: Any) -> str:

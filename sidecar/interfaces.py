@@ -99,9 +99,10 @@ class IMembership(Interface):
         """
         @return: every member this node knows, itself included, as JSON
             objects: C{{"Name", "Address", "Port", "State", "Incarnation",
-            "Meta", "ProtocolVersions", "ClockSkew"}}; C{State} is C{alive},
-            C{suspect}, C{failed} or C{left}; C{ClockSkew} is the member's
-            clock minus ours in seconds, or null when not known.
+            "Meta", "ProtocolVersions", "ClockSkew", "Since"}}; C{State} is
+            C{alive}, C{suspect}, C{failed} or C{left}; C{ClockSkew} is the
+            member's clock minus ours in seconds, or null when not known;
+            C{Since} is when it entered its state (RFC 3339).
         """
 
     def goPeers():  # type: ignore[no-untyped-def]

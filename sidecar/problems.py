@@ -30,6 +30,7 @@ LISTENER = "listener"  # a change listener does not accept its events
 CLOCK_SKEW = "clock-skew"  # a member's clock is far from ours
 UNENCRYPTED_GOSSIP = "gossip-unencrypted"  # gossip beyond loopback, no key
 GO_PEERS = "go-peers"  # a record too large for Go peers to relay
+XDS = "xds"  # the xDS server cannot listen, or a client refused what it sent
 
 
 def conflictSubject(name: str, servicePort: int) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import MultiService
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
@@ -17,12 +17,8 @@ from twisted.internet.interfaces import IReactorTCP, IReactorTime
 from sidecar.announce import LocalAnnouncer
 from sidecar.catalog import ServicesState
 from sidecar.config import Address, Config, HealthConfig
+from sidecar.discovery.containers import SOURCE as CONTAINERS
 from sidecar.discovery.containers import Naming
-from sidecar.discovery.docker import (
-    ContainerHealthCheckers,
-    DockerDiscoverer,
-    dockerClient,
-)
 from sidecar.discovery.static import StaticDiscoverer
 from sidecar.gossip.profiles import PROFILES, Timing
 from sidecar.gossip.service import GossipService, GossipSettings
@@ -34,9 +30,13 @@ from sidecar.interfaces import IDiscoverer
 from sidecar.listeners import Listeners, managedListeners
 from sidecar.metrics import installMetrics
 from sidecar.problems import Problems
-from sidecar.proxy.build import makeProxy
-from sidecar.proxy.follower import ProxyFollower
 from sidecar.web.server import APIService, makeSite
+
+if TYPE_CHECKING:
+    from sidecar.proxy.follower import ProxyFollower
+
+    # Imported at run time only when [envoy] is on: it loads gRPC.
+    from sidecar.proxy.xds.build import EnvoyControlPlane
 
 
 class SidecarNode(MultiService):
@@ -53,6 +53,8 @@ class SidecarNode(MultiService):
     @ivar discoverers: the L{IDiscoverer}s in configured order.
     @ivar api: the L{APIService}; C{api.port} is its listening port.
     @ivar problems: the faults its parts know of now (L{Problems}).
+    @ivar envoy: the xDS control plane
+        (L{sidecar.proxy.xds.build.EnvoyControlPlane}), or L{None}.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class SidecarNode(MultiService):
         listeners: Listeners | None = None,
         *,
         problems: Problems,
+        envoy: EnvoyControlPlane | None = None,
     ) -> None:
         super().__init__()
         self.problems = problems
@@ -80,6 +83,7 @@ class SidecarNode(MultiService):
         self.api = api
         self.proxy = proxy
         self.listeners = listeners
+        self.envoy = envoy
         # Start order is the order of addition, stop order the reverse:
         # gossip runs before anything is announced and leaves the cluster
         # last; the announcer and the monitor listen before discoverers
@@ -91,6 +95,8 @@ class SidecarNode(MultiService):
             discoverer.setServiceParent(self)  # type: ignore[attr-defined]
         if proxy is not None:
             proxy.setServiceParent(self)
+        if envoy is not None:
+            envoy.setServiceParent(self)
         if listeners is not None:
             listeners.setServiceParent(self)
         api.setServiceParent(self)
@@ -132,7 +138,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
     advertise = node.advertiseAddress
     state = ServicesState(node.name, clock, clusterName=node.clusterName)
     problems = Problems(clock)
-    announcer = LocalAnnouncer(state, clock)
+    announcer = LocalAnnouncer(state, clock, expected=lambda: gossip.expectsRefreshes())
     registry = CheckerRegistry(installedCheckers())
     health = HealthMonitor(
         announcer,
@@ -141,7 +147,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         advertise.host,
         _healthSettings(config.health),
         commands=CommandPolicy(
-            labelSources=frozenset({DockerDiscoverer.name}),
+            labelSources=frozenset({CONTAINERS}),
             fromLabels=config.health.externalFromLabels,
             allowed=config.health.externalCommands,
         ),
@@ -166,11 +172,18 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         state,
         problems=problems,
     )
-    proxy = (
-        makeProxy(config, state, gossip, reactor, problems=problems)
-        if config.haproxy.enabled
-        else None
-    )
+    proxy = None
+    if config.haproxy.enabled:
+        # Loaded only when used, as Docker's client is: less to hold.
+        from sidecar.proxy.build import makeProxy
+
+        # HAProxy waits for the first join: one taken over (left by an
+        # earlier node, or by the Go Sidecar this node replaces) keeps
+        # serving the cluster's services instead of this node's alone.
+        proxy = makeProxy(
+            config, state, gossip, reactor, ready=gossip.firstJoin, problems=problems
+        )
+    envoy = _envoy(config, state, gossip, reactor, problems)
     listeners = Listeners(
         state,
         config.listeners.urls,
@@ -188,6 +201,7 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         problems=problems,
         maxWatchers=config.api.maxWatchers,
         token=config.api.token,
+        envoy=envoy,
     )
     api = APIService(
         tcp,
@@ -208,9 +222,29 @@ def makeService(config: Config, reactor: object = None) -> SidecarNode:
         proxy,
         listeners,
         problems=problems,
+        envoy=envoy,
     )
     installMetrics(built, site)
     return built
+
+
+def _envoy(
+    config: Config,
+    state: ServicesState,
+    gossip: GossipService,
+    reactor: Any,
+    problems: Problems,
+) -> EnvoyControlPlane | None:
+    """
+    The xDS control plane when C{[envoy]} is enabled, else L{None}.  Its
+    module is imported only then: it loads gRPC and Envoy's API, which a
+    node without Envoy has no use for.
+    """
+    if not config.envoy.enabled:
+        return None
+    from sidecar.proxy.xds.build import makeEnvoy
+
+    return makeEnvoy(config, state, gossip, reactor, problems=problems)
 
 
 # Damping that can never suppress: every change is published.
@@ -248,6 +282,13 @@ def _discoverer(
             pollInterval=discovery.staticPollInterval,
             problems=problems,
         )
+    # Loaded only for Docker discovery: its client is large.
+    from sidecar.discovery.docker import (
+        ContainerHealthCheckers,
+        DockerDiscoverer,
+        dockerClient,
+    )
+
     url = discovery.dockerUrl
     docker = DockerDiscoverer(
         partial(dockerClient, url),

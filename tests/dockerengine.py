@@ -1,27 +1,41 @@
 """
-A real Docker-API engine for a test: podman's C{podman system service}
-serving the Docker Engine API (v1.41) on a Unix socket in a temporary
-directory, with all of its storage (images, containers, state, locks,
-events) under that directory, and a tiny image built without network from
-the host's static C{/bin/busybox}.
+Real Docker-API engines for a test: Docker's own C{dockerd} (Debian's
+C{docker.io}, L{DockerdEngine}) and podman's C{podman system service}
+(L{PodmanEngine}), each serving the Docker Engine API (v1.41) on a Unix
+socket in a temporary directory, with all of its storage (images,
+containers, state, events) under that directory, and a tiny image built
+without network from the host's static C{/bin/busybox}.  L{ENGINES} names
+them (C{docker}, C{podman}) for tests that run against both.
 
 Use L{startDockerEngine} for an engine of the test's own (stopped and
-deleted at the test's cleanup), or L{sharedDockerEngine} for one engine per
-test process, started on first use and stopped when the process exits.
-Every helper that calls the engine returns a Deferred and runs docker-py's
-blocking call in a thread (L{twisted.internet.threads.deferToThread}), so
-tests on the real reactor can await it.  L{runContainer} registers the
-container's removal with the test.
+deleted at the test's cleanup), or L{sharedDockerEngine} for one engine of
+each kind per test process, started on first use and stopped when the
+process exits.  Every helper that calls the engine returns a Deferred and
+runs docker-py's blocking call in a thread
+(L{twisted.internet.threads.deferToThread}), so tests on the real reactor
+can await it.  L{runContainer} registers the container's removal with the
+test.
 
 Reach containers only through their published ports on 127.0.0.1
 (L{DockerEngine.publishedPort}, L{fetchWhenServing}): never through the
-bridge addresses (10.88.x.x) that the engine lists.
+bridge addresses that the engine lists.
+
+Docker's engine never runs in the machine's own network (its bridge and
+iptables rules would change it): L{DockerdEngine} runs it in a network
+namespace of its own, where its containers' ports are published, and
+L{DockerEngine.join} moves the test's reactor thread into that namespace
+for the rest of the test (see L{tests.netns}), so the test, its
+in-process nodes and their health checks reach them at 127.0.0.1.  Its
+events have Docker's names: C{create}, C{start}; C{health_status:
+healthy} (or C{unhealthy}, C{starting}), only when the status changes; a
+stop C{kill}, C{die}, C{stop}; a removal C{destroy}.  It runs health
+checks itself, every C{interval}.
 
 What podman does differently from Docker (measured with podman 4.3):
 
   - C{Ports} entries of a listed container have C{PrivatePort},
-    C{PublicPort} and C{Type} but no C{IP}, and an exited container still
-    lists its published ports.
+    C{PublicPort} and C{Type}, and C{IP} only for a port published on one
+    address; an exited container still lists its published ports.
   - Events come from a log file that the service polls every 0.25 s: one
     arrives 5 to 250 ms after it happened.  A run gives C{create},
     C{init}, C{start}; a graceful stop C{die} (exit code 143 with the
@@ -42,7 +56,7 @@ What podman does differently from Docker (measured with podman 4.3):
   - Containers keep running (under C{conmon}) while the service is stopped,
     and are listed as running again after it starts.
 
-Containers use C{slirp4netns} networking by default: ports are published
+podman's containers use C{slirp4netns} networking by default: ports are published
 by a user-space proxy (C{rootlessport}) on the host, and nothing of the
 host's networking changes, so engines in several test processes do not
 meet.  With C{network="bridge"} (Docker's default) netavark puts the
@@ -78,6 +92,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from twisted.web.client import ResponseNeverReceived
 
+from .netns import enterNetwork
 from .processes import pollUntil
 
 T = TypeVar("T")
@@ -87,6 +102,8 @@ IMAGE_REPOSITORY = "localhost/sidecar-test"
 IMAGE = f"{IMAGE_REPOSITORY}:latest"
 INDEX_BODY = b"sidecar-test\n"
 HTTPD_COMMAND = ("httpd", "-f", "-p", "80", "-h", "/www")
+# The container's port 80, published on 127.0.0.1 at a port the engine picks.
+PUBLISHED = {"80/tcp": ("127.0.0.1", None)}
 BUSYBOX_APPLETS = (
     "cat",
     "cp",
@@ -146,6 +163,15 @@ MISSING = (
     "a Docker-API engine needs {}: install podman, runc, slirp4netns, "
     "catatonit and busybox-static (Debian packages of those names)"
 )
+MISSING_DOCKERD = (
+    "Docker's engine needs the Debian packages docker.io, iptables and busybox-static"
+)
+# Where Debian keeps dockerd, runc and iptables, whatever the PATH.
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# DockerdEngine.startingHealthcheck's start period, in seconds: a test's length.
+STARTING_PERIOD = 600.0
+# The holder of DockerdEngine's network namespace: brings lo up, then waits.
+HOLD_NETWORK = "ip link set lo up && exec sleep infinity"
 
 
 def podmanExecutable() -> str | None:
@@ -207,14 +233,23 @@ def isStaticExecutable(path: str) -> bool:
     )
 
 
-def dockerEngineSkipReason() -> str | None:
+def dockerdExecutable() -> str | None:
     """
-    Why Docker-engine tests must be skipped (for a C{skip} attribute), or
-    L{None} when podman, runc, slirp4netns, catatonit (the init that
-    L{DockerEngine.runContainer} runs by default) and a static busybox are
-    installed and we are root.  C{.ci/run} (which sets C{CI=true})
-    installs them and counts a skipped test as a failure.
+    The path of Docker's C{dockerd} (in C{/usr/sbin} on Debian), or L{None}.
     """
+    return shutil.which("dockerd", path=SYSTEM_PATH)
+
+
+def _busyboxSkipReason() -> str | None:
+    busybox = busyboxExecutable()
+    if busybox is None:
+        return "the test image needs a static busybox: install busybox-static"
+    if not isStaticExecutable(busybox):
+        return f"{busybox} is linked dynamically: install busybox-static"
+    return None
+
+
+def _podmanSkipReason() -> str | None:
     missing = [
         name
         for name, path in (
@@ -228,13 +263,39 @@ def dockerEngineSkipReason() -> str | None:
     ]
     if missing:
         return MISSING.format(" and ".join(missing))
-    busybox = busyboxExecutable()
-    assert busybox is not None
-    if not isStaticExecutable(busybox):
-        return f"{busybox} is linked dynamically: install busybox-static"
     if os.geteuid() != 0:
         return "the Docker-API engine (rootful podman) needs root"
-    return None
+    return _busyboxSkipReason()
+
+
+def _dockerdSkipReason() -> str | None:
+    missing = [
+        name
+        for name in ("dockerd", "containerd", "runc", "docker-init", "iptables")
+        if shutil.which(name, path=SYSTEM_PATH) is None
+    ]
+    if missing:
+        return MISSING_DOCKERD + f" ({' and '.join(missing)} not found)"
+    if os.geteuid() != 0:
+        return "Docker's engine runs in a network namespace of its own: needs root"
+    for tool in ("unshare", "nsenter"):
+        if not Path(f"/usr/bin/{tool}").exists():
+            return f"Docker's engine needs /usr/bin/{tool} (util-linux)"
+    return _busyboxSkipReason()
+
+
+def dockerEngineSkipReason(kind: str = "podman") -> str | None:
+    """
+    Why tests against the engine C{kind} (see L{ENGINES}) must be skipped
+    (for a C{skip} attribute), or L{None} when what it needs is installed
+    and we are root.  podman's needs podman, runc, slirp4netns, catatonit
+    (the init that L{DockerEngine.runContainer} runs by default) and a
+    static busybox; Docker's needs C{docker.io} (dockerd, containerd, runc,
+    docker-init), iptables, util-linux's C{unshare} and C{nsenter} and a
+    static busybox.  C{.ci/run} (which sets C{CI=true}) installs them and
+    counts a skipped test as a failure.
+    """
+    return _podmanSkipReason() if kind == "podman" else _dockerdSkipReason()
 
 
 def imageArchive(busybox: str | None = None, index: bytes = INDEX_BODY) -> bytes:
@@ -286,12 +347,15 @@ def httpHealthcheck(
     interval: float = 1.0,
     timeout: float = 1.0,
     retries: int = 1,
+    startPeriod: float = 0.0,
 ) -> dict[str, Any]:
     """
     A C{healthcheck} for docker-py's C{containers.run}: C{wget} inside the
     container fetches C{http://127.0.0.1:port/path} (the container's own
-    loopback).  The engine never runs it by itself here: see
-    L{DockerEngine.runHealthcheck}.
+    loopback).  podman never runs it by itself here, Docker's engine every
+    C{interval}: see L{DockerEngine.runHealthcheck}.  Failures within
+    C{startPeriod} seconds of the start, before a first success, leave the
+    status C{starting}.
     """
     return {
         "test": [
@@ -305,6 +369,7 @@ def httpHealthcheck(
         "interval": int(interval * SECOND),
         "timeout": int(timeout * SECOND),
         "retries": retries,
+        "start_period": int(startPeriod * SECOND),
     }
 
 
@@ -317,9 +382,10 @@ class DockerEngineError(RuntimeError):
 
 class DockerEngine:
     """
-    One C{podman system service} serving the Docker API on
-    C{directory/docker.sock}, with its storage, state, locks and event log
-    under C{directory}.
+    A Docker-API engine serving on C{directory/docker.sock}, with all of its
+    storage under C{directory}: what every engine has (the service process,
+    clients, the test image, containers, events, the end).  L{PodmanEngine}
+    and L{DockerdEngine} say how to run one; L{ENGINES} names them.
 
     The service runs as a plain child process (not one the reactor tracks),
     so one engine may serve many tests; containers outlive it and are there
@@ -327,14 +393,7 @@ class DockerEngine:
     L{cleanup} when done: it removes every container, stops the service and
     deletes the directory.
 
-    Host-wide state that podman shares between all its instances and that
-    no option moves: runc's state in C{/run/runc} (one entry per running
-    container, keyed by its unique ID) and, for C{bridge} containers only,
-    netavark's IP allocations in C{/run/containers/networks}, network
-    namespaces in C{/run/netns}, the C{podman0} bridge and the
-    C{NETAVARK-*} iptables chains (the bridge and rules go with the
-    containers; the empty chains and C{ip_forward=1} stay).
-
+    @ivar kind: the engine's name in L{ENGINES} (C{podman} or C{docker}).
     @ivar directory: the engine's directory.
     @ivar url: the Docker API's address, C{unix://directory/docker.sock},
         for C{docker.DockerClient(base_url=url, version=API_VERSION)}.
@@ -342,30 +401,35 @@ class DockerEngine:
         (C{"stop"}) and image import (C{"image"}).
     """
 
+    kind = ""
+    logName = "engine.log"
+    # Whether published ports still answer while the service is stopped.
+    publishesWhileStopped = True
+
     def __init__(
         self,
         directory: str | Path | None = None,
         *,
         apiVersion: str = API_VERSION,
-        network: str = DEFAULT_NETWORK,
+        network: str | None = None,
     ) -> None:
         """
         @param directory: where the engine keeps everything; a new
             temporary directory by default (deleted by L{cleanup}).  Its path
             must be short: the socket's path is limited to 107 bytes.
         @param network: the C{network_mode} of L{runContainer}'s containers
-            unless it is given one: C{slirp4netns} or C{bridge}.
+            unless it is given one; the engine's own default when L{None}.
         """
         self._ownsDirectory = directory is None
         self.directory = Path(
-            directory or tempfile.mkdtemp(prefix="sidecar-docker-")
+            directory or tempfile.mkdtemp(prefix=f"sidecar-{self.kind}-")
         ).resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.apiVersion = apiVersion
-        self.network = network
+        self.network = network or self.defaultNetwork()
         self.socketPath = self.directory / "docker.sock"
         self.url = f"unix://{self.socketPath}"
-        self.logPath = self.directory / "podman.log"
+        self.logPath = self.directory / self.logName
         self.timings: dict[str, list[float]] = {"start": [], "stop": [], "image": []}
         self._process: subprocess.Popen[bytes] | None = None
         self._client: Any = None
@@ -374,57 +438,83 @@ class DockerEngine:
         self._watchers: list[EngineEvents] = []
         self._writeConfiguration()
 
-    def __repr__(self) -> str:
-        state = f"pid {self.pid}" if self.running else "stopped"
-        return f"<DockerEngine {self.url} {state}>"
+    # What each engine says
 
-    # Configuration
+    def defaultNetwork(self) -> str:
+        """
+        The C{network_mode} of containers unless they are given one.
+        """
+        raise NotImplementedError
 
     def _writeConfiguration(self) -> None:
-        for name in ["root", "runroot", "tmp", "volumes", "imagetmp"]:
-            (self.directory / name).mkdir(exist_ok=True)
-        NETWORK_CONFIG_DIR.mkdir(exist_ok=True)
-        (self.directory / "containers.conf").write_text(CONTAINERS_CONF)
-        (self.directory / "storage.conf").write_text(
-            STORAGE_CONF.format(
-                root=self.directory / "root", runroot=self.directory / "runroot"
-            )
-        )
+        """
+        Write what the service needs under L{directory} before it starts.
+        """
 
-    def globalOptions(self) -> list[str]:
+    def serviceCommand(self) -> list[str]:
         """
-        The options that point every C{podman} command at this engine's
-        storage and nowhere else (C{podman <options> ps -a} lists its
-        containers), but for the netavark lock in L{NETWORK_CONFIG_DIR}.
+        The command line that runs the service in the foreground.
         """
-        where = self.directory
-        return [
-            f"--root={where / 'root'}",
-            f"--runroot={where / 'runroot'}",
-            f"--tmpdir={where / 'tmp'}",
-            f"--network-config-dir={NETWORK_CONFIG_DIR}",
-            f"--volumepath={where / 'volumes'}",
-            "--storage-driver=vfs",
-            "--cgroup-manager=cgroupfs",
-            "--runtime=runc",
-            "--events-backend=file",
-        ]
+        raise NotImplementedError
 
     def environment(self) -> dict[str, str]:
         """
-        The environment for C{podman}: our C{containers.conf} and
-        C{storage.conf} instead of the host's, and C{TMPDIR} (where images
-        are unpacked) under the engine's directory.
+        The service's environment: ours without any C{DOCKER_*} or
+        C{CONTAINERS_*} variable, which would point it elsewhere.
         """
-        environ = {
+        return {
             k: v
             for k, v in os.environ.items()
             if not k.startswith(("CONTAINERS_", "CONTAINER_", "DOCKER_"))
         }
-        environ["CONTAINERS_CONF"] = str(self.directory / "containers.conf")
-        environ["CONTAINERS_STORAGE_CONF"] = str(self.directory / "storage.conf")
-        environ["TMPDIR"] = str(self.directory / "imagetmp")
-        return environ
+
+    def join(self, case: TestCase) -> None:
+        """
+        Let C{case} reach what this engine publishes on 127.0.0.1 from the
+        reactor's thread, until its cleanup: nothing to do for an engine
+        that publishes in the machine's own network.
+        """
+
+    def inNetwork(self, argv: Sequence[str]) -> list[str]:
+        """
+        C{argv} as a command that runs where this engine publishes its
+        ports: as it is, for an engine that publishes in the machine's own
+        network.
+        """
+        return list(argv)
+
+    def runHealthcheck(
+        self, containerId: str, timeout: float = 30
+    ) -> defer.Deferred[int]:
+        """
+        Have a container's health check run once more and fire with its
+        exit code: 0 when it passed, 1 when it failed (the status turns
+        C{unhealthy} after C{retries} failures in a row).
+        """
+        raise NotImplementedError
+
+    def startingHealthcheck(self, path: str) -> dict[str, Any]:
+        """
+        An L{httpHealthcheck} of C{path} whose status stays C{starting}
+        until it first passes, and turns C{unhealthy} at its first failure
+        after that.  podman never runs it by itself here, so a plain one.
+        """
+        return httpHealthcheck(path)
+
+    def _removeWithoutService(self) -> None:
+        """
+        Remove every container when the service is not there (blocking;
+        errors ignored), if the engine has a way.
+        """
+
+    def _released(self) -> None:
+        """
+        Release what the engine holds beyond its directory (blocking).
+        """
+
+    def __repr__(self) -> str:
+        state = f"pid {self.pid}" if self.running else "stopped"
+        return f"<DockerEngine {self.url} {state}>"
 
     # The service
 
@@ -451,23 +541,14 @@ class DockerEngine:
     async def _start(self, timeout: float) -> DockerEngine:
         if self.running:
             return self
-        executable = podmanExecutable()
-        if executable is None:
-            raise DockerEngineError(MISSING.format("podman"))
+        command = self.serviceCommand()
         began = time.monotonic()
         self.socketPath.unlink(missing_ok=True)
         with open(self.logPath, "ab") as log:
-            log.write(b"--- podman system service starting\n")
+            log.write(f"--- {self.kind} starting\n".encode())
             log.flush()
             self._process = subprocess.Popen(
-                [
-                    executable,
-                    *self.globalOptions(),
-                    "system",
-                    "service",
-                    "--time=0",
-                    self.url,
-                ],
+                command,
                 env=self.environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -479,7 +560,7 @@ class DockerEngine:
         async def answers() -> bool | None:
             if process.poll() is not None:
                 raise DockerEngineError(
-                    f"podman system service exited with {process.returncode}:"
+                    f"the {self.kind} engine exited with {process.returncode}:"
                     f"\n{self.logTail()}"
                 )
             return True if await deferToThread(self._ping) else None
@@ -537,7 +618,7 @@ class DockerEngine:
                     await pollUntil(ended, timeout=10, every=0.02)
                 except TimeoutError as e:
                     raise DockerEngineError(
-                        f"podman (pid {process.pid}) outlived SIGKILL"
+                        f"{self.kind} (pid {process.pid}) outlived SIGKILL"
                     ) from e
             self.timings["stop"].append(time.monotonic() - began)
         return process.returncode
@@ -714,9 +795,9 @@ class DockerEngine:
         @param image: another image than L{IMAGE} (see L{labelledImage}).
         @param command: what it runs; L{HTTPD_COMMAND} (busybox httpd
             serving L{INDEX_BODY} at C{/} on port 80) by default.
-        @param ports: docker-py's C{ports}; C{{"80/tcp": None}} (the engine
-            picks a free host port, see L{publishedPort}) by default, and
-            C{{}} for none.
+        @param ports: docker-py's C{ports}; L{PUBLISHED} (port 80 on
+            127.0.0.1, at a free host port that the engine picks, see
+            L{publishedPort}) by default, and C{{}} for none.
         @param healthcheck: docker-py's C{healthcheck}, for example
             L{httpHealthcheck}.
         @param init: run an init (catatonit) as PID 1, so that SIGTERM
@@ -730,11 +811,11 @@ class DockerEngine:
         """
 
         async def run() -> str:
-            base = await self.ensureImage()
+            await self.ensureImage()
             keywords: dict[str, Any] = {
                 "detach": True,
                 "labels": dict(labels or {}),
-                "ports": dict({"80/tcp": None} if ports is None else ports),
+                "ports": dict(PUBLISHED if ports is None else ports),
                 "init": init,
                 **options,
             }
@@ -746,8 +827,9 @@ class DockerEngine:
             arguments = list(HTTPD_COMMAND if command is None else command)
 
             def create() -> str:
+                # By name, as a user runs it: engines list what they were given.
                 container = self.client().containers.run(
-                    image or base, arguments, **keywords
+                    image or IMAGE, arguments, **keywords
                 )
                 identifier: str = container.id
                 return identifier
@@ -888,60 +970,6 @@ class DockerEngine:
 
         return defer.Deferred.fromCoroutine(status())
 
-    def runHealthcheck(
-        self, containerId: str, timeout: float = 30
-    ) -> defer.Deferred[int]:
-        """
-        Run a container's health check once with C{podman healthcheck
-        run} (the engine runs none by itself on these machines) and fire
-        with its exit code: 0 when the check passed, 1 when it failed (the
-        status turns C{unhealthy} after C{retries} failures in a row).  The
-        engine records the result in C{State.Health} and emits a
-        C{health_status} event, whose C{HealthStatus} is the status
-        I{before} this result.
-        """
-
-        async def run() -> int:
-            _, err, code = await self.podman(
-                "healthcheck", "run", containerId, timeout=timeout
-            )
-            if code not in (0, 1):
-                raise DockerEngineError(
-                    f"podman healthcheck run exited with {code}: {err.decode()}"
-                )
-            return code
-
-        return defer.Deferred.fromCoroutine(run())
-
-    def podman(
-        self, *arguments: str, timeout: float = 30
-    ) -> defer.Deferred[tuple[bytes, bytes, int]]:
-        """
-        Run C{podman <global options> <arguments>} on this engine's storage
-        (the service need not be running); fire with its stdout, stderr and
-        exit code.  It is killed after C{timeout} seconds (then this fails
-        with L{subprocess.TimeoutExpired}).
-        """
-        return deferToThread(self._podman, arguments, timeout)
-
-    def _podman(
-        self, arguments: Sequence[str], timeout: float
-    ) -> tuple[bytes, bytes, int]:
-        """
-        L{podman}, blocking.
-        """
-        executable = podmanExecutable()
-        if executable is None:
-            raise DockerEngineError(MISSING.format("podman"))
-        done = subprocess.run(
-            [executable, *self.globalOptions(), *arguments],
-            env=self.environment(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-        )
-        return done.stdout, done.stderr, done.returncode
-
     # Events
 
     def watchEvents(
@@ -1011,10 +1039,7 @@ class DockerEngine:
                 return
             except Exception:
                 pass
-        try:
-            self._podman(["rm", "--all", "--force", "--time=0"], timeout=30)
-        except (OSError, subprocess.SubprocessError, DockerEngineError):
-            pass
+        self._removeWithoutService()
 
     def _release(self) -> None:
         """
@@ -1030,8 +1055,287 @@ class DockerEngine:
                 pass
         for mountPoint in mountsUnder(self.directory):
             subprocess.run(["umount", "-l", mountPoint], capture_output=True)
+        self._released()
         if self._ownsDirectory:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class PodmanEngine(DockerEngine):
+    """
+    podman's C{podman system service} serving the Docker API, with its
+    storage, state, locks and event log under the engine's directory.
+
+    Host-wide state that podman shares between all its instances and that
+    no option moves: runc's state in C{/run/runc} (one entry per running
+    container, keyed by its unique ID) and, for C{bridge} containers only,
+    netavark's IP allocations in C{/run/containers/networks}, network
+    namespaces in C{/run/netns}, the C{podman0} bridge and the
+    C{NETAVARK-*} iptables chains (the bridge and rules go with the
+    containers; the empty chains and C{ip_forward=1} stay).
+    """
+
+    kind = "podman"
+    logName = "podman.log"
+
+    def defaultNetwork(self) -> str:
+        return DEFAULT_NETWORK
+
+    def _writeConfiguration(self) -> None:
+        for name in ["root", "runroot", "tmp", "volumes", "imagetmp"]:
+            (self.directory / name).mkdir(exist_ok=True)
+        NETWORK_CONFIG_DIR.mkdir(exist_ok=True)
+        (self.directory / "containers.conf").write_text(CONTAINERS_CONF)
+        (self.directory / "storage.conf").write_text(
+            STORAGE_CONF.format(
+                root=self.directory / "root", runroot=self.directory / "runroot"
+            )
+        )
+
+    def globalOptions(self) -> list[str]:
+        """
+        The options that point every C{podman} command at this engine's
+        storage and nowhere else (C{podman <options> ps -a} lists its
+        containers), but for the netavark lock in L{NETWORK_CONFIG_DIR}.
+        """
+        where = self.directory
+        return [
+            f"--root={where / 'root'}",
+            f"--runroot={where / 'runroot'}",
+            f"--tmpdir={where / 'tmp'}",
+            f"--network-config-dir={NETWORK_CONFIG_DIR}",
+            f"--volumepath={where / 'volumes'}",
+            "--storage-driver=vfs",
+            "--cgroup-manager=cgroupfs",
+            "--runtime=runc",
+            "--events-backend=file",
+        ]
+
+    def environment(self) -> dict[str, str]:
+        """
+        The environment for C{podman}: our C{containers.conf} and
+        C{storage.conf} instead of the host's, and C{TMPDIR} (where images
+        are unpacked) under the engine's directory.
+        """
+        environ = super().environment()
+        environ["CONTAINERS_CONF"] = str(self.directory / "containers.conf")
+        environ["CONTAINERS_STORAGE_CONF"] = str(self.directory / "storage.conf")
+        environ["TMPDIR"] = str(self.directory / "imagetmp")
+        return environ
+
+    def serviceCommand(self) -> list[str]:
+        executable = podmanExecutable()
+        if executable is None:
+            raise DockerEngineError(MISSING.format("podman"))
+        return [
+            executable,
+            *self.globalOptions(),
+            "system",
+            "service",
+            "--time=0",
+            self.url,
+        ]
+
+    def runHealthcheck(
+        self, containerId: str, timeout: float = 30
+    ) -> defer.Deferred[int]:
+        """
+        Run a container's health check once with C{podman healthcheck
+        run} (the engine runs none by itself on these machines) and fire
+        with its exit code: 0 when the check passed, 1 when it failed (the
+        status turns C{unhealthy} after C{retries} failures in a row).  The
+        engine records the result in C{State.Health} and emits a
+        C{health_status} event, whose C{HealthStatus} is the status
+        I{before} this result.
+        """
+
+        async def run() -> int:
+            _, err, code = await self.podman(
+                "healthcheck", "run", containerId, timeout=timeout
+            )
+            if code not in (0, 1):
+                raise DockerEngineError(
+                    f"podman healthcheck run exited with {code}: {err.decode()}"
+                )
+            return code
+
+        return defer.Deferred.fromCoroutine(run())
+
+    def podman(
+        self, *arguments: str, timeout: float = 30
+    ) -> defer.Deferred[tuple[bytes, bytes, int]]:
+        """
+        Run C{podman <global options> <arguments>} on this engine's storage
+        (the service need not be running); fire with its stdout, stderr and
+        exit code.  It is killed after C{timeout} seconds (then this fails
+        with L{subprocess.TimeoutExpired}).
+        """
+        return deferToThread(self._podman, arguments, timeout)
+
+    def _podman(
+        self, arguments: Sequence[str], timeout: float
+    ) -> tuple[bytes, bytes, int]:
+        """
+        L{podman}, blocking.
+        """
+        executable = podmanExecutable()
+        if executable is None:
+            raise DockerEngineError(MISSING.format("podman"))
+        done = subprocess.run(
+            [executable, *self.globalOptions(), *arguments],
+            env=self.environment(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+        )
+        return done.stdout, done.stderr, done.returncode
+
+    def _removeWithoutService(self) -> None:
+        try:
+            self._podman(["rm", "--all", "--force", "--time=0"], timeout=30)
+        except (OSError, subprocess.SubprocessError, DockerEngineError):
+            pass
+
+
+class DockerdEngine(DockerEngine):
+    """
+    Docker's own engine, Debian's C{dockerd}, in a network namespace of its
+    own (see the module's docstring), with C{--live-restore} so that its
+    containers outlive a stop of the service, as podman's do.
+
+    The namespace is held by a C{sleep} process of ours (so that a restarted
+    service comes back into the same one), made on first L{start} and
+    killed by L{cleanup}; C{dockerd} runs in a mount namespace of its own
+    too, so that nothing it mounts is seen outside it.  Its data root,
+    exec root (with its C{containerd}), pid file and socket are under the
+    engine's directory.
+
+    @ivar namespace: the file to enter the network namespace by, once made.
+    """
+
+    kind = "docker"
+    logName = "dockerd.log"
+    # Its port proxies (docker-proxy) end with it, and come back with it.
+    publishesWhileStopped = False
+
+    def __init__(self, *arguments: Any, **keywords: Any) -> None:
+        self._holder: subprocess.Popen[bytes] | None = None
+        super().__init__(*arguments, **keywords)
+
+    def defaultNetwork(self) -> str:
+        return "bridge"
+
+    @property
+    def namespace(self) -> str | None:
+        holder = self._holder
+        if holder is None or holder.poll() is not None:
+            return None
+        return f"/proc/{holder.pid}/ns/net"
+
+    def serviceCommand(self) -> list[str]:
+        executable = dockerdExecutable()
+        if executable is None:
+            raise DockerEngineError(MISSING_DOCKERD)
+        where = self.directory
+        return [
+            "/usr/bin/nsenter",
+            f"--net={self._network()}",
+            "/usr/bin/unshare",
+            "--mount",
+            "--propagation=private",
+            executable,
+            f"--host={self.url}",
+            f"--data-root={where / 'root'}",
+            f"--exec-root={where / 'exec'}",
+            f"--pidfile={where / 'docker.pid'}",
+            "--storage-driver=vfs",
+            "--live-restore",
+            "--ip6tables=false",
+        ]
+
+    def environment(self) -> dict[str, str]:
+        environ = super().environment()
+        environ["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"
+        return environ
+
+    def _network(self) -> str:
+        """
+        The namespace file of the engine's network, made (with C{lo} up)
+        by a holding process on first use (blocking, for at most 10 s).
+        """
+        found = self.namespace
+        if found is not None:
+            return found
+        argv = ["/usr/bin/unshare", "--net", "/bin/sh", "-c", HOLD_NETWORK]
+        holder = subprocess.Popen(argv, stdin=subprocess.DEVNULL, close_fds=True)
+        self._holder = holder
+        deadline = time.monotonic() + 10
+        comm = Path(f"/proc/{holder.pid}/comm")
+        while comm.read_text().strip() != "sleep":
+            if holder.poll() is not None or time.monotonic() > deadline:
+                raise DockerEngineError(
+                    f"could not make a network namespace ({holder.returncode})"
+                )
+            time.sleep(0.01)
+        return f"/proc/{holder.pid}/ns/net"
+
+    def join(self, case: TestCase) -> None:
+        """
+        Move the reactor's thread into the engine's network namespace until
+        C{case}'s cleanup (see L{tests.netns.enterNetwork}): the test's
+        sockets, in-process nodes and children then reach the ports it
+        publishes on 127.0.0.1.
+        """
+        namespace = self.namespace
+        assert namespace is not None, f"{self} has not started"
+        enterNetwork(case, namespace)
+
+    def inNetwork(self, argv: Sequence[str]) -> list[str]:
+        """
+        C{argv} run in the engine's network namespace (through C{nsenter}).
+        """
+        namespace = self.namespace
+        assert namespace is not None, f"{self} has not started"
+        return ["/usr/bin/nsenter", f"--net={namespace}", *argv]
+
+    def runHealthcheck(
+        self, containerId: str, timeout: float = 30
+    ) -> defer.Deferred[int]:
+        """
+        Wait for the engine's next run of a container's health check (it
+        runs them itself, every C{interval}) and fire with its exit code.
+        """
+
+        async def results() -> int:
+            before = await self._lastHealthResult(containerId)
+
+            async def next() -> int | None:
+                last = await self._lastHealthResult(containerId)
+                return int(last["ExitCode"]) if last and last != before else None
+
+            return await pollUntil(next, timeout=timeout, every=0.05)
+
+        return defer.Deferred.fromCoroutine(results())
+
+    def startingHealthcheck(self, path: str) -> dict[str, Any]:
+        """
+        Docker runs checks every second: a long start period keeps failures
+        before the first success from counting.
+        """
+        return httpHealthcheck(path, startPeriod=STARTING_PERIOD)
+
+    async def _lastHealthResult(self, containerId: str) -> dict[str, Any] | None:
+        """
+        The latest entry of a container's health log (Docker keeps five).
+        """
+        state = (await self.inspectContainer(containerId))["State"]
+        log = (state.get("Health") or {}).get("Log") or []
+        return dict(log[-1]) if log else None
+
+    def _released(self) -> None:
+        holder, self._holder = self._holder, None
+        if holder is not None and holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
 
 
 class EngineEvents:
@@ -1207,36 +1511,49 @@ def mountsUnder(directory: Path) -> list[str]:
     return sorted((p for p in points if p.startswith(prefix)), reverse=True)
 
 
+ENGINES: dict[str, type[DockerEngine]] = {
+    "podman": PodmanEngine,
+    "docker": DockerdEngine,
+}
+
+
 async def startDockerEngine(
-    case: TestCase, timeout: float = 30, **options: Any
+    case: TestCase, kind: str = "podman", timeout: float = 30, **options: Any
 ) -> DockerEngine:
     """
-    Start a L{DockerEngine} of C{case}'s own (C{options} as its constructor
-    takes them), register its L{DockerEngine.cleanup}, and return it once
-    its API answers.
+    Start an engine of kind C{kind} (see L{ENGINES}) of C{case}'s own
+    (C{options} as its constructor takes them), register its
+    L{DockerEngine.cleanup}, L{join<DockerEngine.join>} it, and return it
+    once its API answers.
     """
-    engine = DockerEngine(**options)
+    engine = ENGINES[kind](**options)
     case.addCleanup(engine.cleanup)
     await engine.start(timeout)
+    engine.join(case)
     return engine
 
 
-_shared: list[DockerEngine] = []
+_shared: dict[str, DockerEngine] = {}
 
 
-async def sharedDockerEngine(timeout: float = 30) -> DockerEngine:
+async def sharedDockerEngine(
+    case: TestCase | None = None, kind: str = "podman", timeout: float = 30
+) -> DockerEngine:
     """
-    This process's shared L{DockerEngine}: started on first use (and again
-    if it is not running), cleaned up when the interpreter exits.  Tests
-    that share it must remove their containers (L{runContainer} does) and
-    must not stop it; use L{startDockerEngine} to stop or restart one.
+    This process's shared engine of kind C{kind}: started on first use (and
+    again if it is not running), cleaned up when the interpreter exits, and
+    L{joined<DockerEngine.join>} by C{case}.  Tests that share it must
+    remove their containers (L{runContainer} does) and must not stop it;
+    use L{startDockerEngine} to stop or restart one.
     """
-    if not _shared:
-        engine = DockerEngine()
-        _shared.append(engine)
+    if kind not in _shared:
+        engine = ENGINES[kind]()
+        _shared[kind] = engine
         atexit.register(engine.cleanupNow)
-    await _shared[0].start(timeout)
-    return _shared[0]
+    await _shared[kind].start(timeout)
+    if case is not None:
+        _shared[kind].join(case)
+    return _shared[kind]
 
 
 async def runContainer(
@@ -1291,8 +1608,13 @@ __all__ = [
     "INDEX_BODY",
     "NETWORK_CONFIG_DIR",
     "SECOND",
+    "ENGINES",
+    "PUBLISHED",
     "DockerEngine",
     "DockerEngineError",
+    "DockerdEngine",
+    "PodmanEngine",
+    "dockerdExecutable",
     "EngineEvents",
     "busyboxExecutable",
     "catatonitExecutable",

@@ -114,6 +114,7 @@ class Members:
                 "Meta": "",
                 "ProtocolVersions": [1, 5, 4, 0, 0, 0],
                 "ClockSkew": None,
+                "Since": "2026-01-02T03:04:05Z",
             }
             for name in self.names
         ]

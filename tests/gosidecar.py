@@ -15,7 +15,8 @@ A Go node's API port is fixed, so only one fits a network namespace: the
 first runs in the test's (at 127.0.0.1), and L{PrivateNetwork.addHost}
 makes another namespace for each further one, joined to the test's by a
 veth pair that carries loopback addresses (C{route_localnet}): host N is
-127.1.0.N, and the test's namespace keeps only 127.0.0.0/16 on C{lo}.
+127.1.0.N, and the test's namespace keeps only 127.0.0.0/16 on C{lo} and
+forwards between hosts.  A host may have more addresses (its proxy IP).
 
 The binary is found through C{SIDECAR_GO_BINARY}, which C{.ci/run} sets
 after building it with C{../shared/go-sidecar/build}; without it the tests
@@ -24,14 +25,13 @@ skip, saying so.
 
 from __future__ import annotations
 
-import ctypes
-import fcntl
 import json
 import os
 import re
 import shutil
-import socket
-import struct
+import sys
+import tarfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +40,25 @@ from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from sidecar.demo.processes import ChildProcess
+from sidecar.demo.processes import (
+    TWISTD_SIDECAR,
+    ChildProcess,
+    NodeProcess,
+    nodeEnvironment,
+)
 
-from .processes import pollUntil
+from .netns import newNetwork
+from .processes import REPO, pollUntil
 
 GO_BINARY_VARIABLE = "SIDECAR_GO_BINARY"
 GO_API_PORT = 7777
 GO_GOSSIP_PORT = 7946
 GO_HOST = "127.0.0.1"
-_CLONE_NEWNET = 0x40000000
-_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 REFUTED = "Refuting a suspect message"
+# The Go Sidecar's sources, beside the checkout as in CI (for its HAProxy
+# template), and the template's path in them.
+GO_SOURCES = REPO.parent / "shared" / "go-sidecar" / "go-sidecar-src.tar.xz"
+GO_TEMPLATE = "./github.com/Nitro/sidecar/views/haproxy.cfg"
 
 
 def goBinary() -> str | None:
@@ -83,44 +91,13 @@ def goSkipReason() -> str | None:
     return None
 
 
-def _libc() -> Any:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
-
-
-def _loopbackUp() -> None:
-    """
-    Bring up C{lo} in the calling thread's network namespace.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        request = struct.pack("16sH", b"lo", 0)
-        flags = struct.unpack("16sH", fcntl.ioctl(s, _SIOCGIFFLAGS, request))[1]
-        fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | _IFF_UP))
-
-
 def privateNetwork(case: TestCase) -> PrivateNetwork:
     """
     Move the calling (reactor) thread into a new network namespace with
     only C{lo}, up, for the rest of C{case}; it returns to its own
     namespace at cleanup, after every later cleanup has run.
     """
-    libc = _libc()
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-
-    def back() -> None:
-        try:
-            _check(libc.setns(own, _CLONE_NEWNET), "setns back")
-        finally:
-            os.close(own)
-
-    case.addCleanup(back)
-    _check(libc.unshare(_CLONE_NEWNET), "unshare(CLONE_NEWNET)")
-    _loopbackUp()
+    newNetwork(case)
     return PrivateNetwork(case)
 
 
@@ -169,16 +146,18 @@ class PrivateNetwork:
         self._case = case
         self._hosts = 0
 
-    async def addHost(self) -> GoHost:
+    async def addHost(self, aliases: Sequence[str] = ()) -> GoHost:
         """
-        Another network namespace with its own loopback address, reachable
-        from the test's and reaching it (see the module's docstring).
+        Another network namespace with its own loopback address, and the
+        loopback addresses C{aliases} (outside 127.0.0.0/16) too,
+        reachable from the test's and from other hosts, and reaching them
+        (see the module's docstring).
         """
         if self._hosts == 0:
             await _shell(
                 "ip route del local 127.0.0.0/8 dev lo table local\n"
                 "ip route add local 127.0.0.0/16 dev lo table local\n"
-                + _routeLocalnet("lo")
+                "echo 1 > /proc/sys/net/ipv4/ip_forward\n" + _routeLocalnet("lo")
             )
         self._hosts += 1
         index = self._hosts + 1
@@ -199,17 +178,27 @@ class PrivateNetwork:
         host = GoHost(f"127.1.0.{index}", f"/proc/{holder.pid}/ns/net")
         there = f"nsenter --net={host.namespace}"
         veth = f"vgo{index}"
+        addresses = [host.address, *aliases]
         await _shell(
             f"ip link add {veth} type veth peer name eth0 netns {host.namespace}\n"
             f"ip link set {veth} up\n"
             + _routeLocalnet(veth)
-            + f"ip route add {host.address}/32 dev {veth} src 127.0.0.1\n"
-            + f"ip neigh replace {host.address} lladdr {_mac('eth0', there)}"
-            f" dev {veth} nud permanent\n"
+            + "".join(
+                f"ip route add {address}/32 dev {veth} src 127.0.0.1\n"
+                f"ip neigh replace {address} lladdr {_mac('eth0', there)}"
+                f" dev {veth} nud permanent\n"
+                for address in addresses
+            )
             + _routeLocalnet("eth0", there)
-            + f"{there} ip link set eth0 up\n"
-            f"{there} ip addr add {host.address}/32 dev eth0\n"
-            f"{there} ip route add 127.0.0.0/8 via 127.0.0.1 dev eth0 onlink"
+            # Its own addresses are delivered through lo, which must be up,
+            # and must not hold 127.0.0.1/8: that is the test's namespace.
+            + f"{there} ip link set lo up\n"
+            f"{there} ip addr del 127.0.0.1/8 dev lo\n"
+            f"{there} ip link set eth0 up\n"
+            + "".join(
+                f"{there} ip addr add {address}/32 dev eth0\n" for address in addresses
+            )
+            + f"{there} ip route add 127.0.0.0/8 via 127.0.0.1 dev eth0 onlink"
             f" src {host.address}\n"
             f"{there} ip neigh replace 127.0.0.1 lladdr {_mac(veth)}"
             " dev eth0 nud permanent"
@@ -228,6 +217,40 @@ class GoHost:
         self.namespace = namespace
 
 
+def goSourcesSkipReason() -> str | None:
+    """
+    Why tests that need the Go Sidecar's sources (its HAProxy template)
+    must skip, or L{None}.
+    """
+    if not GO_SOURCES.exists():
+        return (
+            f"the Go Sidecar's sources are not at {GO_SOURCES}"
+            " (shared/ beside the checkout, as in CI)"
+        )
+    return None
+
+
+def goHAProxyTemplate(destination: Path, adminSocket: str) -> Path:
+    """
+    Write the Go Sidecar's own HAProxy template (from L{GO_SOURCES}) to
+    C{destination}, with its C{stats socket} at C{adminSocket} (the Go
+    template's path, C{/var/run/haproxy_stats.sock}, is one per machine)
+    and C{expose-fd listeners}, as docs/migrating.md tells an operator to
+    add: the listening sockets can then be handed over.
+    """
+    with tarfile.open(GO_SOURCES) as sources:
+        member = sources.extractfile(GO_TEMPLATE)
+        assert member is not None, GO_TEMPLATE
+        text = member.read().decode()
+    line = re.compile(r"^(\s*stats\s+socket)\s+\S+(.*?)\s*$", re.MULTILINE)
+    text, found = line.subn(
+        lambda m: f"{m.group(1)} {adminSocket}{m.group(2)} expose-fd listeners", text
+    )
+    assert found == 1, "the Go template's stats socket line was not found"
+    destination.write_text(text)
+    return destination
+
+
 class GoNode(ChildProcess):
     """
     One Go Sidecar process, started by L{startGoNode}.
@@ -236,11 +259,14 @@ class GoNode(ChildProcess):
     @ivar api: its API's base URL (C{http://127.0.0.1:7777/api}).
     """
 
-    def __init__(self, hostname: str, host: str, gossipPort: int) -> None:
+    def __init__(
+        self, hostname: str, host: str, gossipPort: int, environment: dict[str, str]
+    ) -> None:
         super().__init__()
         self.hostname = hostname
         self.host = host
         self.gossipPort = gossipPort
+        self.environment = environment
         self.api = f"http://{host}:{GO_API_PORT}/api"
 
     @property
@@ -290,13 +316,15 @@ async def startGoNode(
     gossipPort: int = GO_GOSSIP_PORT,
     timeout: float = 30,
     host: GoHost | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> GoNode:
     """
     Start a Go node in the test's private network (see L{privateNetwork}),
     or in C{host}'s, with hostname C{hostname}, gossiping on C{gossipPort}
     and advertising 127.0.0.1 (or C{host}'s address), joining through
     C{seeds} (C{host:port}; its own address is fine for the first node),
-    with the static discovery file C{services} (Go's format).  Return once
+    with the static discovery file C{services} (Go's format), and the
+    variables C{environment} over those (e.g. C{HAPROXY_*}).  Return once
     its API answers; kill it at cleanup.
     """
     binary = goBinary()
@@ -305,7 +333,7 @@ async def startGoNode(
     directory.mkdir()
     static = directory / "static.json"
     static.write_text(json.dumps(services or []))
-    environment = {
+    variables = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "SIDECAR_CLUSTER_NAME": clusterName,
         "SIDECAR_BIND_PORT": str(gossipPort),
@@ -316,21 +344,12 @@ async def startGoNode(
         "HAPROXY_DISABLE": "true",
         "ENVOY_USE_GRPC_API": "false",
         "SIDECAR_LOGGING_LEVEL": "info",
+        **(environment or {}),
     }
-    node = GoNode(hostname, environment["SIDECAR_ADVERTISE_IP"], gossipPort)
-    enter = [] if host is None else ["/usr/bin/nsenter", f"--net={host.namespace}"]
-    argv = [
-        *enter,
-        "/usr/bin/unshare",
-        "-u",
-        "/bin/sh",
-        "-c",
-        'hostname "$0" && exec "$@"',
-        hostname,
-        binary,
-    ]
+    node = GoNode(hostname, variables["SIDECAR_ADVERTISE_IP"], gossipPort, variables)
+    argv = _onHost(host, hostname, [binary])
     reactor.spawnProcess(  # type: ignore[attr-defined]
-        node, argv[0], argv, env=environment, path=str(directory)
+        node, argv[0], argv, env=variables, path=str(directory)
     )
     case.addCleanup(_kill, node)
 
@@ -344,6 +363,53 @@ async def startGoNode(
         return True
 
     await pollUntil(answers, timeout=timeout, every=0.2)
+    return node
+
+
+def _onHost(host: GoHost | None, hostname: str, argv: list[str]) -> list[str]:
+    """
+    C{argv} run in C{host}'s network namespace (or the test's), in a UTS
+    namespace of its own whose hostname is C{hostname}.
+    """
+    enter = [] if host is None else ["/usr/bin/nsenter", f"--net={host.namespace}"]
+    return [
+        *enter,
+        "/usr/bin/unshare",
+        "-u",
+        "/bin/sh",
+        "-c",
+        'hostname "$0" && exec "$@"',
+        hostname,
+        *argv,
+    ]
+
+
+async def startOursInPlaceOf(
+    case: TestCase, go: GoNode, host: GoHost | None, settings: Sequence[str]
+) -> NodeProcess:
+    """
+    Start our node (C{twistd -n sidecar}) where C{go} ran, as an operator
+    would: on the same host, with the same hostname (so the same member
+    name) and the same environment (the Go Sidecar's variables, its static
+    file), and the configuration file lines C{settings} for what has no
+    variable.  Return once its API listens; stop it at cleanup.
+    """
+    directory = Path(case.mktemp()).resolve()
+    directory.mkdir()
+    config = directory / "node.toml"
+    config.write_text("\n".join(settings) + "\n")
+    node = NodeProcess()
+    environment = {**nodeEnvironment(), **go.environment}
+    argv = _onHost(
+        host,
+        go.hostname,
+        [sys.executable, *TWISTD_SIDECAR, f"--config={config}"],
+    )
+    reactor.spawnProcess(  # type: ignore[attr-defined]
+        node, argv[0], argv, env=environment, path=str(directory)
+    )
+    case.addCleanup(node.stop)
+    await node.listening.addTimeout(30, reactor)
     return node
 
 

@@ -29,18 +29,20 @@ class Switch(Resource):
         return b""
 
 
-def serve(case: TestCase, resource: Resource, host: str = "127.0.0.1") -> int:
+def serve(
+    case: TestCase, resource: Resource, host: str = "127.0.0.1", port: int = 0
+) -> int:
     """
-    Serve C{resource} on C{host} at a free port, without access log lines,
-    until C{case} cleans up.
+    Serve C{resource} on C{host} at C{port} (a free one by default),
+    without access log lines, until C{case} cleans up.
 
     @return: the port.
     """
     site = Site(resource)
     site.log = lambda request: None  # type: ignore[method-assign]
-    port = reactor.listenTCP(0, site, interface=host)  # type: ignore[attr-defined]
-    case.addCleanup(port.stopListening)
-    return port.getHost().port  # type: ignore[no-any-return]
+    listening = reactor.listenTCP(port, site, interface=host)  # type: ignore[attr-defined]
+    case.addCleanup(listening.stopListening)
+    return listening.getHost().port  # type: ignore[no-any-return]
 
 
 def serveSwitch(case: TestCase, host: str = "127.0.0.1") -> tuple[Switch, int]:

@@ -14,7 +14,7 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from sidecar.announce import REFRESH_INTERVAL, LocalAnnouncer
+from sidecar.announce import QUIET_REFRESH_INTERVAL, REFRESH_INTERVAL, LocalAnnouncer
 from sidecar.catalog import (
     Port,
     Service,
@@ -174,6 +174,26 @@ class LocalAnnouncerTests(SynchronousTestCase):
         self.clock.advance(25)
         self.assertEqual(self.record("a" * 12).updated, (START + 50) * NS)
         self.assertEqual(len(self.changes.events), events)
+
+    def test_withoutPeersThatExpireRecordsTheRefreshIsHourly(self) -> None:
+        expected = [False]
+        announcer = LocalAnnouncer(self.state, self.clock, expected=lambda: expected[0])
+        announcer.startService()
+        self.addCleanup(announcer.stopService)
+        announcer.servicesDiscovered("static", [local("a" * 12)])
+        self.clock.advance(QUIET_REFRESH_INTERVAL - 1)
+        self.assertEqual(self.record("a" * 12).updated, START * NS)
+        self.clock.advance(1)  # the first tick an hour on
+        self.assertEqual(
+            self.record("a" * 12).updated, round((START + QUIET_REFRESH_INTERVAL) * NS)
+        )
+        # A peer that expires records joins: every 25 s again.
+        expected[0] = True
+        self.clock.advance(REFRESH_INTERVAL)
+        self.assertEqual(
+            self.record("a" * 12).updated,
+            round((START + QUIET_REFRESH_INTERVAL + REFRESH_INTERVAL) * NS),
+        )
 
     def test_refreshDoesNotReviveWithdrawnServices(self) -> None:
         self.announcer.startService()

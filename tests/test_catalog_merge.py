@@ -345,6 +345,69 @@ class LifespanTests(CatalogTestCase):
         self.clock.advance(4 * 3600)
         self.assertEqual(self.state.localServices(), [mine])
 
+    def test_aFollowedOriginsRecordsLiveWhileItIsAMember(self) -> None:
+        self.state.merge(self.remote())
+        self.state.followMembership("peer", True)
+        drained = Service(
+            "bbbbbbbbbbbb",
+            "db",
+            hostname="peer",
+            updated=self.now,
+            status=Status.DRAINING,
+        )
+        self.state.merge(drained)
+        relayed = len(self.sent.batches)
+        self.clock.advance(4 * 3600)
+        self.assertEqual(self.current(), self.remote())
+        self.assertEqual(
+            self.state.get("peer", "bbbbbbbbbbbb").status,  # type: ignore[union-attr]
+            Status.DRAINING,
+        )
+        self.assertEqual(len(self.sent.batches), relayed)  # none expired
+
+    def test_aFollowedOriginsOldRecordIsNoGhost(self) -> None:
+        """
+        A service unchanged for four hours on a member that follows
+        membership reaches a node that joins now: it is taken, not dropped
+        as a ghost (an origin that does not follow would have refreshed it).
+        """
+        old = self.remote(ago=4 * 3600)
+        self.state.merge(old)
+        self.assertIsNone(self.current())
+        self.state.followMembership("peer", True)
+        self.state.merge(old)
+        self.assertEqual(self.current(), old)
+
+    def test_aHostThatStopsFollowingGetsAFullLifespanFromThen(self) -> None:
+        record = self.remote()
+        self.state.followMembership("peer", True)
+        self.state.merge(record)
+        self.clock.advance(3600)
+        self.state.followMembership("peer", False)
+        self.clock.advance(79)
+        self.assertEqual(self.current(), record)
+        self.clock.advance(1)
+        self.assertEqual(self.current(), record.tombstone(record.updated + SECOND))
+
+    def test_tombstonesOfAFollowedHostAreStillForgotten(self) -> None:
+        self.state.followMembership("peer", True)
+        self.state.merge(self.remote(Status.TOMBSTONE))
+        self.clock.advance(3 * 3600)
+        self.assertIsNone(self.current())
+
+    def test_thisNodesOwnNameIsNeverFollowed(self) -> None:
+        """
+        A record of this node that it does not announce (from before a
+        restart, say) expires as any other would: this node tombstones it.
+        """
+        stale = Service("cccccccccccc", "old", hostname="me", updated=self.now)
+        self.state.merge(stale)
+        self.state.followMembership("me", True)
+        self.clock.advance(80)
+        self.assertEqual(
+            self.state.get("me", "cccccccccccc"), stale.tombstone(self.now + SECOND)
+        )
+
     def test_stopCancelsEveryTimer(self) -> None:
         self.state.merge(self.remote())
         self.state.announceLocal(Service("bbbbbbbbbbbb", "db", hostname="me"))

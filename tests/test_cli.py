@@ -18,7 +18,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 
-from sidecar.catalog import Status
+from sidecar.catalog import Service, Status
 from sidecar.cli import (
     CommandFailed,
     Options,
@@ -30,6 +30,7 @@ from sidecar.cli import (
 )
 from sidecar.config.values import parseKey
 from sidecar.problems import conflictSubject
+from sidecar.service import SidecarNode
 
 from .inprocess import startNode
 from .processes import nodeEnvironment, pollUntil
@@ -48,12 +49,14 @@ class CommandTests(TestCase):
         await run(parse("--api", self.api, *argv), out)
         return out.getvalue()
 
-    async def test_membersServicesDrainUndrain(self) -> None:
+    async def nodeWithAliveService(self) -> tuple[str, SidecarNode, Service]:
+        """
+        A node whose one service is ALIVE: its API's C{host:port}, the node
+        and the service.
+        """
         node = startNode(
             self, "host-a", "127.0.1.1", moreSettings=["[health]", 'interval = "100ms"']
         )
-        address = node.api.port.getHost()  # type: ignore[union-attr]
-        self.api = f"http://{address.host}:{address.port}"
         await pollUntil(
             lambda: defer.succeed(
                 True
@@ -62,11 +65,20 @@ class CommandTests(TestCase):
             )
         )
         [service] = node.state.localServices()
+        address = node.api.port.getHost()  # type: ignore[union-attr]
+        return f"{address.host}:{address.port}", node, service
+
+    async def test_membersServicesDrainUndrain(self) -> None:
+        api, node, service = await self.nodeWithAliveService()
+        self.api = f"http://{api}"
         members = await self.say("members")
         self.assertEqual(
-            members.splitlines()[0].split(), ["NAME", "ADDRESS", "STATE", "INCARNATION"]
+            members.splitlines()[0].split(),
+            ["NAME", "ADDRESS", "STATE", "SINCE", "INCARNATION"],
         )
-        self.assertEqual(members.splitlines()[1].split()[0::2], ["host-a", "alive"])
+        [since] = [m["Since"] for m in node.gossip.members()]
+        row = members.splitlines()[1].split()
+        self.assertEqual([row[0], *row[2:4]], ["host-a", "alive", since])
         services = await self.say("services")
         self.assertEqual(
             services.splitlines()[1].split()[:4],
@@ -89,20 +101,9 @@ class CommandTests(TestCase):
         )
 
     async def test_checksServicesByNameAndHonestDrains(self) -> None:
-        node = startNode(
-            self, "host-a", "127.0.1.1", moreSettings=["[health]", 'interval = "100ms"']
-        )
-        address = node.api.port.getHost()  # type: ignore[union-attr]
+        api, node, service = await self.nodeWithAliveService()
         # Given without its scheme, as operators type it.
-        self.api = f"{address.host}:{address.port}"
-        await pollUntil(
-            lambda: defer.succeed(
-                True
-                if [s for s in node.state.localServices() if s.status is Status.ALIVE]
-                else None
-            )
-        )
-        [service] = node.state.localServices()
+        self.api = api
         checks = (await self.say("checks")).splitlines()
         self.assertEqual(
             checks[0].split(), ["NAME", "ID", "STATUS", "CHECK", "CHECKED", "SAID"]

@@ -19,6 +19,7 @@ from sidecar.config import (
     loadConfig,
     parseDuration,
 )
+from sidecar.proxy.build import admission
 from sidecar.service import makeService
 
 from .certs import makeTLSFiles
@@ -279,6 +280,49 @@ class EnvironmentTests(ConfigTestCase):
             ("http://127.0.0.1:1/a", "https://127.0.0.1:2/b"),
         )
         self.assertEqual((config.log.level, config.log.format), ("warn", "json"))
+
+    def test_envoySection(self) -> None:
+        """
+        C{[envoy]} is off by default, on 127.0.0.1:7776; the file sets it
+        and the Go Sidecar's variables override the file (the port
+        variable keeps the file's host).
+        """
+        default = self.load("").envoy
+        self.assertEqual(
+            (default.enabled, default.listen, default.bindIp, default.useHostnames),
+            (False, Address("127.0.0.1", 7776), "192.168.168.168", False),
+        )
+        config = self.load(
+            '[envoy]\nenabled = false\nlisten = "127.0.0.2:7000"\n'
+            'bind_ip = "127.0.0.168"\n',
+            ENVOY_USE_GRPC_API="true",
+            ENVOY_GRPC_PORT="7100",
+            ENVOY_BIND_IP="127.0.0.169",
+            ENVOY_USE_HOSTNAMES="yes",
+        ).envoy
+        self.assertEqual(
+            (config.enabled, config.listen, config.bindIp, config.useHostnames),
+            (True, Address("127.0.0.2", 7100), "127.0.0.169", True),
+        )
+        self.assertError('[envoy]\nlisten = "nowhere"\n', "envoy.listen")
+        self.assertError('[envoy]\nbind_ip = "host"\n', "envoy.bind_ip")
+        for variable, value in (
+            ("ENVOY_GRPC_PORT", "port"),
+            ("ENVOY_BIND_IP", "host.example"),
+            ("ENVOY_USE_GRPC_API", "maybe"),
+        ):
+            error = self.assertError("", None, "", **{variable: value})
+            self.assertEqual(error.source, f"environment {variable}")
+
+    def test_envoyPortIsReservedFromServicePorts(self) -> None:
+        """
+        With Envoy on, its xDS port is one of the node's own: no
+        ServicePort may take it, in HAProxy's model or Envoy's.
+        """
+        on = self.load('[envoy]\nenabled = true\nlisten = "127.0.0.1:7800"\n')
+        self.assertIn(7800, admission(on).reservedPorts)
+        off = self.load('[envoy]\nlisten = "127.0.0.1:7800"\n')
+        self.assertNotIn(7800, admission(off).reservedPorts)
 
     def test_emptyVariablesCountAsUnset(self) -> None:
         config = self.load(

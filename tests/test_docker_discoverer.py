@@ -18,6 +18,7 @@ from zope.interface import implementer
 from sidecar.catalog.local import LocalService
 from sidecar.discovery.docker import (
     FIRST_RETRY,
+    HEALTH_RECORDED,
     ContainerHealthChecker,
     DockerDiscoverer,
 )
@@ -340,3 +341,45 @@ class DiscovererTests(SynchronousTestCase):
             self.successResultOf(checker.check()),
             "the container's HEALTHCHECK says healthy",
         )
+
+    def test_podmansBareHealthEventIsReadAgainOnceRecorded(self) -> None:
+        """
+        podman sends C{health_status} before it records the result: a read
+        at once still sees the old status, and the one C{HEALTH_RECORDED}
+        later sees the new.
+        """
+        self.engine.running[A] = entry(A, HealthCheck="Docker")
+        self.engine.health[A] = "starting"
+        self.start()
+        self.event("health_status", A)
+        self.reactor.pool.runAll()
+        self.assertEqual(self.discoverer.containerHealth(A), "starting")
+        self.engine.health[A] = "healthy"
+        self.reactor.advance(HEALTH_RECORDED)
+        self.assertEqual(len(self.reactor.pool.queued), 1)
+        self.reactor.pool.runAll()
+        self.assertEqual(self.discoverer.containerHealth(A), "healthy")
+
+    def test_dockersHealthEventIsReadOnce(self) -> None:
+        """
+        Docker sends C{health_status: healthy} once the result is recorded:
+        one read, and no second one.
+        """
+        self.engine.running[A] = entry(A, HealthCheck="Docker")
+        self.engine.health[A] = "healthy"
+        self.start()
+        self.event("health_status: healthy", A)
+        self.assertEqual(len(self.reactor.pool.queued), 1)
+        self.reactor.pool.runAll()
+        self.assertEqual(self.discoverer.containerHealth(A), "healthy")
+        self.reactor.advance(HEALTH_RECORDED)
+        self.assertEqual(self.reactor.pool.queued, [])
+
+    def test_stopCancelsTheSecondHealthRead(self) -> None:
+        self.engine.running[A] = entry(A, HealthCheck="Docker")
+        self.start()
+        self.event("health_status", A)
+        d = self.discoverer.stopService()
+        self.reactor.pool.runAll()
+        self.successResultOf(d)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])

@@ -8,7 +8,9 @@ stops and starts again on the same storage without losing the container.
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import TYPE_CHECKING
 from unittest import mock
 
 from twisted.internet import reactor
@@ -18,6 +20,7 @@ from . import dockerengine
 from .dockerengine import (
     IMAGE,
     INDEX_BODY,
+    DockerdEngine,
     busyboxExecutable,
     dockerEngineSkipReason,
     fetchWhenServing,
@@ -68,7 +71,8 @@ class SharedEngineTests(TestCase):
         self.assertEqual(entry["Labels"], labels)
         self.assertEqual(entry["State"], "running")
         self.assertEqual(
-            entry["Ports"], [{"PrivatePort": 80, "PublicPort": port, "Type": "tcp"}]
+            entry["Ports"],
+            [{"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": port, "Type": "tcp"}],
         )
         byLabel = await engine.listContainers(
             filters={"label": "ServiceName=harness-web"}
@@ -162,21 +166,29 @@ class SharedEngineTests(TestCase):
         self.assertIn("HealthStatus", event)
 
 
-class EngineLifeTests(TestCase):
+if TYPE_CHECKING:
+    _Case = TestCase
+else:
+    _Case = object
+
+
+class EngineLifeTestsMixin(_Case):
     """
-    Engines of the test's own, stopped and started again.
+    Engines of the test's own, of kind C{engineKind}, stopped and started
+    again.
     """
 
-    skip = dockerEngineSkipReason()
+    engineKind: str
 
     async def test_restartKeepsRunningContainers(self) -> None:
         """
-        A container keeps serving while the engine is stopped, and after
-        the engine starts again on the same storage it is listed as
-        running, with its labels and port; the image is still there.  So
-        after L{DockerEngine.restart}.
+        A container keeps running while the engine is stopped (and serving,
+        but for Docker's, whose port proxy goes with it), and after the
+        engine starts again on the same storage it is listed as running,
+        with its labels and port, and serves; the image is still there.
+        So after L{DockerEngine.restart}.
         """
-        engine = await startDockerEngine(self)
+        engine = await startDockerEngine(self, self.engineKind)
         labels = {"ServiceName": "harness-survivor"}
         containerId = await runContainer(self, engine, labels)
         port = await engine.publishedPort(containerId)
@@ -184,7 +196,8 @@ class EngineLifeTests(TestCase):
 
         await engine.stop()
         self.assertFalse(engine.running)
-        self.assertEqual(await fetchWhenServing(port), INDEX_BODY)
+        if engine.publishesWhileStopped:
+            self.assertEqual(await fetchWhenServing(port), INDEX_BODY)
         await engine.start()
 
         [entry] = await engine.listContainers(filters={"id": containerId})
@@ -204,13 +217,78 @@ class EngineLifeTests(TestCase):
         An events stream ends, without an error from docker-py, when the
         engine stops; the engine stops within its bound.
         """
-        engine = await startDockerEngine(self)
+        engine = await startDockerEngine(self, self.engineKind)
         events = await engine.watchEvents()
         await engine.stop(timeout=10)
         ended = events.ended
         ended.addTimeout(10, reactor)
         self.assertIsNone(await ended)
         self.assertTrue(events.done)
+
+
+class PodmanEngineLifeTests(EngineLifeTestsMixin, TestCase):
+    engineKind = "podman"
+    skip = dockerEngineSkipReason(engineKind)
+
+
+class DockerEngineLifeTests(EngineLifeTestsMixin, TestCase):
+    engineKind = "docker"
+    skip = dockerEngineSkipReason(engineKind)
+
+
+class DockerdEngineTests(TestCase):
+    """
+    What Docker's own engine does differently, in its own network.
+    """
+
+    skip = dockerEngineSkipReason("docker")
+
+    async def test_itRunsInANetworkOfItsOwnThatTheTestJoins(self) -> None:
+        """
+        The engine's network is not the one the test began in; the test
+        joins it, and the container's page answers on 127.0.0.1 there.
+        """
+        began = os.stat("/proc/thread-self/ns/net").st_ino
+        engine = await sharedDockerEngine(self, "docker")
+        assert isinstance(engine, DockerdEngine) and engine.namespace is not None
+        theirs = os.stat(engine.namespace).st_ino
+        self.assertNotEqual(theirs, began)
+        self.assertEqual(os.stat("/proc/thread-self/ns/net").st_ino, theirs)
+        containerId = await runContainer(self, engine, {"ServiceName": "joined"})
+        [entry] = await engine.listContainers(filters={"id": containerId})
+        port = await engine.publishedPort(containerId)
+        self.assertEqual(
+            entry["Ports"],
+            [{"IP": "127.0.0.1", "PrivatePort": 80, "PublicPort": port, "Type": "tcp"}],
+        )
+        self.assertEqual(await fetchWhenServing(port), INDEX_BODY)
+
+    async def test_eventsHaveDockersNames(self) -> None:
+        """
+        A run, a health check that passes, a stop and a removal give
+        C{create}, C{start}, C{health_status: healthy}, C{kill}, C{die},
+        C{stop} and C{destroy}; the engine runs the check by itself.
+        """
+        engine = await sharedDockerEngine(self, "docker")
+        events = await engine.watchEvents({"type": "container"})
+        self.addCleanup(events.close)
+        containerId = await runContainer(
+            self, engine, healthcheck=httpHealthcheck(interval=0.2)
+        )
+        self.assertEqual(await engine.runHealthcheck(containerId), 0)
+        await events.waitFor("health_status: healthy", containerId)
+        self.assertEqual(await engine.healthStatus(containerId), "healthy")
+        await engine.stopContainer(containerId)
+        stopped = await events.waitFor("die", containerId)
+        self.assertEqual(stopped["Actor"]["Attributes"]["exitCode"], "143")
+        await engine.removeContainer(containerId, force=False)
+        await events.waitFor("destroy", containerId)
+        assertSubsequence(
+            self,
+            ["create", "start", "health_status: healthy", "kill", "die", "stop"],
+            events.actions(containerId),
+        )
+        self.assertEqual(events.actions(containerId)[-1], "destroy")
 
 
 class SkipReasonTests(SynchronousTestCase):
@@ -223,6 +301,13 @@ class SkipReasonTests(SynchronousTestCase):
             reason = dockerEngineSkipReason()
         assert reason is not None
         self.assertIn("podman", reason)
+
+    def test_missingDockerd(self) -> None:
+        with mock.patch.object(dockerengine, "SYSTEM_PATH", "/nowhere"):
+            reason = dockerEngineSkipReason("docker")
+        assert reason is not None
+        self.assertIn("docker.io", reason)
+        self.assertIn("dockerd", reason)
 
     def test_staticBusybox(self) -> None:
         """

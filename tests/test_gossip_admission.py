@@ -8,6 +8,7 @@ refusal says.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet.task import Clock
@@ -210,6 +211,35 @@ class AdmissionTests(SynchronousTestCase):
         self.join("Z", "127.0.0.5")
         self.judged(self.record("Z", ahead=-20), ("127.0.0.5", 1))
         self.assertAlmostEqual(self.admission.skews.skew("Z"), -20, places=3)
+
+    def test_aPushPullTellsNoClock(self) -> None:
+        """
+        A member's push-pull may hold old records under its name (of the Go
+        Sidecar it replaced on its host, not refreshed since, or its own,
+        refreshed hourly): they tell their age, not its clock, and are no
+        skew to warn about.
+        """
+        self.join("b", "127.0.0.2")
+        self.join("c", "127.0.0.3")
+        old = replace(self.record("b", ahead=-60), id="old")
+        refused = replace(self.record("b", ahead=SKEW + 1), id="future")
+        records = [
+            old,
+            refused,
+            self.record("b", ahead=-0.5),
+            replace(self.record("c", ahead=-40), id="relayed"),
+        ]
+        with capturedLogs() as events:
+            admitted = self.admission.admitAll(records, B, True)
+        self.assertEqual(admitted, [old, records[2], records[3]])
+        self.assertIsNone(self.admission.skews.skew("b"))
+        self.assertIsNone(self.admission.skews.skew("c"))
+        self.assertEqual(
+            [e["log_format"] for e in events if "skew" in e],
+            [],
+            "no clock skew was warned about",
+        )
+        self.assertEqual(self.admission.refused, {FUTURE_STAMP: 1})
 
     def test_refusalsAreLoggedOnceAMinutePerKind(self) -> None:
         self.join("b", "127.0.0.2")

@@ -6,11 +6,13 @@ and the timing arithmetic the cluster runs on.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from twisted.internet.task import Clock
 from twisted.logger import Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from sidecar.catalog import (
     Limits,
@@ -20,7 +22,7 @@ from sidecar.catalog import (
     Status,
     encodeService,
 )
-from sidecar.catalog.codec import dumps
+from sidecar.catalog.codec import decodeStateServices, dumps
 from sidecar.catalog.documents import stateDocument
 from sidecar.catalog.timestamps import LATEST
 from sidecar.gossip.admission import (
@@ -32,8 +34,10 @@ from sidecar.gossip.admission import (
     catalogAdmission,
 )
 from sidecar.gossip.delegate import CatalogDelegate
+from sidecar.gossip.interfaces import IGossipDelegate
 from sidecar.gossip.members import Member, Members
 from sidecar.gossip.messages import Alive, Dead, NodeState
+from sidecar.gossip.peers import nodeMeta
 from sidecar.gossip.profiles import LAN, LOCAL, PROFILES, WAN, scaledPushPullInterval
 from sidecar.gossip.streams import MAX_STREAM_BYTES
 
@@ -232,6 +236,62 @@ class CatalogDelegateTests(SynchronousTestCase):
         self.assertIsNone(self.state.get("peer", "other"))
         self.assertEqual(self.refusals(), {GONE_HOST: 1, UNKNOWN_HOST: 1})
 
+    def test_aMemberThatFollowsMembershipKeepsItsRecordsUntilItIsGone(self) -> None:
+        peer = self.members.get("peer")
+        assert peer is not None
+        self.delegate.memberJoined(replace(peer, meta=nodeMeta("default")))
+        self.delegate.messageReceived(encodeService(record(updated=NOW - 1)), PEER)
+        self.clock.advance(3600)  # no refresh: still alive
+        self.assertEqual(self.state.get("peer", "abc"), record(updated=NOW - 1))
+        self.members.deadReceived(Dead(1, "peer", "me", "default"))
+        self.delegate.memberGone(peer)
+        stored = self.state.get("peer", "abc")
+        assert stored is not None
+        self.assertEqual(stored.status, Status.TOMBSTONE)
+
+    def test_anOlderNodeOfOursOrAGoSidecarsRecordsExpireUnrefreshed(self) -> None:
+        older = b'{"ClusterName":"default","State":"Running","Drains":"published"}'
+        for meta in (older, b'{"ClusterName":"default","State":"Running"}'):
+            peer = self.members.get("peer")
+            assert peer is not None
+            self.delegate.memberUpdated(replace(peer, meta=meta))
+            self.delegate.messageReceived(
+                encodeService(record(updated=self.clock.seconds())), PEER
+            )
+            self.clock.advance(80)
+            stored = self.state.get("peer", "abc")
+            assert stored is not None
+            self.assertEqual(stored.status, Status.TOMBSTONE, meta)
+
+    def test_providesTheGossipDelegateInterface(self) -> None:
+        verifyObject(IGossipDelegate, self.delegate)
+
+    def test_aDigestIsAnsweredWithTheHostsThatDiffer(self) -> None:
+        self.delegate.messageReceived(encodeService(record()), PEER)
+        self.delegate.messageReceived(encodeService(record("third", "t")), THIRD)
+        digest = self.delegate.localDigest()
+        self.assertEqual(sorted(json.loads(digest)["Digest"]), ["peer", "third"])
+        self.assertEqual(
+            decodeStateServices(self.delegate.localState(remote=digest)), []
+        )
+        changed = record(updated=NOW + 1)
+        self.delegate.messageReceived(encodeService(changed), PEER)
+        self.assertEqual(
+            decodeStateServices(self.delegate.localState(remote=digest)), [changed]
+        )
+        # A host the digest does not name is sent whole.
+        self.assertEqual(
+            decodeStateServices(self.delegate.localState(remote=b'{"Digest":{}}')),
+            [changed, record("third", "t")],
+        )
+
+    def test_aDigestPushedMergesNothingAndABadOneIsRefused(self) -> None:
+        self.delegate.mergeRemoteState(self.delegate.localDigest(), False, PEER, False)
+        self.assertEqual(self.refusals(), {})
+        self.delegate.mergeRemoteState(b'{"Digest":5}', False, PEER, False)
+        self.assertEqual(self.refusals(), {NOT_A_RECORD: 1})
+        self.assertIn("digest", str(self.logged[-1]))
+
     def test_refusalsAreLoggedOnceAMinutePerKind(self) -> None:
         for _ in range(100):
             self.delegate.messageReceived(encodeService(record("ghost")), PEER)
@@ -277,6 +337,19 @@ class CatalogDelegateTests(SynchronousTestCase):
         self.assertEqual(self.admission.skews.skew("peer"), -120.0)
         self.assertIsNone(self.admission.skews.skew("third"))
         self.assertIsNone(self.admission.skews.skew("me"))
+
+    def test_aPushPullSaysNothingOfClocks(self) -> None:
+        """
+        A push-pull's copies of a member's records are as old as the
+        records: an hour-old stamp, unrefreshed, is no clock an hour behind.
+        """
+        self.clock.advance(3600)
+        state = ServicesState("peer", self.clock)
+        self.addCleanup(state.stop)
+        state.merge(record(updated=NOW))
+        self.delegate.mergeRemoteState(dumps(stateDocument(state)), False, PEER, True)
+        self.assertEqual(self.state.get("peer", "abc"), record(updated=NOW))
+        self.assertIsNone(self.admission.skews.skew("peer"))
 
 
 class TimingTests(SynchronousTestCase):

@@ -18,6 +18,7 @@ from sidecar.catalog.codec import encodeService
 from sidecar.gossip.delegate import WithheldRecords
 from sidecar.gossip.peers import (
     GO_RELAY_LIMIT,
+    expectsRefreshes,
     isGoSidecar,
     nodeMeta,
 )
@@ -58,6 +59,13 @@ class RecognitionTests(SynchronousTestCase):
         self.assertFalse(isGoSidecar(GO_VSN, nodeMeta("default")))
         self.assertFalse(isGoSidecar(bytes([1, 5, 4, 2, 5, 4]), b""))
         self.assertFalse(isGoSidecar(b"", GO_META))
+
+    def test_goSidecarsAndOurOlderNodesExpectRefreshesOursAndSerfNot(self) -> None:
+        older = b'{"ClusterName":"default","State":"Running","Drains":"published"}'
+        self.assertTrue(expectsRefreshes(GO_VSN, GO_META))
+        self.assertTrue(expectsRefreshes(GO_VSN, older))
+        self.assertFalse(expectsRefreshes(GO_VSN, nodeMeta("default")))
+        self.assertFalse(expectsRefreshes(bytes([1, 5, 4, 2, 5, 4]), b""))
 
     def test_limitIsTheForksPacketLessItsFraming(self) -> None:
         # 1400-byte packets; 2 for the compound header, 2 per entry, 1 for
@@ -155,6 +163,18 @@ class GoPeersInTheClusterTests(SynchronousTestCase):
     def test_goPeersAreKnown(self) -> None:
         self.assertEqual([m.name for m in self.ours[0].cluster.goPeers()], ["node-3"])
         self.assertEqual(self.go.cluster.goPeers(), [])
+
+    def test_whileAGoPeerIsAMemberOurNodesRefresh(self) -> None:
+        """
+        Ours expect no refreshes of each other; a Go peer does, so both of
+        ours must refresh theirs while it is a member, and not once it is gone.
+        """
+        self.assertEqual(
+            [m.name for m in self.ours[0].cluster.refreshedPeers()], ["node-3"]
+        )
+        self.assertEqual([m.name for m in self.go.cluster.refreshedPeers()], [])
+        self.network.freeze(self.go)  # it dies
+        self.network.runUntil(lambda: not self.ours[0].cluster.refreshedPeers(), 60)
 
     def test_aRecordGoCanRelayReachesEveryone(self) -> None:
         self.announce("fits", GO_RELAY_LIMIT)

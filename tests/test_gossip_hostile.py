@@ -19,6 +19,7 @@ from twisted.trial.unittest import TestCase
 from sidecar.gossip.cluster import NEW_MEMBERS_BURST
 from sidecar.gossip.messages import Alive, Dead, NodeState, Ping, Suspect
 from sidecar.gossip.packets import addCRC, makeCompound
+from sidecar.service import SidecarNode
 
 from .inprocess import gossipPort, startNode
 from .processes import pollUntil
@@ -57,18 +58,27 @@ class _Client(protocol.Protocol):
         self.closed.callback(None)
 
 
+async def joinedPair(case: TestCase) -> tuple[SidecarNode, SidecarNode]:
+    """
+    host-a on 127.0.1.1 and host-b on 127.0.1.2, on the local profile,
+    once host-b has joined host-a.
+    """
+    a = startNode(case, "host-a", "127.0.1.1", ['profile = "local"'])
+    b = startNode(
+        case,
+        "host-b",
+        "127.0.1.2",
+        ['profile = "local"', f'seeds = ["127.0.1.1:{gossipPort(a)}"]'],
+    )
+    assert b.gossip.joined is not None
+    await b.gossip.joined
+    return a, b
+
+
 class HostileInputTests(TestCase):
     async def test_aNodeSurvivesBadPacketsAndStreams(self) -> None:
-        a = startNode(self, "host-a", "127.0.1.1", ['profile = "local"'])
+        a, b = await joinedPair(self)
         port = gossipPort(a)
-        b = startNode(
-            self,
-            "host-b",
-            "127.0.1.2",
-            ['profile = "local"', f'seeds = ["127.0.1.1:{port}"]'],
-        )
-        assert b.gossip.joined is not None
-        await b.gossip.joined
 
         packets = hostilePackets(random.Random(4))
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -129,16 +139,8 @@ class ForgedMembershipTests(TestCase):
     """
 
     async def test_forgedRumoursAndAMemberFloodChangeNothing(self) -> None:
-        a = startNode(self, "host-a", "127.0.1.1", ['profile = "local"'])
+        a, b = await joinedPair(self)
         port = gossipPort(a)
-        b = startNode(
-            self,
-            "host-b",
-            "127.0.1.2",
-            ['profile = "local"', f'seeds = ["127.0.1.1:{port}"]'],
-        )
-        assert b.gossip.joined is not None
-        await b.gossip.joined
         targets = [("127.0.1.1", port), ("127.0.1.2", gossipPort(b))]
         api = a.api.port.getHost()  # type: ignore[union-attr]
         url = f"http://{api.host}:{api.port}/api/services.json"

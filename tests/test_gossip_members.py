@@ -23,6 +23,7 @@ from sidecar.gossip.messages import (
     Suspect,
     decodeBody,
 )
+from sidecar.gossip.service import describeMember
 from sidecar.ratelimit import RateLimitedLog
 
 LOCAL = Member("me", b"\x7f\x00\x01\x01", 7946)
@@ -461,3 +462,91 @@ class BoundedTableTests(MembersTestCase):
     def test_aMembersHostIsKnownWhateverThePort(self) -> None:
         self.assertTrue(self.members.isMemberHost("127.0.2.1"))
         self.assertFalse(self.members.isMemberHost("127.0.2.9"))
+
+    def test_aMembersHostIsKnownHoweverASocketWritesIt(self) -> None:
+        """
+        A dual-stack socket reports an IPv4 peer as IPv4-mapped IPv6.
+        """
+        self.assertTrue(self.members.isMemberHost("::ffff:127.0.2.1"))
+        self.assertFalse(self.members.isMemberHost("::ffff:127.0.2.9"))
+        self.assertFalse(self.members.isMemberHost("not an address"))
+
+    def test_aHostIsForgottenWithItsLastMemberThere(self) -> None:
+        """
+        A member that moves leaves no host behind, and a member forgotten
+        to make room takes its host with it.
+        """
+        self.members.deadReceived(Dead(1, "p1", "p1", "default"))
+        self.members.aliveReceived(alive("p1", 2, addr=b"\x7f\x00\x02\x07"))
+        self.assertFalse(self.members.isMemberHost("127.0.2.1"))
+        self.assertTrue(self.members.isMemberHost("127.0.2.7"))
+        self.members.deadReceived(Dead(1, "p2", "p2", "default"))
+        self.members.aliveReceived(alive("p9", addr=b"\x7f\x00\x02\x09"))
+        self.assertFalse(self.members.isMemberHost("127.0.2.2"))
+        self.assertTrue(self.members.isMemberHost("127.0.2.9"))
+
+
+class SinceTests(SynchronousTestCase):
+    """
+    Each member's C{stateChange}: when it entered the state it is in, by
+    this node's clock; C{/api/members.json} shows it as C{Since}.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.members = Members(LOCAL, self.clock, lambda subject, message: None)
+        self.addCleanup(self.members.stop)
+
+    def since(self, name: str) -> tuple[NodeState, float]:
+        member = self.members.get(name)
+        assert member is not None
+        return member.state, member.stateChange
+
+    def test_thisNodeIsAliveSinceItStarted(self) -> None:
+        self.clock.advance(50)
+        self.assertEqual(self.since("me"), (NodeState.ALIVE, 1000))
+        # A refutation raises its incarnation, not its state.
+        self.members.suspectReceived(Suspect(1, "me", "peer", "default"))
+        self.assertEqual(self.members.local.incarnation, 2)
+        self.assertEqual(self.since("me"), (NodeState.ALIVE, 1000))
+        self.clock.advance(10)
+        self.members.leave()
+        self.assertEqual(self.since("me"), (NodeState.LEFT, 1060))
+
+    def test_eachStateStartsWhenEntered(self) -> None:
+        self.members.aliveReceived(alive("peer"))
+        self.assertEqual(self.since("peer"), (NodeState.ALIVE, 1000))
+        self.clock.advance(10)
+        # News that leaves it alive: a new incarnation, new metadata.
+        self.members.aliveReceived(alive("peer", 2, meta=b"new"))
+        self.assertEqual(self.since("peer"), (NodeState.ALIVE, 1000))
+        self.clock.advance(10)
+        self.members.suspect("peer")
+        self.assertEqual(self.since("peer"), (NodeState.SUSPECT, 1020))
+        self.clock.advance(1)
+        # Another accusation confirms the suspicion; it started earlier.
+        self.members.suspectReceived(Suspect(2, "peer", "b", "default"))
+        self.assertEqual(self.since("peer"), (NodeState.SUSPECT, 1020))
+        # Refuted: alive again, from now.
+        self.clock.advance(2)
+        self.members.aliveReceived(alive("peer", 3))
+        self.assertEqual(self.since("peer"), (NodeState.ALIVE, 1023))
+        self.clock.advance(5)
+        self.members.suspect("peer")
+        # Unrefuted, it ends after 4 s (two members): dead from then.
+        self.clock.advance(4)
+        self.assertEqual(self.since("peer"), (NodeState.DEAD, 1032))
+        self.clock.advance(5)
+        self.members.aliveReceived(alive("peer", 4))
+        self.assertEqual(self.since("peer"), (NodeState.ALIVE, 1037))
+
+    def test_aLeaveStartsLeft(self) -> None:
+        self.members.aliveReceived(alive("peer"))
+        self.clock.advance(7)
+        self.members.deadReceived(Dead(1, "peer", "peer", "default"))
+        self.assertEqual(self.since("peer"), (NodeState.LEFT, 1007))
+
+    def test_sinceIsShownToTheMillisecondInUTC(self) -> None:
+        member = replace(LOCAL, stateChange=1764990000.1239)
+        self.assertEqual(describeMember(member)["Since"], "2025-12-06T03:00:00.123Z")

@@ -26,8 +26,13 @@ class RecordingDelegate:
         self.messages: list[bytes] = []
         self.states: list[bytes] = []
 
-    def localState(self, recordLimit: int | None = None) -> bytes:
+    def localState(
+        self, recordLimit: int | None = None, remote: bytes | None = None
+    ) -> bytes:
         return b"{}"
+
+    def localDigest(self) -> bytes:
+        return b'{"Digest":{}}'
 
     def mergeRemoteState(
         self, state: bytes, join: bool, source: tuple[str, int], dialed: bool

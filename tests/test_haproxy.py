@@ -46,9 +46,10 @@ from sidecar.proxy.model import OPEN, Admission, buildModel
 from sidecar.proxy.ports import bindProbe
 from sidecar.proxy.runtime import RuntimeCommandError
 from sidecar.proxy.template import ProxyTemplate, TemplateSettings
+from sidecar.service import SidecarNode
 
 from .doubles import Members
-from .inprocess import startNode
+from .inprocess import gossipPort, startNode
 from .processes import freePort, pollUntil
 from .switches import serve
 
@@ -740,6 +741,76 @@ class NodeTests(TestCase):
         self.assertIn("sidecar_haproxy_reloads_total ", text)
         self.assertIn("sidecar_haproxy_refused 0.0", text)
 
+    async def test_theFirstConfigurationHoldsWhatTheSeedsKnow(self) -> None:
+        """
+        A starting node leaves HAProxy alone until its first join has
+        ended, so that the first file (which replaces the one a HAProxy
+        left running serves) routes the cluster's services, not only the
+        node's own (none here).
+        """
+        servicePort = freePort(BIND_IP, udp=False)
+        seed = startNode(
+            self,
+            "host-a",
+            "127.0.0.1",
+            targets=[staticTarget(serveNamed(self, "far"), servicePort)],
+        )
+        await pollUntil(
+            lambda: defer.succeed(
+                True
+                if [s.status for s in seed.state.services()] == [Status.ALIVE]
+                else None
+            ),
+            timeout=15,
+        )
+        directory = temporaryDirectory(self)
+        node = startNode(
+            self,
+            "host-b",
+            "127.0.0.2",
+            nodeSettings=[f'seeds = ["127.0.0.1:{gossipPort(seed)}"]'],
+            targets=[],
+            moreSettings=[
+                *haproxySettings(directory),
+                "enabled = true",
+                "allow_loopback_targets = true",
+            ],
+        )
+        assert node.proxy is not None
+        writer = node.proxy.writer
+        applied: list[list[str]] = []
+        apply = writer.apply
+
+        def recording(model: Any) -> Any:
+            applied.append([s.hostname for f in model.frontends for s in f.servers])
+            return apply(model)
+
+        writer.apply = recording  # type: ignore[method-assign]
+        await routing(node.proxy)
+        self.assertEqual(applied[0], ["host-a"])
+        self.assertEqual(
+            await answer(f"http://{BIND_IP}:{servicePort}/"), b"far", applied
+        )
+
+
+def followedNode(case: TestCase) -> tuple[SidecarNode, int, str]:
+    """
+    A node on host-a whose one service answers C{followed} at a free
+    ServicePort on the proxy IP, for a companion to follow: the node, the
+    ServicePort and the node's API URL.
+    """
+    servicePort = freePort(BIND_IP, udp=False)
+    target = staticTarget(serveNamed(case, "followed"), servicePort)
+    node = startNode(
+        case,
+        "host-a",
+        "127.0.0.1",
+        targets=[target],
+        moreSettings=["[health]", 'interval = "100ms"'],
+    )
+    api = node.api.port.getHost()  # type: ignore[union-attr]
+    return node, servicePort, f"http://{api.host}:{api.port}"
+
 
 class CompanionTests(TestCase):
     """
@@ -751,23 +822,12 @@ class CompanionTests(TestCase):
 
     async def test_itRoutesTheNodesServicesAndOutlivesTheNode(self) -> None:
         directory = temporaryDirectory(self)
-        servicePort = freePort(BIND_IP, udp=False)
-        target = staticTarget(serveNamed(self, "followed"), servicePort)
-        node = startNode(
-            self,
-            "host-a",
-            "127.0.0.1",
-            targets=[target],
-            moreSettings=["[health]", 'interval = "100ms"'],
-        )
-        api = node.api.port.getHost()  # type: ignore[union-attr]
+        node, servicePort, sidecarURL = followedNode(self)
         configPath = directory / "companion.toml"
         # It runs on host-a's machine: host-a's instances are its own.
         settings = ["[node]", 'name = "host-a"', *haproxySettings(directory)]
         configPath.write_text("\n".join(settings) + "\n")
-        companion = makeCompanion(
-            loadConfig(configPath, environ={}), f"http://{api.host}:{api.port}"
-        )
+        companion = makeCompanion(loadConfig(configPath, environ={}), sidecarURL)
         companion.startService()
         self.addCleanup(companion.stopService)
         await routing(companion.proxy)
@@ -810,16 +870,7 @@ class CompanionProcessTests(TestCase):
 
     async def test_itRoutesTheNodesServicesAndStopsOnSIGTERM(self) -> None:
         directory = temporaryDirectory(self)
-        servicePort = freePort(BIND_IP, udp=False)
-        target = staticTarget(serveNamed(self, "followed"), servicePort)
-        node = startNode(
-            self,
-            "host-a",
-            "127.0.0.1",
-            targets=[target],
-            moreSettings=["[health]", 'interval = "100ms"'],
-        )
-        api = node.api.port.getHost()  # type: ignore[union-attr]
+        _, servicePort, sidecarURL = followedNode(self)
         configPath = directory / "companion.toml"
         settings = [
             "[node]",
@@ -831,7 +882,7 @@ class CompanionProcessTests(TestCase):
         configPath.write_text("\n".join(settings) + "\n")
         child = self.companion(
             directory,
-            f"--sidecar=http://{api.host}:{api.port}",
+            f"--sidecar={sidecarURL}",
             f"--config={configPath}",
         )
         url = f"http://{BIND_IP}:{servicePort}/"
@@ -924,7 +975,11 @@ class UnmanagedTests(TestCase):
         )
         url = f"http://{BIND_IP}:{servicePort}/"
         self.assertEqual(await pollUntil(lambda: answer(url), timeout=15), b"elsewhere")
-        self.assertGreaterEqual(writer.reloads, 1)
+        # The new worker may answer before the writer has seen it on the
+        # admin socket, which ends the reload.
+        await pollUntil(
+            lambda: defer.succeed(True if writer.reloads >= 1 else None), timeout=15
+        )
         self.assertIsNone(writer.lastError)
         self.assertEqual(other.poll(), None)  # the same HAProxy, reloaded
 

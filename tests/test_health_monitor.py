@@ -7,6 +7,7 @@ concurrency, jitter, the Go default check, bad checks, and clean stops.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import replace
 
 from twisted.internet import defer, reactor
@@ -17,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from sidecar.announce import LocalAnnouncer
-from sidecar.catalog import Port, Service, ServicesState, Status
+from sidecar.catalog import IBroadcaster, Port, Service, ServicesState, Status
 from sidecar.catalog.local import CheckSpec, LocalService
 from sidecar.health.checkers import CheckerRegistry, CheckFailed
 from sidecar.health.commands import CommandPolicy
@@ -107,6 +108,17 @@ def local(  # type: ignore[no-untyped-def]
     return LocalService(service, spec)
 
 
+@implementer(IBroadcaster)
+class Broadcasts:
+    """Notes each record a catalog sends to peers: its ID and status."""
+
+    def __init__(self, sent: list[tuple[str, Status]]) -> None:
+        self.sent = sent
+
+    def broadcast(self, services: Sequence[Service]) -> None:
+        self.sent.extend((s.id, s.status) for s in services)
+
+
 class MonitorTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
@@ -137,7 +149,7 @@ class MonitorTests(SynchronousTestCase):
     def test_aNewServiceIsUnknownThenAliveAfterItsFirstCheck(self) -> None:
         self.monitor.servicesDiscovered("static", [local("a")])
         self.assertEqual(self.downstream.last("a"), Status.UNKNOWN)
-        self.clock.advance(3)  # the first check lands within one interval
+        self.clock.advance(0)  # the first check runs at once
         self.assertEqual(self.downstream.last("a"), Status.ALIVE)
         self.assertEqual(self.monitor.report()["a"]["LastResult"], "fine")
 
@@ -173,16 +185,43 @@ class MonitorTests(SynchronousTestCase):
         self.clock.advance(2.9)  # every first check is due, none timed out
         self.assertEqual(len(self.scripted.started), 3)
 
-    def test_firstChecksAreSpreadOverTheInterval(self) -> None:
+    def test_firstChecksRunAtOnceAndTheSecondsAreSpreadOut(self) -> None:
         ids = [f"s{n}" for n in range(30)]
         self.monitor.servicesDiscovered("static", [local(i) for i in ids])
+        self.clock.advance(0)
+        self.assertEqual(sorted(self.scripted.started), sorted(ids))
+        self.scripted.started.clear()
         started = []
-        for _ in range(30):
+        for _ in range(50):
             self.clock.advance(0.1)
             started.append(len(set(self.scripted.started)))
+        # The seconds land over 1.5-4.5 s (an interval of 3 s, +-50 %).
+        self.assertEqual(started[13], 0)
+        self.assertGreater(started[29], 5)  # at 3 s: some, not all
+        self.assertLess(started[29], 25)
         self.assertEqual(started[-1], 30)
-        self.assertLess(started[14], 25)  # not all at once
-        self.assertGreater(started[14], 5)
+
+    def test_aNewServiceOnARunningNodeIsGossipedAliveAtOnce(self) -> None:
+        state = ServicesState("me", self.clock)
+        sent: list[tuple[str, Status]] = []
+        state.addBroadcaster(Broadcasts(sent))
+        announcer = LocalAnnouncer(state, self.clock)
+        monitor = HealthMonitor(
+            announcer,
+            self.clock,
+            CheckerRegistry([self.scripted]),
+            "127.0.1.1",
+            self.settings,
+            random.Random(1),
+        )
+        monitor.startService()
+        self.addCleanup(monitor.stopService)
+        self.clock.advance(100)
+        monitor.servicesDiscovered("static", [local("new")])
+        self.assertEqual(sent, [("new", Status.UNKNOWN)])
+        self.clock.advance(0)
+        self.assertEqual(sent, [("new", Status.UNKNOWN), ("new", Status.ALIVE)])
+        self.assertEqual(state.get("me", "new").status, Status.ALIVE)  # type: ignore[union-attr]
 
     def test_aServiceMaySetItsOwnIntervalAndTimeout(self) -> None:
         self.scripted.healthy["slow"] = None
@@ -192,8 +231,8 @@ class MonitorTests(SynchronousTestCase):
         )
         for _ in range(300):
             self.clock.advance(0.1)
-        # 30 s at a 10 s interval (with 10 % jitter): three checks each.
-        self.assertEqual(self.scripted.started.count("a"), 3)
+        # 30 s at a 10 s interval: at 0 s, at 5-15 s, then 9-11 s apart.
+        self.assertIn(self.scripted.started.count("a"), (3, 4))
         self.assertEqual(self.monitor.report()["slow"]["Timeout"], 5.0)
         self.assertEqual(
             self.monitor.report()["slow"]["LastError"], "timed out after 5 s"

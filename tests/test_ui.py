@@ -5,8 +5,10 @@ service appear and turn unhealthy (and lists only that change), shows
 what each check last said within one check interval, shows a SIGKILLed
 member as failed, a ServicePort conflict and a problem from C{/api/health}
 on top, what HAProxy leaves out, and drains and undrains from its buttons
-(and says which node to ask for another host's service), and filters.
-C{bench/ui.py} runs at a tiny size.
+(and says which node to ask for another host's service), and filters;
+how long each member has been in its state; that the catalog's stream
+is read right wherever it is cut, and a long list drawn a screenful
+first, then whole.  C{bench/ui.py} runs at a tiny size.
 """
 
 from __future__ import annotations
@@ -385,11 +387,32 @@ class BrowserTests(TestCase):
         killed: Deferred[None] = Deferred()
         state = text('tr[data-name="ui-b"] .state .pill')
 
+        def showsSince(base: str, state: str) -> str:
+            """
+            JavaScript: whether ui-b's "for" cell counts from the Since
+            that members.json gives it now, in C{state}.
+            """
+            with urllib.request.urlopen(f"{base}/api/members.json") as answer:
+                [member] = [
+                    m
+                    for m in json.loads(answer.read())["Members"]
+                    if m["Name"] == "ui-b"
+                ]
+            self.assertEqual(member["State"], state)
+            cell = "document.querySelector('tr[data-name=\"ui-b\"] td.since time')"
+            return (
+                f"String(Date.parse({json.dumps(member['Since'])})) === "
+                f"{cell}?.dataset.t && {cell}.textContent.startsWith('for ')"
+            )
+
         async def session(devtools: DevTools, ws: Any, base: str) -> None:
             await devtools.waitFor(ws, state, "alive", timeout=30)
             await devtools.waitFor(ws, text('tr[data-name="ui-b"] td.num'), "1")
+            await devtools.waitFor(ws, showsSince(base, "alive"), True)
             reactor.callFromThread(killed.callback, None)  # type: ignore[attr-defined]
             await devtools.waitFor(ws, state, "failed", timeout=30)
+            failedSince = showsSince(base, "failed")
+            await devtools.waitFor(ws, failedSince, True)
             self.assertIn(
                 "failed",
                 await devtools.evaluate(
@@ -404,6 +427,8 @@ class BrowserTests(TestCase):
             await devtools.waitFor(
                 ws, text('tr[data-name="ui-b"] .state'), "failed forgotten", timeout=40
             )
+            # It keeps the time it failed at.
+            self.assertTrue(await devtools.evaluate(ws, failedSince))
             with urllib.request.urlopen(f"{base}/api/members.json") as answer:
                 members = json.loads(answer.read())["Members"]
             self.assertNotIn("ui-b", [m["Name"] for m in members])
@@ -498,6 +523,94 @@ class BrowserTests(TestCase):
 
         await self.browse(node, session)
 
+    async def test_aLongListIsFirstAScreenfulThenWhole(self) -> None:
+        """
+        With more services than the first draw holds, the page draws a
+        screenful first and every service right after.
+        """
+        node = startNode(self, "host-a", "127.0.0.1", targets=[])
+        now = reactor.seconds()  # type: ignore[attr-defined]
+        names = [f"svc-{n:03d}" for n in range(75)]
+        for n, name in enumerate(names):
+            node.state.merge(
+                Service(
+                    id=f"i{n:03d}",
+                    name=name,
+                    image=f"{name}:1",
+                    hostname="host-b",
+                    ports=(Port("tcp", 9000 + n, 0, "127.0.1.2"),),
+                    created=round((now - 60) * SECOND),
+                    updated=round(now * SECOND),
+                )
+            )
+        rows = "[...document.querySelectorAll('.svc')].map(row => row.dataset.name)"
+        # How many rows the first draw of services had, seen as it happens.
+        firstDraw = """
+          new MutationObserver((changes, observer) => {
+            const drawn = document.querySelectorAll('#view .svc').length;
+            if (drawn) { window.firstDrawn = drawn; observer.disconnect(); }
+          }).observe(document, { childList: true, subtree: true });
+        """
+
+        async def session(devtools: DevTools, ws: Any, base: str) -> None:
+            await devtools.call(ws, "Page.enable")
+            await devtools.call(
+                ws, "Page.addScriptToEvaluateOnNewDocument", source=firstDraw
+            )
+            await devtools.call(ws, "Page.reload")
+            await devtools.waitFor(ws, "window.firstDrawn", 60)
+            await devtools.waitFor(
+                ws, "typeof window.sidecarConsole.wholeRender", "number"
+            )
+            self.assertEqual(await devtools.evaluate(ws, rows), names)
+            stats = await devtools.evaluate(ws, "window.sidecarConsole")
+            self.assertGreaterEqual(stats["wholeRender"], stats["firstRender"])
+
+        await self.browse(node, session)
+
+    async def test_theCatalogStreamIsSplitWhereverItIsCut(self) -> None:
+        """
+        The page's reader of C{/api/watch} finds the same documents however
+        the stream is cut into chunks: inside strings, escapes, braces.
+        """
+        node = startNode(self, "host-a", "127.0.0.1", targets=[])
+        documents = [
+            {"a": '}{"{', "b": {"c": [1, {"d": 2}]}},
+            {"e": "\\"},
+            {"f": "\u00e9\n", "g": {}},
+        ]
+        stream = (
+            json.dumps(documents[0]) + "\n" + json.dumps(documents[1])
+            + json.dumps(documents[2]) + "\n"
+        )  # fmt: skip
+        # Every way of cutting it in three chunks, and one character at a
+        # time: the cuts whose documents differ, and the latter's.
+        script = f"""(() => {{
+          const text = {json.dumps(stream)};
+          const read = chunks => {{
+            const stream = new Documents();
+            return JSON.stringify(chunks.flatMap(chunk => stream.push(chunk)));
+          }};
+          const whole = read([text]);
+          const wrong = [];
+          for (let i = 0; i <= text.length; i++) {{
+            for (let j = i; j <= text.length; j++) {{
+              const cut = [text.slice(0, i), text.slice(i, j), text.slice(j)];
+              if (read(cut) !== whole) wrong.push([i, j]);
+            }}
+          }}
+          return JSON.stringify({{whole, wrong, single: read([...text])}});
+        }})()"""
+
+        async def session(devtools: DevTools, ws: Any, base: str) -> None:
+            await devtools.waitFor(ws, "typeof Documents", "function")
+            said = json.loads(await devtools.evaluate(ws, script))
+            self.assertEqual(json.loads(said["whole"]), documents)
+            self.assertEqual(said["wrong"], [])
+            self.assertEqual(json.loads(said["single"]), documents)
+
+        await self.browse(node, session)
+
     async def test_drainAndUndrainFromTheButtons(self) -> None:
         node = startNode(self, "host-a", "127.0.0.1")
         [local] = node.state.services()
@@ -526,16 +639,20 @@ class BrowserTests(TestCase):
             await devtools.waitFor(ws, text(button), "Drain")
             await devtools.evaluate(ws, f"document.querySelector('{button}').click()")
             await devtools.waitFor(ws, status, "Draining")
-            self.assertEqual(
-                await devtools.evaluate(ws, NOTICE),
+            # The node's answer may come after the catalog's change.
+            await devtools.waitFor(
+                ws,
+                NOTICE,
                 f'Service "svc-host-a" instance "{local.id}" set to DRAINING',
             )
             reactor.callFromThread(catalogStatus)  # type: ignore[attr-defined]
             await devtools.waitFor(ws, text(button), "Undrain")
             await devtools.evaluate(ws, f"document.querySelector('{button}').click()")
             await devtools.waitFor(ws, status, "Alive")
-            self.assertEqual(
-                await devtools.evaluate(ws, NOTICE),
+            # The node's answer may come after the catalog's change.
+            await devtools.waitFor(
+                ws,
+                NOTICE,
                 f'Service "svc-host-a" instance "{local.id}" set to ALIVE',
             )
             reactor.callFromThread(catalogStatus)  # type: ignore[attr-defined]
@@ -644,12 +761,18 @@ class BenchmarkTests(TestCase):
             sys.path.insert(0, bench)
         ui = importlib.import_module("ui")
         arguments = ui.parseArguments(
-            ["3", "--instances", "2", "--hosts", "2", "--loads", "1"]
+            ["3", "--instances", "2", "--hosts", "2", "--loads", "1", "--tabs", "1"]
         )
         figures = await ui.run(arguments)
         [first] = figures.firstRenders
         self.assertGreater(first, 0)
         self.assertGreater(figures.newTab, 0)
+        self.assertGreater(figures.newTabCatalog, 0)
+        [later] = figures.laterTabs
+        self.assertGreater(later, 0)
+        self.assertGreaterEqual(figures.newTabWhole, figures.newTab)
+        [whole] = figures.wholeRenders
+        self.assertGreaterEqual(whole, first)
         self.assertGreater(figures.catalogReceived, 0)
         self.assertGreater(figures.firstRenderScript, 0)
         self.assertEqual(
@@ -680,3 +803,16 @@ class PageTests(TestCase):
         [kind] = script.headers.getRawHeaders(b"content-type")
         self.assertIn(b"javascript", kind)
         self.assertIn("/api/watch", await script.text())
+        # Kept by the browser, asked again each time: unchanged, a 304.
+        for response in (page, script):
+            self.assertEqual(
+                response.headers.getRawHeaders(b"cache-control"), [b"no-cache"]
+            )
+        [modified] = script.headers.getRawHeaders(b"last-modified")
+        again = await treq.get(
+            base + "/ui/app.js",
+            headers={b"If-Modified-Since": [modified]},
+            persistent=False,
+        )
+        self.assertEqual(again.code, 304)
+        self.assertEqual(await again.content(), b"")

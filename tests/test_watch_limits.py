@@ -9,26 +9,18 @@ from __future__ import annotations
 
 import json
 
-from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from sidecar.catalog import ServicesState
 from sidecar.web.server import makeSite
 from sidecar.web.watch import STALL
 
 from .doubles import Members, RawHTTP
-from .test_web_api import SECOND, Health, record
+from .test_web_api import Health, oneRemoteService
 
 
 class WatchLimitTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.clock = Clock()
-        self.clock.advance(1_700_000_000)
-        self.state = ServicesState("node-a", self.clock)
-        self.addCleanup(self.state.stop)
-        self.state.merge(
-            record("bbbbbbbbbbbb", "web", "node-b", 1_699_999_999 * SECOND)
-        )
+        self.clock, self.state = oneRemoteService(self)
         self.site = makeSite(
             self.state, Members("node-a"), Health(), reactor=self.clock, maxWatchers=2
         )

@@ -72,6 +72,19 @@ def record(
     )
 
 
+def oneRemoteService(testCase: SynchronousTestCase) -> tuple[Clock, ServicesState]:
+    """
+    A clock at a plausible now, and node-a's catalog holding node-b's one
+    C{web} instance, updated a second ago.
+    """
+    clock = Clock()
+    clock.advance(1_700_000_000)
+    state = ServicesState("node-a", clock)
+    testCase.addCleanup(state.stop)
+    state.merge(record("bbbbbbbbbbbb", "web", "node-b", 1_699_999_999 * SECOND))
+    return clock, state
+
+
 class APITests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()

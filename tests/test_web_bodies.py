@@ -27,7 +27,7 @@ from sidecar.catalog.documents import (
     servicesDocument,
     stateDocument,
 )
-from sidecar.web.bodies import inline, offloadFor
+from sidecar.offload import inline, offloadFor
 from sidecar.web.server import makeSite
 
 from .doubles import Members, RawHTTP, RawResponse

@@ -18,20 +18,14 @@ from sidecar.web.limits import MAX_BODY, MAX_HEADER_BYTES
 from sidecar.web.server import makeSite
 
 from .doubles import Members, RawHTTP
-from .test_web_api import SECOND, Drains, Health, record
+from .test_web_api import Drains, Health, oneRemoteService
 
 DRAIN = "/api/services/bbbbbbbbbbbb/drain"
 
 
 class LimitsTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.clock = Clock()
-        self.clock.advance(1_700_000_000)
-        self.state = ServicesState("node-a", self.clock)
-        self.addCleanup(self.state.stop)
-        self.state.merge(
-            record("bbbbbbbbbbbb", "web", "node-b", 1_699_999_999 * SECOND)
-        )
+        self.clock, self.state = oneRemoteService(self)
         self.drains = Drains(self.state)
         self.site = makeSite(
             self.state,

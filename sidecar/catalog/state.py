@@ -11,6 +11,12 @@ in an order-independent form: each entry remembers the newest DRAINING stamp
 and the newest stamp of any other non-ALIVE status it has seen, and an ALIVE
 winner reads as DRAINING while the drain is the more recent of the two.
 
+The records of an origin that follows membership (a member of ours that
+says so, see L{ServicesState.followMembership}) live as long as it is a
+member: the gossip layer tombstones them when it fails or leaves
+(L{ServicesState.expireServer}), so that origin need not refresh them.
+Other remote records have lifespans.
+
 Lifespans run on this node's clock, from when a record arrived here, not
 from its C{Updated} stamp: a remote record lives C{Lifespans.alive} after
 the last refresh reached this node, so a member whose clock is minutes or
@@ -279,6 +285,7 @@ class ServicesState:
         self._servers: dict[str, Server] = {}
         self._localIDs: set[str] = set()
         self._trustedDrains: set[str] = set()
+        self._followed: set[str] = set()
         self._observers: list[ICatalogObserver] = []
         self._broadcasters: list[IBroadcaster] = []
         self._deadlines: list[tuple[int, str, str]] = []
@@ -335,6 +342,31 @@ class ServicesState:
         else:
             self._trustedDrains.discard(hostname)
         self._moved()
+
+    def followMembership(self, hostname: str, follows: bool) -> None:
+        """
+        Whether C{hostname}'s records live as long as it is a member (it
+        says so in its metadata, and the gossip layer tombstones its records
+        when it is gone), instead of expiring when not refreshed.  A host
+        that stops following gets a full lifespan for each record from now.
+        This node's own name is never followed: records of it that it does
+        not announce (from before a restart) expire, tombstoned.  Nor is a
+        followed origin's record ever dropped as a ghost, however old.
+        """
+        if hostname == self.hostname or follows == (hostname in self._followed):
+            return
+        if follows:
+            self._followed.add(hostname)
+            return  # the deadlines already set are skipped when due
+        self._followed.discard(hostname)
+        server = self._servers.get(hostname)
+        if server is None:
+            return
+        now = self.now()
+        for serviceID, entry in server.entries.items():
+            if not entry.winner.isTombstone:
+                entry.arrived = now
+                self._schedule(server, serviceID)
 
     def addObserver(self, observer: ICatalogObserver) -> None:
         self._observers.append(observer)
@@ -417,7 +449,9 @@ class ServicesState:
         @return: whether the record changed the catalog.
         @raise Refused: when holding the record would break L{Limits}.
         """
-        if (
+        # A followed origin's records are as old as their last change:
+        # their age proves nothing, and the origin, alive, withdraws them.
+        if record.hostname not in self._followed and (
             record.updated
             < self._originNow(record.hostname)
             - self._lifespans.tombstone
@@ -703,12 +737,15 @@ class ServicesState:
         When C{entry} next needs attention, on this node's clock, counted
         from when its record arrived: a tombstone is forgotten, a remote
         record not refreshed expires; this node's own live records live as
-        long as discovery says.
+        long as discovery says, and those of an origin that follows
+        membership as long as it is a member.
         """
         service = self._effective(entry)
         if service.isTombstone:
             return entry.arrived + self._lifespans.tombstone
         if service.hostname == self.hostname and service.id in self._localIDs:
+            return None
+        if service.hostname in self._followed:
             return None
         if service.status is Status.DRAINING:
             return entry.arrived + self._lifespans.draining

@@ -22,6 +22,7 @@ from .model import (
     ApiConfig,
     Config,
     DiscoveryConfig,
+    EnvoyConfig,
     HaproxyConfig,
     HealthConfig,
     ListenersConfig,
@@ -121,6 +122,10 @@ def _bindPort(text: str, values: Values) -> Address:
 
 def _advertiseIP(text: str, values: Values) -> Address:
     return Address(parseIP(text), values["node.bind"].port)
+
+
+def _envoyPort(text: str, values: Values) -> Address:
+    return Address(values["envoy.listen"].host, parsePort(text))
 
 
 def _haproxyDisable(text: str, values: Values) -> bool:
@@ -276,6 +281,17 @@ KEYS: tuple[Key, ...] = (
     Key("haproxy", "group", "", parseString, "HAPROXY_GROUP"),
     Key("haproxy", "maxconn", 4096, parsePositiveInt),
     Key("haproxy", "allow_loopback_targets", False, parseBool),
+    Key("envoy", "enabled", False, parseBool, "ENVOY_USE_GRPC_API"),
+    Key(
+        "envoy",
+        "listen",
+        Address("127.0.0.1", 7776),
+        _listenAddress,
+        "ENVOY_GRPC_PORT",
+        _envoyPort,
+    ),
+    Key("envoy", "bind_ip", "192.168.168.168", parseIP, "ENVOY_BIND_IP"),
+    Key("envoy", "use_hostnames", False, parseBool, "ENVOY_USE_HOSTNAMES"),
     Key(
         "listeners",
         "urls",
@@ -405,6 +421,12 @@ def loadConfig(
             user=values["haproxy.user"],
             group=values["haproxy.group"],
             allowLoopbackTargets=values["haproxy.allow_loopback_targets"],
+        ),
+        envoy=EnvoyConfig(
+            enabled=values["envoy.enabled"],
+            listen=values["envoy.listen"],
+            bindIp=values["envoy.bind_ip"],
+            useHostnames=values["envoy.use_hostnames"],
         ),
         listeners=ListenersConfig(urls=values["listeners.urls"]),
         log=LogConfig(level=values["log.level"], format=values["log.format"]),

@@ -112,6 +112,23 @@ class HaproxyConfig:
 
 
 @dataclass(frozen=True)
+class EnvoyConfig:
+    """
+    The xDS control plane for Envoy and proxyless gRPC clients.
+
+    @ivar listen: where its gRPC server listens.
+    @ivar bindIp: the IP Envoy's listeners bind, with each ServicePort.
+    @ivar useHostnames: address endpoints by their host's name (Envoy
+        resolves it) rather than the port's IP.
+    """
+
+    enabled: bool = False
+    listen: Address = Address("127.0.0.1", 7776)
+    bindIp: str = "192.168.168.168"
+    useHostnames: bool = False
+
+
+@dataclass(frozen=True)
 class ListenersConfig:
     urls: tuple[str, ...]
 
@@ -138,3 +155,4 @@ class Config:
     listeners: ListenersConfig
     log: LogConfig
     source: str | None = None
+    envoy: EnvoyConfig = EnvoyConfig()

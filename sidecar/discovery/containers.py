@@ -34,6 +34,10 @@ from sidecar.config.values import ValueProblem, parsePositiveDuration
 
 from .staticfile import PROXY_MODES
 
+# The source that services made from containers are reported under: the
+# Docker discoverer's name, which the health checks' command policy knows
+# labels by.
+SOURCE = "docker"
 NANOSECONDS = 1_000_000_000
 _UNSPECIFIED_IPS = ("", "0.0.0.0", "::")
 

@@ -36,7 +36,13 @@ from sidecar.interfaces import (
 )
 from sidecar.problems import DOCKER, Problems
 
-from .containers import DEFAULT_NAMING, ContainerService, Naming, serviceFromContainer
+from .containers import (
+    DEFAULT_NAMING,
+    SOURCE,
+    ContainerService,
+    Naming,
+    serviceFromContainer,
+)
 
 # Retries after a failure: 1 s, doubling, at most 30 s.
 FIRST_RETRY = 1.0
@@ -46,6 +52,10 @@ _GONE = frozenset({"die", "stop", "destroy", "remove", "pause"})
 _CHANGED = frozenset({"start", "restart", "unpause", "update", "rename"})
 # How long a stop waits for the event thread to notice its stream closed.
 STOP_GRACE = 5.0
+# podman sends a check's bare C{health_status} event before it records the
+# result (Docker sends C{health_status: healthy} after): the container is
+# read again this long after such an event.
+HEALTH_RECORDED = 0.5
 
 
 def dockerClient(url: str) -> Any:
@@ -71,7 +81,7 @@ class DockerDiscoverer(Service):
         malformed label), as one line, or L{None}.
     """
 
-    name = "docker"
+    name = SOURCE
     log = Logger()
 
     def __init__(
@@ -125,6 +135,8 @@ class DockerDiscoverer(Service):
         self._reading = False
         self._readAgain = False
         self._readWaiters: list[Deferred[None]] = []
+        # The second read of a container after podman's health event.
+        self._healthReads: dict[str, IDelayedCall] = {}
 
     # -- IDiscoverer ----------------------------------------------------------
 
@@ -159,10 +171,12 @@ class DockerDiscoverer(Service):
 
     def stopService(self) -> Deferred[object]:
         super().stopService()
-        for timer in (self._resyncTimer, self._eventsTimer):
+        timers = [self._resyncTimer, self._eventsTimer, *self._healthReads.values()]
+        for timer in timers:
             if timer is not None and timer.active():
                 timer.cancel()
         self._resyncTimer = self._eventsTimer = None
+        self._healthReads.clear()
         stream, self._stream = self._stream, None
         if stream is not None:
             # Closing the stream's socket ends the event thread's read.
@@ -421,10 +435,29 @@ class DockerDiscoverer(Service):
         if action in _GONE:
             self._remove(containerID)
         elif action in _CHANGED or action.startswith("health_status"):
-            d = self._inThread(self._listOne, fullID)
-            d.addCallback(self._listedOne, containerID, self._changes)
-            d.addErrback(self._engineFailed)
-            d.addErrback(self._bug, "reading a container")
+            self._readOne(fullID, self._changes)
+            if action == "health_status":
+                self._readAgainLater(fullID)
+
+    def _readOne(self, fullID: str, event: int) -> None:
+        d = self._inThread(self._listOne, fullID)
+        d.addCallback(self._listedOne, fullID[:12], event)
+        d.addErrback(self._engineFailed)
+        d.addErrback(self._bug, "reading a container")
+
+    def _readAgainLater(self, fullID: str) -> None:
+        containerID = fullID[:12]
+        earlier = self._healthReads.pop(containerID, None)
+        if earlier is not None and earlier.active():
+            earlier.cancel()
+        self._healthReads[containerID] = self._reactor.callLater(
+            HEALTH_RECORDED, self._readRecorded, fullID
+        )
+
+    def _readRecorded(self, fullID: str) -> None:
+        containerID = fullID[:12]
+        del self._healthReads[containerID]
+        self._readOne(fullID, self._latestEvent.get(containerID, 0))
 
     def _listedOne(
         self, result: tuple[list[Any], dict[str, str]], containerID: str, event: int

@@ -22,13 +22,13 @@ its own host also feeds the clock-skew estimate (L{ClockSkews}).
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
-from functools import lru_cache
+from collections.abc import Iterable
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from sidecar.addresses import hostIP
 from sidecar.catalog import Service, ServicesState
 from sidecar.problems import Problems
 from sidecar.ratelimit import RateLimitedLog
@@ -37,29 +37,12 @@ from .members import Member, Members
 from .skew import NANOSECONDS, ClockSkews
 
 Address = tuple[str, int]
-IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 NOT_A_RECORD = "not a record"
 FOREIGN_SENDER = "foreign sender"
 UNKNOWN_HOST = "unknown host"
 GONE_HOST = "gone host"
 FUTURE_STAMP = "future stamp"
-
-
-@lru_cache(maxsize=4096)
-def _ip(address: str | bytes) -> IP | None:
-    """
-    An IP address from text or packed bytes, IPv4-mapped IPv6 as IPv4, so
-    that one host compares equal however a socket reports it.  Cached: it
-    is asked for every member on every packet.
-    """
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
 
 
 def catalogAdmission(
@@ -142,28 +125,50 @@ class Admission:
         host is compared, since a stream's source port is not its gossip
         port.
         """
-        ip = _ip(source[0])
-        if ip is None or self._members is None:
-            return False
-        return any(_ip(m.addr) == ip for m in self._members.all())
+        return self._members is not None and self._members.isMemberHost(source[0])
 
-    def admit(self, record: Service, source: Address, fromMember: bool) -> bool:
+    def admit(
+        self, record: Service, source: Address, fromMember: bool, timely: bool = True
+    ) -> bool:
         """
         Whether C{record}, brought from C{source}, may be merged; a refusal
         is counted and logged.
 
         @param fromMember: L{sentByMember} for C{source}, asked once per
             packet or stream.
+        @param timely: whether C{record} was sent as news (gossip), so that
+            its stamp, from its origin, tells that origin's clock; a copy in
+            a push-pull may be as old as the record (records of members that
+            follow membership are refreshed only hourly).
         """
         arrived = round(self._clock.seconds() * NANOSECONDS)
+        if not self._admitted(record, source, fromMember, arrived):
+            return False
+        # Only admitted records tell a clock: one forged far ahead would
+        # otherwise hold the estimate (a minimum) for minutes.
+        if timely and self._fromOrigin(record, source):
+            self.skews.observe(record.hostname, record.updated, arrived)
+        return True
+
+    def admitAll(
+        self, records: Iterable[Service], source: Address, fromMember: bool
+    ) -> list[Service]:
+        """
+        The records of one push-pull that may be merged, as L{admit} says
+        of each.  None of them tells its origin's clock: a copy in a
+        push-pull is as old as the record (records of members that follow
+        membership are refreshed only hourly, and a node may still hold
+        those of the Go Sidecar it replaced under its name).
+        """
+        return [r for r in records if self.admit(r, source, fromMember, timely=False)]
+
+    def _admitted(
+        self, record: Service, source: Address, fromMember: bool, arrived: int
+    ) -> bool:
         problem = self._problem(record, fromMember, arrived)
         if problem is not None:
             self.refuse(problem, source, self._detail(problem, record, arrived))
             return False
-        # Only admitted records tell a clock: one forged far ahead would
-        # otherwise hold the estimate (a minimum) for minutes.
-        if self._fromOrigin(record, source):
-            self.skews.observe(record.hostname, record.updated, arrived)
         return True
 
     def _fromOrigin(self, record: Service, source: Address) -> bool:
@@ -175,7 +180,7 @@ class Admission:
         if members is None or record.hostname == members.localName:
             return False
         origin = members.get(record.hostname)
-        return origin is not None and _ip(origin.addr) == _ip(source[0])
+        return origin is not None and hostIP(origin.addr) == hostIP(source[0])
 
     def _problem(self, record: Service, fromMember: bool, arrived: int) -> str | None:
         """

@@ -47,7 +47,13 @@ from .messages import (
     Suspect,
 )
 from .packets import UDP_BUFFER_SIZE, encodeUserMessage
-from .peers import GO_RELAY_LIMIT, isGoSidecar, nodeMeta
+from .peers import (
+    GO_RELAY_LIMIT,
+    acceptsDigests,
+    expectsRefreshes,
+    isGoSidecar,
+    nodeMeta,
+)
 from .prober import Address, Prober, memberAddress
 from .profiles import LAN, Timing, scaledPushPullInterval
 from .streams import (
@@ -521,12 +527,26 @@ class Cluster:
         """
         The live or suspect members that are Go Sidecars.
         """
+        return self._livePeers(isGoSidecar)
+
+    def refreshedPeers(self) -> list[Member]:
+        """
+        The live or suspect members that expire records not refreshed (Go
+        Sidecars, ours of old: L{expectsRefreshes}).
+        """
+        return self._livePeers(expectsRefreshes)
+
+    def _livePeers(self, which: Callable[[bytes, bytes], bool]) -> list[Member]:
+        """
+        The live or suspect members, not this node, that C{which} says of
+        given their versions and metadata.
+        """
         return [
             m
             for m in self.members.all()
             if m.name != self.members.localName
             and m.state in (NodeState.ALIVE, NodeState.SUSPECT)
-            and isGoSidecar(m.vsn, m.meta)
+            and which(m.vsn, m.meta)
         ]
 
     def _mayBeGo(self, host: str, states: Sequence[PushNodeState] = ()) -> bool:
@@ -628,12 +648,16 @@ class Cluster:
 
     # -- push-pull ----------------------------------------------------------
 
-    def pushPull(self, address: Address, join: bool = False) -> Deferred[None]:
+    def pushPull(
+        self, address: Address, join: bool = False, digest: bool = False
+    ) -> Deferred[None]:
         """
         Exchange whole states with the node at C{address} over TCP: members
-        and the application's state, both ways.
+        and the application's state, both ways; with C{digest} (a peer of
+        ours that takes one), the application's state in short, to which
+        the peer answers with what differs.
         """
-        body = self._localPushPull(join, self._mayBeGo(address[0]))
+        body = self._localPushPull(join, self._mayBeGo(address[0]), digest)
         d = self._request(address, body, True)
         return d.addCallback(self._pushPullReplied, address)
 
@@ -650,13 +674,25 @@ class Cluster:
             )
         self._mergePushPull(reply, address, dialed=True)
 
-    def _localPushPull(self, join: bool, forGo: bool) -> bytes:
+    def _localPushPull(
+        self,
+        join: bool,
+        forGo: bool,
+        digest: bool = False,
+        remote: bytes | None = None,
+    ) -> bytes:
         """
         Our push-pull: every member, and the application's state; for a
         peer that may be a Go Sidecar, without any record Go cannot relay.
+        With C{digest}, the application's digest instead; C{remote}, when
+        answering, is the state the peer pushed.
         """
         states = [member.toNodeState() for member in self.members.all()]
-        userState = self._delegate.localState(GO_RELAY_LIMIT if forGo else None)
+        if digest:
+            userState = self._delegate.localDigest()
+        else:
+            limit = GO_RELAY_LIMIT if forGo else None
+            userState = self._delegate.localState(limit, remote)
         header = PushPullHeader(
             nodes=len(states),
             userStateLen=len(userState),
@@ -728,7 +764,8 @@ class Cluster:
         ]
         if peers:
             peer = self._rng.choice(peers)
-            self.pushPull(memberAddress(peer)).addErrback(
+            digest = acceptsDigests(peer.meta)
+            self.pushPull(memberAddress(peer), digest=digest).addErrback(
                 self._exchangeFailed, "push-pull", peer.name
             )
 
@@ -761,7 +798,9 @@ class Cluster:
                     f"cluster names do not match: {ours!r} <-> {theirs!r}"
                 ).encode()
             forGo = self._mayBeGo(source[0], message.states)
-            reply = self._localPushPull(message.header.join, forGo)
+            reply = self._localPushPull(
+                message.header.join, forGo, remote=message.userState
+            )
             self._mergePushPull(message, source)
             return reply
         if isinstance(message, StreamUserMessage):

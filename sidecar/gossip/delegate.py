@@ -3,7 +3,8 @@ The catalog on the gossip layer, both ways: L{CatalogDelegate} merges what
 peers send into the catalog (and tombstones the services of a member that
 is gone), L{CatalogBroadcaster} sends the catalog's news to peers.  Records
 travel in the Go Sidecar's JSON: one C{Service} per user message, the whole
-C{ServicesState} in a push-pull.  Each record passes L{Admission} (who sent
+C{ServicesState} in a push-pull (between our own nodes, a digest first:
+see L{sidecar.gossip.digest}).  Each record passes L{Admission} (who sent
 it, whom it is about, when it is stamped) before the catalog sees it.
 """
 
@@ -31,9 +32,15 @@ from sidecar.problems import GO_PEERS, Problems
 
 from .admission import NOT_A_RECORD, Address, Admission
 from .cluster import Cluster
+from .digest import decodeDigest, encodeDigest, hostHash, isDigest
 from .interfaces import IGossipDelegate, IMemberObserver
 from .members import Member
-from .peers import GO_RELAY_ADVICE, GO_RELAY_LIMIT, publishesDrains
+from .peers import (
+    GO_RELAY_ADVICE,
+    GO_RELAY_LIMIT,
+    followsMembership,
+    publishesDrains,
+)
 
 
 class WithheldRecords:
@@ -129,19 +136,47 @@ class CatalogDelegate:
         self._withheld = withheld or WithheldRecords()
         state.useClockOffsets(admission.skews.offset)
 
-    def localState(self, recordLimit: int | None = None) -> bytes:
+    def localDigest(self) -> bytes:
+        return encodeDigest(self._hashes())
+
+    def localState(
+        self, recordLimit: int | None = None, remote: bytes | None = None
+    ) -> bytes:
         document = stateDocument(self._state)
+        if remote is not None and isDigest(remote):
+            try:
+                theirs = decodeDigest(remote)
+            except DecodeError:
+                theirs = {}  # mergeRemoteState refuses it, naming the peer
+            servers = document["Servers"]
+            for hostname, ours in self._hashes().items():
+                if theirs.get(hostname) == ours:
+                    del servers[hostname]  # type: ignore[attr-defined]
         if recordLimit is not None:
             for service in self._state.services():
                 size = len(encodeService(service))
+                servers = document["Servers"]
+                if service.hostname not in servers:  # type: ignore[operator]
+                    continue  # the peer's digest has it
                 if size > recordLimit and not self._withheld.check(service, size):
-                    servers = document["Servers"]
                     del servers[service.hostname]["Services"][service.id]  # type: ignore[index]
         return dumps(document)
+
+    def _hashes(self) -> dict[str, str]:
+        state = self._state
+        return {s.name: hostHash(state.serverServices(s)) for s in state.servers()}
 
     def mergeRemoteState(
         self, state: bytes, join: bool, source: Address, dialed: bool
     ) -> None:
+        if isDigest(state):
+            # A peer's digest asks for what differs (our answer): nothing
+            # to merge.
+            try:
+                decodeDigest(state)
+            except DecodeError as e:
+                self._admission.refuse(NOT_A_RECORD, source, f"push-pull {e}")
+            return
         try:
             records = decodeStateServices(state)
         except DecodeError as e:
@@ -151,8 +186,8 @@ class CatalogDelegate:
         # name, perhaps behind another address than it advertises) or a
         # member.
         fromMember = dialed or self._admission.sentByMember(source)
-        for record in records:
-            self._merge(record, source, fromMember)
+        for record in self._admission.admitAll(records, source, fromMember):
+            self._merge(record, source)
 
     def messageReceived(self, payload: bytes, source: Address) -> None:
         try:
@@ -160,11 +195,14 @@ class CatalogDelegate:
         except DecodeError as e:
             self._admission.refuse(NOT_A_RECORD, source, f"user message: {e}")
             return
-        self._merge(record, source, self._admission.sentByMember(source))
+        if self._admission.admit(record, source, self._admission.sentByMember(source)):
+            self._merge(record, source)
 
-    def _merge(self, record: Service, source: Address, fromMember: bool) -> None:
-        if not self._admission.admit(record, source, fromMember):
-            return
+    def _merge(self, record: Service, source: Address) -> None:
+        """
+        Merge an admitted C{record}; one the catalog refuses is counted
+        and logged as a refusal.
+        """
         try:
             self._state.merge(record)
         except Refused as e:
@@ -172,16 +210,23 @@ class CatalogDelegate:
 
     def memberJoined(self, member: Member) -> None:
         self._admission.memberJoined(member)
-        self._state.trustDrains(member.name, publishesDrains(member.meta))
+        self._believe(member)
 
     def memberUpdated(self, member: Member) -> None:
+        self._believe(member)
+
+    def _believe(self, member: Member) -> None:
+        # What its metadata says of its records: drains it publishes, and
+        # whether they live as long as it is a member.
         self._state.trustDrains(member.name, publishesDrains(member.meta))
+        self._state.followMembership(member.name, followsMembership(member.meta))
 
     def memberGone(self, member: Member) -> None:
         # Its services leave the proxies now; if it comes back, its own
         # fresher records win over these tombstones (stamped on its clock
         # as estimated, so this holds if its clock is behind ours).
         self._state.expireServer(member.name)
+        self._state.followMembership(member.name, False)
         self._admission.memberGone(member)
 
 

@@ -16,12 +16,22 @@ class IGossipDelegate(Interface):
     catalog.
     """
 
-    def localState(recordLimit):  # type: ignore[no-untyped-def]
+    def localState(recordLimit, remote):  # type: ignore[no-untyped-def]
         """
         @param recordLimit: L{None}, or the size in bytes of the largest
             record (user message) the receiving peer can pass on; larger
             ones are left out.
-        @return: this node's whole state as bytes, for a push-pull.
+        @param remote: L{None}, or the state the peer pushed (when this is
+            the answer): a digest of its (L{localDigest}) asks for only
+            what differs from it.
+        @return: this node's state as bytes, for a push-pull.
+        """
+
+    def localDigest():  # type: ignore[no-untyped-def]
+        """
+        @return: this node's state in short, as bytes, for a push-pull with
+            a peer whose metadata says it accepts one: the peer answers
+            with what differs.
         """
 
     def mergeRemoteState(state, join, source, dialed):  # type: ignore[no-untyped-def]

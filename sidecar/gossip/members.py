@@ -32,6 +32,7 @@ new name takes the place of the member gone longest, or is refused.
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -39,6 +40,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from sidecar.addresses import IP, hostIP
 from sidecar.ratelimit import RateLimitedLog
 
 from .interfaces import IMemberObserver
@@ -73,6 +75,12 @@ class NoObserver:
 
 @dataclass(frozen=True)
 class Member:
+    """
+    A member as this node knows it.  C{stateChange} is when (by this
+    node's clock) it entered its C{state}: news that leaves it alive does
+    not move it.
+    """
+
     name: str
     addr: bytes
     port: int
@@ -174,7 +182,11 @@ class Members:
         self._observer = observer or NoObserver()
         self._members: dict[str, Member] = {}
         self._byAddress: dict[Address, str] = {}
-        self._put(local)
+        # The hosts of _byAddress's keys, counted: a packet's source host
+        # is looked up once per packet.
+        self._hosts: Counter[IP | None] = Counter()
+        # This node has been alive since it started.
+        self._put(replace(local, stateChange=clock.seconds()))
         self._suspicions: dict[str, _Suspicion] = {}
         self._maxMembers = maxMembers
         self._lastRefutation: float | None = None
@@ -205,9 +217,10 @@ class Members:
         """
         Whether some member (alive or not) gossips from IP address C{host}
         (a stream's source port is not its gossip port, so only the host
-        can be compared).
+        can be compared; an IPv4-mapped address is its IPv4 one).
         """
-        return any(address[0] == host for address in self._byAddress)
+        ip = hostIP(host)
+        return ip is not None and self._hosts[ip] > 0
 
     def __len__(self) -> int:
         return len(self._members)
@@ -262,7 +275,12 @@ class Members:
             return
         if current is None and not self._makeRoom(message.node):
             return
-        member = Member.fromAlive(message, self._clock.seconds())
+        # A live member's news (a newer incarnation, new metadata) leaves
+        # it in the state it entered then; any other state ends now.
+        since = self._clock.seconds()
+        if current is not None and current.state is NodeState.ALIVE:
+            since = current.stateChange
+        member = Member.fromAlive(message, since)
         self._clearSuspicion(message.node)
         self._put(member)
         self._broadcast(message.node, message.encode())
@@ -458,14 +476,23 @@ class Members:
     def _put(self, member: Member) -> None:
         old = self._members.get(member.name)
         if old is not None and self._byAddress.get(old.address) == old.name:
-            del self._byAddress[old.address]
+            self._unindex(old.address)
         self._members[member.name] = member
+        if member.address not in self._byAddress:
+            self._hosts[hostIP(member.address[0])] += 1
         self._byAddress[member.address] = member.name
 
     def _remove(self, name: str) -> None:
         member = self._members.pop(name)
         if self._byAddress.get(member.address) == name:
-            del self._byAddress[member.address]
+            self._unindex(member.address)
+
+    def _unindex(self, address: Address) -> None:
+        del self._byAddress[address]
+        host = hostIP(address[0])
+        self._hosts[host] -= 1
+        if not self._hosts[host]:
+            del self._hosts[host]
 
     def _makeRoom(self, name: str) -> bool:
         """

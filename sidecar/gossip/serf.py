@@ -75,8 +75,13 @@ class SerfAwareDelegate:
         self._inner = inner
         self._clock = clock
 
-    def localState(self, recordLimit: int | None = None) -> bytes:
-        return self._inner.localState(recordLimit)  # type: ignore[no-any-return]
+    def localDigest(self) -> bytes:
+        return self._inner.localDigest()  # type: ignore[no-any-return]
+
+    def localState(
+        self, recordLimit: int | None = None, remote: bytes | None = None
+    ) -> bytes:
+        return self._inner.localState(recordLimit, remote)  # type: ignore[no-any-return]
 
     def mergeRemoteState(
         self, state: bytes, join: bool, source: tuple[str, int], dialed: bool

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from sidecar.catalog import ServicesState
+from sidecar.catalog.timestamps import formatTimestamp
 from sidecar.interfaces import IMembership
 from sidecar.problems import UNENCRYPTED_GOSSIP, Problems
 
@@ -78,6 +79,10 @@ class GossipService(Service):
     @ivar udpPort: the listening UDP port while running; C{tcpPort}, TCP.
     @ivar joined: while running, a L{Deferred} that fires with the number
         of seeds that answered the first join.
+    @ivar firstJoin: a L{Deferred} made with the service, which fires with
+        the same number once the first join after the first start has
+        ended (at once for a node without seeds): from then on the
+        catalog holds what the seeds knew, not only this node's own.
     """
 
     log = Logger()
@@ -108,6 +113,7 @@ class GossipService(Service):
         self._broadcaster: CatalogBroadcaster | None = None
         self._serfClock: SerfClock | None = None
         self.joined: Deferred[int] | None = None
+        self.firstJoin: Deferred[int] = Deferred()
         self.withheld = WithheldRecords(self._problems)
         self.admission: Admission = catalogAdmission(
             state, reactor, settings.maxClockSkew, problems
@@ -150,6 +156,14 @@ class GossipService(Service):
         return [
             describeMember(m, skews.skew(m.name)) for m in self.cluster.members.all()
         ]
+
+    def expectsRefreshes(self) -> bool:
+        """
+        Whether a live peer expires records it has not heard of for 80 s
+        (a Go Sidecar, or one of ours of old), so that this node must
+        refresh its own.
+        """
+        return self.cluster is not None and bool(self.cluster.refreshedPeers())
 
     def goPeers(self) -> dict[str, Any]:
         goPeers = [] if self.cluster is None else self.cluster.goPeers()
@@ -225,6 +239,12 @@ class GossipService(Service):
             self.log.warn("{problem}", problem=warning)
             self._problems.raise_(UNENCRYPTED_GOSSIP, self._bindText(), warning)
         self.joined = cluster.start()
+        self.joined.addCallback(self._joinEnded)
+
+    def _joinEnded(self, answered: int) -> int:
+        if not self.firstJoin.called:
+            self.firstJoin.callback(answered)
+        return answered
 
     def _bindText(self) -> str:
         host, port = self.settings.bind
@@ -301,7 +321,8 @@ def describeMember(member: Member, skew: float | None = None) -> dict[str, Any]:
     """
     A member as C{/api/members.json} shows it, with its clock's offset
     from ours in seconds (see L{sidecar.gossip.skew}); L{None} when it has
-    sent no record of its own (this node, serf agents).
+    sent no record of its own (this node, serf agents).  C{Since} is when
+    it entered its state, as this node saw it.
     """
     host, port = memberAddress(member)
     return {
@@ -313,4 +334,6 @@ def describeMember(member: Member, skew: float | None = None) -> dict[str, Any]:
         "Meta": member.meta.decode("utf-8", "replace"),
         "ProtocolVersions": list(member.vsn),
         "ClockSkew": None if skew is None else round(skew, 3),
+        # To the millisecond: finer would only show float noise.
+        "Since": formatTimestamp(int(member.stateChange * 1000) * 1_000_000),
     }

@@ -39,6 +39,10 @@ from .templating import isTemplate, renderArgs
 # A check's next run lands within this fraction of its interval either
 # way, so that checks started together drift apart.
 JITTER = 0.1
+# The second check of a service lands anywhere within this fraction of its
+# interval either way: services found together (a node starting with
+# thousands) are checked at once the first time, and spread out after.
+SPREAD = 0.5
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class _Watch:
     lastDuration: float | None = None
     timer: IDelayedCall | None = None
     running: Deferred[object] | None = None
+    runs: int = 0
 
 
 @implementer(IDiscoveryListener, IHealthReport)
@@ -283,15 +288,27 @@ class HealthMonitor(Service):
         watch = self._watches.get(serviceID)
         if watch is None or watch.checker is None or not self.running:
             return
+        watch.timer = self._clock.callLater(
+            self._delay(watch, first), self._run, serviceID
+        )
+
+    def _delay(self, watch: _Watch, first: bool) -> float:
+        """
+        How long until C{watch}'s next check.  The first runs at once: a
+        new service is ALIVE (and gossiped so) as soon as its check passes,
+        not up to an interval later.  The second is spread over an interval
+        (L{SPREAD}), so that services found together drift apart; the
+        others come an interval apart, with L{JITTER}.
+        """
         if first:
-            delay = self._rng.uniform(0, watch.interval)
-        else:
-            delay = watch.interval * self._rng.uniform(1 - JITTER, 1 + JITTER)
-        watch.timer = self._clock.callLater(delay, self._run, serviceID)
+            return 0.0
+        spread = SPREAD if watch.runs == 1 else JITTER
+        return watch.interval * self._rng.uniform(1 - spread, 1 + spread)
 
     def _run(self, serviceID: str) -> None:
         watch = self._watches[serviceID]
         watch.timer = None
+        watch.runs += 1
         # The semaphore bounds how many checks run at once; a check's
         # timeout starts when it runs, not while it waits its turn.
         d = self._semaphore.run(self._checkOnce, watch)

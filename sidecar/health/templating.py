@@ -8,26 +8,27 @@ The Go syntax is rewritten into jinja2's (C{tcp 8080} becomes
 C{tcp(8080)}, C{.Name} becomes C{service.Name}) and rendered in jinja2's
 sandbox, so a label cannot reach anything but these values, and an
 expression must print text or a number (C{{{ lipsum }}} is an error, not
-a function's repr).  Pure.
+a function's repr).  Pure.  jinja2 is imported with the first template
+rendered: a node whose checks hold none never loads it.
 """
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
-
-from jinja2 import Template, TemplateError
+from typing import TYPE_CHECKING
 
 from sidecar.catalog import Service
 from sidecar.catalog.codec import serviceToJSON
-from sidecar.sandbox import sandboxedEnvironment
 
 from .checkers import CheckArgumentError
+
+if TYPE_CHECKING:
+    from jinja2 import Environment, Template
 
 _EXPRESSION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _GO_PORT_CALL = re.compile(r"^\s*(tcp|udp)\s+(\S+)\s*$")
 _GO_FIELD = re.compile(r"^\s*\.([A-Za-z_]\w*)\s*$")
-_ENVIRONMENT = sandboxedEnvironment()
 # The expressions a template may hold once rewritten from Go's syntax.
 _ALLOWED = re.compile(
     r"host|container|(?:tcp|udp)\((?:\d+|'[^']*')\)|service\['[A-Za-z_]\w*'\]|[A-Za-z_]\w*"
@@ -53,6 +54,8 @@ def renderArgs(args: str, service: Service, advertiseHost: str) -> str:
     """
     if not isTemplate(args):
         return args
+    from jinja2 import TemplateError
+
     template = _compiled(args)
 
     def port(portType: str) -> object:
@@ -95,10 +98,19 @@ def _compiled(args: str) -> Template:
                 f"cannot render {args!r}: {{{{{expression}}}}} is not one of "
                 "host, container, tcp N, udp N, .Field"
             )
+    from jinja2 import TemplateError
+
     try:
-        return _ENVIRONMENT.from_string(converted)
+        return _environment().from_string(converted)
     except TemplateError as e:
         raise TemplateProblem(f"cannot parse {args!r}: {e}") from None
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    from sidecar.sandbox import sandboxedEnvironment
+
+    return sandboxedEnvironment()
 
 
 def _fromGo(match: re.Match[str]) -> str:

@@ -26,7 +26,7 @@ def makeProxy(
     catalog: ICatalog,
     membership: IMembership | None,
     reactor: Any,
-    ready: Deferred[object] | None = None,
+    ready: Deferred[Any] | None = None,
     problems: Problems | None = None,
 ) -> ProxyFollower:
     """
@@ -89,12 +89,14 @@ def makeProxy(
 def admission(config: Config) -> Admission:
     """
     What C{config}'s node admits into its proxy: its own instances first,
-    no frontend on its gossip, API or stats port, nor on a port another
+    no frontend on its gossip, API, stats or xDS port, nor on a port another
     program holds, and no other host's instance at a loopback or
     link-local address (unless C{haproxy.allow_loopback_targets}).
     """
     haproxy = config.haproxy
     reserved = {config.node.bind.port, config.api.listen.port}
+    if config.envoy.enabled:
+        reserved.add(config.envoy.listen.port)
     if haproxy.statsListen:
         reserved.add(int(haproxy.statsListen.rpartition(":")[2]))
     return Admission(

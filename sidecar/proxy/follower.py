@@ -52,7 +52,7 @@ class ProxyFollower(Service):
         reactor: Any,
         minInterval: float = 1.0,
         useHostnames: bool = False,
-        ready: Deferred[object] | None = None,
+        ready: Deferred[Any] | None = None,
         admission: Admission = OPEN,
         problems: Problems | None = None,
     ) -> None:

@@ -8,11 +8,11 @@ model).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
+from sidecar.addresses import plainIP
 from sidecar.catalog import Port, Service, Status
 
 _UNSAFE = re.compile(r"[^a-z0-9-]")
@@ -27,7 +27,10 @@ _EARLIEST_CREATED = 946_684_800 * 1_000_000_000
 _CREATED_SLACK = 86_400 * 1_000_000_000
 
 
-def _bindableAlways(servicePort: int) -> str | None:
+def bindableAlways(servicePort: int) -> str | None:
+    """
+    A bind probe that finds every ServicePort bindable.
+    """
     return None
 
 
@@ -54,7 +57,7 @@ class Admission:
     localHost: str = ""
     bindIP: str = ""
     reservedPorts: frozenset[int] = frozenset()
-    bindable: Callable[[int], str | None] = _bindableAlways
+    bindable: Callable[[int], str | None] = bindableAlways
     now: int | None = None
     loopbackTargets: bool = False
 
@@ -329,27 +332,14 @@ def _fault(
             return f"host name {address} of another host is this node's own"
         return None
     try:
-        ip = _plainIP(address)
+        ip = plainIP(address)
     except ValueError:
         return f"not an IP address: {address!r:.80}"
-    if admission.bindIP and ip == _plainIP(admission.bindIP):
+    if admission.bindIP and ip == plainIP(admission.bindIP):
         return f"address {address} is the proxy's own IP"
     if remote and (ip.is_loopback or ip.is_link_local or ip.is_unspecified):
         return f"address {address} of another host is this node's own"
     return None
-
-
-def _plainIP(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """
-    The IP C{address} names, an IPv4-mapped IPv6 address as the IPv4 one
-    it maps (C{::ffff:127.0.0.1} is loopback too).
-
-    @raise ValueError: when C{address} is not an IP literal.
-    """
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
 
 
 def _frontend(

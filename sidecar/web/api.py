@@ -5,7 +5,8 @@ C{/api/services/<name>.json}, C{/api/services/<id>/drain}; C{/api/watch}
 (see L{sidecar.web.watch}); and its own (see L{sidecar.web.routes}):
 C{/api/members.json}, the cluster's members as this node
 sees them, C{/api/checks.json}, what this node's checks last said,
-C{/api/haproxy.json}, what its HAProxy is doing, and C{/api/health},
+C{/api/haproxy.json}, what its HAProxy is doing, C{/api/envoy.json}, what
+its xDS clients have (see L{sidecar.proxy.xds}), and C{/api/health},
 whether it is up and in a cluster.
 """
 
@@ -120,10 +121,12 @@ class APIResource(Resource):
         problems: Problems | None = None,
         maxWatchers: int = MAX_WATCHERS,
         token: bytes | None = None,
+        envoy: IProxyReport | None = None,
     ) -> None:
         """
         @param token: what a write's C{Authorization: Bearer} must carry;
             L{None}: writes need none.
+        @param envoy: the xDS control plane, or L{None} when disabled.
         """
         super().__init__()
         self._token = token
@@ -134,6 +137,7 @@ class APIResource(Resource):
         self._membership = membership
         self._health = health
         self._proxy = proxy
+        self._envoy = envoy
         self._drains = drains
         self._reactor = reactor
         self.watchers: set[Watcher] = set() if watchers is None else watchers
@@ -250,6 +254,13 @@ class APIResource(Resource):
         if self._proxy is None:
             return dumps({"Enabled": False}, indent=2)
         return dumps({"Enabled": True, **self._proxy.status()}, indent=2)
+
+    def _answerEnvoy(self, request: Request, extension: str) -> bytes:
+        _readHeaders(request)
+        _requireJSON(extension)
+        if self._envoy is None:
+            return dumps({"Enabled": False}, indent=2)
+        return dumps({"Enabled": True, **self._envoy.status()}, indent=2)
 
     def _answerHealth(self, request: Request, extension: str = "json") -> bytes:
         _readHeaders(request)

@@ -19,9 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import IReactorThreads, IReactorTime
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -34,48 +33,14 @@ from sidecar.catalog.documents import (
     stateDocument,
 )
 from sidecar.interfaces import IMembership
+from sidecar.offload import Offload, inline
 
 T = TypeVar("T")
-
-# Runs a piece of work somewhere and says when it is done.
-Offload = Callable[[Callable[[], Any]], Deferred[Any]]
 
 # Cached bodies of C{/api/services/<name>.json} (unknown names included)
 # before the cache starts over: a client asking for random names cannot
 # grow it without bound.
 MAX_CACHED = 1024
-
-
-def inline(work: Callable[[], T]) -> Deferred[T]:
-    """
-    The L{Offload} that runs C{work} at once, on the calling thread (for
-    a reactor without threads, such as a test's clock).
-    """
-    try:
-        return succeed(work())
-    except Exception:
-        return fail(Failure())
-
-
-def inThreads(reactor: IReactorThreads) -> Offload:
-    """
-    The L{Offload} that runs work in C{reactor}'s thread pool.
-    """
-    pool = reactor.getThreadPool()
-
-    def offload(work: Callable[[], T]) -> Deferred[T]:
-        return deferToThreadPool(reactor, pool, work)  # type: ignore[arg-type]
-
-    return offload
-
-
-def offloadFor(reactor: object) -> Offload:
-    """
-    Threads when C{reactor} has them, else L{inline}.
-    """
-    if IReactorThreads.providedBy(reactor):
-        return inThreads(reactor)  # type: ignore[arg-type]
-    return inline
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ class Route:
 
 
 # Go's routes, in its order, with ours among them (C{members.json},
-# C{checks.json}, C{haproxy.json}, C{health}, and DELETE to undrain); HEAD
-# is taken wherever GET is.  The last one is Go's CORS route: any single
+# C{checks.json}, C{haproxy.json}, C{envoy.json}, C{health}, and DELETE to
+# undrain); HEAD is taken wherever GET is.  The last one is Go's CORS route: any single
 # segment for OPTIONS, which also makes every other single segment a 405.
 API_ROUTES = (
     Route("service", ("services", "{}.{}"), READ),
@@ -44,6 +44,7 @@ API_ROUTES = (
     Route("members", ("members.{}",), READ),
     Route("checks", ("checks.{}",), READ),
     Route("haproxy", ("haproxy.{}",), READ),
+    Route("envoy", ("envoy.{}",), READ),
     Route("health", ("health",), READ),
     Route("health", ("health.{}",), READ),
     Route("options", ("{}",), frozenset({b"OPTIONS"})),

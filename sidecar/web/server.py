@@ -26,11 +26,12 @@ from sidecar.interfaces import (
     IMembership,
     IProxyReport,
 )
+from sidecar.offload import Offload, offloadFor
 from sidecar.problems import Problems
 from sidecar.ratelimit import RateLimitedLog
 
 from .api import MAX_WATCHERS, APIResource, errorBody, notFound
-from .bodies import Bodies, Offload, offloadFor
+from .bodies import Bodies
 from .limits import APIChannel, BoundedRequest
 from .routes import isAlias
 from .serverspage import ServersPage
@@ -124,7 +125,17 @@ class UIFiles(File):
     The web page's static files.  A path segment no file can have (a NUL
     byte, bytes that are not UTF-8) is answered C{400}, quietly: Twisted's
     L{File} would answer it C{500} with a logged traceback, or log it.
+
+    Each is sent with C{Cache-Control: no-cache}: a browser keeps it (and
+    chromium its compiled script) but asks each time whether it changed,
+    a C{304} when not.  Without it, a browser guesses how long a file
+    stays fresh from its age, and after an upgrade could run the old page
+    against the new API.
     """
+
+    def render(self, request: SiteRequest) -> bytes | int:  # type: ignore[override]
+        request.setHeader(b"Cache-Control", b"no-cache")
+        return super().render(request)  # type: ignore[no-any-return]
 
     def getChild(self, path: bytes, request: SiteRequest) -> Resource:  # type: ignore[override]
         try:
@@ -164,6 +175,7 @@ def makeSite(
     problems: Problems | None = None,
     maxWatchers: int = MAX_WATCHERS,
     token: bytes | None = None,
+    envoy: IProxyReport | None = None,
 ) -> APISite:
     """
     The site behind the API: C{/api/...} for the JSON endpoints, the Go
@@ -177,6 +189,7 @@ def makeSite(
     @param maxWatchers: C{/api/watch} streams served at once; one more is
         answered C{503}.
     @param token: the bearer token writes need, or L{None} for none.
+    @param envoy: the xDS control plane, for C{/api/envoy.json}.
     """
     watchers: set[Watcher] = set()
     bodies = Bodies(
@@ -197,6 +210,7 @@ def makeSite(
         problems=problems,
         maxWatchers=maxWatchers,
         token=token,
+        envoy=envoy,
     )
     root = SiteRoot(api)
     root.putChild(b"api", api)

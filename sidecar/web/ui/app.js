@@ -15,8 +15,13 @@ const LIVE = ["Alive", "Unhealthy", "Unknown", "Draining"];
 const POLL_MS = 1000;
 const MIN_POLL_MS = 250;
 const RECONNECT_MS = 2000;
+// The catalog, pushed on every change (index.html asks for it first).
+const WATCH = "/api/watch?by_service=false";
 // A filtered list this short shows every service's instances unasked.
 const EXPAND_UP_TO = 25;
+// The page's first draw of the Services tab is this many rows (more than
+// a screen holds); all of them follow in the next frame.
+const FIRST_ROWS = 60;
 const MAX_EVENTS = 500;
 const MAX_PROBLEMS = 10;
 // The Hosts tab is a grid up to this many hosts and services.
@@ -49,7 +54,8 @@ const view = {
 const stats = window.sidecarConsole = {
   firstDocument: null, // ms from navigation start to the catalog received
   firstRender: null,   // ms from navigation start to the catalog on screen
-  firstRenderMs: null, // how long that render took
+  firstRenderMs: null, // how long that render took (a screenful of Services)
+  wholeRender: null,   // ms from navigation start to every row drawn
   lastRenderMs: null,
   renders: 0,
 };
@@ -354,11 +360,11 @@ function instanceRows(instances, model) {
 
 // Rows are blocks, not a table: the browser skips laying out those off
 // screen (content-visibility), so a thousand cost little more than fifty.
-function renderServices(model) {
-  const shown = shownServices(model);
-  if (!shown.length) return empty(model.services.size ? "No service matches." : "The catalog is empty.");
-  const open = shown.length <= EXPAND_UP_TO;
-  const rows = shown.map(({ service: s, instances }) => {
+function renderServices(model, most = Infinity) {
+  const all = shownServices(model);
+  if (!all.length) return empty(model.services.size ? "No service matches." : "The catalog is empty.");
+  const open = all.length <= EXPAND_UP_TO;
+  const rows = all.slice(0, most).map(({ service: s, instances }) => {
     const expanded = open || view.expanded.has(s.name);
     const alive = s.counts.Alive || 0;
     const routable = !model.proxyOn || !s.ports.size ? `<span class="dim">—</span>`
@@ -386,9 +392,10 @@ function memberPill(row) {
     + (row.forgotten ? ` <span class="pill member-forgotten">forgotten</span>` : "");
 }
 
+// How long a member has been in its state ("for 3 min"), from the
+// node's Since; a forgotten member keeps the one it had last.
 function since(row) {
-  if (row.since) return when(row.since);
-  return `<span class="dim" title="already so when this page loaded">before load</span>`;
+  return row.since ? when(row.since, "for ") : "";
 }
 
 // Hosts by services: a grid while it fits on a screen, else one card per
@@ -452,13 +459,13 @@ function renderMembers(model) {
       const skew = typeof member.ClockSkew === "number" ? `${member.ClockSkew.toFixed(3)} s` : "—";
       return `<tr data-name="${esc(m.name)}" class="member-row ${esc(m.state)}">`
         + `<td class="name">${esc(m.name)}${m.name === model.state.Hostname ? ` <span class="here">this node</span>` : ""}</td>`
-        + `<td class="state">${memberPill(m)}</td><td>${m.member ? since(m) : ""}</td>`
+        + `<td class="state">${memberPill(m)}</td><td class="since">${m.member ? since(m) : ""}</td>`
         + `<td class="mono">${m.member ? esc(`${member.Address}:${member.Port}`) : ""}</td>`
         + `<td class="num">${m.host ? m.host.live : 0}</td><td>${m.host ? when(m.host.updated) : ""}</td>`
         + `<td class="num">${esc(member.Incarnation ?? "")}</td><td class="num">${skew}</td></tr>`;
     });
   if (!rows.length) return empty(data.members ? "No member matches." : "Waiting for /api/members.json…");
-  return `<table class="grid members"><thead><tr><th>Name</th><th>State</th><th>Since</th><th>Address</th>`
+  return `<table class="grid members"><thead><tr><th>Name</th><th>State</th><th>For</th><th>Address</th>`
     + `<th>Live instances</th><th>Last record</th><th>Incarnation</th><th>Clock skew</th></tr></thead>`
     + `<tbody>${rows.join("")}</tbody></table>`;
 }
@@ -496,7 +503,7 @@ function renderHAProxy(model) {
 function renderEvents() {
   const shown = events.filter(e => matches(e.subject, e.text));
   const head = `<p class="dim">Changes this page has seen since it loaded at ${clock(stats.loadedAt)}`
-    + ` (instances stamped with their record's Updated time, members when this page saw them change); newest first.</p>`;
+    + ` (instances stamped with their record's Updated time, members with when the node saw them change, a member gossip forgot when this page saw it go); newest first.</p>`;
   if (!shown.length) return head + empty("No change seen yet.");
   return head + `<ol id="changes" class="events">` + shown.map(e =>
     `<li class="${esc(e.level)}"><span class="stamp" title="${esc(e.at)}">${clock(e.at)}</span>`
@@ -570,13 +577,19 @@ function render() {
   for (const button of document.querySelectorAll("#tabs button[data-tab]")) {
     button.classList.toggle("active", button.dataset.tab === view.tab);
   }
+  // The catalog's first draw is a screenful of services, so that it is
+  // on screen sooner; all of them come in the next frame.
+  const first = stats.firstRender === null && Boolean(data.state);
   document.getElementById("view").innerHTML = data.state || !["services", "hosts"].includes(view.tab)
-    ? TABS[view.tab](model) : empty("Waiting for the catalog from /api/watch…");
+    ? TABS[view.tab](model, first ? FIRST_ROWS : Infinity) : empty("Waiting for the catalog from /api/watch…");
   stats.lastRenderMs = performance.now() - started;
   stats.renders += 1;
-  if (stats.firstRender === null && data.state) {
+  if (first) {
     stats.firstRender = performance.now();
     stats.firstRenderMs = stats.lastRenderMs;
+    requestAnimationFrame(redraw);
+  } else if (stats.wholeRender === null && data.state) {
+    stats.wholeRender = performance.now();
   }
 }
 
@@ -633,14 +646,14 @@ function noticeMembers(members) {
     present.add(m.Name);
     const before = known.get(m.Name);
     if (!before) {
-      known.set(m.Name, { member: m, since: first ? null : stamp, forgotten: null });
-      if (!first) note(m.State === "alive" ? "ok" : "warn", m.Name, `joined, ${m.State}`);
+      known.set(m.Name, { member: m, since: m.Since, forgotten: null });
+      if (!first) note(m.State === "alive" ? "ok" : "warn", m.Name, `joined, ${m.State}`, m.Since);
       continue;
     }
     const was = before.forgotten ? "forgotten" : before.member.State;
+    before.since = m.Since;
     if (was !== m.State) {
-      before.since = stamp;
-      note(m.State === "alive" ? "ok" : m.State === "left" ? "warn" : "bad", m.Name, `${was} → ${m.State}`);
+      note(m.State === "alive" ? "ok" : m.State === "left" ? "warn" : "bad", m.Name, `${was} → ${m.State}`, m.Since);
     }
     before.member = m;
     before.forgotten = null;
@@ -656,24 +669,43 @@ function noticeMembers(members) {
 
 // -- sources --------------------------------------------------------------
 
-// Split a stream of concatenated JSON documents: returns [documents, rest].
-function split(text) {
-  const documents = [];
-  let depth = 0, inString = false, escaped = false, start = -1;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (escaped) escaped = false;
-      else if (c === "\\") escaped = true;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === "{") { if (depth++ === 0) start = i; }
-    else if (c === "}" && --depth === 0) {
-      documents.push(JSON.parse(text.slice(start, i + 1)));
-      start = -1;
-    }
+const QUOTE = 34, BACKSLASH = 92, OPEN = 123, CLOSE = 125;
+
+// A stream of concatenated JSON documents, cut into chunks anywhere:
+// each character is looked at once, however many chunks a document
+// spans (a megabyte's catalog comes in dozens).
+class Documents {
+  constructor() {
+    this.parts = [];    // the unfinished document's text so far
+    this.depth = 0;
+    this.inString = false;
+    this.escaped = false;
   }
-  return [documents, depth > 0 ? text.slice(start) : ""];
+
+  // The documents that this chunk of text completes.
+  push(chunk) {
+    const documents = [];
+    let { depth, inString, escaped } = this;
+    let start = depth > 0 ? 0 : -1;
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk.charCodeAt(i);
+      if (inString) {
+        if (escaped) escaped = false;
+        else if (c === BACKSLASH) escaped = true;
+        else if (c === QUOTE) inString = false;
+      } else if (c === QUOTE) inString = true;
+      else if (c === OPEN) { if (depth++ === 0) start = i; }
+      else if (c === CLOSE && --depth === 0) {
+        this.parts.push(chunk.slice(start, i + 1));
+        documents.push(JSON.parse(this.parts.join("")));
+        this.parts = [];
+        start = -1;
+      }
+    }
+    if (depth > 0) this.parts.push(chunk.slice(start));
+    Object.assign(this, { depth, inString, escaped });
+    return documents;
+  }
 }
 
 function connection(up, text) {
@@ -683,19 +715,23 @@ function connection(up, text) {
 }
 
 async function follow() {
+  // index.html asked for the catalog before this script loaded.
+  let asked = window.sidecarCatalog;
+  delete window.sidecarCatalog;
   for (;;) {
     try {
-      const response = await fetch("/api/watch?by_service=false", { cache: "no-store" });
+      const request = asked || fetch(WATCH, { cache: "no-store" });
+      asked = null;
+      const response = await request;
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       connection(true, "live");
       const reader = response.body.getReader();
       const decoder = new TextDecoder();
-      let rest = "";
+      const stream = new Documents();
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        let documents;
-        [documents, rest] = split(rest + decoder.decode(value, { stream: true }));
+        const documents = stream.push(decoder.decode(value, { stream: true }));
         if (documents.length) {
           if (stats.firstDocument === null) stats.firstDocument = performance.now();
           data.state = documents[documents.length - 1];
@@ -855,7 +891,6 @@ function wire() {
 }
 
 stats.loadedAt = Date.now();
-// Ask for the data first: it takes the node longest.
 follow();
 poll();
 loadView();
