@@ -236,7 +236,14 @@ class Simulation:
         @return: the virtual seconds it took.
         """
         for node in self.nodes:
-            announcer = LocalAnnouncer(node.state, self.clock, self.refresh)
+            announcer = LocalAnnouncer(
+                node.state,
+                self.clock,
+                self.refresh,
+                # As makeService wires it: refresh often only while some
+                # peer would otherwise expire the records.
+                expected=lambda node=node: bool(node.cluster.refreshedPeers()),
+            )
             self.announcers[node.name] = announcer
             announcer.servicesDiscovered("static", hostServices(node))
             phase = self.rng.uniform(0, min(self.refresh, 25.0))
@@ -559,8 +566,8 @@ def parseArguments(argv: Sequence[str]) -> argparse.Namespace:
         "--refresh",
         type=float,
         default=REFRESH_INTERVAL,
-        help="seconds between a node's refreshes of its own records "
-        "(the product's, by default)",
+        help="seconds between a node's refreshes of its own records while "
+        "a peer expires records (the product's, by default)",
     )
     parser.add_argument(
         "--settle", type=float, default=10.0, help="virtual seconds between steps"
