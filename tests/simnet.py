@@ -7,7 +7,9 @@ that can lose packets, add delay, partition and freeze nodes.
 
 from __future__ import annotations
 
+import ipaddress
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
@@ -21,7 +23,7 @@ from sidecar.catalog import Service, ServicesState
 from sidecar.gossip.admission import catalogAdmission
 from sidecar.gossip.cluster import Cluster, localMember
 from sidecar.gossip.delegate import CatalogBroadcaster, CatalogDelegate
-from sidecar.gossip.interfaces import IStreamDialer
+from sidecar.gossip.interfaces import IMemberObserver, IStreamDialer
 from sidecar.gossip.members import Member
 from sidecar.gossip.messages import NodeState, WireError
 from sidecar.gossip.profiles import LAN, Timing
@@ -29,8 +31,18 @@ from sidecar.gossip.security import Keyring
 from sidecar.gossip.streams import StreamMessage, frameStream, parseStream
 from sidecar.gossip.transport import GossipDatagramProtocol
 
+from .eventclock import EventClock
+
 Address = tuple[str, int]
 PORT = 7946
+
+
+def simAddress(index: int) -> Address:
+    """
+    Node C{index}'s address: 127.0.1.C{index} up to 254, and on through
+    127.0.2.x, 127.0.3.x, ... for larger clusters (never a real socket).
+    """
+    return (str(ipaddress.IPv4Address(0x7F000100 + index)), PORT)
 
 
 class _SimUDPTransport:
@@ -79,7 +91,7 @@ class SkewedClock:
     shifted, delays run on the shared L{Clock}.
     """
 
-    def __init__(self, clock: Clock, skew: float) -> None:
+    def __init__(self, clock: Clock | EventClock, skew: float) -> None:
         self._clock = clock
         self._skew = skew
 
@@ -111,14 +123,17 @@ class SimNode:
         timing: Timing = LAN,
         goSidecar: bool = False,
         clockSkew: float = 0.0,
+        observers: Sequence[IMemberObserver] = (),
     ) -> None:
         """
         @param goSidecar: whether the node marks itself as the Go Sidecar
             does: its metadata without our drains mark.
+        @param observers: told of membership changes too, after the
+            catalog's delegate.
         """
         self.network = network
         self.name = f"node-{index}"
-        self.address: Address = (f"127.0.1.{index}", PORT)
+        self.address: Address = simAddress(index)
         self.keyring = Keyring(keys) if keys else None
         clock = network.clock
         # Only the catalog reads the time of day; the rest counts intervals.
@@ -139,7 +154,7 @@ class SimNode:
             self.protocol,
             _SimDialer(network, self),
             self.delegate,
-            observer=self.delegate,
+            observer=_Observers([self.delegate, *observers]),
             clusterName=clusterName,
             timing=timing,
             encrypted=self.keyring is not None,
@@ -181,22 +196,58 @@ class SimNode:
         self.state.stop()
 
 
+@implementer(IMemberObserver)
+class _Observers:
+    """
+    Tells each of several observers of a membership change, in order.
+    """
+
+    def __init__(self, observers: Sequence[IMemberObserver]) -> None:
+        self._observers = observers
+
+    def memberJoined(self, member: Member) -> None:
+        for observer in self._observers:
+            observer.memberJoined(member)
+
+    def memberUpdated(self, member: Member) -> None:
+        for observer in self._observers:
+            observer.memberUpdated(member)
+
+    def memberGone(self, member: Member) -> None:
+        for observer in self._observers:
+            observer.memberGone(member)
+
+
 class SimNetwork:
     """
     Delivers packets and streams between L{SimNode}s after C{latency}
     seconds, dropping a C{loss} fraction of packets (streams, being TCP,
     are not lost), and nothing at all across a partition or to or from a
     frozen node.
+
+    @ivar streamBytes: the bytes of stream frames each address has sent
+        (requests and replies); a node's UDP bytes are its protocol's
+        counters.
     """
 
-    def __init__(self, seed: int = 0, latency: float = 0.002) -> None:
-        self.clock = Clock()
+    def __init__(
+        self,
+        seed: int = 0,
+        latency: float = 0.002,
+        clock: Clock | EventClock | None = None,
+    ) -> None:
+        """
+        @param seed: seeds the random losses.
+        @param clock: the shared clock, a new L{Clock} by default.
+        """
+        self.clock = Clock() if clock is None else clock
         self.rng = random.Random(seed)
         self.latency = latency
         self.loss = 0.0
         self.nodes: dict[Address, SimNode] = {}
         self._groups: list[set[Address]] | None = None
         self.packetsSent = 0
+        self.streamBytes: Counter[Address] = Counter()
 
     def build(
         self, count: int, seedCount: int = 1, **settings: object
@@ -204,7 +255,7 @@ class SimNetwork:
         """
         C{count} nodes, each given the first C{seedCount} as seeds.
         """
-        seeds = [(f"127.0.1.{i}", PORT) for i in range(1, seedCount + 1)]
+        seeds = [simAddress(i) for i in range(1, seedCount + 1)]
         first = len(self.nodes) + 1
         return [
             SimNode(self, index, seeds, **settings)  # type: ignore[arg-type]
@@ -261,6 +312,7 @@ class SimNetwork:
         if not self._reachable(sender.address, target):
             return fail(ConnectionRefusedError(f"{target} unreachable"))
         frame = frameStream(body, sender.keyring, compress=False)
+        self.streamBytes[sender.address] += len(frame)
         d: Deferred[StreamMessage | None] = Deferred()
 
         def arrive() -> None:
@@ -282,6 +334,7 @@ class SimNetwork:
                 d.errback(ConnectionRefusedError("closed without a reply"))
                 return
             answer = frameStream(reply, node.keyring, compress=False)
+            self.streamBytes[target] += len(answer)
             self.clock.callLater(self.latency, answered, answer)
 
         def answered(answer: bytes) -> None:
