@@ -165,6 +165,25 @@ class MergeTests(CatalogTestCase):
         assert current is not None
         self.assertEqual(current.status, Status.ALIVE)
 
+    def test_aDrainTiedWithAnInterruptionIsTheLater(self) -> None:
+        """
+        A DRAINING and an UNHEALTHY record with the same stamp: the drain
+        counts as the later, as the merge orders them (the higher status
+        wins a tie), so a later ALIVE still reads DRAINING, in either order.
+        """
+        for first, second in (
+            (Status.DRAINING, Status.UNHEALTHY),
+            (Status.UNHEALTHY, Status.DRAINING),
+        ):
+            state = ServicesState("me", self.clock)
+            self.addCleanup(state.stop)
+            state.merge(self.remote(first, ago=5))
+            state.merge(self.remote(second, ago=5))
+            state.merge(self.remote(Status.ALIVE, ago=1))
+            current = state.get("peer", "aaaaaaaaaaaa")
+            assert current is not None
+            self.assertEqual(current.status, Status.DRAINING, (first, second))
+
     def test_lateDrainingRecordMakesTheAliveWinnerDraining(self) -> None:
         self.state.merge(self.remote(Status.ALIVE, ago=1))
         self.assertTrue(self.state.merge(self.remote(Status.DRAINING, ago=5)))

@@ -199,12 +199,15 @@ class _Entry:
             self.interruptedAt = _newest(self.interruptedAt, record.updated)
 
     def effective(self, sticky: bool) -> Service:
+        # A drain and an interruption with the same stamp: the drain is the
+        # later, as in the merge's own order (DRAINING sorts after every
+        # other status at a tie), so the two rules never disagree.
         winner = self.winner
         if (
             sticky
             and winner.status is Status.ALIVE
             and self.drainedAt is not None
-            and (self.interruptedAt is None or self.drainedAt > self.interruptedAt)
+            and (self.interruptedAt is None or self.drainedAt >= self.interruptedAt)
         ):
             return winner.withStatus(Status.DRAINING, winner.updated)
         return winner
