@@ -6,15 +6,10 @@ is asserted; the figures themselves are for docs/performance.md.
 
 from __future__ import annotations
 
-import re
-import sys
-
-from twisted.internet import reactor
-from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
+from .benchruns import benchmarkLines, figures
 from .dockerengine import dockerEngineSkipReason
-from .processes import REPO, nodeEnvironment
 
 FIGURES = (
     "engine: last container started",
@@ -31,20 +26,10 @@ class DockerBenchTests(TestCase):
     timeout = 180
 
     async def test_everyFigureComesOutForBothEngines(self) -> None:
-        run = getProcessOutputAndValue(
-            sys.executable,
-            [str(REPO / "bench" / "docker_discovery.py"), "3", "--starters", "3"],
-            env=nodeEnvironment(),
-            path=str(REPO / "bench"),
+        lines = await benchmarkLines(
+            self, "docker_discovery.py", "3", "--starters", "3"
         )
-        run.addTimeout(150, reactor)
-        out, err, code = await run
-        self.assertEqual(code, 0, err.decode(errors="replace")[-2000:])
-        rows = dict(
-            re.split(r"\s{2,}", line, maxsplit=1)
-            for line in out.decode().splitlines()
-            if line.strip()
-        )
+        rows = figures(lines)
         self.assertEqual(rows["engine"], "docker / podman")
         self.assertEqual(rows["containers"], "3 / 3")
         for figure in FIGURES:

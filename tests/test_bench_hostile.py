@@ -6,14 +6,9 @@ themselves are for docs/performance.md.
 
 from __future__ import annotations
 
-import re
-import sys
-
-from twisted.internet import reactor
-from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from .processes import REPO, nodeEnvironment
+from .benchruns import benchmarkLines, figures
 
 FIGURES = (
     "API p99",
@@ -28,20 +23,7 @@ class HostileBenchTests(TestCase):
     timeout = 180
 
     async def test_everyFigureComesOut(self) -> None:
-        run = getProcessOutputAndValue(
-            sys.executable,
-            [str(REPO / "bench" / "hostile.py"), "--seconds", "2"],
-            env=nodeEnvironment(),
-            path=str(REPO / "bench"),
-        )
-        run.addTimeout(150, reactor)
-        out, err, code = await run
-        self.assertEqual(code, 0, err.decode(errors="replace")[-2000:])
-        rows = dict(
-            re.split(r"\s{2,}", line, maxsplit=1)
-            for line in out.decode().splitlines()
-            if line.strip()
-        )
+        rows = figures(await benchmarkLines(self, "hostile.py", "--seconds", "2"))
         for figure in FIGURES:
             self.assertIn(figure, rows)
             # Both runs: "<without> / <with>", each with a number.

@@ -7,13 +7,10 @@ figures themselves are for docs/performance.md.
 from __future__ import annotations
 
 import re
-import sys
 
-from twisted.internet import reactor
-from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from .processes import REPO, nodeEnvironment
+from .benchruns import benchmarkLines, figures
 
 FIGURES = (
     "changes",
@@ -32,30 +29,18 @@ class SoakBenchTests(TestCase):
     timeout = 180
 
     async def test_everyFigureComesOut(self) -> None:
-        run = getProcessOutputAndValue(
-            sys.executable,
-            [
-                str(REPO / "bench" / "soak.py"),
-                *("--minutes", "0.1", "--nodes", "2"),
-                *("--interval", "0.5", "--report-every", "2"),
-            ],
-            env=nodeEnvironment(),
-            path=str(REPO / "bench"),
+        lines = await benchmarkLines(
+            self,
+            "soak.py",
+            *("--minutes", "0.1", "--nodes", "2"),
+            *("--interval", "0.5", "--report-every", "2"),
         )
-        run.addTimeout(150, reactor)
-        out, err, code = await run
-        self.assertEqual(code, 0, err.decode(errors="replace")[-2000:])
-        lines = [line for line in out.decode().splitlines() if line.strip()]
         reports = [line for line in lines if line.startswith("minute")]
         # At the start, every two seconds, and at the end.
         self.assertGreaterEqual(len(reports), 3, lines)
         for line in reports:
             self.assertRegex(line, REPORT)
-        rows = dict(
-            re.split(r"\s{2,}", line, maxsplit=1)
-            for line in lines
-            if not line.startswith("minute")
-        )
+        rows = figures(line for line in lines if not line.startswith("minute"))
         self.assertEqual(sorted(rows), sorted(FIGURES))
         for figure in FIGURES:
             self.assertRegex(rows[figure], r"\d")
