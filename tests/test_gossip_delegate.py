@@ -121,6 +121,34 @@ class CatalogDelegateTests(SynchronousTestCase):
         self.delegate.memberJoined(peer)
         self.assertEqual(sent.batches, [[mine], [mine]])
 
+    def join(self, name: str, host: str) -> Member:
+        self.members.aliveReceived(
+            Alive(
+                1, name, bytes(map(int, host.split("."))), 7946, clusterName="default"
+            )
+        )
+        member = self.members.get(name)
+        assert member is not None
+        return member
+
+    def test_aRecordThatOutranItsHostsJoinIsMergedWhenItJoins(self) -> None:
+        """
+        A member relays a record of a host this node has not heard join
+        yet: refused (and counted) now, held back, and merged when the host
+        joins within half a minute; after that it is forgotten.
+        """
+        early = record("fourth", "early")
+        self.delegate.messageReceived(encodeService(early), PEER)
+        self.assertIsNone(self.state.get("fourth", "early"))
+        self.assertEqual(self.refusals(), {UNKNOWN_HOST: 1})
+        self.delegate.memberJoined(self.join("fourth", "127.0.1.4"))
+        self.assertEqual(self.state.get("fourth", "early"), early)
+        late = record("fifth", "late")
+        self.delegate.messageReceived(encodeService(late), PEER)
+        self.clock.advance(31)
+        self.delegate.memberJoined(self.join("fifth", "127.0.1.5"))
+        self.assertIsNone(self.state.get("fifth", "late"))
+
     def test_aGossipedRecordIsMerged(self) -> None:
         self.delegate.messageReceived(encodeService(record()), PEER)
         self.assertEqual(self.state.get("peer", "abc"), record())

@@ -65,6 +65,14 @@ def catalogAdmission(
     )
 
 
+# A record of a host that is no member yet, brought by a member, may be
+# news of one this node has not heard join (its records can outrun its
+# alive message): held back this long, the newest of each instance and at
+# most this many, and merged if the host joins meanwhile.
+WAITING_SECONDS = 30.0
+MAX_WAITING = 256
+
+
 class Admission:
     """
     Admits catalog records by sender, host and stamp.
@@ -90,6 +98,7 @@ class Admission:
         self._members: Members | None = None
         self._gone: dict[str, float] = {}
         self._logs: dict[str, RateLimitedLog] = {}
+        self._waiting: dict[tuple[str, str], tuple[Service, Address, float]] = {}
         self.refused: Counter[str] = Counter()
 
     def watch(self, members: Members) -> None:
@@ -102,6 +111,32 @@ class Admission:
 
     def memberJoined(self, member: Member) -> None:
         self._gone.pop(member.name, None)
+
+    def waitingFor(self, name: str) -> list[tuple[Service, Address]]:
+        """
+        The records of C{name} held back while it was no member (and the
+        addresses that brought them), now that it is one: each still to be
+        judged by L{admit}.
+        """
+        self._pruneWaiting()
+        found = [key for key in self._waiting if key[0] == name]
+        return [self._waiting.pop(key)[:2] for key in found]
+
+    def _wait(self, record: Service, source: Address) -> None:
+        self._pruneWaiting()
+        key = (record.hostname, record.id)
+        self._waiting.pop(key, None)
+        self._waiting[key] = (record, source, self._clock.seconds())
+        if len(self._waiting) > MAX_WAITING:
+            del self._waiting[next(iter(self._waiting))]
+
+    def _pruneWaiting(self) -> None:
+        since = self._clock.seconds() - WAITING_SECONDS
+        while self._waiting:
+            key = next(iter(self._waiting))
+            if self._waiting[key][2] > since:
+                break
+            del self._waiting[key]
 
     def memberGone(self, member: Member) -> None:
         """
@@ -168,6 +203,8 @@ class Admission:
         problem = self._problem(record, fromMember, arrived)
         if problem is not None:
             self.refuse(problem, source, self._detail(problem, record, arrived))
+            if problem == UNKNOWN_HOST:
+                self._wait(record, source)
             return False
         return True
 

@@ -214,6 +214,9 @@ class CatalogDelegate:
     def memberJoined(self, member: Member) -> None:
         self._admission.memberJoined(member)
         self._believe(member)
+        for record, source in self._admission.waitingFor(member.name):
+            if self._admission.admit(record, source, True, timely=False):
+                self._merge(record, source)
         alone = not self._peers
         self._peers.add(member.name)
         if alone:
